@@ -1,0 +1,87 @@
+"""Per-room sequencing, replay buffers and cid de-duplication."""
+import time
+import uuid
+
+from chatstream.history import RoomHistory
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def new_epoch():
+    """A fresh stream epoch: readers holding another epoch must start over."""
+    return uuid.uuid4().hex[:16]
+
+
+class Sequencer:
+    """Gives every room message its seq, id and ts, and remembers the last ones.
+
+    :param epoch: the epoch of every room this sequencer creates.
+    :param history_size: messages kept per room (the replay buffer and the
+        window inside which a repeated ``cid`` is recognised).
+    :param clock_ms: returns Unix milliseconds (injectable for tests).
+    """
+
+    def __init__(self, epoch=None, history_size=50, clock_ms=now_ms):
+        self.epoch = epoch or new_epoch()
+        self.history_size = history_size
+        self.clock_ms = clock_ms
+        self.rooms = {}          # room -> RoomHistory
+        self.cids = {}           # room -> {cid: message} for buffered messages
+        self.changed = {}        # room -> seq, since the last take_changes()
+
+    def room(self, name):
+        """The room's history, created empty on first use."""
+        history = self.rooms.get(name)
+        if history is None:
+            history = self.rooms[name] = RoomHistory(name, self.epoch, size=self.history_size)
+            self.cids[name] = {}
+        return history
+
+    def sequence(self, room, nick, text, node, cid=None):
+        """Sequence one message; returns ``(message, duplicate)``.
+
+        A ``cid`` already seen in the room's buffer returns the first message
+        and ``duplicate=True``: it must not be published again.
+        """
+        history = self.room(room)
+        cids = self.cids[room]
+        if cid is not None and cid in cids:
+            return cids[cid], True
+        message = {
+            "id": uuid.uuid4().hex,
+            "seq": history.seq + 1,
+            "room": room,
+            "nick": nick,
+            "text": text,
+            "ts": self.clock_ms(),
+            "node": node,
+        }
+        if cid is not None:
+            message["cid"] = cid
+        evicted = history.append(message)
+        if evicted is not None and "cid" in evicted:
+            cids.pop(evicted["cid"], None)
+        if cid is not None:
+            cids[cid] = message
+        self.changed[room] = message["seq"]
+        return message, False
+
+    def snapshot(self):
+        """Every room's state: {room: {epoch, seq, history}}."""
+        return {name: history.state() for name, history in self.rooms.items()}
+
+    def history(self, room, since=None, epoch=None):
+        """One room's position and the messages after ``since`` (see RoomHistory.since)."""
+        history = self.rooms.get(room)
+        if history is None:
+            history = RoomHistory(room, self.epoch, size=self.history_size)
+        messages, gap = history.since(since, epoch)
+        return {"room": room, "epoch": history.epoch, "seq": history.seq,
+                "history": messages, "gap": gap}
+
+    def take_changes(self):
+        """Rooms whose seq moved since the last call, {room: seq}."""
+        changed, self.changed = self.changed, {}
+        return changed

@@ -1,0 +1,179 @@
+"""The broker's sockets and loop: intake -> sequencer -> publish, plus snapshots.
+
+One thread, one poller.  Every request is answered or logged; a malformed
+frame is refused with an ``error`` reply and never stops the loop.
+"""
+import logging
+import time
+
+import zmq
+
+from chatstream import wire
+from .sequencer import Sequencer
+
+log = logging.getLogger(__name__)
+
+
+class RequestError(Exception):
+    """A request the broker refuses; becomes an ``error`` reply."""
+
+
+def _field(body, name, types, optional=False):
+    value = body.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, types) or isinstance(value, bool):
+        raise RequestError("field %r has the wrong type" % name)
+    return value
+
+
+class Broker:
+    """Sequences room messages from nodes and publishes them to every node.
+
+    :param config: a :class:`broker.config.BrokerConfig`.
+    :param context: the ZeroMQ context (a new one by default).
+    :param sequencer: the room state (a new :class:`Sequencer` by default).
+    """
+
+    def __init__(self, config, context=None, sequencer=None):
+        self.config = config
+        self.context = context or zmq.Context.instance()
+        self.sequencer = sequencer or Sequencer(history_size=config.history_size)
+        self.instance = None  # "<epoch>-<start time>", set by bind()
+        self.intake = self.publisher = self.snapshots = None
+        self.running = False
+        self.intake_handlers = {"publish": self.on_publish, "relay": self.on_relay}
+        self.snapshot_handlers = {"snapshot": self.on_snapshot, "history": self.on_history}
+
+    def bind(self):
+        """Create and bind the three sockets with explicit high-water marks."""
+        cfg = self.config
+        self.intake = self._socket(zmq.ROUTER, cfg.intake)
+        self.snapshots = self._socket(zmq.ROUTER, cfg.snapshot)
+        self.publisher = self._socket(zmq.PUB, cfg.publish)
+        self.instance = "%s-%d" % (self.sequencer.epoch, int(time.time()))
+        log.info("broker %s listening: intake %s, publish %s, snapshot %s, history %d",
+                 self.instance, cfg.intake, cfg.publish, cfg.snapshot, cfg.history_size)
+
+    def _socket(self, kind, endpoint):
+        sock = self.context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, self.config.sndhwm)
+        sock.setsockopt(zmq.RCVHWM, self.config.rcvhwm)
+        sock.bind(endpoint)
+        return sock
+
+    def close(self):
+        for sock in (self.intake, self.snapshots, self.publisher):
+            if sock is not None:
+                sock.close(0)
+
+    def stop(self, *_):
+        self.running = False
+
+    def run(self):
+        """Serve until :meth:`stop` is called."""
+        poller = zmq.Poller()
+        poller.register(self.intake, zmq.POLLIN)
+        poller.register(self.snapshots, zmq.POLLIN)
+        interval = self.config.heartbeat_ms / 1000.0
+        next_beat = time.monotonic()
+        self.running = True
+        while self.running:
+            now = time.monotonic()
+            if now >= next_beat:
+                self.heartbeat()
+                next_beat = now + interval
+            timeout_ms = max(0, int((next_beat - now) * 1000))
+            try:
+                events = dict(poller.poll(timeout_ms))
+            except zmq.ZMQError as exc:
+                if exc.errno == zmq.EINTR:
+                    continue
+                raise
+            if self.intake in events:
+                self._drain(self.intake, self.intake_handlers)
+            if self.snapshots in events:
+                self._drain(self.snapshots, self.snapshot_handlers)
+
+    def _drain(self, sock, handlers, limit=1000):
+        """Handle what is queued on a ROUTER socket, at most ``limit`` at a time."""
+        for _ in range(limit):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._serve(sock, handlers, frames)
+
+    def _serve(self, sock, handlers, frames):
+        identity = frames[0]
+        rid = None
+        try:
+            if len(frames) != 2:
+                raise RequestError("expected 1 body frame, got %d" % (len(frames) - 1))
+            body = wire.decode(frames[1])
+            rid = body.get("rid")
+            handler = handlers.get(body["type"])
+            if handler is None:
+                raise RequestError("type %r not accepted on this socket" % body["type"])
+            reply = handler(body)
+        except (wire.WireError, RequestError) as exc:
+            log.warning("refused request from %r: %s", identity[:16], exc)
+            reply = wire.encode("error", rid=rid if isinstance(rid, (str, int)) else None,
+                                error="bad_request", detail=str(exc))
+        except Exception:  # a bug must not take the cluster's order down with it
+            log.exception("error serving request")
+            reply = wire.encode("error", rid=rid if isinstance(rid, (str, int)) else None,
+                                error="internal", detail="broker error")
+        if reply is not None:
+            try:
+                sock.send_multipart([identity, reply], zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                log.warning("reply to %r dropped: %s", identity[:16], exc)
+
+    # intake handlers
+
+    def on_publish(self, body):
+        room = _field(body, "room", str)
+        nick = _field(body, "nick", str)
+        text = _field(body, "text", str)
+        node = _field(body, "node", str)
+        cid = _field(body, "cid", str, optional=True)
+        if not room:
+            raise RequestError("empty room")
+        message, duplicate = self.sequencer.sequence(room, nick, text, node, cid)
+        if not duplicate:
+            epoch = self.sequencer.rooms[room].epoch
+            self._publish(wire.room_topic(room), wire.encode("message", message=message, epoch=epoch))
+        return wire.encode("published", rid=body.get("rid"), message=message, duplicate=duplicate)
+
+    def on_relay(self, body):
+        topic = _field(body, "topic", str, optional=True)
+        data = _field(body, "data", dict)
+        frame = wire.encode("relay", topic=topic, data=data)
+        self._publish(wire.room_topic(topic) if topic else wire.BROADCAST_TOPIC, frame)
+        return None  # relays are fire-and-forget, like python-socketio's pub/sub
+
+    # snapshot handlers
+
+    def on_snapshot(self, body):
+        return wire.encode("snapshot", rid=body.get("rid"), broker=self.instance,
+                           epoch=self.sequencer.epoch, rooms=self.sequencer.snapshot())
+
+    def on_history(self, body):
+        room = _field(body, "room", str)
+        since = _field(body, "since", int, optional=True)
+        epoch = _field(body, "epoch", str, optional=True)
+        return wire.encode("history", rid=body.get("rid"),
+                           **self.sequencer.history(room, since, epoch))
+
+    def heartbeat(self):
+        self._publish(wire.HEARTBEAT_TOPIC, wire.encode(
+            "heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
+            ts=int(time.time() * 1000), seqs=self.sequencer.take_changes()))
+
+    def _publish(self, topic, frame):
+        try:
+            self.publisher.send_multipart([topic, frame], zmq.NOBLOCK)
+        except zmq.Again:  # PUB never blocks; a full peer queue drops, nodes repair by seq
+            log.warning("publish queue full, frame dropped")

@@ -1,0 +1,90 @@
+"""Wire format between web nodes and the broker (stdlib only, version 1).
+
+Every ZeroMQ message body is one UTF-8 JSON object with a ``type`` and the
+format version ``v``.  The frames per socket are:
+
+intake (node DEALER -> broker ROUTER, default port 5555)::
+
+    node -> broker   [body]                 body.type in {"publish", "relay"}
+    broker -> node   [body]                 body.type in {"published", "error"}
+
+publish (broker PUB -> node SUB, default port 5556)::
+
+    [topic, body]    topic = room_topic(room) for "message" and room relays,
+                     BROADCAST_TOPIC for relays to everyone,
+                     HEARTBEAT_TOPIC for "heartbeat"
+
+snapshot (node DEALER -> broker ROUTER, default port 5557)::
+
+    node -> broker   [body]                 body.type in {"snapshot", "history"}
+    broker -> node   [body]                 same type as the request, or "error"
+
+Requests carry a ``rid`` (request id, chosen by the node) that the reply
+echoes, so one DEALER can have many requests in flight.
+
+Bodies by type (besides ``v`` and ``type``):
+
+- ``publish``   {rid, room, nick, text, node, cid|null}
+- ``published`` {rid, message: Message, duplicate: bool}
+- ``relay``     {topic: "room"|null, data: {...}}  a python-socketio pub/sub
+  message (emit, disconnect, callback ...) forwarded to every node
+- ``message``   {message: Message}
+- ``heartbeat`` {broker, epoch, ts, seqs: {room: seq}} seqs holds the rooms that
+  changed since the previous heartbeat, so a node notices a lost tail
+- ``snapshot``  request {rid}; reply {rid, broker, epoch, rooms: {room: RoomState}}
+- ``history``   request {rid, room, since}; reply {rid, room, epoch, seq,
+  history: [Message], gap}
+- ``error``     {rid|null, error, detail}
+
+Message = {id, seq, room, nick, text, ts, node, cid?} exactly as clients see it.
+RoomState = {epoch, seq, history: [Message]}.
+"""
+import json
+
+VERSION = 1
+
+HEARTBEAT_TOPIC = b"\x01heartbeat"
+BROADCAST_TOPIC = b"\x01all"
+
+# Request/reply and publish types; anything else is refused by decode().
+TYPES = frozenset({
+    "publish", "published", "relay", "message", "heartbeat",
+    "snapshot", "history", "error",
+})
+
+
+class WireError(ValueError):
+    """A frame that is not a valid version-1 body."""
+
+
+def room_topic(room):
+    """The PUB topic of a room.
+
+    ZeroMQ subscriptions match by prefix; the NUL terminator keeps room "a"
+    from receiving room "ab".
+    """
+    return room.encode("utf-8") + b"\x00"
+
+
+def encode(type_, **fields):
+    """Encode a body of the given type to bytes."""
+    if type_ not in TYPES:
+        raise WireError("unknown type %r" % (type_,))
+    fields["v"] = VERSION
+    fields["type"] = type_
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode(frame):
+    """Decode one body frame, raising WireError for anything malformed."""
+    try:
+        body = json.loads(frame)
+    except (ValueError, TypeError) as exc:
+        raise WireError("not JSON: %s" % exc) from None
+    if not isinstance(body, dict):
+        raise WireError("body is not an object")
+    if body.get("v") != VERSION:
+        raise WireError("unsupported version %r" % (body.get("v"),))
+    if body.get("type") not in TYPES:
+        raise WireError("unknown type %r" % (body.get("type"),))
+    return body

@@ -1,0 +1,122 @@
+"""Socket.IO event handlers: join, leave, message, disconnect (PROTOCOL.md)."""
+import functools
+import logging
+import time
+
+from . import validation
+from .ratelimit import TokenBucket
+from .validation import ContractError
+from .zmq_manager import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Connection:
+    """What the node knows of one client: its rooms (with the nick used in each)."""
+
+    def __init__(self, bucket):
+        self.rooms = {}   # room -> nick
+        self.bucket = bucket
+
+
+def _acked(handler):
+    """Turn ContractError into the contract's refusal; log anything unexpected."""
+    @functools.wraps(handler)
+    def wrapper(self, sid, payload=None):
+        try:
+            return handler(self, sid, payload)
+        except ContractError as exc:
+            return exc.ack()
+        except Exception:
+            log.exception("%s failed", handler.__name__)
+            return {"ok": False, "error": "internal", "detail": "server error"}
+    return wrapper
+
+
+class ChatEvents:
+    """The chat's handlers, bound to one python-socketio Server.
+
+    :param sio: the Server; its client manager must be a ZmqManager.
+    :param rate_per_s: messages per second a connection may sustain.
+    :param rate_burst: messages a connection may send in a burst.
+    :param sync_timeout_s: how long a join waits for the node's first snapshot.
+    """
+
+    def __init__(self, sio, rate_per_s=20.0, rate_burst=40, sync_timeout_s=5.0):
+        self.sio = sio
+        self.manager = sio.manager
+        self.rate_per_s = rate_per_s
+        self.rate_burst = rate_burst
+        self.sync_timeout_s = sync_timeout_s
+        self.connections = {}   # sid -> Connection
+        sio.on("connect", self.on_connect)
+        sio.on("disconnect", self.on_disconnect)
+        sio.on("join", self.on_join)
+        sio.on("leave", self.on_leave)
+        sio.on("message", self.on_message)
+
+    def on_connect(self, sid, environ, auth=None):
+        self.connections[sid] = Connection(TokenBucket(self.rate_per_s, self.rate_burst))
+
+    def on_disconnect(self, sid, reason=None):
+        conn = self.connections.pop(sid, None)
+        if conn is None:
+            return
+        for room, nick in conn.rooms.items():
+            self._announce(room, "%s left" % nick)
+
+    def _connection(self, sid):
+        conn = self.connections.get(sid)
+        if conn is None:  # an event racing its own disconnect
+            raise ContractError("not_joined", "connection is closing")
+        return conn
+
+    def _announce(self, room, text):
+        self.sio.emit("announcement", {"room": room, "text": text,
+                                       "ts": _now_ms()}, room=room)
+
+    @_acked
+    def on_join(self, sid, payload):
+        req = validation.join_request(payload)
+        conn = self._connection(sid)
+        if not self.manager.wait_synced(self.sync_timeout_s):
+            raise ContractError("unavailable", "the node has not reached the broker yet")
+        room = req["room"]
+        conn.rooms[room] = req["nick"]
+        self.sio.enter_room(sid, room)
+        self._announce(room, "%s joined" % req["nick"])
+        view = self.manager.mirror.view(room, req["since"], req["epoch"])
+        return {"ok": True, "room": room, "nick": req["nick"], **view}
+
+    @_acked
+    def on_leave(self, sid, payload):
+        room = validation.leave_request(payload)["room"]
+        conn = self._connection(sid)
+        nick = conn.rooms.pop(room, None)
+        if nick is None:
+            raise ContractError("not_joined", "not in room %s" % room)
+        self.sio.leave_room(sid, room)
+        self._announce(room, "%s left" % nick)
+        return {"ok": True}
+
+    @_acked
+    def on_message(self, sid, payload):
+        req = validation.message_request(payload)
+        conn = self._connection(sid)
+        nick = conn.rooms.get(req["room"])
+        if nick is None:
+            raise ContractError("not_joined", "join room %s first" % req["room"])
+        if not conn.bucket.allow():
+            raise ContractError("rate_limited", "more than %g messages/s (burst %d)"
+                                % (self.rate_per_s, self.rate_burst))
+        try:
+            message, _ = self.manager.sequence(req["room"], nick, req["text"], req["cid"])
+        except BrokerUnavailable as exc:
+            log.warning("message from %s not sequenced: %s", sid, exc)
+            raise ContractError("unavailable", "the message was not sequenced in time; "
+                                "retry with the same cid") from None
+        return {"ok": True, "id": message["id"], "seq": message["seq"]}
+
+
+def _now_ms():
+    return int(time.time() * 1000)

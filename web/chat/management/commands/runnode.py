@@ -1,0 +1,47 @@
+"""``manage.py runnode --name node1 --port 8001``: serve one chat node with gevent."""
+import logging
+import os
+import signal
+
+import gevent
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+log = logging.getLogger("chat.runnode")
+
+
+def _require_websocket_handler():
+    try:
+        from geventwebsocket.handler import WebSocketHandler
+    except ImportError as exc:  # never silently fall back to long-polling only
+        raise CommandError("gevent-websocket is required (pip install -r requirements.txt): %s" % exc)
+    return WebSocketHandler
+
+
+class Command(BaseCommand):
+    help = "Serve a chat node (Django + Socket.IO over gevent) on the given port."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", help="node name (default: CHAT_NODE_NAME)")
+        parser.add_argument("--host", default=os.environ.get("CHAT_NODE_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("CHAT_NODE_PORT", "8001")))
+
+    def handle(self, *args, name=None, host=None, port=None, **options):
+        from gevent import monkey
+        if not monkey.is_module_patched("socket"):
+            raise CommandError("runnode must be started through manage.py (gevent patches first)")
+        from gevent import pywsgi
+        from chatsite.wsgi import application as django_app
+        from chat.node import build_app, build_server
+        handler_class = _require_websocket_handler()
+        if name:
+            settings.CHAT_NODE_NAME = name
+        sio = build_server()
+        app = build_app(sio, django_app)
+        server = pywsgi.WSGIServer((host, port), app, handler_class=handler_class, log=None,
+                                   error_log=logging.getLogger("chat.wsgi"))
+        gevent.signal_handler(signal.SIGTERM, server.stop, 2)
+        gevent.signal_handler(signal.SIGINT, server.stop, 2)
+        log.info("node %s serving on http://%s:%d/", settings.CHAT_NODE_NAME, host, port)
+        server.serve_forever()
+        log.info("node %s stopped", settings.CHAT_NODE_NAME)

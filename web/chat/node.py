@@ -1,0 +1,56 @@
+"""One chat node: Socket.IO (gevent mode) around the Django app, on our broker manager."""
+import logging
+
+import socketio
+from django.conf import settings
+
+from .events import ChatEvents
+from .zmq_manager import ZmqManager
+
+log = logging.getLogger(__name__)
+
+_sio = None
+
+
+def current_server():
+    """The Socket.IO server of this process, or None outside a node (e.g. tests)."""
+    return _sio
+
+
+def build_server():
+    """Create the process's Socket.IO server and its broker link from settings."""
+    global _sio
+    manager = ZmqManager(
+        node=settings.CHAT_NODE_NAME,
+        intake=settings.CHAT_BROKER_INTAKE,
+        publish=settings.CHAT_BROKER_PUBLISH,
+        snapshot=settings.CHAT_BROKER_SNAPSHOT,
+        history_size=settings.CHAT_HISTORY_SIZE,
+        ack_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
+        heartbeat_ms=settings.CHAT_BROKER_HEARTBEAT_MS,
+        dead_after_ms=settings.CHAT_BROKER_DEAD_AFTER_MS,
+        hwm=settings.CHAT_ZMQ_HWM,
+        logger=logging.getLogger("chat.zmq_manager"),
+    )
+    sio = socketio.Server(
+        async_mode="gevent",
+        client_manager=manager,
+        # The balancer keeps a long-polling session on one node by this cookie
+        # (see deploy/haproxy.cfg); browsers and clients need nothing special.
+        cookie={"name": "io", "path": "/", "samesite": "Lax", "httponly": True},
+        cors_allowed_origins=[],
+        logger=False,
+        engineio_logger=False,
+    )
+    ChatEvents(sio, rate_per_s=settings.CHAT_RATE_PER_S, rate_burst=settings.CHAT_RATE_BURST,
+               sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
+    # Start the broker link now, not at the first client: /healthz depends on it.
+    sio.manager_initialized = True
+    manager.initialize()
+    _sio = sio
+    return sio
+
+
+def build_app(sio, django_app):
+    """The WSGI app of a node: /socket.io/ to Socket.IO, the rest to Django."""
+    return socketio.WSGIApp(sio, django_app)

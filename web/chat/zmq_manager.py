@@ -1,0 +1,311 @@
+"""python-socketio client manager over the broker, on ``zmq.green``.
+
+The only module of the web side that imports zmq.  Three sockets per node:
+
+- intake DEALER -> broker ROUTER: ``publish`` requests (acked once sequenced)
+  and python-socketio's own pub/sub traffic (``relay``: emits to rooms,
+  remote disconnects, callbacks) that the base class publishes;
+- SUB <- broker PUB: sequenced messages, relays and heartbeats;
+- snapshot DEALER -> broker ROUTER: room snapshots and history repairs.
+
+Chat messages never take the base class's "emit locally, then publish" path:
+they go node -> broker -> every node (this one too) and are emitted only in
+seq order, so the broker's order is the only order.
+"""
+import enum
+import itertools
+import logging
+import time
+
+import gevent
+from gevent.event import AsyncResult, Event
+import zmq.green as zmq
+from socketio.pubsub_manager import PubSubManager
+
+from chatstream import wire
+from .mirror import Mirror, Outcome
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not answer in time (or cannot be reached at all)."""
+
+
+class LinkState(enum.Enum):
+    CONNECTING = "connecting"   # no heartbeat heard yet
+    SYNCING = "syncing"         # heartbeat heard, snapshot being installed
+    LIVE = "live"               # mirror follows the broker's stream
+    DOWN = "down"               # heartbeats stopped: broker gone or unreachable
+
+
+class RequestChannel:
+    """A DEALER with many requests in flight, matched to replies by ``rid``.
+
+    Sends never block: with ``IMMEDIATE`` set, a broker that is not connected
+    refuses at once and the caller hears :class:`BrokerUnavailable`.
+    """
+
+    def __init__(self, context, endpoint, hwm):
+        self.endpoint = endpoint
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.IMMEDIATE, 1)
+        self.socket.setsockopt(zmq.SNDHWM, hwm)
+        self.socket.setsockopt(zmq.RCVHWM, hwm)
+        self.socket.connect(endpoint)
+        self.rids = itertools.count(1)
+        self.pending = {}       # rid -> AsyncResult
+        self.reader = gevent.spawn(self._read)
+
+    def send(self, type_, **fields):
+        """Fire and forget; False when the frame could not be queued."""
+        try:
+            self.socket.send(wire.encode(type_, **fields), zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+
+    def request(self, type_, timeout, **fields):
+        """Send a request and wait for its reply body."""
+        rid = next(self.rids)
+        result = self.pending[rid] = AsyncResult()
+        try:
+            if not self.send(type_, rid=rid, **fields):
+                raise BrokerUnavailable("broker not connected at %s" % self.endpoint)
+            reply = result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise BrokerUnavailable("no reply from %s in %.1f s" % (self.endpoint, timeout)) from None
+        finally:
+            self.pending.pop(rid, None)
+        if reply["type"] == "error":
+            raise BrokerUnavailable("broker refused: %s" % reply.get("detail"))
+        return reply
+
+    def _read(self):
+        while True:
+            try:
+                body = wire.decode(self.socket.recv())
+            except wire.WireError as exc:
+                log.warning("bad reply from %s: %s", self.endpoint, exc)
+                continue
+            except zmq.ZMQError:
+                return  # socket closed
+            result = self.pending.get(body.get("rid"))
+            if result is None:
+                log.info("late reply from %s dropped: %s", self.endpoint, body.get("type"))
+            else:
+                result.set(body)
+
+    def close(self):
+        self.reader.kill(block=False)
+        self.socket.close(0)
+
+
+class ZmqManager(PubSubManager):
+    """Client manager that makes the broker the single source of order.
+
+    :param node: this node's name, stamped on messages its clients author.
+    :param intake: the broker's intake endpoint.
+    :param publish: the broker's publish endpoint.
+    :param snapshot: the broker's snapshot endpoint.
+    :param history_size: messages kept per room (as on the broker).
+    :param ack_timeout_s: how long a message waits to be sequenced.
+    :param heartbeat_ms: the broker's heartbeat period.
+    :param dead_after_ms: silence after which the broker counts as down.
+    :param hwm: high-water mark of every socket.
+    """
+    name = "zmq-broker"
+
+    def __init__(self, node="node", intake="tcp://127.0.0.1:5555",
+                 publish="tcp://127.0.0.1:5556", snapshot="tcp://127.0.0.1:5557",
+                 history_size=50, ack_timeout_s=5.0, heartbeat_ms=1000,
+                 dead_after_ms=3000, hwm=100_000, logger=None):
+        super().__init__(channel="chat", logger=logger)
+        self.node = node
+        self.endpoints = {"intake": intake, "publish": publish, "snapshot": snapshot}
+        self.ack_timeout_s = ack_timeout_s
+        self.heartbeat_ms = heartbeat_ms
+        self.dead_after_ms = dead_after_ms
+        self.hwm = hwm
+        self.mirror = Mirror(history_size)
+        self.state = LinkState.CONNECTING
+        self.synced = Event()        # set once the first snapshot is installed
+        self.broker_instance = None  # the instance the mirror was synced with
+        self.last_heard = 0.0
+        self.context = self.intake = self.snapshots = self.sub = None
+        self.frame_handlers = {"message": self._on_message, "relay": self._on_relay,
+                               "heartbeat": self._on_heartbeat}
+        self.relay_handlers = {"emit": self._handle_emit, "callback": self._handle_callback,
+                               "disconnect": self._handle_disconnect,
+                               "enter_room": self._handle_enter_room,
+                               "leave_room": self._handle_leave_room,
+                               "close_room": self._handle_close_room}
+
+    # lifecycle
+
+    def initialize(self):
+        """Connect the sockets and start the listener (once, before serving)."""
+        if self.context is not None:
+            return
+        self.context = zmq.Context.instance()
+        self.intake = RequestChannel(self.context, self.endpoints["intake"], self.hwm)
+        self.snapshots = RequestChannel(self.context, self.endpoints["snapshot"], self.hwm)
+        self.sub = self.context.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.RCVHWM, self.hwm)
+        # Every room for now: joins are answered from the local mirror at once.
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sub.connect(self.endpoints["publish"])
+        super().initialize()   # starts _thread as a background task
+        self._get_logger().info("node %s: broker intake %s, publish %s, snapshot %s",
+                                self.node, *self.endpoints.values())
+
+    @property
+    def broker_up(self):
+        return self.state is LinkState.LIVE
+
+    # chat messages: node -> broker -> every node
+
+    def sequence(self, room, nick, text, cid=None):
+        """Have the broker sequence a message; returns ``(message, duplicate)``.
+
+        Raises :class:`BrokerUnavailable` when it is not sequenced in time.
+        """
+        reply = self.intake.request("publish", self.ack_timeout_s, room=room, nick=nick,
+                                    text=text, node=self.node, cid=cid)
+        return reply["message"], reply["duplicate"]
+
+    def wait_synced(self, timeout):
+        """True once the mirror holds a broker snapshot."""
+        return self.synced.wait(timeout)
+
+    # python-socketio pub/sub extension points
+
+    def _publish(self, data):
+        room = data.get("room")
+        topic = room if isinstance(room, str) else None
+        if not self.intake.send("relay", topic=topic, data=data):
+            self._get_logger().warning("broker unreachable, %s not relayed", data.get("method"))
+
+    def _listen(self):  # pragma: no cover - _thread below reads the SUB socket itself
+        raise NotImplementedError
+
+    def _thread(self):
+        """The link's state machine: read SUB, watch heartbeats, sync, repair."""
+        while True:
+            try:
+                self._step()
+            except Exception:
+                self._get_logger().exception("broker link error")
+                gevent.sleep(0.1)
+
+    def _step(self):
+        if self.sub.poll(self.heartbeat_ms):
+            topic, frame = self._recv()
+            if frame is None:
+                return
+            self.last_heard = time.monotonic()
+            try:
+                body = wire.decode(frame)
+            except wire.WireError as exc:
+                self._get_logger().warning("bad frame on %r: %s", topic[:32], exc)
+                return
+            handler = self.frame_handlers.get(body["type"])
+            if handler is not None:
+                handler(body)
+        silent_ms = (time.monotonic() - self.last_heard) * 1000
+        if self.state is not LinkState.DOWN and self.state is not LinkState.CONNECTING \
+                and silent_ms > self.dead_after_ms:
+            self._set_state(LinkState.DOWN, "no heartbeat for %d ms" % silent_ms)
+
+    def _recv(self):
+        frames = self.sub.recv_multipart()
+        if len(frames) != 2:
+            self._get_logger().warning("dropped frame with %d parts", len(frames))
+            return None, None
+        return frames
+
+    def _set_state(self, state, why):
+        if state is not self.state:
+            self._get_logger().info("broker link %s -> %s (%s)", self.state.value, state.value, why)
+            self.state = state
+
+    # SUB frame handlers
+
+    def _on_heartbeat(self, body):
+        if self.state is not LinkState.LIVE or body.get("broker") != self.broker_instance:
+            self._sync(body.get("broker"))
+            return
+        for room, seq in (body.get("seqs") or {}).items():
+            epoch, known = self.mirror.position(room)
+            if epoch == body.get("epoch") and known < seq:
+                self._get_logger().warning("room %s: behind the broker (%d < %d), repairing",
+                                           room, known, seq)
+                self._repair(room)
+
+    def _on_message(self, body):
+        if self.state is not LinkState.LIVE:
+            return  # the snapshot that ends the sync covers it
+        message = body["message"]
+        outcome = self.mirror.apply(message, body["epoch"])
+        if outcome is Outcome.APPLIED:
+            self._deliver(message)
+        elif outcome is Outcome.GAP:
+            self._repair(message["room"])
+
+    def _on_relay(self, body):
+        data = body.get("data") or {}
+        if data.get("host_id") == self.host_id and data.get("method") != "callback":
+            return  # our own emit, already handled locally by the base class
+        handler = self.relay_handlers.get(data.get("method"))
+        if handler is not None:
+            handler(data)
+
+    # sync and repair
+
+    def _sync(self, instance):
+        """Install a full snapshot (Clone pattern): SUB is connected first, so
+        everything published after the snapshot is queued on it and merged by seq."""
+        self._set_state(LinkState.SYNCING, "broker %s" % instance)
+        try:
+            reply = self.snapshots.request("snapshot", self.ack_timeout_s)
+        except BrokerUnavailable as exc:
+            self._set_state(LinkState.DOWN, str(exc))
+            return
+        broken = self.mirror.install(reply["epoch"], reply["rooms"])
+        self.broker_instance = reply["broker"]
+        self.last_heard = time.monotonic()
+        self._set_state(LinkState.LIVE, "snapshot of %d rooms" % len(reply["rooms"]))
+        self.synced.set()
+        for room in broken:
+            self._restart_readers(room)
+
+    def _repair(self, room):
+        """Fetch what this node missed of one room from the broker's buffer."""
+        epoch, seq = self.mirror.position(room)
+        try:
+            reply = self.snapshots.request("history", self.ack_timeout_s,
+                                           room=room, since=seq, epoch=epoch)
+        except BrokerUnavailable as exc:
+            self._set_state(LinkState.DOWN, "repair of %s failed: %s" % (room, exc))
+            return
+        if reply["gap"]:
+            self.mirror.install_room(room, reply)
+            self._restart_readers(room)
+            return
+        for message in reply["history"]:
+            if self.mirror.apply(message, reply["epoch"]) is Outcome.APPLIED:
+                self._deliver(message)
+
+    def _restart_readers(self, room):
+        """This node cannot continue the room's stream for its members: disconnect
+        them, so they rejoin with ``since`` and hear ``gap`` (never a silent hole)."""
+        members = [sid for sid, _ in self.get_participants("/", room)]
+        self._get_logger().warning("room %s: stream broken, restarting %d local members",
+                                   room, len(members))
+        for sid in members:
+            self.server.disconnect(sid, ignore_queue=True)
+
+    def _deliver(self, message):
+        self.server.emit("message", message, room=message["room"], ignore_queue=True)

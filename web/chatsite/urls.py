@@ -1,0 +1,9 @@
+from django.urls import path
+
+from chat import views
+
+urlpatterns = [
+    path("", views.lobby, name="lobby"),
+    path("r/<str:room>/", views.room, name="room"),
+    path("healthz", views.healthz, name="healthz"),
+]

@@ -1,0 +1,14 @@
+#!/usr/bin/env python
+"""Django's command-line utility for the chat node."""
+import os
+import sys
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["runnode"]:
+        # gevent must patch the standard library before anything imports it.
+        from gevent import monkey
+        monkey.patch_all()
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+    from django.core.management import execute_from_command_line
+    execute_from_command_line(sys.argv)
