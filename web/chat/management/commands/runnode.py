@@ -2,6 +2,7 @@
 import logging
 import os
 import signal
+import socket
 
 import gevent
 from django.conf import settings
@@ -18,6 +19,23 @@ def _require_websocket_handler():
     return WebSocketHandler
 
 
+def _nodelay_server_class():
+    from gevent import pywsgi
+
+    class NoDelayWSGIServer(pywsgi.WSGIServer):
+        """Disables Nagle: an event and its ack are two small writes, and Nagle
+        would hold the second until the client's delayed ACK (~40 ms)."""
+
+        def handle(self, sock, address):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass  # not TCP (e.g. a unix socket)
+            super().handle(sock, address)
+
+    return NoDelayWSGIServer
+
+
 class Command(BaseCommand):
     help = "Serve a chat node (Django + Socket.IO over gevent) on the given port."
 
@@ -30,7 +48,6 @@ class Command(BaseCommand):
         from gevent import monkey
         if not monkey.is_module_patched("socket"):
             raise CommandError("runnode must be started through manage.py (gevent patches first)")
-        from gevent import pywsgi
         from chatsite.wsgi import application as django_app
         from chat.node import build_app, build_server
         handler_class = _require_websocket_handler()
@@ -38,7 +55,7 @@ class Command(BaseCommand):
             settings.CHAT_NODE_NAME = name
         sio = build_server()
         app = build_app(sio, django_app)
-        server = pywsgi.WSGIServer((host, port), app, handler_class=handler_class, log=None,
+        server = _nodelay_server_class()((host, port), app, handler_class=handler_class, log=None,
                                    error_log=logging.getLogger("chat.wsgi"))
         gevent.signal_handler(signal.SIGTERM, server.stop, 2)
         gevent.signal_handler(signal.SIGINT, server.stop, 2)

@@ -1,0 +1,59 @@
+import shutil
+
+import pytest
+
+from .cluster import ChatClient, Cluster
+
+if shutil.which("haproxy") is None:  # scripts/setup installs it; say so instead of skipping
+    raise RuntimeError("haproxy is not installed: run scripts/test (it installs it) or apt-get install haproxy")
+
+
+def _check_logs(cluster):
+    bad = {name: log for name, log in cluster.logs().items() if "Traceback" in log}
+    assert not bad, "tracebacks in process logs:\n" + "\n".join(
+        "--- %s ---\n%s" % (name, log[-4000:]) for name, log in bad.items())
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Broker + node1..node3, shared by a module's tests (each test uses its own rooms)."""
+    # Tests send faster than people do; the rate limit has its own test.
+    c = Cluster(tmp_path_factory.mktemp("cluster"), env={"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"})
+    try:
+        c.start_broker()
+        for name in ("node1", "node2", "node3"):
+            c.start_node(name, wait=False)
+        for name in ("node1", "node2", "node3"):
+            c.wait_healthy(name)
+        yield c
+    finally:
+        c.stop()
+    _check_logs(c)
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    """A fresh cluster per test, for tests that stop or break processes."""
+    made = []
+
+    def make(env=None):
+        c = Cluster(tmp_path / ("cluster%d" % len(made)), env=env)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.stop()
+
+
+@pytest.fixture
+def client():
+    """Factory of connected clients, all disconnected after the test."""
+    made = []
+
+    def connect(url, name="client", transports=("websocket",)):
+        c = ChatClient(url, transports=transports, name=name)
+        made.append(c)
+        return c
+    yield connect
+    for c in made:
+        c.close()

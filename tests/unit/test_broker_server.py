@@ -1,0 +1,439 @@
+"""broker.server.Broker: request handling without network (fake sockets), plus
+one run of the real loop over zmq inproc sockets."""
+import itertools
+import json
+import threading
+
+import pytest
+import zmq
+
+from broker.config import BrokerConfig
+from broker.sequencer import Sequencer
+from broker.server import Broker
+from chatstream import wire
+
+PEER = b"\x00peer-1"
+
+
+class FakeSocket:
+    """Records send_multipart calls; optionally raises instead of sending."""
+
+    def __init__(self, raises=None):
+        self.sent = []
+        self.raises = raises
+
+    def send_multipart(self, frames, flags=0):
+        if self.raises is not None:
+            raise self.raises
+        self.sent.append(list(frames))
+
+
+def make_broker(history_size=50):
+    clock = itertools.count(1_000)
+    sequencer = Sequencer(epoch="E1", history_size=history_size,
+                          clock_ms=lambda: next(clock))
+    broker = Broker(BrokerConfig(history_size=history_size), context=object(),
+                    sequencer=sequencer)
+    broker.publisher = FakeSocket()
+    broker.instance = "E1-1"
+    return broker
+
+
+def frame(type_, **fields):
+    return wire.encode(type_, **fields)
+
+
+def serve(broker, handlers, *frames):
+    """Serve one request from PEER; returns the decoded replies sent to it."""
+    sock = FakeSocket()
+    broker._serve(sock, handlers, [PEER, *frames])
+    for identity, _ in sock.sent:
+        assert identity == PEER
+    return [wire.decode(body) for _, body in sock.sent]
+
+
+def intake(broker, *frames):
+    return serve(broker, broker.intake_handlers, *frames)
+
+
+def snapshots(broker, *frames):
+    return serve(broker, broker.snapshot_handlers, *frames)
+
+
+def published(broker):
+    """What went out on PUB: [(topic, body)]."""
+    return [(topic, wire.decode(body)) for topic, body in broker.publisher.sent]
+
+
+def publish_frame(rid=1, room="lobby", nick="ann", text="hi", node="node1", cid=None):
+    return frame("publish", rid=rid, room=room, nick=nick, text=text, node=node, cid=cid)
+
+
+# --- publish -----------------------------------------------------------------
+
+def test_publish_is_sequenced_acked_and_published_on_the_room_topic():
+    broker = make_broker()
+    [reply] = intake(broker, publish_frame(rid="r-7", cid="c1"))
+    assert reply["type"] == "published"
+    assert reply["rid"] == "r-7"
+    assert reply["duplicate"] is False
+    message = reply["message"]
+    assert (message["seq"], message["room"], message["nick"], message["text"],
+            message["node"], message["cid"], message["ts"]) == (
+        1, "lobby", "ann", "hi", "node1", "c1", 1_000)
+    [(topic, body)] = published(broker)
+    assert topic == wire.room_topic("lobby")
+    assert body["type"] == "message"
+    assert body["message"] == message
+    assert body["epoch"] == "E1"
+
+
+def test_publish_seqs_count_up_per_room():
+    broker = make_broker()
+    got = []
+    for rid, room in enumerate(["a", "a", "b", "a"]):
+        [reply] = intake(broker, publish_frame(rid=rid, room=room))
+        got.append((reply["rid"], room, reply["message"]["seq"]))
+    assert got == [(0, "a", 1), (1, "a", 2), (2, "b", 1), (3, "a", 3)]
+    assert [b["message"]["seq"] for _, b in published(broker)] == [1, 2, 1, 3]
+
+
+def test_publish_retry_with_same_cid_acks_the_first_message_and_is_not_republished():
+    broker = make_broker()
+    [first] = intake(broker, publish_frame(rid=1, cid="c1", text="first"))
+    [retry] = intake(broker, publish_frame(rid=2, cid="c1", text="first"))
+    assert retry["rid"] == 2
+    assert retry["duplicate"] is True
+    assert retry["message"] == first["message"]
+    assert len(published(broker)) == 1
+    assert broker.sequencer.rooms["lobby"].seq == 1
+
+
+def test_publish_without_cid_field_is_accepted():
+    broker = make_broker()
+    body = {"v": 1, "type": "publish", "rid": 1, "room": "r", "nick": "n", "text": "t",
+            "node": "node1"}
+    [reply] = intake(broker, json.dumps(body).encode())
+    assert reply["type"] == "published"
+    assert "cid" not in reply["message"]
+
+
+@pytest.mark.parametrize("change", [
+    {"room": 5}, {"room": None}, {"room": ""}, {"room": ["a"]}, {"room": True},
+    {"nick": None}, {"nick": 3}, {"text": None}, {"text": ["x"]}, {"text": False},
+    {"node": None}, {"node": 1.5}, {"cid": 5}, {"cid": True}, {"cid": {"a": 1}},
+], ids=lambda c: "%s=%r" % next(iter(c.items())))
+def test_publish_with_missing_or_mistyped_fields_is_refused_and_changes_nothing(change):
+    broker = make_broker()
+    fields = dict(rid=9, room="lobby", nick="ann", text="hi", node="node1", cid=None)
+    fields.update(change)
+    [reply] = intake(broker, frame("publish", **fields))
+    assert reply["type"] == "error"
+    assert reply["error"] == "bad_request"
+    assert reply["rid"] == 9
+    assert isinstance(reply["detail"], str) and reply["detail"]
+    assert broker.sequencer.snapshot() == {}
+    assert published(broker) == []
+
+
+def test_publish_still_acks_when_the_pub_queue_is_full():
+    broker = make_broker()
+    broker.publisher = FakeSocket(raises=zmq.Again())
+    [reply] = intake(broker, publish_frame())
+    # sequenced (nodes repair the dropped frame by seq), so the ack must go out
+    assert reply["type"] == "published"
+    assert broker.sequencer.rooms["lobby"].seq == 1
+
+
+# --- relay -------------------------------------------------------------------
+
+def test_relay_to_a_room_is_published_on_the_room_topic_without_a_reply():
+    broker = make_broker()
+    data = {"method": "emit", "event": "announcement", "room": "lobby", "host_id": "h"}
+    assert intake(broker, frame("relay", topic="lobby", data=data)) == []
+    [(topic, body)] = published(broker)
+    assert topic == wire.room_topic("lobby")
+    assert (body["type"], body["topic"], body["data"]) == ("relay", "lobby", data)
+
+
+def test_relay_without_topic_is_broadcast():
+    broker = make_broker()
+    assert intake(broker, frame("relay", topic=None, data={"method": "disconnect"})) == []
+    [(topic, body)] = published(broker)
+    assert topic == wire.BROADCAST_TOPIC
+    assert body["data"] == {"method": "disconnect"}
+
+
+@pytest.mark.parametrize("fields", [
+    {"topic": None}, {"topic": None, "data": None}, {"topic": None, "data": [1]},
+    {"topic": None, "data": "x"}, {"topic": 5, "data": {}},
+], ids=repr)
+def test_relay_with_bad_fields_is_refused(fields):
+    broker = make_broker()
+    [reply] = intake(broker, frame("relay", **fields))
+    assert (reply["type"], reply["error"]) == ("error", "bad_request")
+    assert published(broker) == []
+
+
+# --- snapshot and history ----------------------------------------------------
+
+def fill(broker, room, count):
+    for i in range(count):
+        intake(broker, publish_frame(rid=i, room=room))
+
+
+def test_snapshot_reply_carries_every_room_state():
+    broker = make_broker(history_size=3)
+    fill(broker, "a", 5)
+    fill(broker, "b", 1)
+    [reply] = snapshots(broker, frame("snapshot", rid=42))
+    assert reply["type"] == "snapshot"
+    assert reply["rid"] == 42
+    assert reply["broker"] == "E1-1"
+    assert reply["epoch"] == "E1"
+    assert reply["rooms"] == broker.sequencer.snapshot()
+    assert [m["seq"] for m in reply["rooms"]["a"]["history"]] == [3, 4, 5]
+    assert reply["rooms"]["b"]["seq"] == 1
+
+
+@pytest.mark.parametrize("since,epoch,expected,gap", [
+    (None, None, [3, 4, 5], False),
+    (3, "E1", [4, 5], False),
+    (5, "E1", [], False),
+    (1, "E1", [3, 4, 5], True),
+    (3, "E0", [3, 4, 5], True),
+    (9, "E1", [3, 4, 5], True),
+])
+def test_history_reply_answers_since(since, epoch, expected, gap):
+    broker = make_broker(history_size=3)
+    fill(broker, "a", 5)
+    [reply] = snapshots(broker, frame("history", rid="h1", room="a", since=since, epoch=epoch))
+    assert reply["type"] == "history"
+    assert reply["rid"] == "h1"
+    assert (reply["room"], reply["epoch"], reply["seq"]) == ("a", "E1", 5)
+    assert [m["seq"] for m in reply["history"]] == expected
+    assert reply["gap"] is gap
+
+
+def test_history_of_an_unknown_room_is_empty_and_creates_nothing():
+    broker = make_broker()
+    [reply] = snapshots(broker, frame("history", rid=1, room="none", since=0, epoch="E1"))
+    assert (reply["seq"], reply["history"], reply["gap"]) == (0, [], False)
+    assert broker.sequencer.snapshot() == {}
+
+
+@pytest.mark.parametrize("fields", [
+    {"room": None}, {"room": 1}, {"room": "a", "since": True}, {"room": "a", "since": "3"},
+    {"room": "a", "since": 2.5}, {"room": "a", "epoch": 7}, {"room": "a", "epoch": ["E1"]},
+], ids=repr)
+def test_history_with_bad_fields_is_refused(fields):
+    broker = make_broker()
+    [reply] = snapshots(broker, frame("history", rid=3, **fields))
+    assert (reply["type"], reply["error"], reply["rid"]) == ("error", "bad_request", 3)
+
+
+# --- garbage never raises ----------------------------------------------------
+
+def raw(body):
+    return json.dumps(body).encode()
+
+
+GARBAGE = [
+    pytest.param([], id="no-body-frame"),
+    pytest.param([b"a", b"b"], id="two-body-frames"),
+    pytest.param([publish_frame(), publish_frame()], id="two-valid-bodies"),
+    pytest.param([b""], id="empty"),
+    pytest.param([b"not json"], id="not-json"),
+    pytest.param([b"\xff\xfe\x80"], id="bad-utf8"),
+    pytest.param([b"[1, 2]"], id="json-list"),
+    pytest.param([b'"publish"'], id="json-string"),
+    pytest.param([b"null"], id="json-null"),
+    pytest.param([raw({"type": "publish", "rid": 1})], id="no-version"),
+    pytest.param([raw({"v": 2, "type": "publish", "rid": 1})], id="version-2"),
+    pytest.param([raw({"v": 1, "rid": 1})], id="no-type"),
+    pytest.param([raw({"v": 1, "type": "bogus", "rid": 1})], id="unknown-type"),
+    pytest.param([raw({"v": 1, "type": 5})], id="numeric-type"),
+]
+
+
+@pytest.mark.parametrize("handlers_name", ["intake_handlers", "snapshot_handlers"])
+@pytest.mark.parametrize("frames", GARBAGE)
+def test_garbage_frames_get_a_bad_request_error_reply(frames, handlers_name):
+    broker = make_broker()
+    replies = serve(broker, getattr(broker, handlers_name), *frames)
+    assert len(replies) == 1
+    reply = replies[0]
+    assert reply["type"] == "error"
+    assert reply["error"] == "bad_request"
+    assert isinstance(reply["detail"], str) and reply["detail"]
+    assert broker.sequencer.snapshot() == {}
+    assert published(broker) == []
+
+
+@pytest.mark.parametrize("frames", [
+    pytest.param([raw({"v": 1, "type": [], "rid": 1})], id="list-type"),
+    pytest.param([raw({"v": 1, "type": {"x": 1}, "rid": 1})], id="object-type"),
+])
+def test_unhashable_type_still_gets_an_error_reply(frames):
+    broker = make_broker()
+    [reply] = intake(broker, *frames)
+    assert reply["type"] == "error"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG wire.decode raises TypeError for an unhashable "
+                   "`type`, so the broker answers error='internal' (a broker bug) instead of "
+                   "'bad_request' (a bad frame)")
+def test_unhashable_type_is_refused_as_bad_request():
+    broker = make_broker()
+    [reply] = intake(broker, raw({"v": 1, "type": [], "rid": 1}))
+    assert reply["error"] == "bad_request"
+
+
+@pytest.mark.parametrize("type_,handlers_name", [
+    ("snapshot", "intake_handlers"), ("history", "intake_handlers"),
+    ("message", "intake_handlers"), ("heartbeat", "intake_handlers"),
+    ("publish", "snapshot_handlers"), ("relay", "snapshot_handlers"),
+    ("published", "snapshot_handlers"), ("error", "snapshot_handlers"),
+])
+def test_valid_types_are_refused_on_the_wrong_socket(type_, handlers_name):
+    broker = make_broker()
+    [reply] = serve(broker, getattr(broker, handlers_name), frame(type_, rid=5, room="a"))
+    assert (reply["type"], reply["error"], reply["rid"]) == ("error", "bad_request", 5)
+    assert published(broker) == []
+
+
+@pytest.mark.parametrize("rid,echoed", [
+    ("abc", "abc"), (17, 17), (None, None), ({"a": 1}, None), ([1], None),
+], ids=repr)
+def test_error_reply_echoes_only_scalar_rids(rid, echoed):
+    broker = make_broker()
+    # a decodable body refused by the broker (a snapshot-socket type on intake)
+    [reply] = intake(broker, raw({"v": 1, "type": "history", "rid": rid}))
+    assert reply["type"] == "error"
+    assert reply["rid"] == echoed
+
+
+def test_a_crashing_handler_gets_an_internal_error_reply():
+    broker = make_broker()
+
+    def crash(body):
+        raise KeyError("boom")
+
+    [reply] = serve(broker, {"publish": crash}, publish_frame(rid="x1"))
+    assert (reply["type"], reply["error"], reply["rid"]) == ("error", "internal", "x1")
+
+
+def test_a_reply_that_cannot_be_sent_does_not_raise():
+    broker = make_broker()
+    sock = FakeSocket(raises=zmq.Again())
+    broker._serve(sock, broker.intake_handlers, [PEER, publish_frame()])
+    broker._serve(sock, broker.intake_handlers, [PEER, b"garbage"])
+    assert broker.sequencer.rooms["lobby"].seq == 1
+
+
+def test_broker_keeps_serving_after_garbage():
+    broker = make_broker()
+    for param in GARBAGE:
+        intake(broker, *param.values[0])
+    [reply] = intake(broker, publish_frame(rid="after"))
+    assert (reply["type"], reply["rid"], reply["message"]["seq"]) == ("published", "after", 1)
+
+
+# --- heartbeat ---------------------------------------------------------------
+
+def test_heartbeat_carries_the_rooms_changed_since_the_last_one():
+    broker = make_broker()
+    fill(broker, "a", 2)
+    fill(broker, "b", 1)
+    broker.publisher.sent.clear()
+    broker.heartbeat()
+    broker.heartbeat()
+    fill(broker, "b", 1)
+    broker.heartbeat()
+    beats = [(t, b) for t, b in published(broker) if b["type"] == "heartbeat"]
+    assert len(published(broker)) == 4  # three beats and the message to "b"
+    assert [topic for topic, _ in beats] == [wire.HEARTBEAT_TOPIC] * 3
+    assert [body["seqs"] for _, body in beats] == [{"a": 2, "b": 1}, {}, {"b": 2}]
+    for _, body in beats:
+        assert (body["type"], body["broker"], body["epoch"]) == ("heartbeat", "E1-1", "E1")
+        assert isinstance(body["ts"], int)
+
+
+def test_heartbeat_with_a_full_pub_queue_does_not_raise():
+    broker = make_broker()
+    broker.publisher = FakeSocket(raises=zmq.Again())
+    broker.heartbeat()
+
+
+# --- the real loop over inproc sockets ----------------------------------------
+
+def recv(sock, timeout_ms=5000):
+    assert sock.poll(timeout_ms), "no frame within %d ms" % timeout_ms
+    return sock.recv_multipart()
+
+
+def test_run_loop_over_inproc_sockets():
+    context = zmq.Context()
+    config = BrokerConfig(intake="inproc://intake", publish="inproc://publish",
+                          snapshot="inproc://snapshot", history_size=5, heartbeat_ms=20)
+    broker = Broker(config, context=context, sequencer=Sequencer(epoch="E9", history_size=5))
+    broker.bind()
+    node_intake = context.socket(zmq.DEALER)
+    node_snap = context.socket(zmq.DEALER)
+    sub = context.socket(zmq.SUB)
+    thread = None
+    try:
+        for sock in (node_intake, node_snap, sub):
+            sock.setsockopt(zmq.LINGER, 0)
+        node_intake.connect(config.intake)
+        node_snap.connect(config.snapshot)
+        sub.setsockopt(zmq.SUBSCRIBE, wire.room_topic("lobby"))
+        sub.setsockopt(zmq.SUBSCRIBE, wire.HEARTBEAT_TOPIC)
+        sub.connect(config.publish)
+        thread = threading.Thread(target=broker.run, daemon=True)
+        thread.start()
+        # A heartbeat proves the subscriptions (sent before it, in order) are live.
+        while True:
+            topic, body = recv(sub)
+            if topic == wire.HEARTBEAT_TOPIC:
+                assert wire.decode(body)["epoch"] == "E9"
+                break
+
+        node_intake.send(b"garbage")
+        [error] = recv(node_intake)
+        assert wire.decode(error)["error"] == "bad_request"
+
+        node_intake.send(publish_frame(rid=1, room="lobby", cid="c1"))
+        [ack] = recv(node_intake)
+        ack = wire.decode(ack)
+        assert (ack["type"], ack["rid"], ack["duplicate"]) == ("published", 1, False)
+        # room "lobby2" must not reach a subscriber of "lobby"
+        node_intake.send(publish_frame(rid=2, room="lobby2"))
+        recv(node_intake)
+        node_intake.send(publish_frame(rid=3, room="lobby", cid="c2"))
+        recv(node_intake)
+
+        room_frames = []
+        while len(room_frames) < 2:
+            topic, body = recv(sub)
+            if topic != wire.HEARTBEAT_TOPIC:
+                room_frames.append((topic, wire.decode(body)))
+        assert [t for t, _ in room_frames] == [wire.room_topic("lobby")] * 2
+        assert [b["message"]["seq"] for _, b in room_frames] == [1, 2]
+        assert room_frames[0][1]["message"] == ack["message"]
+
+        node_snap.send(frame("snapshot", rid="s"))
+        [snap] = recv(node_snap)
+        snap = wire.decode(snap)
+        assert snap["rid"] == "s" and snap["epoch"] == "E9"
+        assert {room: state["seq"] for room, state in snap["rooms"].items()} == {
+            "lobby": 2, "lobby2": 1}
+    finally:
+        broker.stop()
+        if thread is not None:
+            thread.join(5)
+            assert not thread.is_alive()
+        for sock in (node_intake, node_snap, sub):
+            sock.close(0)
+        broker.close()
+        context.term()
