@@ -83,8 +83,9 @@ def decode(frame):
         raise WireError("not JSON: %s" % exc) from None
     if not isinstance(body, dict):
         raise WireError("body is not an object")
-    if body.get("v") != VERSION:
-        raise WireError("unsupported version %r" % (body.get("v"),))
-    if body.get("type") not in TYPES:
+    version = body.get("v")
+    if type(version) is not int or version != VERSION:  # JSON true is not version 1
+        raise WireError("unsupported version %r" % (version,))
+    if not isinstance(body.get("type"), str) or body["type"] not in TYPES:
         raise WireError("unknown type %r" % (body.get("type"),))
     return body

@@ -280,9 +280,6 @@ def test_unhashable_type_still_gets_an_error_reply(frames):
     assert reply["type"] == "error"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG wire.decode raises TypeError for an unhashable "
-                   "`type`, so the broker answers error='internal' (a broker bug) instead of "
-                   "'bad_request' (a bad frame)")
 def test_unhashable_type_is_refused_as_bad_request():
     broker = make_broker()
     [reply] = intake(broker, raw({"v": 1, "type": [], "rid": 1}))

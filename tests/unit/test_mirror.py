@@ -35,7 +35,7 @@ def test_snapshot_then_overlapping_live_messages_merge_without_gap_or_duplicate(
     snapshot = broker.snapshot()                 # at seq 5
     live += publish(broker, "r", 2)              # 6, 7 only live
     mirror = Mirror()
-    assert mirror.install("E1", snapshot) == set()
+    assert mirror.install("E1", snapshot) == ({}, set())
     outcomes = [mirror.apply(m, "E1") for m in live]
     assert seqs(live) == [4, 5, 6, 7]
     assert outcomes == [Outcome.DUPLICATE, Outcome.DUPLICATE, Outcome.APPLIED, Outcome.APPLIED]
@@ -113,7 +113,7 @@ def test_install_returns_the_rooms_this_node_can_no_longer_continue():
     for room, count in {"same": 5, "ahead": 3, "epoch": 3, "back": 4, "gone": 2,
                         "equal": 2}.items():
         publish(old, room, count)
-    assert mirror.install("E1", old.snapshot()) == set()
+    assert mirror.install("E1", old.snapshot()) == ({}, set())
 
     new_rooms = old.snapshot()
     publish(old, "ahead", 2)                     # seq went forward: fine
@@ -127,7 +127,10 @@ def test_install_returns_the_rooms_this_node_can_no_longer_continue():
     publish(other, "fresh", 1)
     new_rooms["fresh"] = other.snapshot()["fresh"]  # new room: nothing to continue
 
-    assert mirror.install("E1", new_rooms) == {"epoch", "back", "gone"}
+    missed, broken = mirror.install("E1", new_rooms)
+    assert broken == {"epoch", "back", "gone"}
+    assert missed == {"ahead": new_rooms["ahead"]["history"][3:]}   # seq 4 and 5 to deliver
+    assert seqs(missed["ahead"]) == [4, 5]
     for room, state in new_rooms.items():
         assert mirror.view(room) == {"epoch": state["epoch"], "seq": state["seq"],
                                      "history": state["history"], "gap": False}
@@ -140,7 +143,7 @@ def test_install_of_a_new_epoch_breaks_every_room_and_sets_the_default_epoch():
     publish(old, "b", 1)
     mirror = Mirror()
     mirror.install("E1", old.snapshot())
-    assert mirror.install("E2", {}) == {"a", "b"}
+    assert mirror.install("E2", {}) == ({}, {"a", "b"})
     assert mirror.position("a") == ("E2", 0)
     assert mirror.view("a") == {"epoch": "E2", "seq": 0, "history": [], "gap": False}
 
@@ -150,7 +153,7 @@ def test_first_install_breaks_nothing():
     publish(broker, "a", 3)
     mirror = Mirror()
     assert mirror.position("a") == (None, 0)
-    assert mirror.install("E1", broker.snapshot()) == set()
+    assert mirror.install("E1", broker.snapshot()) == ({}, set())
     assert mirror.position("a") == ("E1", 3)
 
 
@@ -231,7 +234,7 @@ def test_snapshot_plus_live_overlap_equals_the_broker(seed):
     drive(rng, broker, rng.randint(0, 60), cids, live)
 
     mirror = Mirror(history_size=size)
-    assert mirror.install(broker.epoch, snapshot) == set()
+    assert mirror.install(broker.epoch, snapshot) == ({}, set())
     outcomes = [mirror.apply(m, broker.epoch) for m in live[subscribed_at:]]
 
     assert Outcome.GAP not in outcomes
@@ -279,3 +282,14 @@ def test_lost_live_messages_are_repaired_from_broker_history(seed):
             for repaired in reply["history"]:
                 mirror.apply(repaired, reply["epoch"])
         assert mirror.view(room) == broker_view(broker, room)
+
+
+def test_install_after_an_outage_longer_than_the_buffer_breaks_the_room():
+    broker = make_sequencer(history_size=3)
+    publish(broker, "r", 2)
+    mirror = Mirror(history_size=3)
+    mirror.install("E1", broker.snapshot())
+    publish(broker, "r", 5)                      # seq 3..7 while not listening; 3 and 4 evicted
+    missed, broken = mirror.install("E1", broker.snapshot())
+    assert (missed, broken) == ({}, {"r"})
+    assert mirror.position("r") == ("E1", 7)

@@ -117,7 +117,7 @@ def test_bad_nicks_are_invalid_nick(nick):
 
 
 @pytest.mark.parametrize("nick,clean", [
-    ("ann", "ann"), ("  ann  ", "ann"), ("\tann\n", "ann"), ("a" * 32, "a" * 32),
+    ("ann", "ann"), ("  ann  ", "ann"), ("a" * 32, "a" * 32),
     ("  " + "a" * 32 + "  ", "a" * 32), ("Zoë 日本", "Zoë 日本"), ("ann smith", "ann smith"),
     ("x", "x"),
 ])

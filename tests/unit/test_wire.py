@@ -85,8 +85,6 @@ def test_decode_refuses_other_versions(version):
         wire.decode(json.dumps(body).encode())
 
 
-@pytest.mark.xfail(strict=True, reason="BUG wire.py decode(): `body.get('v') != VERSION` "
-                   "accepts JSON true as version 1 because True == 1 in Python")
 def test_decode_refuses_boolean_true_as_version():
     with pytest.raises(wire.WireError):
         wire.decode(b'{"v":true,"type":"error"}')
@@ -102,8 +100,6 @@ def test_decode_refuses_unknown_types(type_):
         wire.decode(json.dumps(body).encode())
 
 
-@pytest.mark.xfail(strict=True, reason="BUG wire.py decode(): `body.get('type') not in TYPES` "
-                   "raises TypeError (unhashable) instead of WireError for a list/object type")
 @pytest.mark.parametrize("frame", [b'{"v":1,"type":[]}', b'{"v":1,"type":{"a":1}}'],
                          ids=["list", "object"])
 def test_decode_refuses_unhashable_type_with_wire_error(frame):

@@ -28,10 +28,14 @@ class Mirror:
     def install(self, epoch, rooms):
         """Replace everything with a broker snapshot.
 
-        Returns the rooms whose stream this node can no longer continue (new
-        epoch, or seq went backwards): their local readers must start over.
+        Returns ``(missed, broken)``: ``missed`` maps rooms that moved on while
+        this node was not listening to the messages its readers have not been
+        given yet, in seq order; ``broken`` holds the rooms whose stream this
+        node can no longer continue (new epoch, seq went backwards, room gone,
+        or the missed messages already left the buffer): their readers must
+        start over.
         """
-        broken = set()
+        missed, broken = {}, set()
         for name, history in self.rooms.items():
             state = rooms.get(name)
             if state is None:
@@ -39,10 +43,16 @@ class Mirror:
                     broken.add(name)
             elif state["epoch"] != history.epoch or state["seq"] < history.seq:
                 broken.add(name)
+            elif state["seq"] > history.seq:
+                after = [m for m in state["history"] if m["seq"] > history.seq]
+                if after and after[0]["seq"] == history.seq + 1:
+                    missed[name] = after
+                else:
+                    broken.add(name)
         self.epoch = epoch
         self.rooms = {name: RoomHistory.from_state(name, state, self.history_size)
                       for name, state in rooms.items()}
-        return broken
+        return missed, broken
 
     def install_room(self, room, state):
         """Replace one room with the broker's state of it."""

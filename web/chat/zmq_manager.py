@@ -273,11 +273,14 @@ class ZmqManager(PubSubManager):
         except BrokerUnavailable as exc:
             self._set_state(LinkState.DOWN, str(exc))
             return
-        broken = self.mirror.install(reply["epoch"], reply["rooms"])
+        missed, broken = self.mirror.install(reply["epoch"], reply["rooms"])
         self.broker_instance = reply["broker"]
         self.last_heard = time.monotonic()
         self._set_state(LinkState.LIVE, "snapshot of %d rooms" % len(reply["rooms"]))
         self.synced.set()
+        for messages in missed.values():   # sequenced while this node was not listening
+            for message in messages:
+                self._deliver(message)
         for room in broken:
             self._restart_readers(room)
 
