@@ -61,11 +61,11 @@ const MAX_TRACKED_DELIVERIES = 20_000_000;
 const ANOMALY_EXAMPLES = 20;
 const EXIT_OK = 0, EXIT_INTEGRITY = 1, EXIT_FATAL = 2;
 
-function usage(message) {
+function usage(message, code = EXIT_FATAL) {
   const lines = Object.entries(FLAGS).map(([name, f]) =>
     `  --${name}${f.def !== undefined ? ` (default ${JSON.stringify(f.def)})` : ""}${f.help ? "  " + f.help : ""}`);
   process.stderr.write(`loadgen: ${message}\nflags:\n${lines.join("\n")}\n`);
-  process.exit(EXIT_FATAL);
+  process.exit(code);
 }
 
 function parseArgs(argv) {
@@ -73,7 +73,7 @@ function parseArgs(argv) {
   for (const [name, f] of Object.entries(FLAGS)) opts[name] = f.def;
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i], value;
-    if (arg === "-h" || arg === "--help") usage("help");
+    if (arg === "-h" || arg === "--help") usage("fixed-rate load generator (see the header of scripts/loadgen.js)", EXIT_OK);
     if (!arg.startsWith("--")) usage(`unexpected argument ${arg}`);
     arg = arg.slice(2);
     const eq = arg.indexOf("=");
@@ -209,6 +209,7 @@ class Run {
         this.integrity.disconnects += 1;
         this.anomaly("disconnect", { client: i, url, reason });
         this.fail(`client c${i} (${url}) disconnected: ${reason}`);
+        reject(new Error(`client c${i} (${url}) disconnected while joining: ${reason}`));  // no-op once joined
       });
       socket.once("connect_error", (err) => reject(new Error(`client c${i} cannot connect to ${url}: ${err.message}`)));
       socket.once("connect", () => {
@@ -282,8 +283,8 @@ class Run {
     const measured = k >= this.warmupK;
     const cid = `${this.runId}-${c.i}-${k}`;
     const tSend = performance.now();
-    const rec = { cid, k, client: c.i, room: c.room, measured, tSend, seq: null, ackSeq: null,
-                  ok: null, receivers: 0 };
+    const rec = { cid, k, client: c.i, room: c.room, members: this.members[c.i % opts.rooms], measured,
+                  tSend, seq: null, ok: null, receivers: 0 };
     this.messages.set(cid, rec);
     this.order.push(rec);
     const bucket = measured ? this.window : this.warmup;
@@ -303,7 +304,6 @@ class Run {
         return;
       }
       rec.ok = true;
-      rec.ackSeq = ack.seq;
       if (rec.seq === null) rec.seq = ack.seq;
       else if (rec.seq !== ack.seq) {
         this.integrity.seq_mismatch += 1;
@@ -318,14 +318,11 @@ class Run {
 
   async drain() {
     const deadline = performance.now() + this.opts.drain * 1000;
-    const done = () => this.order.every((r) => r.ok === false ||
-      (r.ok === true && r.receivers >= this.members[r.room === this.clients[0].room ? 0 : this.roomIndex(r.room)]));
+    const done = () => this.order.every((r) => r.ok === false || (r.ok === true && r.receivers >= r.members));
     while (!this.finished && performance.now() < deadline && !done()) {
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-
-  roomIndex(room) { return Number(room.slice(room.lastIndexOf("-") + 1)); }
 
   progress() {
     if (!this.opts.progress) return null;
@@ -348,10 +345,13 @@ class Run {
 
   // the report
 
+  /** Count expected/delivered/lost once, at the end of the run. */
   tally() {
+    if (this.tallied) return;
+    this.tallied = true;
     for (const rec of this.order) {
       const bucket = rec.measured ? this.window : this.warmup;
-      const members = this.members[this.roomIndex(rec.room)];
+      const members = rec.members;
       if (rec.ok === true) {
         bucket.expected += members;
         bucket.delivered += rec.receivers;
@@ -492,9 +492,6 @@ class Run {
     const w = this.window, u = this.warmup, ig = this.integrity;
     const clean = [w, u].every((b) => b.lost === 0 && b.ack_unresolved === 0 && !Object.keys(b.ack_errors).length)
       && ig.duplicated === 0 && ig.out_of_order === 0 && ig.seq_mismatch === 0;
-    // tally() ran to decide; reset so finish() tallies once into fresh counters
-    for (const b of [w, u]) { b.expected = b.delivered = b.lost = b.delivered_unacked = b.ack_unresolved = 0; }
-    ig.examples = ig.examples.filter((e) => e.kind !== "lost");
     return this.finish(clean ? "ok" : "integrity_violation", clean ? EXIT_OK : EXIT_INTEGRITY);
   }
 }

@@ -53,7 +53,9 @@
     socket.emit("join", req, function (ack) {
       if (!ack.ok) { showError(ack); return; }
       joinedNick = ack.nick;
-      if (ack.gap || ack.epoch !== epoch) { seen = {}; lastSeq = null; $("messages").textContent = ""; }
+      if (ack.gap || (epoch !== null && ack.epoch !== epoch)) {
+        seen = {}; lastSeq = null; $("messages").textContent = "";
+      }
       if (ack.gap) addAnnouncement({ text: "Some messages were missed; history reloaded." });
       epoch = ack.epoch;
       ack.history.forEach(addMessage);
