@@ -9,8 +9,9 @@ if shutil.which("haproxy") is None:  # scripts/setup installs it; say so instead
 
 
 def _check_logs(cluster):
-    bad = {name: log for name, log in cluster.logs().items() if "Traceback" in log}
-    assert not bad, "tracebacks in process logs:\n" + "\n".join(
+    bad = {name: log for name, log in cluster.logs().items()
+           if "Traceback" in log or " ERROR " in log}
+    assert not bad, "tracebacks or errors in process logs:\n" + "\n".join(
         "--- %s ---\n%s" % (name, log[-4000:]) for name, log in bad.items())
 
 

@@ -43,7 +43,6 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [
     ("vendor", BASE_DIR / "node_modules" / "socket.io-client" / "dist"),
 ]
-STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve straight from the finders (app static/ and the npm build): no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -70,7 +69,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s " + CHAT_NODE_NAME + " %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"skip_healthz_503": {"()": "chat.logfilters.SkipHealthz503"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["skip_healthz_503"]}},
     "root": {"handlers": ["console"], "level": env("CHAT_LOG_LEVEL", "INFO")},
     "loggers": {
         "socketio": {"level": "WARNING"},
