@@ -12,6 +12,10 @@ class BrokerConfig:
     # Nodes call the broker gone after a few missed beats; 1 s keeps that
     # detection within ~3 s while costing one tiny PUB frame per second.
     heartbeat_ms: int = 1000
+    # A node reports its members every heartbeat; five missed reports and its
+    # members are gone (a dead node's users leave within ~5 s, while a node
+    # busy for a second or two keeps them).
+    node_ttl_ms: int = 5000
     # High-water marks: how many messages a socket queues per peer before it
     # drops (PUB) or refuses (ROUTER).  Large enough to ride out a burst of
     # several seconds at benchmark rates, small enough to bound memory.
@@ -31,6 +35,7 @@ def from_env(environ=os.environ):
         snapshot=get("CHAT_BROKER_SNAPSHOT_BIND", "tcp://%s:%s" % (host, get("CHAT_BROKER_SNAPSHOT_PORT", "5557"))),
         history_size=int(get("CHAT_HISTORY_SIZE", "50")),
         heartbeat_ms=int(get("CHAT_BROKER_HEARTBEAT_MS", "1000")),
+        node_ttl_ms=int(get("CHAT_NODE_TTL_MS", "5000")),
         sndhwm=int(get("CHAT_BROKER_SNDHWM", "100000")),
         rcvhwm=int(get("CHAT_BROKER_RCVHWM", "100000")),
         log_level=get("CHAT_LOG_LEVEL", "INFO"),

@@ -9,6 +9,7 @@ import time
 import zmq
 
 from chatstream import wire
+from .presence import PresenceRegistry
 from .sequencer import Sequencer
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,16 @@ class Broker:
     :param sequencer: the room state (a new :class:`Sequencer` by default).
     """
 
-    def __init__(self, config, context=None, sequencer=None):
+    def __init__(self, config, context=None, sequencer=None, presence=None):
         self.config = config
         self.context = context or zmq.Context.instance()
         self.sequencer = sequencer or Sequencer(history_size=config.history_size)
+        self.presence = presence or PresenceRegistry(node_ttl_ms=config.node_ttl_ms)
         self.instance = None  # "<epoch>-<start time>", set by bind()
         self.intake = self.publisher = self.snapshots = None
         self.running = False
-        self.intake_handlers = {"publish": self.on_publish, "relay": self.on_relay}
+        self.intake_handlers = {"publish": self.on_publish, "relay": self.on_relay,
+                                "presence": self.on_presence}
         self.snapshot_handlers = {"snapshot": self.on_snapshot, "history": self.on_history}
 
     def bind(self):
@@ -154,11 +157,36 @@ class Broker:
         self._publish(wire.room_topic(topic) if topic else wire.BROADCAST_TOPIC, frame)
         return None  # relays are fire-and-forget, like python-socketio's pub/sub
 
+    def on_presence(self, body):
+        node = _field(body, "node", str)
+        rooms = _field(body, "rooms", dict)
+        for room, nicks in rooms.items():
+            if not isinstance(nicks, list) or not all(isinstance(n, str) for n in nicks):
+                raise RequestError("presence of room %r is not a list of nicks" % room)
+        if body.get("bye") is True:
+            changed, departed = self.presence.remove(node)
+            log.info("node %s said goodbye", node)
+        else:
+            changed, departed = self.presence.update(node, rooms, full=body.get("full") is True), {}
+        self._publish_presence(changed, departed)
+        return None
+
+    def _publish_presence(self, changed, departed):
+        for room in sorted(changed):
+            self._publish(wire.room_topic(room), wire.encode(
+                "presence", room=room, members=self.presence.members(room)))
+        ts = int(time.time() * 1000)
+        for room, nicks in sorted(departed.items()):
+            for nick in nicks:
+                self._publish(wire.room_topic(room), wire.encode(
+                    "announcement", room=room, text="%s left" % nick, ts=ts))
+
     # snapshot handlers
 
     def on_snapshot(self, body):
         return wire.encode("snapshot", rid=body.get("rid"), broker=self.instance,
-                           epoch=self.sequencer.epoch, rooms=self.sequencer.snapshot())
+                           epoch=self.sequencer.epoch, rooms=self.sequencer.snapshot(),
+                           presence=self.presence.snapshot())
 
     def on_history(self, body):
         room = _field(body, "room", str)
@@ -168,6 +196,10 @@ class Broker:
                            **self.sequencer.history(room, since, epoch))
 
     def heartbeat(self):
+        changed, departed = self.presence.expire()
+        if departed:
+            log.warning("nodes expired; gone from rooms: %s", departed)
+        self._publish_presence(changed, departed)
         self._publish(wire.HEARTBEAT_TOPIC, wire.encode(
             "heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
             ts=int(time.time() * 1000), seqs=self.sequencer.take_changes()))

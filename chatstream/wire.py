@@ -5,12 +5,13 @@ format version ``v``.  The frames per socket are:
 
 intake (node DEALER -> broker ROUTER, default port 5555)::
 
-    node -> broker   [body]                 body.type in {"publish", "relay"}
+    node -> broker   [body]                 body.type in {"publish", "relay", "presence"}
     broker -> node   [body]                 body.type in {"published", "error"}
 
 publish (broker PUB -> node SUB, default port 5556)::
 
-    [topic, body]    topic = room_topic(room) for "message" and room relays,
+    [topic, body]    topic = room_topic(room) for "message", "presence",
+                     "announcement" and room relays,
                      BROADCAST_TOPIC for relays to everyone,
                      HEARTBEAT_TOPIC for "heartbeat"
 
@@ -28,10 +29,17 @@ Bodies by type (besides ``v`` and ``type``):
 - ``published`` {rid, message: Message, duplicate: bool}
 - ``relay``     {topic: "room"|null, data: {...}}  a python-socketio pub/sub
   message (emit, disconnect, callback ...) forwarded to every node
-- ``message``   {message: Message}
+- ``presence``  node -> broker {node, rooms: {room: [nick]}, full, bye}: the
+  node's members (``full``: its whole state, sent every heartbeat; ``bye``:
+  the node is stopping); broker -> node {room, members: [nick]} when a room's
+  cluster-wide member list changed
+- ``announcement`` {room, text, ts}: said by the broker (e.g. "<nick> left"
+  for the members of a node that died)
+- ``message``   {message: Message, epoch}
 - ``heartbeat`` {broker, epoch, ts, seqs: {room: seq}} seqs holds the rooms that
   changed since the previous heartbeat, so a node notices a lost tail
-- ``snapshot``  request {rid}; reply {rid, broker, epoch, rooms: {room: RoomState}}
+- ``snapshot``  request {rid}; reply {rid, broker, epoch, rooms: {room: RoomState},
+  presence: {room: [nick]}}
 - ``history``   request {rid, room, since}; reply {rid, room, epoch, seq,
   history: [Message], gap}
 - ``error``     {rid|null, error, detail}
@@ -49,7 +57,7 @@ BROADCAST_TOPIC = b"\x01all"
 # Request/reply and publish types; anything else is refused by decode().
 TYPES = frozenset({
     "publish", "published", "relay", "message", "heartbeat",
-    "snapshot", "history", "error",
+    "snapshot", "history", "error", "presence", "announcement",
 })
 
 

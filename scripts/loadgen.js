@@ -8,8 +8,10 @@
  *   node scripts/loadgen.js --urls http://127.0.0.1:PORT1,http://127.0.0.1:PORT2 \
  *       --clients 30 --rooms 1 --rate 100 --duration 10 --warmup 2 --out run.json
  *
- * Every client connects over websocket only (clients spread round-robin over
- * --urls), joins room (i % rooms) as nick "c<i>"; then message k of the run is
+ * Every client connects over websocket only and joins room (i % rooms) as nick
+ * "c<i>"; client i uses url floor(i / rooms) % urls, so every room has members
+ * on every node whenever it has at least as many members as there are urls
+ * (with one room this is plain round-robin).  Then message k of the run is
  * due at start + k/rate seconds (absolute schedule: a late timer sends what is
  * due at once, it never lowers the rate) and is sent by client k % senders with
  * a unique cid.  Every client records every `message` event.  The first
@@ -23,13 +25,20 @@
  *   below one already seen, first time seen), seq_gaps (a jump > 1, which
  *   precedes either a loss or a late message), latency = receive - send time
  *   (performance.now(), one process clock), ack latency, deliveries/s counted
- *   by receive time inside the window.  Integrity counters cover the whole run.
+ *   by receive time inside the window, cross-node fraction (deliveries whose
+ *   receiver is on another url than the author), and latency CDFs (quantiles)
+ *   for plots.  Integrity counters cover the whole run.
+ *
+ * Idle mode (--idle-hold S > 0): connect and join as above, print
+ * "loadgen: idle holding <n>", keep the connections open S seconds without
+ * sending, print "loadgen: idle done", disconnect and report; a supervising
+ * script reads the servers' memory while they hold.
  *
  * Exit status: 0 clean; 1 the run completed but integrity was violated (loss,
  * duplicates, reorder, ack errors or unresolved acks); 2 fatal (a connection
  * failed or dropped, a join was refused, the hard deadline passed, bad flags).
  * Lines "loadgen: window start" and "loadgen: window end" on stdout mark the
- * measured window for a supervising script (scripts/bench-sanity).
+ * measured window for a supervising script (scripts/bench-sanity, scripts/bench).
  */
 "use strict";
 
@@ -54,6 +63,7 @@ const FLAGS = {
   "room-prefix": { kind: "str", def: "" },
   "text-bytes": { kind: "int", def: 0, min: 0, max: 1900, help: "padding added to each text" },
   progress: { kind: "num", def: 1, min: 0, max: 60, help: "seconds between progress lines (0 = none)" },
+  "idle-hold": { kind: "num", def: 0, min: 0, max: 3600, help: "idle mode: hold the joined connections this long, send nothing" },
   out: { kind: "str", def: "" },
 };
 // Past this many deliveries exact percentiles stop being cheap; split the run.
@@ -63,6 +73,9 @@ const ANOMALY_EXAMPLES = 20;
 // itself; it is subtracted so the figure is the lag beyond it.
 const LOOP_DELAY_RESOLUTION_MS = 5;
 const EXIT_OK = 0, EXIT_INTEGRITY = 1, EXIT_FATAL = 2;
+// Quantiles (percent) kept for latency CDF plots: dense in the body, finer in the tail.
+const CDF_POINTS = [0, 0.1, 0.5, 1, 2, 5, ...Array.from({ length: 18 }, (_, j) => 10 + 5 * j), 96, 97, 98, 99,
+                    99.5, 99.9, 99.95, 99.99, 100];
 
 function usage(message, code = EXIT_FATAL) {
   const lines = Object.entries(FLAGS).map(([name, f]) =>
@@ -108,7 +121,7 @@ function parseArgs(argv) {
   }
   if (!opts.deadline) {
     opts.deadline = (opts["connect-timeout-ms"] / 1000) * Math.ceil(opts.clients / opts["connect-concurrency"]) * 2
-      + opts.warmup + opts.duration + Math.max(opts.drain, opts["ack-timeout-ms"] / 1000) + 15;
+      + opts.warmup + opts.duration + Math.max(opts.drain, opts["ack-timeout-ms"] / 1000) + opts["idle-hold"] + 15;
   }
   return opts;
 }
@@ -136,6 +149,14 @@ function percentiles(values, ps) {
 }
 function round3(x) { return Math.round(x * 1000) / 1000; }
 
+/** [[percent, value], ...] at CDF_POINTS, for plotting a latency distribution. */
+function cdf(values) {
+  if (!values.length) return [];
+  const sorted = Float64Array.from(values).sort();
+  return CDF_POINTS.map((p) => [p, round3(sorted[Math.min(sorted.length - 1,
+    Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))])]);
+}
+
 /** Counters of one class of messages (warmup or window). */
 function counters() {
   return { sent: 0, acked: 0, ack_errors: {}, ack_unresolved: 0, expected: 0, delivered: 0, lost: 0,
@@ -159,6 +180,8 @@ class Run {
     this.ackLatency = [];
     this.sendLag = [];
     this.deliveredInWindow = 0;
+    this.measuredDeliveries = 0;
+    this.crossNodeDeliveries = 0;
     this.nextK = 0;
     this.totalK = Math.ceil(opts.rate * (opts.warmup + opts.duration));
     this.warmupK = Math.ceil(opts.rate * opts.warmup);
@@ -185,7 +208,7 @@ class Run {
     for (let i = 0; i < opts.clients; i++) {
       const room = `${opts["room-prefix"]}-${i % opts.rooms}`;
       this.members[i % opts.rooms] += 1;
-      pending.push({ i, room, urlIndex: i % opts.urls.length });
+      pending.push({ i, room, urlIndex: Math.floor(i / opts.rooms) % opts.urls.length });
     }
     const workers = [];
     for (let w = 0; w < Math.min(opts["connect-concurrency"], pending.length); w++) {
@@ -257,7 +280,11 @@ class Run {
     }
     rec.receivers += 1;
     if (t >= this.tWindowStart && t < this.tWindowEnd) this.deliveredInWindow += 1;
-    if (rec.measured) this.latency[c.urlIndex].push(t - rec.tSend);
+    if (rec.measured) {
+      this.latency[c.urlIndex].push(t - rec.tSend);
+      this.measuredDeliveries += 1;
+      if (rec.urlIndex !== c.urlIndex) this.crossNodeDeliveries += 1;
+    }
   }
 
   // sending
@@ -286,7 +313,7 @@ class Run {
     const measured = k >= this.warmupK;
     const cid = `${this.runId}-${c.i}-${k}`;
     const tSend = performance.now();
-    const rec = { cid, k, client: c.i, room: c.room, members: this.members[c.i % opts.rooms], measured,
+    const rec = { cid, k, client: c.i, urlIndex: c.urlIndex, room: c.room, members: this.members[c.i % opts.rooms], measured,
                   tSend, seq: null, ok: null, receivers: 0 };
     this.messages.set(cid, rec);
     this.order.push(rec);
@@ -396,7 +423,10 @@ class Run {
         offered_deliveries_per_s: round3(opts.rate * opts.clients / opts.rooms),
         acked_per_s: round3(w.acked / windowS),
         latency_ms: percentiles(all, [50, 90, 99]),
-        ack_latency_ms: percentiles(this.ackLatency, [50, 99]),
+        ack_latency_ms: percentiles(this.ackLatency, [50, 90, 99]),
+        cross_node_fraction: this.measuredDeliveries ? round3(this.crossNodeDeliveries / this.measuredDeliveries) : null,
+        latency_cdf_ms: cdf(all),
+        ack_latency_cdf_ms: cdf(this.ackLatency),
         send_lag_ms: percentiles(this.sendLag, [50, 99]),
         by_receiving_node: byNode,
       },
@@ -420,6 +450,8 @@ class Run {
         out_of_order: "a seq received for the first time after a higher one (duplicates are counted apart)",
         seq_gaps: "a seq more than 1 above the client's highest so far",
         latency_ms: "receive time - send time, performance.now() in this process",
+        cross_node_fraction: "share of measured deliveries received on another url than the author's",
+        latency_cdf_ms: "[percent, ms] pairs of the delivery latency distribution",
       },
     };
   }
@@ -455,6 +487,22 @@ class Run {
     process.exit(code);
   }
 
+  /** Idle mode: hold the joined connections, then report (nothing is sent). */
+  async idle(hard, ticker) {
+    const { opts } = this;
+    this.cpu.start = process.cpuUsage();
+    log(`idle holding ${this.clients.length}`);
+    await new Promise((r) => setTimeout(r, opts["idle-hold"] * 1000));
+    this.cpu.end = true;
+    this.timings.window_s = opts["idle-hold"];
+    log("idle done");
+    clearTimeout(hard);
+    if (ticker) clearInterval(ticker);
+    if (this.fatal) return this.finish("connection_failure", EXIT_FATAL);
+    const clean = this.integrity.disconnects === 0;
+    return this.finish(clean ? "ok" : "integrity_violation", clean ? EXIT_OK : EXIT_INTEGRITY);
+  }
+
   async main() {
     const { opts } = this;
     this.cpu.begin = process.cpuUsage();
@@ -470,6 +518,7 @@ class Run {
       return this.finish("connect_failed", EXIT_FATAL);
     }
     this.timings.connect_join_s = round3((performance.now() - tConnect) / 1000);
+    if (opts["idle-hold"] > 0) return this.idle(hard, ticker);
     log(`all ${opts.clients} clients joined in ${this.timings.connect_join_s}s; sending ${this.totalK} messages`);
     this.t0 = performance.now() + 50;
     this.tWindowStart = this.t0 + opts.warmup * 1000;

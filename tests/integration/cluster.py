@@ -189,10 +189,12 @@ class ChatClient:
         self.name = name
         self.messages = []
         self.announcements = []
+        self.presence = []
         self.cond = threading.Condition()
         self.sio = socketio.Client(reconnection=False)
         self.sio.on("message", self._on_message)
         self.sio.on("announcement", self._on_announcement)
+        self.sio.on("presence", self._on_presence)
         self.sio.connect(url, transports=list(transports), wait_timeout=10)
 
     def _on_message(self, message):
@@ -205,7 +207,14 @@ class ChatClient:
             self.announcements.append(announcement)
             self.cond.notify_all()
 
-    def call(self, event, payload, timeout=10):
+    def _on_presence(self, presence):
+        with self.cond:
+            self.presence.append(presence)
+            self.cond.notify_all()
+
+    def call(self, event, payload=None, timeout=10):
+        if payload is None:
+            return self.sio.call(event, timeout=timeout)
         return self.sio.call(event, payload, timeout=timeout)
 
     def join(self, room, nick=None, **extra):

@@ -17,10 +17,13 @@ BODIES = {
     "message": {"message": MESSAGE, "epoch": "e1"},
     "heartbeat": {"broker": "e1-1", "epoch": "e1", "ts": 1, "seqs": {"lobby": 3}},
     "snapshot": {"rid": "r2", "broker": "e1-1", "epoch": "e1",
-                 "rooms": {"lobby": {"epoch": "e1", "seq": 3, "history": [MESSAGE]}}},
+                 "rooms": {"lobby": {"epoch": "e1", "seq": 3, "history": [MESSAGE]}},
+                 "presence": {"lobby": ["ann"]}},
     "history": {"rid": 7, "room": "lobby", "epoch": "e1", "seq": 3,
                 "history": [MESSAGE], "gap": True},
     "error": {"rid": None, "error": "bad_request", "detail": "nope"},
+    "presence": {"node": "node1", "rooms": {"lobby": ["ann", "bob"]}, "full": True, "bye": False},
+    "announcement": {"room": "lobby", "text": "ann left", "ts": 1},
 }
 
 
@@ -49,7 +52,7 @@ def test_encode_cannot_be_tricked_into_another_version_or_type():
     assert body["type"] == "error"
 
 
-@pytest.mark.parametrize("type_", ["", "nope", "Message", "announcement"])
+@pytest.mark.parametrize("type_", ["", "nope", "Message", "Announcement"])
 def test_encode_refuses_unknown_types(type_):
     with pytest.raises(wire.WireError):
         wire.encode(type_, rid=1)
@@ -90,7 +93,7 @@ def test_decode_refuses_boolean_true_as_version():
         wire.decode(b'{"v":true,"type":"error"}')
 
 
-@pytest.mark.parametrize("type_", [None, "", "nope", 5, "PUBLISH", "announcement"],
+@pytest.mark.parametrize("type_", [None, "", "nope", 5, "PUBLISH", "notice"],
                          ids=repr)
 def test_decode_refuses_unknown_types(type_):
     body = {"v": wire.VERSION}

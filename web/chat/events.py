@@ -22,7 +22,10 @@ class Connection:
 def _acked(handler):
     """Turn ContractError into the contract's refusal; log anything unexpected."""
     @functools.wraps(handler)
-    def wrapper(self, sid, payload=None):
+    def wrapper(self, sid, *args):
+        # One payload argument per event; none is None, several are a list (both refused
+        # by validation where a payload is required).
+        payload = args[0] if len(args) == 1 else list(args) if args else None
         try:
             return handler(self, sid, payload)
         except ContractError as exc:
@@ -54,6 +57,8 @@ class ChatEvents:
         sio.on("join", self.on_join)
         sio.on("leave", self.on_leave)
         sio.on("message", self.on_message)
+        sio.on("members", self.on_members)
+        sio.on("rooms", self.on_rooms)
 
     def on_connect(self, sid, environ, auth=None):
         self.connections[sid] = Connection(TokenBucket(self.rate_per_s, self.rate_burst))
@@ -63,6 +68,7 @@ class ChatEvents:
         if conn is None:
             return
         for room, nick in conn.rooms.items():
+            self.manager.member_left(room, nick)
             self._announce(room, "%s left" % nick)
 
     def _connection(self, sid):
@@ -82,11 +88,15 @@ class ChatEvents:
         if not self.manager.wait_synced(self.sync_timeout_s):
             raise ContractError("unavailable", "the node has not reached the broker yet")
         room = req["room"]
+        previous = conn.rooms.get(room)
+        if previous is not None:
+            self.manager.member_left(room, previous)
         conn.rooms[room] = req["nick"]
         self.sio.enter_room(sid, room)
+        self.manager.member_joined(room, req["nick"])
         self._announce(room, "%s joined" % req["nick"])
         view = self.manager.mirror.view(room, req["since"], req["epoch"])
-        return {"ok": True, "room": room, "nick": req["nick"], **view}
+        return {"ok": True, "room": room, "nick": req["nick"], "node": self.manager.node, **view}
 
     @_acked
     def on_leave(self, sid, payload):
@@ -96,8 +106,29 @@ class ChatEvents:
         if nick is None:
             raise ContractError("not_joined", "not in room %s" % room)
         self.sio.leave_room(sid, room)
+        self.manager.member_left(room, nick)
         self._announce(room, "%s left" % nick)
         return {"ok": True}
+
+    @_acked
+    def on_members(self, sid, payload):
+        room = validation.members_request(payload)["room"]
+        return {"ok": True, "room": room, "members": self._members(sid, room)}
+
+    def _members(self, sid, room):
+        """The broker's cluster-wide list, plus this connection itself when it
+        is a member: its own join may still be on the way to the broker."""
+        members = set(self.manager.members(room))
+        conn = self.connections.get(sid)
+        if conn is not None and room in conn.rooms:
+            members.add(conn.rooms[room])
+        return sorted(members)
+
+    @_acked
+    def on_rooms(self, sid, payload=None):
+        validation.rooms_request(payload)
+        return {"ok": True, "rooms": [{"room": room, "members": count}
+                                      for room, count in self.manager.active_rooms()]}
 
     @_acked
     def on_message(self, sid, payload):

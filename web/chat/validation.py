@@ -95,3 +95,12 @@ def leave_request(payload):
 def message_request(payload):
     payload = payload_object(payload)
     return {"room": room(payload), "text": text(payload), "cid": cid(payload)}
+
+
+def members_request(payload):
+    return {"room": room(payload_object(payload))}
+
+
+def rooms_request(payload):
+    payload_object({} if payload is None else payload)
+    return {}

@@ -12,6 +12,7 @@ Chat messages never take the base class's "emit locally, then publish" path:
 they go node -> broker -> every node (this one too) and are emitted only in
 seq order, so the broker's order is the only order.
 """
+import collections
 import enum
 import itertools
 import logging
@@ -134,8 +135,12 @@ class ZmqManager(PubSubManager):
         self.broker_instance = None  # the instance the mirror was synced with
         self.last_heard = 0.0
         self.context = self.intake = self.snapshots = self.sub = None
+        self.presence = {}           # room -> [nick], cluster-wide, from the broker
+        self.stopping = False        # said goodbye: report no more members
+        self.local_members = collections.defaultdict(collections.Counter)  # room -> nick -> conns
         self.frame_handlers = {"message": self._on_message, "relay": self._on_relay,
-                               "heartbeat": self._on_heartbeat}
+                               "heartbeat": self._on_heartbeat, "presence": self._on_presence,
+                               "announcement": self._on_announcement}
         self.relay_handlers = {"emit": self._handle_emit, "callback": self._handle_callback,
                                "disconnect": self._handle_disconnect,
                                "enter_room": self._handle_enter_room,
@@ -158,6 +163,7 @@ class ZmqManager(PubSubManager):
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.sub.connect(self.endpoints["publish"])
         super().initialize()   # starts _thread as a background task
+        self.server.start_background_task(self._report_presence_forever)
         self._get_logger().info("node %s: broker intake %s, publish %s, snapshot %s",
                                 self.node, *self.endpoints.values())
 
@@ -179,6 +185,52 @@ class ZmqManager(PubSubManager):
     def wait_synced(self, timeout):
         """True once the mirror holds a broker snapshot."""
         return self.synced.wait(timeout)
+
+    # presence: this node's members, reported to the broker
+
+    def member_joined(self, room, nick):
+        self.local_members[room][nick] += 1
+        self._report_presence({room: self._local_nicks(room)})
+
+    def member_left(self, room, nick):
+        members = self.local_members[room]
+        members[nick] -= 1
+        if members[nick] <= 0:
+            del members[nick]
+        if not members:
+            del self.local_members[room]
+        self._report_presence({room: self._local_nicks(room)})
+
+    def _local_nicks(self, room):
+        return sorted(self.local_members.get(room, ()))
+
+    def _report_presence(self, rooms, full=False, bye=False):
+        if self.stopping:
+            return
+        self.stopping = bye
+        self.intake.send("presence", node=self.node, rooms=rooms, full=full, bye=bye)
+
+    def _report_presence_forever(self):
+        """The whole member set every heartbeat: keeps this node alive in the
+        broker's registry and heals any report that was lost."""
+        while True:
+            gevent.sleep(self.heartbeat_ms / 1000.0)
+            self._report_presence({room: self._local_nicks(room) for room in self.local_members},
+                                  full=True)
+
+    def goodbye(self):
+        """Tell the broker this node is stopping: its members leave at once."""
+        if self.intake is not None:
+            self._report_presence({}, full=True, bye=True)
+
+    def members(self, room):
+        """Cluster-wide nicks in a room, as the broker last reported them."""
+        return list(self.presence.get(room, ()))
+
+    def active_rooms(self):
+        """[(room, member count)] of rooms with members, most populated first."""
+        return sorted(((room, len(nicks)) for room, nicks in self.presence.items() if nicks),
+                      key=lambda item: (-item[1], item[0]))
 
     # python-socketio pub/sub extension points
 
@@ -254,6 +306,19 @@ class ZmqManager(PubSubManager):
         elif outcome is Outcome.GAP:
             self._repair(message["room"])
 
+    def _on_presence(self, body):
+        room, members = body["room"], body["members"]
+        if members:
+            self.presence[room] = members
+        else:
+            self.presence.pop(room, None)
+        self.server.emit("presence", {"room": room, "members": members}, room=room,
+                         ignore_queue=True)
+
+    def _on_announcement(self, body):
+        self.server.emit("announcement", {"room": body["room"], "text": body["text"],
+                                          "ts": body["ts"]}, room=body["room"], ignore_queue=True)
+
     def _on_relay(self, body):
         data = body.get("data") or {}
         if data.get("host_id") == self.host_id and data.get("method") != "callback":
@@ -274,10 +339,13 @@ class ZmqManager(PubSubManager):
             self._set_state(LinkState.DOWN, str(exc))
             return
         missed, broken = self.mirror.install(reply["epoch"], reply["rooms"])
+        self.presence = dict(reply.get("presence") or {})
         self.broker_instance = reply["broker"]
         self.last_heard = time.monotonic()
         self._set_state(LinkState.LIVE, "snapshot of %d rooms" % len(reply["rooms"]))
         self.synced.set()
+        self._report_presence({room: self._local_nicks(room) for room in self.local_members},
+                              full=True)
         for messages in missed.values():   # sequenced while this node was not listening
             for message in messages:
                 self._deliver(message)

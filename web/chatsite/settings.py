@@ -69,9 +69,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s " + CHAT_NODE_NAME + " %(name)s: %(message)s"}},
-    "filters": {"skip_healthz_503": {"()": "chat.logfilters.SkipHealthz503"}},
+    "filters": {"skip_healthz_503": {"()": "chat.logfilters.SkipHealthz503"},
+                "demote_closed_session": {"()": "chat.logfilters.DemoteClosedSession"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
-                             "filters": ["skip_healthz_503"]}},
+                             "filters": ["skip_healthz_503", "demote_closed_session"]}},
     "root": {"handlers": ["console"], "level": env("CHAT_LOG_LEVEL", "INFO")},
     "loggers": {
         "socketio": {"level": "WARNING"},

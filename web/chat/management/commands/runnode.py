@@ -57,8 +57,11 @@ class Command(BaseCommand):
         app = build_app(sio, django_app)
         server = _nodelay_server_class()((host, port), app, handler_class=handler_class, log=None,
                                    error_log=logging.getLogger("chat.wsgi"))
-        gevent.signal_handler(signal.SIGTERM, server.stop, 2)
-        gevent.signal_handler(signal.SIGINT, server.stop, 2)
+        def stop():
+            sio.manager.goodbye()   # the broker announces this node's members as gone
+            server.stop(2)
+        gevent.signal_handler(signal.SIGTERM, stop)
+        gevent.signal_handler(signal.SIGINT, stop)
         log.info("node %s serving on http://%s:%d/", settings.CHAT_NODE_NAME, host, port)
         server.serve_forever()
         log.info("node %s stopped", settings.CHAT_NODE_NAME)
