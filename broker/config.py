@@ -22,6 +22,10 @@ class BrokerConfig:
     sndhwm: int = 100_000
     rcvhwm: int = 100_000
     log_level: str = "INFO"
+    # Durable room state (see store.py); "memory" keeps nothing across restarts.
+    state_path: str = "var/broker.sqlite3"
+    # NORMAL survives kill -9 of the broker; FULL also a power cut (fsync per commit).
+    state_sync: str = "NORMAL"
 
 
 def from_env(environ=os.environ):
@@ -39,4 +43,6 @@ def from_env(environ=os.environ):
         sndhwm=int(get("CHAT_BROKER_SNDHWM", "100000")),
         rcvhwm=int(get("CHAT_BROKER_RCVHWM", "100000")),
         log_level=get("CHAT_LOG_LEVEL", "INFO"),
+        state_path=get("CHAT_BROKER_STATE", "var/broker.sqlite3"),
+        state_sync=get("CHAT_BROKER_SYNC", "NORMAL").upper(),
     )

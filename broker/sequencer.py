@@ -3,6 +3,7 @@ import time
 import uuid
 
 from chatstream.history import RoomHistory
+from .store import MemoryStore
 
 
 def now_ms():
@@ -17,19 +18,27 @@ def new_epoch():
 class Sequencer:
     """Gives every room message its seq, id and ts, and remembers the last ones.
 
-    :param epoch: the epoch of every room this sequencer creates.
+    :param epoch: the epoch of every room this sequencer creates (default:
+        the store's, or a new one).
     :param history_size: messages kept per room (the replay buffer and the
         window inside which a repeated ``cid`` is recognised).
     :param clock_ms: returns Unix milliseconds (injectable for tests).
+    :param store: where sequenced messages are made durable (see store.py);
+        its saved rooms are loaded here.
     """
 
-    def __init__(self, epoch=None, history_size=50, clock_ms=now_ms):
-        self.epoch = epoch or new_epoch()
+    def __init__(self, epoch=None, history_size=50, clock_ms=now_ms, store=None):
+        self.store = store or MemoryStore()
+        saved_epoch, saved_rooms = self.store.load(history_size)
+        self.epoch = epoch or saved_epoch or new_epoch()
         self.history_size = history_size
         self.clock_ms = clock_ms
         self.rooms = {}          # room -> RoomHistory
         self.cids = {}           # room -> {cid: message} for buffered messages
         self.changed = {}        # room -> seq, since the last take_changes()
+        for name, state in saved_rooms.items():
+            history = self.rooms[name] = RoomHistory.from_state(name, state, history_size)
+            self.cids[name] = {m["cid"]: m for m in history.buffer if "cid" in m}
 
     def room(self, name):
         """The room's history, created empty on first use."""
@@ -66,7 +75,12 @@ class Sequencer:
         if cid is not None:
             cids[cid] = message
         self.changed[room] = message["seq"]
+        self.store.append(room, history.epoch, message, self.history_size)
         return message, False
+
+    def commit(self):
+        """Make everything sequenced so far durable (before anyone hears of it)."""
+        self.store.commit()
 
     def snapshot(self):
         """Every room's state: {room: {epoch, seq, history}}."""

@@ -1,7 +1,11 @@
-"""The broker's sockets and loop: intake -> sequencer -> publish, plus snapshots.
+"""The broker's sockets and loop: intake -> sequencer -> store -> publish, plus snapshots.
 
 One thread, one poller.  Every request is answered or logged; a malformed
 frame is refused with an ``error`` reply and never stops the loop.
+
+Group commit: the loop handles a batch of queued requests, commits the store
+once, and only then sends what the batch produced (publishes and acks, in
+order).  So nothing is published or acknowledged before it is durable.
 """
 import logging
 import time
@@ -11,6 +15,15 @@ import zmq
 from chatstream import wire
 from .presence import PresenceRegistry
 from .sequencer import Sequencer
+from .store import MemoryStore, SqliteStore
+
+
+def open_store(config):
+    """The store the configuration names: a SQLite file, or memory."""
+    if config.state_path in ("", "memory"):
+        log.warning("broker state is in memory only: a restart starts a new epoch")
+        return MemoryStore()
+    return SqliteStore(config.state_path, synchronous=config.state_sync)
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +52,13 @@ class Broker:
     def __init__(self, config, context=None, sequencer=None, presence=None):
         self.config = config
         self.context = context or zmq.Context.instance()
-        self.sequencer = sequencer or Sequencer(history_size=config.history_size)
+        self.sequencer = sequencer or Sequencer(history_size=config.history_size,
+                                                store=open_store(config))
         self.presence = presence or PresenceRegistry(node_ttl_ms=config.node_ttl_ms)
         self.instance = None  # "<epoch>-<start time>", set by bind()
         self.intake = self.publisher = self.snapshots = None
         self.running = False
+        self.outbox = []   # (socket, frames) to send once the batch is committed
         self.intake_handlers = {"publish": self.on_publish, "relay": self.on_relay,
                                 "presence": self.on_presence}
         self.snapshot_handlers = {"snapshot": self.on_snapshot, "history": self.on_history}
@@ -55,8 +70,10 @@ class Broker:
         self.snapshots = self._socket(zmq.ROUTER, cfg.snapshot)
         self.publisher = self._socket(zmq.PUB, cfg.publish)
         self.instance = "%s-%d" % (self.sequencer.epoch, int(time.time()))
-        log.info("broker %s listening: intake %s, publish %s, snapshot %s, history %d",
-                 self.instance, cfg.intake, cfg.publish, cfg.snapshot, cfg.history_size)
+        log.info("broker %s listening: intake %s, publish %s, snapshot %s, history %d, "
+                 "state %s (%d rooms loaded)", self.instance, cfg.intake, cfg.publish,
+                 cfg.snapshot, cfg.history_size, cfg.state_path or "memory",
+                 len(self.sequencer.rooms))
 
     def _socket(self, kind, endpoint):
         sock = self.context.socket(kind)
@@ -70,6 +87,7 @@ class Broker:
         for sock in (self.intake, self.snapshots, self.publisher):
             if sock is not None:
                 sock.close(0)
+        self.sequencer.store.close()
 
     def stop(self, *_):
         self.running = False
@@ -86,6 +104,7 @@ class Broker:
             now = time.monotonic()
             if now >= next_beat:
                 self.heartbeat()
+                self._flush()
                 next_beat = now + interval
             timeout_ms = max(0, int((next_beat - now) * 1000))
             try:
@@ -98,6 +117,7 @@ class Broker:
                 self._drain(self.intake, self.intake_handlers)
             if self.snapshots in events:
                 self._drain(self.snapshots, self.snapshot_handlers)
+            self._flush()
 
     def _drain(self, sock, handlers, limit=1000):
         """Handle what is queued on a ROUTER socket, at most ``limit`` at a time."""
@@ -107,6 +127,27 @@ class Broker:
             except zmq.Again:
                 return
             self._serve(sock, handlers, frames)
+
+    def _flush(self):
+        """Commit the batch, then send what it produced."""
+        if not self.outbox:
+            return
+        try:
+            self.sequencer.commit()
+        except Exception:
+            # Sequenced in memory but not durable: nobody may hear of it.  Exit
+            # and let the supervisor restart us from the last commit; nodes see
+            # `unavailable` and retry with the same cid.
+            log.critical("cannot commit broker state; exiting without acknowledging", exc_info=True)
+            raise SystemExit(3)
+        outbox, self.outbox = self.outbox, []
+        for sock, frames in outbox:
+            try:
+                sock.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:   # PUB never blocks; a full peer queue drops, nodes repair by seq
+                log.warning("send queue full, frame dropped")
+            except zmq.ZMQError as exc:
+                log.warning("send failed: %s", exc)
 
     def _serve(self, sock, handlers, frames):
         identity = frames[0]
@@ -129,10 +170,7 @@ class Broker:
             reply = wire.encode("error", rid=rid if isinstance(rid, (str, int)) else None,
                                 error="internal", detail="broker error")
         if reply is not None:
-            try:
-                sock.send_multipart([identity, reply], zmq.NOBLOCK)
-            except zmq.ZMQError as exc:
-                log.warning("reply to %r dropped: %s", identity[:16], exc)
+            self.outbox.append((sock, [identity, reply]))
 
     # intake handlers
 
@@ -205,7 +243,4 @@ class Broker:
             ts=int(time.time() * 1000), seqs=self.sequencer.take_changes()))
 
     def _publish(self, topic, frame):
-        try:
-            self.publisher.send_multipart([topic, frame], zmq.NOBLOCK)
-        except zmq.Again:  # PUB never blocks; a full peer queue drops, nodes repair by seq
-            log.warning("publish queue full, frame dropped")
+        self.outbox.append((self.publisher, [topic, frame]))

@@ -113,6 +113,7 @@ class Cluster:
             "CHAT_BROKER_INTAKE_PORT": str(self.ports["intake"]),
             "CHAT_BROKER_PUBLISH_PORT": str(self.ports["publish"]),
             "CHAT_BROKER_SNAPSHOT_PORT": str(self.ports["snapshot"]),
+            "CHAT_BROKER_STATE": str(self.log_dir / "broker.sqlite3"),
             **(env or {}),
         })
         self.broker = None

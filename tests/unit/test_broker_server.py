@@ -47,6 +47,7 @@ def serve(broker, handlers, *frames):
     """Serve one request from PEER; returns the decoded replies sent to it."""
     sock = FakeSocket()
     broker._serve(sock, handlers, [PEER, *frames])
+    broker._flush()   # the batch ends: commit, then send
     for identity, _ in sock.sent:
         assert identity == PEER
     return [wire.decode(body) for _, body in sock.sent]
@@ -344,9 +345,12 @@ def test_heartbeat_carries_the_rooms_changed_since_the_last_one():
     fill(broker, "b", 1)
     broker.publisher.sent.clear()
     broker.heartbeat()
+    broker._flush()
     broker.heartbeat()
+    broker._flush()
     fill(broker, "b", 1)
     broker.heartbeat()
+    broker._flush()
     beats = [(t, b) for t, b in published(broker) if b["type"] == "heartbeat"]
     assert len(published(broker)) == 4  # three beats and the message to "b"
     assert [topic for topic, _ in beats] == [wire.HEARTBEAT_TOPIC] * 3
@@ -360,6 +364,7 @@ def test_heartbeat_with_a_full_pub_queue_does_not_raise():
     broker = make_broker()
     broker.publisher = FakeSocket(raises=zmq.Again())
     broker.heartbeat()
+    broker._flush()
 
 
 # --- the real loop over inproc sockets ----------------------------------------

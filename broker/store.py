@@ -1,0 +1,126 @@
+"""Durable broker state: each room's epoch, last seq and replay buffer.
+
+The cid window needs no table of its own: it is the cids of the buffered
+messages.  :class:`SqliteStore` keeps everything in one SQLite file in WAL
+mode; :class:`MemoryStore` is the in-memory fake for tests and for running
+without a state file.
+
+Why SQLite: it ships with Python, a WAL commit is an append to one file, and
+``synchronous=NORMAL`` survives ``kill -9`` of the broker (the WAL is in the
+OS page cache; only a power cut can lose the last commits -- set
+``CHAT_BROKER_SYNC=FULL`` to fsync every commit and survive that too).  The
+broker commits once per batch of requests (group commit), so the cost is per
+batch, not per message.
+"""
+import json
+import logging
+import os
+import sqlite3
+import time
+import uuid
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, epoch TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    room TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (room, seq)) WITHOUT ROWID;
+"""
+
+
+class MemoryStore:
+    """Keeps nothing across restarts: every start is a new epoch."""
+
+    durable = False
+
+    def load(self, history_size):
+        """Returns ``(epoch, {room: {"epoch", "seq", "history"}})``."""
+        return None, {}
+
+    def append(self, room, epoch, message, history_size):
+        pass
+
+    def commit(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class SqliteStore:
+    """Room state in one SQLite file (WAL).
+
+    :param path: the database file; created with its folder if missing.
+    :param synchronous: SQLite's ``synchronous`` pragma: NORMAL survives a
+        process crash, FULL also a power cut.
+    """
+
+    durable = True
+
+    def __init__(self, path, synchronous="NORMAL"):
+        self.path = path
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        self.db = self._open(path, synchronous)
+        self.touched = {}   # room -> (epoch, seq, history_size) since the last commit
+
+    @staticmethod
+    def _open(path, synchronous):
+        try:
+            db = sqlite3.connect(path, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=%s" % ("FULL" if synchronous == "FULL" else "NORMAL"))
+            db.executescript(SCHEMA)
+            db.execute("SELECT count(*) FROM rooms").fetchone()
+            return db
+        except sqlite3.DatabaseError as exc:
+            # The state is truly lost: keep the bad file for inspection, start afresh
+            # (a new epoch tells every client so).
+            aside = "%s.corrupt-%d" % (path, int(time.time()))
+            log.error("state file %s unreadable (%s); moved to %s, starting a new epoch",
+                      path, exc, aside)
+            os.replace(path, aside)
+            return SqliteStore._open(path, synchronous)
+
+    def load(self, history_size):
+        """Returns ``(epoch, {room: {"epoch", "seq", "history"}})`` as last committed."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
+        epoch = row[0] if row else None
+        if epoch is None:
+            epoch = uuid.uuid4().hex[:16]
+            self.db.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
+        rooms = {}
+        for room, room_epoch, seq in self.db.execute("SELECT room, epoch, seq FROM rooms"):
+            bodies = self.db.execute(
+                "SELECT body FROM messages WHERE room=? ORDER BY seq DESC LIMIT ?",
+                (room, history_size)).fetchall()
+            history = [json.loads(b) for (b,) in reversed(bodies)]
+            rooms[room] = {"epoch": room_epoch, "seq": seq, "history": history}
+        return epoch, rooms
+
+    def append(self, room, epoch, message, history_size):
+        """Stage one sequenced message; durable at the next :meth:`commit`."""
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
+        self.db.execute("INSERT INTO messages (room, seq, body) VALUES (?, ?, ?)",
+                        (room, message["seq"], json.dumps(message, separators=(",", ":"))))
+        self.touched[room] = (epoch, message["seq"], history_size)
+
+    def commit(self):
+        """Make every staged message durable; prune what left the buffers."""
+        if not self.db.in_transaction:
+            return
+        for room, (epoch, seq, history_size) in self.touched.items():
+            self.db.execute("INSERT INTO rooms (room, epoch, seq) VALUES (?, ?, ?) "
+                            "ON CONFLICT(room) DO UPDATE SET epoch=excluded.epoch, seq=excluded.seq",
+                            (room, epoch, seq))
+            self.db.execute("DELETE FROM messages WHERE room=? AND seq<=?", (room, seq - history_size))
+        self.touched = {}
+        self.db.execute("COMMIT")
+
+    def close(self):
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self.db.close()
