@@ -2,6 +2,9 @@
 import functools
 import logging
 import time
+from dataclasses import dataclass
+
+from socketio import exceptions as sio_exceptions
 
 from . import validation
 from .ratelimit import TokenBucket
@@ -9,6 +12,16 @@ from .validation import ContractError
 from .zmq_manager import BrokerUnavailable
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection and per-node limits (settings CHAT_*; see README)."""
+    rate_per_s: float = 20.0        # sustained messages per second
+    rate_burst: int = 40            # messages allowed in a burst
+    max_payload_bytes: int = 16384  # a 2000-char text with escapes fits
+    max_rooms: int = 50             # rooms one connection may be in
+    max_connections: int = 10000    # connections one node accepts
 
 
 class Connection:
@@ -27,6 +40,7 @@ def _acked(handler):
         # by validation where a payload is required).
         payload = args[0] if len(args) == 1 else list(args) if args else None
         try:
+            validation.payload_size(payload, self.limits.max_payload_bytes)
             return handler(self, sid, payload)
         except ContractError as exc:
             return exc.ack()
@@ -40,16 +54,14 @@ class ChatEvents:
     """The chat's handlers, bound to one python-socketio Server.
 
     :param sio: the Server; its client manager must be a ZmqManager.
-    :param rate_per_s: messages per second a connection may sustain.
-    :param rate_burst: messages a connection may send in a burst.
+    :param limits: a :class:`Limits`.
     :param sync_timeout_s: how long a join waits for the node's first snapshot.
     """
 
-    def __init__(self, sio, rate_per_s=20.0, rate_burst=40, sync_timeout_s=5.0):
+    def __init__(self, sio, limits=Limits(), sync_timeout_s=5.0):
         self.sio = sio
         self.manager = sio.manager
-        self.rate_per_s = rate_per_s
-        self.rate_burst = rate_burst
+        self.limits = limits
         self.sync_timeout_s = sync_timeout_s
         self.connections = {}   # sid -> Connection
         sio.on("connect", self.on_connect)
@@ -61,7 +73,17 @@ class ChatEvents:
         sio.on("rooms", self.on_rooms)
 
     def on_connect(self, sid, environ, auth=None):
-        self.connections[sid] = Connection(TokenBucket(self.rate_per_s, self.rate_burst))
+        if len(self.connections) >= self.limits.max_connections:
+            log.warning("connection refused: %d connections is this node's limit",
+                        self.limits.max_connections)
+            # Socket.IO clients see connect_error with message "too_many_connections"
+            # and data {error, detail}.
+            raise sio_exceptions.ConnectionRefusedError("too_many_connections", {
+                "error": "too_many_connections",
+                "detail": "this node serves at most %d connections; try again or another node"
+                          % self.limits.max_connections})
+        self.connections[sid] = Connection(TokenBucket(self.limits.rate_per_s,
+                                                       self.limits.rate_burst))
 
     def on_disconnect(self, sid, reason=None):
         conn = self.connections.pop(sid, None)
@@ -89,6 +111,9 @@ class ChatEvents:
             raise ContractError("unavailable", "the node has not reached the broker yet")
         room = req["room"]
         previous = conn.rooms.get(room)
+        if previous is None and len(conn.rooms) >= self.limits.max_rooms:
+            raise ContractError("too_many_rooms", "a connection may be in at most %d rooms"
+                                % self.limits.max_rooms)
         if previous is not None:
             self.manager.member_left(room, previous)
         conn.rooms[room] = req["nick"]
@@ -139,7 +164,7 @@ class ChatEvents:
             raise ContractError("not_joined", "join room %s first" % req["room"])
         if not conn.bucket.allow():
             raise ContractError("rate_limited", "more than %g messages/s (burst %d)"
-                                % (self.rate_per_s, self.rate_burst))
+                                % (self.limits.rate_per_s, self.limits.rate_burst))
         try:
             message, _ = self.manager.sequence(req["room"], nick, req["text"], req["cid"])
         except BrokerUnavailable as exc:

@@ -4,7 +4,8 @@ import logging
 import socketio
 from django.conf import settings
 
-from .events import ChatEvents
+from .backpressure import SlowClientReaper
+from .events import ChatEvents, Limits
 from .zmq_manager import ZmqManager
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,18 @@ def build_server():
         # (see deploy/haproxy.cfg); browsers and clients need nothing special.
         cookie={"name": "io", "path": "/", "samesite": "Lax", "httponly": True},
         cors_allowed_origins=[],
+        # Engine.IO drops a connection that sends more than this in one packet;
+        # below it, payloads over CHAT_MAX_PAYLOAD_BYTES get a clear error.
+        max_http_buffer_size=max(1_000_000, 4 * settings.CHAT_MAX_PAYLOAD_BYTES),
         logger=False,
         engineio_logger=False,
     )
-    ChatEvents(sio, rate_per_s=settings.CHAT_RATE_PER_S, rate_burst=settings.CHAT_RATE_BURST,
-               sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
+    limits = Limits(rate_per_s=settings.CHAT_RATE_PER_S, rate_burst=settings.CHAT_RATE_BURST,
+                    max_payload_bytes=settings.CHAT_MAX_PAYLOAD_BYTES,
+                    max_rooms=settings.CHAT_MAX_ROOMS_PER_CONNECTION,
+                    max_connections=settings.CHAT_MAX_CONNECTIONS)
+    ChatEvents(sio, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
+    SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE).start()
     # Start the broker link now, not at the first client: /healthz depends on it.
     sio.manager_initialized = True
     manager.initialize()

@@ -3,6 +3,7 @@
 Each rule returns the clean value or raises :class:`ContractError` with the
 contract's error code.  Nothing here touches sockets or Django.
 """
+import json
 import re
 
 ROOM_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -30,6 +31,23 @@ def _typed(payload, field, kind, name):
     if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
         raise ContractError("invalid_payload", "%s must be %s" % (field, name))
     return value
+
+
+def payload_size(payload, limit):
+    """payload_too_large when the payload's JSON is over ``limit`` bytes."""
+    if isinstance(payload, str):
+        size = len(payload.encode("utf-8", "surrogatepass"))
+    elif isinstance(payload, (dict, list)):
+        try:
+            size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+                       .encode("utf-8", "surrogatepass"))
+        except (TypeError, ValueError):
+            raise ContractError("invalid_payload", "the payload is not JSON") from None
+    else:
+        return
+    if size > limit:
+        raise ContractError("payload_too_large", "the payload is %d bytes; the limit is %d"
+                            % (size, limit))
 
 
 def payload_object(payload):

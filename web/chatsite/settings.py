@@ -64,6 +64,12 @@ CHAT_BROKER_DEAD_AFTER_MS = int(env("CHAT_BROKER_DEAD_AFTER_MS", "3000"))
 CHAT_RATE_PER_S = float(env("CHAT_RATE_PER_S", "20"))
 CHAT_RATE_BURST = int(env("CHAT_RATE_BURST", "40"))
 CHAT_ZMQ_HWM = int(env("CHAT_ZMQ_HWM", "100000"))
+# Limits, each refused with a clear error (docs/PROTOCOL-EXTENSIONS.md).
+CHAT_MAX_PAYLOAD_BYTES = int(env("CHAT_MAX_PAYLOAD_BYTES", "16384"))
+CHAT_MAX_ROOMS_PER_CONNECTION = int(env("CHAT_MAX_ROOMS_PER_CONNECTION", "50"))
+CHAT_MAX_CONNECTIONS = int(env("CHAT_MAX_CONNECTIONS", "10000"))
+# Packets waiting for one client before it counts as not reading and is cut off.
+CHAT_MAX_SEND_QUEUE = int(env("CHAT_MAX_SEND_QUEUE", "1000"))
 
 LOGGING = {
     "version": 1,

@@ -1,84 +1,351 @@
-// Minimal room page: join, history, live messages by seq, resume with since + epoch.
-(function () {
-  "use strict";
-  var room = JSON.parse(document.getElementById("room-data").textContent);
-  var $ = function (id) { return document.getElementById(id); };
-  var seen = {}, lastSeq = null, epoch = null, joinedNick = null;
-  $("nick").value = localStorage.getItem("chat.nick") || "";
+// The chat page of one room: joins with the remembered nickname, shows history and live
+// messages in seq order, keeps the member list, and resumes after a lost connection with
+// since + epoch (de-duplicating by seq; on a gap it reloads the history and says so).
+//
+// The connection is a small state machine:
+//   idle ──join──▶ connecting ──connect──▶ joining ──ack ok──▶ live
+//                      │                     ▲   │                │
+//                      └──── error ────▶ reconnecting ◀──drop─────┘
+// A refused nickname goes back to idle. #status shows "connected" only while live.
 
-  function setStatus(s) { $("status").textContent = s; }
-  function showError(ack) { $("error").textContent = ack.error + ": " + ack.detail; }
+import { Conversation } from "./conversation.js";
+import { Outbox } from "./outbox.js";
+import { nickProblem, rememberedNick, rememberNick, setFieldError } from "./names.js";
 
-  function addMessage(m) {
-    if (seen[m.seq]) return;
-    seen[m.seq] = true;
-    var li = document.createElement("li");
-    li.dataset.seq = String(m.seq);
-    var nick = document.createElement("span");
-    nick.className = "nick";
-    nick.textContent = m.nick;
-    var text = document.createElement("span");
-    text.className = "text";
-    text.textContent = m.text;
-    li.append(nick, text);
-    var list = $("messages"), after = null;
-    for (var i = list.children.length - 1; i >= 0; i--) {
-      var s = list.children[i].dataset.seq;
-      if (s && Number(s) < m.seq) { after = list.children[i]; break; }
+const JOIN_TIMEOUT_MS = 10000;   // no answer by then: the join is sent again
+const JOIN_RETRY_MS = 1000;      // after "unavailable" (the node is still syncing with the broker)
+const SEND_TIMEOUT_MS = 12000;   // the node answers "unavailable" after 5 s; later means lost
+const MEMBERS_TIMEOUT_MS = 5000;
+
+const State = {
+  IDLE: "idle", CONNECTING: "connecting", JOINING: "joining", LIVE: "live",
+  RECONNECTING: "reconnecting",
+};
+
+const $ = (id) => document.getElementById(id);
+const room = JSON.parse($("room-data").textContent);
+
+class RoomPage {
+  constructor() {
+    this.state = State.IDLE;
+    this.wasLive = false;      // been in the room before: a new join is a resume
+    this.nick = null;          // the nickname the server accepted
+    this.wantedNick = null;    // the nickname the next join asks for
+    this.epoch = null;
+    this.lastSeq = 0;
+    this.joinAttempt = 0;
+    this.joinBuffer = null;    // live messages that arrive while a join is answered
+    this.presenceVersion = 0;
+    this.unread = 0;
+    this.baseTitle = document.title;
+
+    this.conversation = new Conversation($("messages"), $("jump"), (m) => this.isOwn(m));
+    this.outbox = new Outbox($("outbox"), {
+      retry: (item) => this.send(item),
+      edit: (text) => this.editText(text),
+    });
+    this.socket = io({
+      autoConnect: false,
+      reconnectionDelay: 500,      // a node restart should cost people about a second
+      reconnectionDelayMax: 4000,
+    });
+    this.bindSocket();
+    this.bindForms();
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) this.setUnread(0);
+    });
+
+    const nick = rememberedNick();
+    $("nick").value = nick;
+    if (nick && !nickProblem(nick)) this.join(nick);
+    else $("nick").focus();
+  }
+
+  // state
+
+  setState(state) {
+    this.state = state;
+    const status = state === State.LIVE ? "connected"
+      : state === State.RECONNECTING || (this.wasLive && state !== State.IDLE) ? "reconnecting"
+      : "disconnected";
+    $("status").textContent = status;
+    $("status").dataset.state = status;
+    document.body.dataset.state = state;
+    $("banner").hidden = status !== "reconnecting";
+    $("members-panel").classList.toggle("stale", state !== State.LIVE);
+    const text = $("text");
+    text.disabled = state === State.IDLE;
+    text.placeholder = state === State.IDLE ? "Choose a nickname to start chatting"
+      : "Message #" + room;
+    $("join").textContent = this.nick && state !== State.IDLE ? "Change" : "Join";
+  }
+
+  isOwn(m) {
+    return m.nick === this.nick || Boolean(m.cid && this.outbox.get(m.cid));
+  }
+
+  // joining and resuming
+
+  join(nick) {
+    this.wantedNick = nick;
+    if (this.state === State.LIVE) {
+      this.sendJoin({ rename: true });
+    } else if (this.state === State.IDLE) {
+      this.setState(State.CONNECTING);
+      if (this.socket.connected) this.sendJoin();
+      else this.socket.connect();
     }
-    if (after) after.after(li); else list.prepend(li);
-    lastSeq = Math.max(lastSeq || 0, m.seq);
+    // connecting / joining / reconnecting: the next join uses wantedNick
   }
 
-  function addAnnouncement(a) {
-    var li = document.createElement("li");
-    li.className = "announcement";
-    li.textContent = a.text;
-    $("messages").append(li);
+  sendJoin({ rename = false } = {}) {
+    const req = { room, nick: this.wantedNick };
+    if (this.epoch !== null) {
+      req.since = this.lastSeq;
+      req.epoch = this.epoch;
+    }
+    if (!rename) {
+      this.setState(State.JOINING);
+      this.joinBuffer = [];
+    }
+    const attempt = ++this.joinAttempt;
+    this.socket.timeout(JOIN_TIMEOUT_MS).emit("join", req, (err, ack) => {
+      if (attempt !== this.joinAttempt || !this.socket.connected) return;
+      if (err || !ack.ok) this.joinRefused(err ? { error: "timeout" } : ack, rename);
+      else this.joined(ack, rename);
+    });
   }
 
-  var socket = io({ autoConnect: false });
-  socket.on("connect", function () {
-    setStatus("connected");
-    if (joinedNick) join(joinedNick);
-  });
-  socket.on("disconnect", function () { setStatus("reconnecting"); });
-  socket.io.on("reconnect_failed", function () { setStatus("disconnected"); });
-  socket.on("message", function (m) { if (m.room === room) addMessage(m); });
-  socket.on("announcement", function (a) { if (a.room === room) addAnnouncement(a); });
-
-  function join(nick) {
-    var req = { room: room, nick: nick };
-    if (lastSeq !== null && epoch) { req.since = lastSeq; req.epoch = epoch; }
-    socket.emit("join", req, function (ack) {
-      if (!ack.ok) { showError(ack); return; }
-      joinedNick = ack.nick;
-      if (ack.gap || (epoch !== null && ack.epoch !== epoch)) {
-        seen = {}; lastSeq = null; $("messages").textContent = "";
+  joinRefused(ack, rename) {
+    if (ack.error === "invalid_nick" || ack.error === "invalid_payload") {
+      setFieldError($("nick"), $("nick-error"), ack.detail || "That nickname is not allowed.");
+      $("nick").focus();
+      if (rename) {
+        this.wantedNick = this.nick;   // stay in the room under the accepted nickname
+      } else {
+        this.joinBuffer = null;
+        this.setState(State.IDLE);
       }
-      if (ack.gap) addAnnouncement({ text: "Some messages were missed; history reloaded." });
-      epoch = ack.epoch;
-      ack.history.forEach(addMessage);
-      if (lastSeq === null) lastSeq = ack.seq;
+      return;
+    }
+    // unavailable (node still syncing), timeout, internal: ask again shortly
+    setTimeout(() => {
+      if (this.socket.connected && (this.state === State.JOINING || rename)) this.sendJoin({ rename });
+    }, JOIN_RETRY_MS);
+  }
+
+  joined(ack, rename) {
+    const resumed = this.wasLive && !rename;
+    const gap = ack.gap || (this.epoch !== null && ack.epoch !== this.epoch);
+    const buffered = this.joinBuffer || [];   // [kind, event] in arrival order
+    this.joinBuffer = null;
+    const live = buffered.filter(([kind]) => kind === "message").map(([, m]) => m);
+    this.nick = ack.nick;
+    setFieldError($("nick"), $("nick-error"), "");
+    if (gap) {
+      this.conversation.reset();
+      this.lastSeq = 0;
+    }
+    this.epoch = ack.epoch;
+    const before = this.conversation.bySeq.size;
+    this.conversation.addMessages(ack.history);
+    for (const [kind, event] of buffered) {
+      if (kind === "message") this.conversation.addMessage(event, { quiet: true });
+      else this.conversation.addAnnouncement(event);
+    }
+    for (const m of ack.history.concat(live)) this.outbox.delivered(m.cid);
+    const caughtUp = this.conversation.bySeq.size - before;
+    this.lastSeq = Math.max(this.lastSeq, ack.seq, ...live.map((m) => m.seq));
+
+    $("node").textContent = ack.node || "?";
+    const firstJoin = !this.wasLive;
+    this.wasLive = true;
+    this.setState(State.LIVE);
+    if (gap && resumed) {
+      this.conversation.addNotice("Some messages were missed while you were away, so the "
+        + "conversation was reloaded from the server's history.", "warning");
+    } else if (resumed) {
+      this.conversation.addNotice("Reconnected via " + ack.node
+        + (caughtUp ? "; " + caughtUp + " missed message" + (caughtUp === 1 ? "" : "s")
+          + " shown above." : "."));
+    }
+    this.conversation.scrollToEnd();
+    this.refreshMembers();
+    for (const item of this.outbox.unsent()) this.send(item);
+    if (this.wantedNick !== this.nick && !rename) this.sendJoin({ rename: true });
+    if (firstJoin && (document.activeElement === document.body || document.activeElement === $("join")
+      || document.activeElement === $("nick"))) $("text").focus();
+  }
+
+  // socket events
+
+  bindSocket() {
+    const s = this.socket;
+    s.on("connect", () => {
+      if (this.state === State.CONNECTING || this.state === State.RECONNECTING) this.sendJoin();
+    });
+    s.on("connect_error", () => {
+      if (this.state === State.CONNECTING) this.setState(State.RECONNECTING);
+    });
+    s.on("disconnect", (reason) => {
+      if (this.state === State.IDLE) return;
+      this.joinAttempt += 1;          // answers to the old connection's join never come
+      this.joinBuffer = null;
+      this.outbox.waitAll();
+      const wasLive = this.state === State.LIVE;
+      this.setState(State.RECONNECTING);
+      if (wasLive) this.conversation.addNotice("Connection lost; reconnecting…", "warning");
+      // The server closed us on purpose (e.g. its copy of the room broke): it expects us
+      // back with since + epoch, but socket.io does not reconnect by itself in this case.
+      if (reason === "io server disconnect") s.connect();
+    });
+    s.on("message", (m) => this.onMessage(m));
+    s.on("announcement", (a) => {
+      if (a.room !== room) return;
+      if (this.joinBuffer) this.joinBuffer.push(["announcement", a]);
+      else if (this.state === State.LIVE) this.conversation.addAnnouncement(a);
+    });
+    s.on("presence", (p) => {
+      if (p.room !== room) return;
+      this.presenceVersion += 1;
+      this.showMembers(p.members);
     });
   }
 
-  $("joinform").addEventListener("submit", function (e) {
-    e.preventDefault();
-    var nick = $("nick").value.trim();
-    localStorage.setItem("chat.nick", nick);
-    joinedNick = nick;
-    if (socket.connected) join(nick); else socket.connect();
-  });
+  onMessage(m) {
+    if (m.room !== room) return;
+    if (this.joinBuffer) {
+      this.joinBuffer.push(["message", m]);
+      return;
+    }
+    if (this.state !== State.LIVE) return;
+    if (this.conversation.addMessage(m)) {
+      this.lastSeq = Math.max(this.lastSeq, m.seq);
+      if (document.hidden) this.setUnread(this.unread + 1);
+    }
+    this.outbox.delivered(m.cid);
+    this.outbox.deliveredSeq(m.seq);
+  }
 
-  $("sendform").addEventListener("submit", function (e) {
-    e.preventDefault();
-    var text = $("text").value;
-    if (!text.trim()) return;
-    var cid = Date.now().toString(36) + Math.random().toString(36).slice(2);
-    socket.emit("message", { room: room, text: text, cid: cid }, function (ack) {
-      if (ack.ok) { $("text").value = ""; $("error").textContent = ""; } else showError(ack);
+  setUnread(n) {
+    this.unread = n;
+    document.title = (n ? "(" + n + ") " : "") + this.baseTitle;
+  }
+
+  // members
+
+  refreshMembers() {
+    const version = this.presenceVersion;
+    this.socket.timeout(MEMBERS_TIMEOUT_MS).emit("members", { room }, (err, ack) => {
+      // a presence event that came meanwhile is newer than this answer
+      if (!err && ack.ok && version === this.presenceVersion) this.showMembers(ack.members);
     });
-  });
-  if ($("nick").value) { joinedNick = $("nick").value.trim(); socket.connect(); }
-})();
+  }
+
+  showMembers(members) {
+    const list = $("members");
+    list.textContent = "";
+    for (const nick of members) {
+      const item = document.createElement("li");
+      item.textContent = nick;
+      if (nick === this.nick) {
+        item.className = "me";
+        item.title = "you";
+      }
+      list.append(item);
+    }
+    $("member-count").textContent = String(members.length);
+  }
+
+  // sending
+
+  send(item) {
+    if (this.state !== State.LIVE) {
+      this.outbox.waiting(item);
+      return;
+    }
+    const attempt = this.outbox.nextAttempt(item);
+    this.outbox.sending(item);
+    const payload = { room, text: item.text, cid: item.cid };
+    this.socket.timeout(SEND_TIMEOUT_MS).emit("message", payload, (err, ack) => {
+      if (attempt !== item.attempt || this.outbox.get(item.cid) !== item) return;
+      if (err) {
+        this.outbox.failed(item, "timeout", "no answer from the server");
+      } else if (ack.ok) {
+        if (this.conversation.has(ack.seq)) this.outbox.delivered(item.cid);
+        else this.outbox.sequenced(item, ack.seq);
+      } else if (ack.error === "not_joined" && this.state === State.LIVE) {
+        this.outbox.waiting(item);   // the server forgot us: rejoin, then it goes out again
+        this.sendJoin();
+      } else {
+        this.outbox.failed(item, ack.error, ack.detail);
+      }
+    });
+  }
+
+  editText(text) {
+    const box = $("text");
+    if (text !== null && !box.value) box.value = text;
+    box.dispatchEvent(new Event("input"));
+    box.focus();
+  }
+
+  // forms
+
+  bindForms() {
+    $("joinform").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const nick = $("nick").value.trim();
+      const problem = nickProblem(nick);
+      setFieldError($("nick"), $("nick-error"), problem);
+      if (problem) {
+        $("nick").focus();
+        return;
+      }
+      rememberNick(nick);
+      if (nick === this.nick && this.state !== State.IDLE) $("text").focus();
+      else this.join(nick);
+    });
+
+    const text = $("text");
+    $("sendform").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submitText();
+    });
+    text.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.submitText();
+      }
+    });
+    text.addEventListener("input", () => this.fitComposer());
+  }
+
+  submitText() {
+    const box = $("text");
+    if (this.state === State.IDLE) {
+      $("nick").focus();
+      return;
+    }
+    if (!box.value.trim()) return;
+    const item = this.outbox.add(box.value);
+    box.value = "";
+    this.fitComposer();
+    this.send(item);
+    box.focus();
+  }
+
+  /** Grow the message box with its text (up to the CSS max-height), and count characters. */
+  fitComposer() {
+    const box = $("text");
+    box.style.height = "auto";
+    box.style.height = box.scrollHeight + "px";
+    const counter = $("counter");
+    const n = box.value.length;
+    counter.hidden = n < 1800;
+    counter.textContent = n + " / 2000";
+    counter.classList.toggle("over", n > 2000);
+  }
+}
+
+new RoomPage();

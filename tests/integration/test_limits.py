@@ -1,0 +1,117 @@
+"""Configured limits give clear errors; a client that stops reading is cut off."""
+import json
+import socket
+
+import pytest
+import socketio
+import websocket
+
+from .cluster import new_room, wait_until
+
+FAST = {"CHAT_RATE_PER_S": "100000", "CHAT_RATE_BURST": "100000"}
+
+
+@pytest.fixture
+def limited(make_cluster):
+    c = make_cluster(dict(FAST, CHAT_MAX_PAYLOAD_BYTES="3000", CHAT_MAX_ROOMS_PER_CONNECTION="3",
+                          CHAT_MAX_CONNECTIONS="4"))
+    c.start_broker()
+    c.start_node("node1")
+    return c
+
+
+def test_payload_over_the_limit_is_refused_and_the_connection_stays_usable(limited, client):
+    room = new_room()
+    c = client(limited.url("node1"))
+    c.join(room)
+    ack = c.call("message", {"room": room, "text": "ok", "padding": "x" * 4000})
+    assert (ack["ok"], ack["error"]) == (False, "payload_too_large") and "3000" in ack["detail"]
+    assert c.send(room, "é" * 1400)["ok"]          # 2800 bytes of UTF-8: under the limit
+    assert [m["seq"] for m in c.wait_messages(room, 1)] == [1]
+
+
+def test_rooms_per_connection_are_limited(limited, client):
+    c = client(limited.url("node1"))
+    rooms = [new_room() for _ in range(4)]
+    for room in rooms[:3]:
+        c.join(room)
+    ack = c.call("join", {"room": rooms[3], "nick": "x"})
+    assert (ack["ok"], ack["error"]) == (False, "too_many_rooms")
+    assert c.call("join", {"room": rooms[0], "nick": "renamed"})["ok"]   # re-joining is fine
+    assert c.call("leave", {"room": rooms[0]}) == {"ok": True}
+    assert c.call("join", {"room": rooms[3], "nick": "x"})["ok"]
+
+
+def test_connections_per_node_are_limited(limited, client):
+    for i in range(4):
+        client(limited.url("node1"), name="c%d" % i)
+    refused = socketio.Client(reconnection=False)
+    errors = []
+    refused.on("connect_error", lambda data: errors.append(data))
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        refused.connect(limited.url("node1"), transports=["websocket"], wait_timeout=5)
+    assert errors and errors[0]["message"] == "too_many_connections", errors
+    assert errors[0]["data"]["error"] == "too_many_connections" and "4" in errors[0]["data"]["detail"]
+
+
+class SilentClient:
+    """A raw Engine.IO/Socket.IO websocket client that joins a room, then never reads."""
+
+    def __init__(self, url, room, nick):
+        ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        self.ws = websocket.create_connection(
+            ws_url, timeout=10, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+        assert self.ws.recv().startswith("0")                 # Engine.IO open
+        self.ws.send("40")
+        assert self.ws.recv().startswith("40")                # Socket.IO connect
+        self.ws.send("420" + json.dumps(["join", {"room": room, "nick": nick}]))
+        while not self.ws.recv().startswith("430"):           # the join ack; from now on: silence
+            pass
+
+    def close(self):
+        self.ws.sock.close() if self.ws.sock else None
+
+
+def _rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(next(line for line in f if line.startswith("VmRSS")).split()[1])
+
+
+@pytest.mark.timeout(180)
+def test_a_client_that_never_reads_is_disconnected_and_nobody_else_suffers(make_cluster, client):
+    c = make_cluster(dict(FAST, CHAT_MAX_SEND_QUEUE="200"))
+    c.start_broker()
+    c.start_node("node1")
+    c.start_node("node2")
+    room = new_room()
+    sender = client(c.url("node2"), name="sender")
+    sender.join(room)
+    neighbour = client(c.url("node1"), name="neighbour")     # same node as the silent one
+    neighbour.join(room)
+    silent = SilentClient(c.url("node1"), room, "silent")
+    try:
+        wait_until(lambda: sender.call("members", {"room": room})["members"]
+                   == ["neighbour", "sender", "silent"], 10, "silent is a member")
+        node1_pid = c.nodes["node1"][0].pid
+        rss_before = _rss_kb(node1_pid)
+        acked = []
+        text = "x" * 1990
+        for i in range(6000):                                # bounded: ~12 MB of text at most
+            ack = sender.send(room, text + str(i))
+            assert ack["ok"], ack
+            acked.append(ack["seq"])
+            if i % 100 == 99 and "silent" not in sender.call("members", {"room": room})["members"]:
+                break
+        else:
+            pytest.fail("the silent client was never disconnected")
+        neighbour.wait_announcement(room, "silent left")
+        # the others got every acknowledged message, once, in order
+        for other in (sender, neighbour):
+            assert [m["seq"] for m in other.wait_messages(room, len(acked), timeout=60)] == acked
+        rss_after = _rss_kb(node1_pid)
+        print("node1 RSS before %d KB, after %d KB, messages %d" % (rss_before, rss_after, len(acked)))
+        assert rss_after - rss_before < 100_000, (rss_before, rss_after)
+    finally:
+        silent.close()
+    log = c.nodes["node1"][0].log()
+    assert "stopped reading" in log
