@@ -180,8 +180,8 @@ class Broker:
         text = _field(body, "text", str)
         node = _field(body, "node", str)
         cid = _field(body, "cid", str, optional=True)
-        if not room:
-            raise RequestError("empty room")
+        if not wire.ROOM_RE.fullmatch(room):
+            raise RequestError("invalid room name")
         message, duplicate = self.sequencer.sequence(room, nick, text, node, cid)
         if not duplicate:
             epoch = self.sequencer.rooms[room].epoch
@@ -190,6 +190,8 @@ class Broker:
 
     def on_relay(self, body):
         topic = _field(body, "topic", str, optional=True)
+        if topic is not None and not wire.ROOM_RE.fullmatch(topic):
+            raise RequestError("invalid room name")
         data = _field(body, "data", dict)
         frame = wire.encode("relay", topic=topic, data=data)
         self._publish(wire.room_topic(topic) if topic else wire.BROADCAST_TOPIC, frame)
@@ -199,6 +201,8 @@ class Broker:
         node = _field(body, "node", str)
         rooms = _field(body, "rooms", dict)
         for room, nicks in rooms.items():
+            if not wire.ROOM_RE.fullmatch(room):
+                raise RequestError("invalid room name in presence")
             if not isinstance(nicks, list) or not all(isinstance(n, str) for n in nicks):
                 raise RequestError("presence of room %r is not a list of nicks" % room)
         if body.get("bye") is True:
@@ -228,6 +232,8 @@ class Broker:
 
     def on_history(self, body):
         room = _field(body, "room", str)
+        if not wire.ROOM_RE.fullmatch(room):
+            raise RequestError("invalid room name")
         since = _field(body, "since", int, optional=True)
         epoch = _field(body, "epoch", str, optional=True)
         return wire.encode("history", rid=body.get("rid"),

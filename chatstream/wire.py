@@ -48,8 +48,12 @@ Message = {id, seq, room, nick, text, ts, node, cid?} exactly as clients see it.
 RoomState = {epoch, seq, history: [Message]}.
 """
 import json
+import re
 
 VERSION = 1
+
+# Room names on the wire (and in the client contract): they become ZeroMQ topics.
+ROOM_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 HEARTBEAT_TOPIC = b"\x01heartbeat"
 BROADCAST_TOPIC = b"\x01all"
@@ -80,7 +84,8 @@ def encode(type_, **fields):
         raise WireError("unknown type %r" % (type_,))
     fields["v"] = VERSION
     fields["type"] = type_
-    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # ASCII-only JSON: any str (even one with a lone surrogate) encodes safely.
+    return json.dumps(fields, separators=(",", ":")).encode("ascii")
 
 
 def decode(frame):

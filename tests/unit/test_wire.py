@@ -39,11 +39,19 @@ def test_encode_then_decode_returns_the_fields_with_version_and_type(type_):
     assert body == dict(BODIES[type_], v=wire.VERSION, type=type_)
 
 
-def test_encode_writes_utf8_json_without_ascii_escapes():
-    frame = wire.encode("error", rid=None, error="x", detail="héllo ✓ 日本")
-    assert "héllo ✓ 日本".encode("utf-8") in frame
-    assert json.loads(frame.decode("utf-8"))["detail"] == "héllo ✓ 日本"
-    assert wire.decode(frame)["detail"] == "héllo ✓ 日本"
+def test_encode_writes_ascii_json_that_round_trips_any_text():
+    for text in ("héllo ✓ 日本 😀", "lone \ud800 surrogate"):
+        frame = wire.encode("error", rid=None, error="x", detail=text)
+        frame.decode("ascii")                      # never a UnicodeEncodeError
+        assert json.loads(frame)["detail"] == text
+        assert wire.decode(frame)["detail"] == text
+
+
+@pytest.mark.parametrize("room,ok", [("a", True), ("A-z_09", True), ("r" * 64, True),
+                                     ("", False), ("r" * 65, False), ("a b", False),
+                                     ("é", False), ("a\x00", False)])
+def test_room_rule(room, ok):
+    assert bool(wire.ROOM_RE.fullmatch(room)) is ok
 
 
 def test_encode_cannot_be_tricked_into_another_version_or_type():

@@ -6,11 +6,12 @@ contract's error code.  Nothing here touches sockets or Django.
 import json
 import re
 
-ROOM_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+from chatstream.wire import ROOM_RE  # noqa: E402 - one rule for clients and the wire
 NICK_MAX = 32
 TEXT_MAX = 2000
 CID_MAX = 64
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")   # half of a UTF-16 pair: not a character
 
 
 class ContractError(Exception):
@@ -68,7 +69,7 @@ def nick(payload):
     value = (value or "").strip()
     if not value or len(value) > NICK_MAX:
         raise ContractError("invalid_nick", "nick must be 1-%d characters after trimming" % NICK_MAX)
-    if _CONTROL_RE.search(value):
+    if _CONTROL_RE.search(value) or _SURROGATE_RE.search(value):
         raise ContractError("invalid_nick", "nick must not contain control characters")
     return value
 
@@ -79,6 +80,8 @@ def text(payload):
         raise ContractError("invalid_text", "text must not be empty or only whitespace")
     if len(value) > TEXT_MAX:
         raise ContractError("invalid_text", "text must be at most %d characters" % TEXT_MAX)
+    if _SURROGATE_RE.search(value):
+        raise ContractError("invalid_text", "text must be valid Unicode (no lone surrogates)")
     return value
 
 
