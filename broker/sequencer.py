@@ -82,9 +82,12 @@ class Sequencer:
         """Make everything sequenced so far durable (before anyone hears of it)."""
         self.store.commit()
 
-    def snapshot(self):
-        """Every room's state: {room: {epoch, seq, history}}."""
-        return {name: history.state() for name, history in self.rooms.items()}
+    def snapshot(self, rooms=None):
+        """Rooms' state: {room: {epoch, seq, history}}, for the named rooms that
+        exist (default: every room)."""
+        if rooms is None:
+            return {name: history.state() for name, history in self.rooms.items()}
+        return {name: self.rooms[name].state() for name in rooms if name in self.rooms}
 
     def history(self, room, since=None, epoch=None):
         """One room's position and the messages after ``since`` (see RoomHistory.since)."""

@@ -215,7 +215,7 @@ class Broker:
 
     def _publish_presence(self, changed, departed):
         for room in sorted(changed):
-            self._publish(wire.room_topic(room), wire.encode(
+            self._publish(wire.PRESENCE_TOPIC, wire.encode(
                 "presence", room=room, members=self.presence.members(room)))
         ts = int(time.time() * 1000)
         for room, nicks in sorted(departed.items()):
@@ -226,8 +226,11 @@ class Broker:
     # snapshot handlers
 
     def on_snapshot(self, body):
+        rooms = _field(body, "rooms", list, optional=True)
+        if rooms is not None and not all(isinstance(r, str) for r in rooms):
+            raise RequestError("rooms must be a list of room names")
         return wire.encode("snapshot", rid=body.get("rid"), broker=self.instance,
-                           epoch=self.sequencer.epoch, rooms=self.sequencer.snapshot(),
+                           epoch=self.sequencer.epoch, rooms=self.sequencer.snapshot(rooms),
                            presence=self.presence.snapshot())
 
     def on_history(self, body):

@@ -10,8 +10,11 @@ intake (node DEALER -> broker ROUTER, default port 5555)::
 
 publish (broker PUB -> node SUB, default port 5556)::
 
-    [topic, body]    topic = room_topic(room) for "message", "presence",
-                     "announcement" and room relays,
+    [topic, body]    topic = room_topic(room) for "message", "announcement"
+                     and room relays (a node subscribes to the rooms it
+                     has members in),
+                     PRESENCE_TOPIC for "presence" (every node: the lobby
+                     lists all rooms),
                      BROADCAST_TOPIC for relays to everyone,
                      HEARTBEAT_TOPIC for "heartbeat"
 
@@ -38,7 +41,7 @@ Bodies by type (besides ``v`` and ``type``):
 - ``message``   {message: Message, epoch}
 - ``heartbeat`` {broker, epoch, ts, seqs: {room: seq}} seqs holds the rooms that
   changed since the previous heartbeat, so a node notices a lost tail
-- ``snapshot``  request {rid}; reply {rid, broker, epoch, rooms: {room: RoomState},
+- ``snapshot``  request {rid, rooms: [room]|null (null: all)}; reply {rid, broker, epoch, rooms: {room: RoomState},
   presence: {room: [nick]}}
 - ``history``   request {rid, room, since}; reply {rid, room, epoch, seq,
   history: [Message], gap}
@@ -57,6 +60,9 @@ ROOM_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 HEARTBEAT_TOPIC = b"\x01heartbeat"
 BROADCAST_TOPIC = b"\x01all"
+PRESENCE_TOPIC = b"\x01presence"
+# Every node subscribes to these; room topics come and go with local members.
+CLUSTER_TOPICS = (HEARTBEAT_TOPIC, BROADCAST_TOPIC, PRESENCE_TOPIC)
 
 # Request/reply and publish types; anything else is refused by decode().
 TYPES = frozenset({

@@ -219,3 +219,44 @@ def test_pages_exist(cluster):
     script = requests.get(cluster.url("node2") + "/static/vendor/socket.io.min.js", timeout=5)
     assert script.status_code == 200 and len(script.content) > 10_000
     assert requests.get(cluster.url("node2") + "/r/bad%20room/", timeout=5).status_code == 404
+
+
+def test_a_node_follows_a_room_again_after_its_last_member_left(cluster, client):
+    room = new_room()
+    talker = client(cluster.url("node1"), name="talker")
+    talker.join(room)
+    visitor = client(cluster.url("node3"), name="visitor")
+    visitor.join(room)
+    talker.send(room, "one")
+    visitor.wait_messages(room, 1)
+    assert visitor.call("leave", {"room": room}) == {"ok": True}   # node3 has nobody in it now
+    for text in ("two", "three"):
+        talker.send(room, text)
+    back = visitor.join(room)
+    assert [m["text"] for m in back["history"]] == ["one", "two", "three"]
+    talker.send(room, "four")
+    assert [m["text"] for m in visitor.wait_messages(room, 2)] == ["one", "four"]
+
+
+def test_simultaneous_first_joins_on_one_node_while_messages_flow(cluster, client):
+    import threading
+    room = new_room()
+    talker = client(cluster.url("node1"), name="talker")
+    talker.join(room)
+    joiners = [client(cluster.url("node2"), name="j%d" % i) for i in range(5)]
+    acks = {}
+    threads = [threading.Thread(target=lambda j=j: acks.__setitem__(j.name, j.join(room))) for j in joiners]
+    for t in threads:
+        t.start()
+    for i in range(20):
+        assert talker.send(room, "m%d" % i)["ok"]
+    for t in threads:
+        t.join(10)
+    for j in joiners:
+        # history at join + live after it = every message, once, in order
+        seen = {m["seq"]: m["id"] for m in acks[j.name]["history"]}
+        for m in j.wait_messages(room, 20 - len(seen)):
+            assert m["seq"] not in seen
+            seen[m["seq"]] = m["id"]
+        assert sorted(seen) == list(range(1, 21))
+        assert seen == {m["seq"]: m["id"] for m in talker.wait_messages(room, 20)}

@@ -114,11 +114,18 @@ class ChatEvents:
         if previous is None and len(conn.rooms) >= self.limits.max_rooms:
             raise ContractError("too_many_rooms", "a connection may be in at most %d rooms"
                                 % self.limits.max_rooms)
-        if previous is not None:
-            self.manager.member_left(room, previous)
+        try:
+            self.manager.follow(room)
+        except BrokerUnavailable:
+            raise ContractError("unavailable", "the room's history cannot be fetched from "
+                                "the broker right now; retry") from None
+        if sid not in self.connections:   # disconnected while we fetched
+            raise ContractError("not_joined", "connection is closing")
         conn.rooms[room] = req["nick"]
         self.sio.enter_room(sid, room)
         self.manager.member_joined(room, req["nick"])
+        if previous is not None:          # a re-join: count the new nick first, so the
+            self.manager.member_left(room, previous)   # room is never left unfollowed
         self._announce(room, "%s joined" % req["nick"])
         view = self.manager.mirror.view(room, req["since"], req["epoch"])
         return {"ok": True, "room": room, "nick": req["nick"], "node": self.manager.node, **view}

@@ -135,6 +135,9 @@ class ZmqManager(PubSubManager):
         self.broker_instance = None  # the instance the mirror was synced with
         self.last_heard = 0.0
         self.context = self.intake = self.snapshots = self.sub = None
+        self.subscribed = set()      # rooms whose topic this node follows (local members)
+        self.installing = {}         # room -> live messages held while its state is fetched
+        self.installed = {}          # room -> Event set when that fetch ends
         self.presence = {}           # room -> [nick], cluster-wide, from the broker
         self.stopping = False        # said goodbye: report no more members
         self.local_members = collections.defaultdict(collections.Counter)  # room -> nick -> conns
@@ -159,8 +162,9 @@ class ZmqManager(PubSubManager):
         self.sub = self.context.socket(zmq.SUB)
         self.sub.setsockopt(zmq.LINGER, 0)
         self.sub.setsockopt(zmq.RCVHWM, self.hwm)
-        # Every room for now: joins are answered from the local mirror at once.
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        # Cluster-wide topics only; a room's topic is followed while it has local members.
+        for topic in wire.CLUSTER_TOPICS:
+            self.sub.setsockopt(zmq.SUBSCRIBE, topic)
         self.sub.connect(self.endpoints["publish"])
         super().initialize()   # starts _thread as a background task
         self.server.start_background_task(self._report_presence_forever)
@@ -188,6 +192,48 @@ class ZmqManager(PubSubManager):
 
     # presence: this node's members, reported to the broker
 
+    # room streams: followed while the room has local members
+
+    def follow(self, room):
+        """Make sure this node follows a room's stream before a member joins it.
+
+        The first local member subscribes to the room's topic, then installs the
+        broker's state of the room; live messages that arrive meanwhile are held
+        and merged by seq (the Clone pattern, per room).  Raises
+        :class:`BrokerUnavailable` if the state cannot be fetched.
+        """
+        if room in self.subscribed and room not in self.installing:
+            return
+        if room in self.installing:      # another join is fetching it: wait for that
+            self.installed[room].wait(self.ack_timeout_s)
+            if room not in self.subscribed or room in self.installing:
+                raise BrokerUnavailable("room %s could not be fetched" % room)
+            return
+        self.installing[room] = []
+        done = self.installed[room] = Event()
+        self.subscribed.add(room)
+        self.sub.setsockopt(zmq.SUBSCRIBE, wire.room_topic(room))
+        try:
+            reply = self.snapshots.request("history", self.ack_timeout_s, room=room)
+            self.mirror.install_room(room, reply)
+            held = self.installing.pop(room)
+            for body in held:
+                self._on_message(body)
+        except BrokerUnavailable:
+            self.installing.pop(room, None)
+            self._unfollow(room)
+            raise
+        finally:
+            self.installed.pop(room, None)
+            done.set()
+
+    def _unfollow(self, room):
+        """The last local member left: stop following (and forget) the room."""
+        if room in self.subscribed and room not in self.installing:
+            self.subscribed.discard(room)
+            self.sub.setsockopt(zmq.UNSUBSCRIBE, wire.room_topic(room))
+            self.mirror.rooms.pop(room, None)
+
     def member_joined(self, room, nick):
         self.local_members[room][nick] += 1
         self._report_presence({room: self._local_nicks(room)})
@@ -199,6 +245,7 @@ class ZmqManager(PubSubManager):
             del members[nick]
         if not members:
             del self.local_members[room]
+            self._unfollow(room)
         self._report_presence({room: self._local_nicks(room)})
 
     def _local_nicks(self, room):
@@ -290,6 +337,8 @@ class ZmqManager(PubSubManager):
             self._sync(body.get("broker"))
             return
         for room, seq in (body.get("seqs") or {}).items():
+            if room not in self.subscribed or room in self.installing:
+                continue
             epoch, known = self.mirror.position(room)
             if epoch == body.get("epoch") and known < seq:
                 self._get_logger().warning("room %s: behind the broker (%d < %d), repairing",
@@ -300,6 +349,12 @@ class ZmqManager(PubSubManager):
         if self.state is not LinkState.LIVE:
             return  # the snapshot that ends the sync covers it
         message = body["message"]
+        room = message["room"]
+        if room in self.installing:
+            self.installing[room].append(body)
+            return
+        if room not in self.subscribed:
+            return  # sent before our unsubscribe took effect
         outcome = self.mirror.apply(message, body["epoch"])
         if outcome is Outcome.APPLIED:
             self._deliver(message)
@@ -334,7 +389,8 @@ class ZmqManager(PubSubManager):
         everything published after the snapshot is queued on it and merged by seq."""
         self._set_state(LinkState.SYNCING, "broker %s" % instance)
         try:
-            reply = self.snapshots.request("snapshot", self.ack_timeout_s)
+            reply = self.snapshots.request("snapshot", self.ack_timeout_s,
+                                           rooms=sorted(self.subscribed))
         except BrokerUnavailable as exc:
             self._set_state(LinkState.DOWN, str(exc))
             return
