@@ -288,7 +288,7 @@ def _cdf(values, points):
     return [[p, round(float(v[min(v.size - 1, max(0, int(np.ceil(p / 100 * v.size)) - 1))]), 3)] for p in points]
 
 
-CDF_POINTS = [0, 0.1, 0.5, 1, 2, 5] + list(range(10, 96, 5)) + [96, 97, 98, 99, 99.5, 99.9, 99.95, 99.99, 100]
+CDF_POINTS = [0, 0.1, 0.5, 1] + list(range(2, 97, 2)) + [97, 98, 99, 99.5, 99.9, 99.95, 99.99, 100]
 
 
 def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0, window=200,
@@ -381,6 +381,8 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
         received = sum(x["received"][name] for x in summaries)
         figs = window_figures(s["before"], s[start_key], s[end_key], None)
         server_cpu = figs["processes"].get(hub_name, {}).get("cpu_window_s")
+        ours = sum(p.get("cpu_window_s", 0) for p in figs["processes"].values())
+        figs["other_cpu_pct"] = round(100 * max(0.0, figs["host_busy_cpu_s"] - ours) / figs["window_wall_s"], 1)
         result[name] = {
             "offered_msgs_per_s": rate if name == "fixed" else None,
             "sent": sent, "acked": sum(x["acked"][name] for x in summaries) if mode == "broker" else None,

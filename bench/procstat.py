@@ -74,6 +74,7 @@ def window_figures(before, start, end, after):
         busy = end["host"][0] - start["host"][0]
         total = end["host"][1] - start["host"][1]
         result["host_cpu_busy_pct"] = round(100 * busy / total, 1) if total else None
+        result["host_busy_cpu_s"] = round(busy / CLK_TCK, 3)
     return result
 
 

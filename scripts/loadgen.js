@@ -74,7 +74,7 @@ const ANOMALY_EXAMPLES = 20;
 const LOOP_DELAY_RESOLUTION_MS = 5;
 const EXIT_OK = 0, EXIT_INTEGRITY = 1, EXIT_FATAL = 2;
 // Quantiles (percent) kept for latency CDF plots: dense in the body, finer in the tail.
-const CDF_POINTS = [0, 0.1, 0.5, 1, 2, 5, ...Array.from({ length: 18 }, (_, j) => 10 + 5 * j), 96, 97, 98, 99,
+const CDF_POINTS = [0, 0.1, 0.5, 1, ...Array.from({ length: 48 }, (_, j) => 2 + 2 * j), 97, 98, 99,
                     99.5, 99.9, 99.95, 99.99, 100];
 
 function usage(message, code = EXIT_FATAL) {

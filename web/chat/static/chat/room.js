@@ -10,7 +10,7 @@
 
 import { Conversation } from "./conversation.js";
 import { Outbox } from "./outbox.js";
-import { nickProblem, rememberedNick, rememberNick, setFieldError } from "./names.js";
+import { nickHue, nickProblem, rememberedNick, rememberNick, setFieldError } from "./names.js";
 
 const JOIN_TIMEOUT_MS = 10000;   // no answer by then: the join is sent again
 const JOIN_RETRY_MS = 1000;      // after "unavailable" (the node is still syncing with the broker)
@@ -49,6 +49,7 @@ class RoomPage {
       reconnectionDelay: 500,      // a node restart should cost people about a second
       reconnectionDelayMax: 4000,
     });
+    this.setState(State.IDLE);
     this.bindSocket();
     this.bindForms();
     document.addEventListener("visibilitychange", () => {
@@ -75,7 +76,7 @@ class RoomPage {
     $("members-panel").classList.toggle("stale", state !== State.LIVE);
     const text = $("text");
     text.disabled = state === State.IDLE;
-    text.placeholder = state === State.IDLE ? "Choose a nickname to start chatting"
+    text.placeholder = state === State.IDLE ? "Choose a nickname first"
       : "Message #" + room;
     $("join").textContent = this.nick && state !== State.IDLE ? "Change" : "Join";
   }
@@ -248,6 +249,8 @@ class RoomPage {
     for (const nick of members) {
       const item = document.createElement("li");
       item.textContent = nick;
+      item.dataset.initial = Array.from(nick)[0].toUpperCase();
+      item.style.setProperty("--hue", String(nickHue(nick)));
       if (nick === this.nick) {
         item.className = "me";
         item.title = "you";
