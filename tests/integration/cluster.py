@@ -182,6 +182,23 @@ class Cluster:
         return {p.name: p.log() for p in self.procs}
 
 
+def two_nodes_one_room(make_cluster, client, env=None, names=("a", "b")):
+    """Broker + node1 + node2 with one client on each, both in a new room.
+
+    Returns ``(cluster, room, client_on_node1, client_on_node2)``.
+    """
+    c = make_cluster(env)
+    c.start_broker()
+    c.start_node("node1")
+    c.start_node("node2")
+    room = new_room()
+    first = client(c.url("node1"), name=names[0])
+    second = client(c.url("node2"), name=names[1])
+    first.join(room)
+    second.join(room)
+    return c, room, first, second
+
+
 class ChatClient:
     """A real python-socketio client that records what the server sends."""
 

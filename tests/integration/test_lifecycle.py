@@ -4,7 +4,7 @@ import time
 
 import requests
 
-from .cluster import new_room, wait_until
+from .cluster import new_room, two_nodes_one_room, wait_until
 
 FAST = {"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"}
 
@@ -81,15 +81,8 @@ def test_rate_limit_refuses_then_recovers(make_cluster, client):
 
 def _broker_outage(make_cluster, client, env):
     """Two nodes, a client on each in one room, one message; then kill -9 the broker."""
-    c = make_cluster(dict(FAST, CHAT_ACK_TIMEOUT_MS="2000", **env))
-    c.start_broker()
-    c.start_node("node1")
-    c.start_node("node2")
-    room = new_room()
-    a = client(c.url("node1"), name="a")
-    b = client(c.url("node2"), name="b")
+    c, room, a, b = two_nodes_one_room(make_cluster, client, dict(FAST, CHAT_ACK_TIMEOUT_MS="2000", **env))
     epoch = a.join(room)["epoch"]
-    b.join(room)
     assert a.send(room, "before")["ok"]
     b.wait_messages(room, 1)
     c.broker.kill()
@@ -137,15 +130,7 @@ def test_memory_only_broker_restart_starts_a_new_epoch_and_clients_hear_gap(make
 
 
 def test_hung_broker_times_out_and_a_retry_with_the_same_cid_delivers_once(make_cluster, client):
-    c = make_cluster(dict(FAST, CHAT_ACK_TIMEOUT_MS="1500"))
-    c.start_broker()
-    c.start_node("node1")
-    c.start_node("node2")
-    room = new_room()
-    a = client(c.url("node1"), name="a")
-    b = client(c.url("node2"), name="b")
-    a.join(room)
-    b.join(room)
+    c, room, a, b = two_nodes_one_room(make_cluster, client, dict(FAST, CHAT_ACK_TIMEOUT_MS="1500"))
     c.broker.signal(signal.SIGSTOP)
     try:
         ack = a.send(room, "stuck", cid="stuck-1")

@@ -6,7 +6,7 @@ import pytest
 import socketio
 import websocket
 
-from .cluster import new_room, wait_until
+from .cluster import new_room, two_nodes_one_room, wait_until
 
 FAST = {"CHAT_RATE_PER_S": "100000", "CHAT_RATE_BURST": "100000"}
 
@@ -79,15 +79,9 @@ def _rss_kb(pid):
 
 @pytest.mark.timeout(180)
 def test_a_client_that_never_reads_is_disconnected_and_nobody_else_suffers(make_cluster, client):
-    c = make_cluster(dict(FAST, CHAT_MAX_SEND_QUEUE="200"))
-    c.start_broker()
-    c.start_node("node1")
-    c.start_node("node2")
-    room = new_room()
-    sender = client(c.url("node2"), name="sender")
-    sender.join(room)
-    neighbour = client(c.url("node1"), name="neighbour")     # same node as the silent one
-    neighbour.join(room)
+    # the neighbour is on node1, like the silent client; the sender on node2
+    c, room, neighbour, sender = two_nodes_one_room(make_cluster, client, dict(FAST, CHAT_MAX_SEND_QUEUE="200"),
+                                                    names=("neighbour", "sender"))
     silent = SilentClient(c.url("node1"), room, "silent")
     try:
         wait_until(lambda: sender.call("members", {"room": room})["members"]

@@ -1,7 +1,7 @@
 """Cluster-wide presence: members, rooms, presence events, dead and stopping nodes."""
 import signal
 
-from .cluster import new_room, wait_until
+from .cluster import new_room, two_nodes_one_room, wait_until
 
 FAST = {"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"}
 
@@ -56,15 +56,8 @@ def test_members_request_is_validated(cluster, client):
 
 
 def test_members_of_a_killed_node_leave_within_the_ttl(make_cluster, client):
-    c = make_cluster(dict(FAST, CHAT_NODE_TTL_MS="2000"))
-    c.start_broker()
-    c.start_node("node1")
-    c.start_node("node2")
-    room = new_room()
-    stay = client(c.url("node1"), name="stay")
-    stay.join(room)
-    doomed = client(c.url("node2"), name="doomed")
-    doomed.join(room)
+    c, room, stay, doomed = two_nodes_one_room(make_cluster, client, dict(FAST, CHAT_NODE_TTL_MS="2000"),
+                                               names=("stay", "doomed"))
     wait_until(lambda: _presence_has(stay, room, ["doomed", "stay"]), 10, "both present")
     c.nodes["node2"][0].signal(signal.SIGKILL)
     stay.wait_announcement(room, "doomed left", timeout=10)
@@ -73,15 +66,9 @@ def test_members_of_a_killed_node_leave_within_the_ttl(make_cluster, client):
 
 
 def test_a_stopping_node_says_goodbye_at_once(make_cluster, client):
-    c = make_cluster(dict(FAST, CHAT_NODE_TTL_MS="60000"))   # expiry cannot be what removes them
-    c.start_broker()
-    c.start_node("node1")
-    c.start_node("node2")
-    room = new_room()
-    stay = client(c.url("node1"), name="stay")
-    stay.join(room)
-    leaving = client(c.url("node2"), name="leaving")
-    leaving.join(room)
+    # expiry cannot be what removes them
+    c, room, stay, leaving = two_nodes_one_room(make_cluster, client, dict(FAST, CHAT_NODE_TTL_MS="60000"),
+                                                names=("stay", "leaving"))
     wait_until(lambda: _presence_has(stay, room, ["leaving", "stay"]), 10, "both present")
     c.nodes["node2"][0].stop()
     stay.wait_announcement(room, "leaving left", timeout=10)
