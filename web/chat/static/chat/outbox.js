@@ -91,6 +91,12 @@ export class Outbox {
     if (hadFocus) this.edit(null);
   }
 
+  /** After a gap: sequenced messages the reloaded history no longer holds are in the
+   * room all the same (they were delivered before the gap); stop showing them as pending. */
+  forgetSequenced() {
+    for (const item of [...this.items.values()]) if (item.seq !== null) this.delivered(item.cid);
+  }
+
   deliveredSeq(seq) {
     for (const item of this.items.values()) if (item.seq === seq) this.delivered(item.cid);
   }

@@ -16,6 +16,7 @@ const JOIN_TIMEOUT_MS = 10000;   // no answer by then: the join is sent again
 const JOIN_RETRY_MS = 1000;      // after "unavailable" (the node is still syncing with the broker)
 const SEND_TIMEOUT_MS = 12000;   // the node answers "unavailable" after 5 s; later means lost
 const MEMBERS_TIMEOUT_MS = 5000;
+const REFUSED_RETRY_MS = 3000;   // a node refused the connection (full): ask again, maybe elsewhere
 
 const State = {
   IDLE: "idle", CONNECTING: "connecting", JOINING: "joining", LIVE: "live",
@@ -38,6 +39,7 @@ class RoomPage {
     this.presenceVersion = 0;
     this.unread = 0;
     this.baseTitle = document.title;
+    this.bannerText = $("banner").textContent;
 
     this.conversation = new Conversation($("messages"), $("jump"), (m) => this.isOwn(m));
     this.outbox = new Outbox($("outbox"), {
@@ -73,6 +75,7 @@ class RoomPage {
     $("status").dataset.state = status;
     document.body.dataset.state = state;
     $("banner").hidden = status !== "reconnecting";
+    if (state === State.LIVE) $("banner").textContent = this.bannerText;
     $("members-panel").classList.toggle("stale", state !== State.LIVE);
     const text = $("text");
     text.disabled = state === State.IDLE;
@@ -155,6 +158,7 @@ class RoomPage {
       else this.conversation.addAnnouncement(event);
     }
     for (const m of ack.history.concat(live)) this.outbox.delivered(m.cid);
+    if (gap) this.outbox.forgetSequenced();
     const caughtUp = this.conversation.bySeq.size - before;
     this.lastSeq = Math.max(this.lastSeq, ack.seq, ...live.map((m) => m.seq));
 
@@ -185,8 +189,17 @@ class RoomPage {
     s.on("connect", () => {
       if (this.state === State.CONNECTING || this.state === State.RECONNECTING) this.sendJoin();
     });
-    s.on("connect_error", () => {
+    s.on("connect_error", (err) => {
+      if (this.state === State.IDLE) return;
       if (this.state === State.CONNECTING) this.setState(State.RECONNECTING);
+      if (!s.active) {   // refused by the server itself: socket.io leaves the retry to us
+        const detail = (err.data && err.data.detail) || err.message;
+        $("banner").textContent = "The server refused the connection (" + detail
+          + "). Trying again…";
+        setTimeout(() => {
+          if (!s.connected && this.state !== State.IDLE) s.connect();
+        }, REFUSED_RETRY_MS);
+      }
     });
     s.on("disconnect", (reason) => {
       if (this.state === State.IDLE) return;
