@@ -5,6 +5,7 @@ import socketio
 from django.conf import settings
 
 from .backpressure import SlowClientReaper
+from . import websocket
 from .events import ChatEvents, Limits
 from .zmq_manager import ZmqManager
 
@@ -50,6 +51,7 @@ def build_server():
                     max_payload_bytes=settings.CHAT_MAX_PAYLOAD_BYTES,
                     max_rooms=settings.CHAT_MAX_ROOMS_PER_CONNECTION,
                     max_connections=settings.CHAT_MAX_CONNECTIONS)
+    websocket.install(sio)
     ChatEvents(sio, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
     SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE).start()
     # Start the broker link now, not at the first client: /healthz depends on it.
