@@ -1,8 +1,8 @@
 """The node-to-node path alone: a raw ZeroMQ XSUB/XPUB proxy versus our broker.
 
-Three peer processes stand in for three nodes.  Each has one sending socket and
-one SUB socket subscribed to everything, so every message reaches all three
-(like a broker publishing to every node):
+Three peer processes (bench/pipe_peer.py) stand in for three nodes.  Each has
+one sending socket and one SUB socket subscribed to everything, so every message
+reaches all three (like a broker publishing to every node):
 
 - ``raw``: a PUB connected to a ``zmq.proxy(XSUB, XPUB)`` process; the payload is
   a small binary header padded to the size of our broker's published frame;
@@ -17,246 +17,15 @@ Two phases, both bounded in time and count:
 2. ``flat``: every peer sends as fast as it can while fewer than ``window`` of
    its own messages are still on their way back to it: the sustained rate.
 
-Driver: :func:`run` (called by scripts/bench).  The peers and the proxy are this
-module run as ``python -m bench.pipe peer|proxy ...``.
+:func:`run` is the driver (called by bench.workloads).
 """
-import argparse
-import array
 import json
 import os
-import signal
-import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import zmq
-
-ROOT = Path(__file__).resolve().parent.parent
-PHASE_WARMUP, PHASE_FIXED, PHASE_FLAT = 0, 1, 2
-PHASES = {PHASE_FIXED: "fixed", PHASE_FLAT: "flat"}
-RAW_HEADER = struct.Struct("<BHIQ")    # phase, peer, k, send time (ns)
-# Peers and proxy start in well under a second; the first message waits this
-# long so every SUB is connected and subscribed (ZeroMQ's slow joiner).
-START_DELAY_SECS = 2.0
-# Between the phases: no sending, so the fixed phase's stragglers arrive first.
-PHASE_GAP_SECS = 1.0
-# ZeroMQ queues this many messages per peer before PUB drops: far above any window.
-HWM = 1_000_000
-
-
-# the peer process
-
-class Peer:
-    """One stand-in node: sends on a schedule, receives everything, records."""
-
-    def __init__(self, args):
-        self.args = args
-        self.ctx = zmq.Context()
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.RCVHWM, HWM)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sub.connect(args.sub)
-        kind = zmq.PUB if args.mode == "raw" else zmq.DEALER
-        self.out = self.ctx.socket(kind)
-        self.out.setsockopt(zmq.SNDHWM, HWM)
-        self.out.setsockopt(zmq.LINGER, 0)
-        self.out.connect(args.send)
-        if args.mode == "broker":
-            from chatstream import wire
-            self.wire = wire
-            self.rooms = ["pipe-%s-%d" % (args.run, r) for r in range(args.rooms)]
-            self.pad = "x" * max(0, args.text_bytes)
-        else:
-            self.topics = [("pipe-%s-%d" % (args.run, r)).encode() + b"\x00" for r in range(args.rooms)]
-            self.pad = b"x" * max(0, args.msg_bytes - RAW_HEADER.size)
-        self.sent = {PHASE_WARMUP: 0, PHASE_FIXED: 0, PHASE_FLAT: 0}
-        self.own_back = {PHASE_FLAT: 0}
-        self.received = {p: 0 for p in (PHASE_WARMUP, PHASE_FIXED, PHASE_FLAT)}
-        self.latency = {PHASE_FIXED: array.array("f"), PHASE_FLAT: array.array("f")}
-        self.ack_latency = {PHASE_FIXED: array.array("f"), PHASE_FLAT: array.array("f")}
-        self.acked = {PHASE_WARMUP: 0, PHASE_FIXED: 0, PHASE_FLAT: 0}
-        self.send_times = {}
-        self.last = {}        # raw: sender -> last k; broker: room -> last seq
-        self.integrity = {"duplicated": 0, "out_of_order": 0, "seq_gaps": 0, "foreign": 0}
-        self.k = 0
-
-    def send(self, phase, now_ns):
-        a = self.args
-        k = self.k
-        self.k += 1
-        if a.mode == "raw":
-            self.out.send_multipart([self.topics[k % len(self.topics)],
-                                     RAW_HEADER.pack(phase, a.id, k, now_ns) + self.pad])
-        else:
-            text = "%d %d %d %d %s" % (phase, a.id, k, now_ns, self.pad)
-            self.send_times[k] = now_ns
-            self.out.send(self.wire.encode("publish", rid=k, room=self.rooms[k % len(self.rooms)],
-                                           nick="p%d" % a.id, text=text, node="peer%d" % a.id,
-                                           cid="p%d-%s-%d" % (a.id, a.run, k)))
-        self.sent[phase] += 1
-
-    def on_delivery(self, phase, sender, k, t_send, now_ns, order_key, order_value):
-        self.received[phase] += 1
-        if phase in self.latency:
-            self.latency[phase].append((now_ns - t_send) / 1e6)
-        if sender == self.args.id and phase in self.own_back:
-            self.own_back[phase] += 1
-        last = self.last.get(order_key)
-        if last is not None:
-            if order_value <= last:
-                self.integrity["duplicated" if order_value == last else "out_of_order"] += 1
-            elif order_value > last + 1:
-                self.integrity["seq_gaps"] += 1
-        if last is None or order_value > last:
-            self.last[order_key] = order_value
-
-    def drain_sub(self, now_ns):
-        for _ in range(10000):
-            try:
-                frames = self.sub.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            now_ns = time.monotonic_ns()
-            if self.args.mode == "raw":
-                if len(frames) != 2 or len(frames[1]) < RAW_HEADER.size:
-                    self.integrity["foreign"] += 1
-                    continue
-                phase, sender, k, t_send = RAW_HEADER.unpack_from(frames[1])
-                self.on_delivery(phase, sender, k, t_send, now_ns, sender, k)
-            else:
-                if len(frames) != 2 or frames[0].startswith(b"\x01"):
-                    continue   # heartbeats and relays
-                body = self.wire.decode(frames[1])
-                if body.get("type") != "message":
-                    continue
-                m = body["message"]
-                try:
-                    phase, sender, k, t_send = (int(x) for x in m["text"].split(" ", 4)[:4])
-                except ValueError:
-                    self.integrity["foreign"] += 1
-                    continue
-                self.on_delivery(phase, sender, k, t_send, now_ns, m["room"], m["seq"])
-
-    def drain_replies(self):
-        for _ in range(10000):
-            try:
-                frame = self.out.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            now_ns = time.monotonic_ns()
-            body = self.wire.decode(frame)
-            t_send = self.send_times.pop(body.get("rid"), None)
-            if body.get("type") != "published" or t_send is None:
-                self.integrity["foreign"] += 1
-                continue
-            phase = int(body["message"]["text"].split(" ", 1)[0])
-            self.acked[phase] += 1
-            if phase in self.ack_latency:
-                self.ack_latency[phase].append((now_ns - t_send) / 1e6)
-
-    def run(self):
-        a = self.args
-        t0 = a.t0_ns
-        fixed_start = t0 + int(a.warmup * 1e9)
-        fixed_end = fixed_start + int(a.fixed_s * 1e9)
-        flat_start = fixed_end + int(PHASE_GAP_SECS * 1e9)
-        flat_end = flat_start + int(a.flat_s * 1e9)
-        end = flat_end + int(PHASE_GAP_SECS * 1e9)
-        period_ns = int(1e9 / a.rate) if a.rate > 0 else None
-        fixed_count = int(a.rate * (a.warmup + a.fixed_s)) if period_ns else 0
-        poller = zmq.Poller()
-        poller.register(self.sub, zmq.POLLIN)
-        if a.mode == "broker":
-            poller.register(self.out, zmq.POLLIN)
-        n_fixed = 0
-        while True:
-            now = time.monotonic_ns()
-            if now >= end:
-                break
-            timeout_ms = 10
-            if t0 <= now < fixed_end and n_fixed < fixed_count:
-                while n_fixed < fixed_count and t0 + n_fixed * period_ns <= now:
-                    due = t0 + n_fixed * period_ns
-                    self.send(PHASE_WARMUP if due < fixed_start else PHASE_FIXED, time.monotonic_ns())
-                    n_fixed += 1
-                if n_fixed < fixed_count:
-                    timeout_ms = max(0, min(10, (t0 + n_fixed * period_ns - time.monotonic_ns()) / 1e6))
-            elif flat_start <= now < flat_end:
-                while (self.sent[PHASE_FLAT] - self.own_back[PHASE_FLAT] < a.window
-                       and self.sent[PHASE_FLAT] < a.max_count):
-                    self.send(PHASE_FLAT, time.monotonic_ns())
-            elif now < t0:
-                timeout_ms = max(0, min(10, (t0 - now) / 1e6))
-            events = dict(poller.poll(timeout_ms))
-            if self.sub in events:
-                self.drain_sub(now)
-            if a.mode == "broker" and self.out in events:
-                self.drain_replies()
-        # summary for the driver
-        Path(a.out).write_text(json.dumps({
-            "peer": a.id, "sent": {PHASES.get(p, "warmup"): n for p, n in self.sent.items()},
-            "acked": {PHASES.get(p, "warmup"): n for p, n in self.acked.items()},
-            "received": {PHASES.get(p, "warmup"): n for p, n in self.received.items()},
-            "integrity": self.integrity,
-        }))
-        for phase, name in PHASES.items():
-            Path("%s.%s.lat" % (a.out, name)).write_bytes(self.latency[phase].tobytes())
-            Path("%s.%s.ack" % (a.out, name)).write_bytes(self.ack_latency[phase].tobytes())
-        self.sub.close(0)
-        self.out.close(0)
-        self.ctx.term()
-
-
-def serve_proxy(args):
-    """``zmq.proxy(XSUB, XPUB)`` until SIGTERM."""
-    ctx = zmq.Context()
-    xsub = ctx.socket(zmq.XSUB)
-    xpub = ctx.socket(zmq.XPUB)
-    for sock in (xsub, xpub):
-        sock.setsockopt(zmq.SNDHWM, HWM)
-        sock.setsockopt(zmq.RCVHWM, HWM)
-        sock.setsockopt(zmq.LINGER, 0)
-    xsub.bind(args.xsub)
-    xpub.bind(args.xpub)
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    print("proxy ready", flush=True)
-    zmq.proxy(xsub, xpub)
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="role", required=True)
-    proxy = sub.add_parser("proxy")
-    proxy.add_argument("--xsub", required=True)
-    proxy.add_argument("--xpub", required=True)
-    peer = sub.add_parser("peer")
-    peer.add_argument("--mode", choices=("raw", "broker"), required=True)
-    peer.add_argument("--id", type=int, required=True)
-    peer.add_argument("--run", required=True)
-    peer.add_argument("--send", required=True, help="XSUB (raw) or broker intake endpoint")
-    peer.add_argument("--sub", required=True, help="XPUB (raw) or broker publish endpoint")
-    peer.add_argument("--t0-ns", type=int, required=True, help="CLOCK_MONOTONIC start of the fixed phase")
-    peer.add_argument("--warmup", type=float, default=1.0)
-    peer.add_argument("--fixed-s", type=float, default=5.0)
-    peer.add_argument("--rate", type=float, default=333.0, help="this peer's messages/s in the fixed phase")
-    peer.add_argument("--flat-s", type=float, default=5.0)
-    peer.add_argument("--window", type=int, default=200)
-    peer.add_argument("--max-count", type=int, default=2_000_000)
-    peer.add_argument("--rooms", type=int, default=2)
-    peer.add_argument("--msg-bytes", type=int, default=300, help="raw: payload bytes")
-    peer.add_argument("--text-bytes", type=int, default=0, help="broker: padding added to the text")
-    peer.add_argument("--out", required=True)
-    args = p.parse_args(argv)
-    if args.role == "proxy":
-        serve_proxy(args)
-    else:
-        Peer(args).run()
-    return 0
-
-
-# the driver
+from .pipe_peer import PHASE_GAP_SECS, START_DELAY_SECS
 
 def published_frame_bytes(text_bytes):
     """Size of the frame our broker publishes for one peer message (its topic excluded)."""
@@ -298,7 +67,7 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
     :param mode: ``raw`` (zmq proxy) or ``broker`` (our broker alone).
     :param sample: bench.procstat.sample (injected to keep this module's imports small).
     """
-    from bench.procstat import PidProc, window_figures
+    from bench.procstat import window_figures
     from bench.systems import free_port
     from tests.integration.cluster import Cluster, Proc, wait_until
     import numpy as np
@@ -313,7 +82,7 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
         if mode == "raw":
             send_port, sub_port = free_port(), free_port()
             send_ep, sub_ep = "tcp://127.0.0.1:%d" % send_port, "tcp://127.0.0.1:%d" % sub_port
-            hub = Proc("proxy", [sys.executable, "-m", "bench.pipe", "proxy", "--xsub", send_ep, "--xpub", sub_ep],
+            hub = Proc("proxy", [sys.executable, "-m", "bench.pipe_peer", "proxy", "--xsub", send_ep, "--xpub", sub_ep],
                        env, log_dir).start()
             started.append(hub)
             wait_until(lambda: "proxy ready" in hub.log() or _dead(hub), 20, "the zmq proxy")
@@ -329,7 +98,7 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
         peer_procs = {}
         for i in range(1, peers + 1):
             out = log_dir / ("peer%d.json" % i)
-            argv = [sys.executable, "-m", "bench.pipe", "peer", "--mode", mode, "--id", str(i), "--run", run_id,
+            argv = [sys.executable, "-m", "bench.pipe_peer", "peer", "--mode", mode, "--id", str(i), "--run", run_id,
                     "--send", send_ep, "--sub", sub_ep, "--t0-ns", str(t0_ns), "--warmup", str(warmup),
                     "--fixed-s", str(fixed_s), "--rate", str(rate / peers), "--flat-s", str(flat_s),
                     "--window", str(window), "--max-count", str(max_count), "--rooms", str(rooms),
@@ -402,6 +171,3 @@ def _dead(proc):
         raise RuntimeError("%s exited:\n%s" % (proc.name, proc.log()[-2000:]))
     return False
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -77,16 +77,3 @@ def window_figures(before, start, end, after):
         result["host_busy_cpu_s"] = round(busy / CLK_TCK, 3)
     return result
 
-
-class PidProc:
-    """A plain ``subprocess.Popen`` seen through the ``pid``/``alive()`` interface."""
-
-    def __init__(self, popen):
-        self.popen = popen
-
-    @property
-    def pid(self):
-        return self.popen.pid
-
-    def alive(self):
-        return self.popen.poll() is None
