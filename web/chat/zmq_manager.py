@@ -190,8 +190,6 @@ class ZmqManager(PubSubManager):
         """True once the mirror holds a broker snapshot."""
         return self.synced.wait(timeout)
 
-    # presence: this node's members, reported to the broker
-
     # room streams: followed while the room has local members
 
     def follow(self, room):
@@ -233,6 +231,8 @@ class ZmqManager(PubSubManager):
             self.subscribed.discard(room)
             self.sub.setsockopt(zmq.UNSUBSCRIBE, wire.room_topic(room))
             self.mirror.rooms.pop(room, None)
+
+    # presence: this node's members, reported to the broker
 
     def member_joined(self, room, nick):
         self.local_members[room][nick] += 1
