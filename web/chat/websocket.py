@@ -9,10 +9,20 @@ one non-blocking ``send`` (falling back to gevent's ``sendall`` for whatever
 the kernel did not take), so a client that gets ten messages in one wake-up
 costs one syscall, not ten.
 
+Direct writes: a room broadcast hands the same Engine.IO packet to every
+member.  When a member's websocket writer is idle (nothing queued, nothing
+half-written), the packet's frame -- built once per packet, not once per
+member -- is written to the member's socket right away, skipping the queue,
+the writer greenlet's wake-up and its bookkeeping.  Whatever the kernel does
+not take is kept as a prefix that the writer sends before anything else (a
+NOOP packet wakes it), so the order on the wire is always the queue's order.
+
 It relies on python-engineio's writer calling ``poll()`` and then ``send()``
-per packet (true in 4.x, pinned in requirements.txt); the integration tests
-exercise it on every delivery.
+per packet, and on ``Socket.send(pkt)`` being how packets reach a client
+(true in 4.x, pinned in requirements.txt); the integration tests exercise it
+on every delivery.
 """
+from engineio import packet as engineio_packet
 from engineio.async_drivers import gevent as engineio_gevent
 from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.websocket import Header, WebSocket
@@ -28,17 +38,47 @@ class BatchingWebSocketWSGI(engineio_gevent.WebSocketWSGI):
         super().__init__(handler, server)
         self._pending = []     # frames of the current batch, not yet written
         self._expected = 0     # packets of the current batch still to come
+        self._prefix = b""     # bytes of a direct write the kernel did not take
+        self._blocked = False  # the writer is waiting in sendall
         socket = getattr(handler, "__self__", None)   # the engineio Socket
         if socket is not None:
-            poll = socket.poll
+            poll, send = socket.poll, socket.send
 
             def counting_poll():
                 packets = poll()
                 if socket.upgraded:     # the websocket writer's poll, not a long-poll GET
                     self._expected = len(packets)
                 return packets
-            socket.poll = counting_poll
 
+            def direct_send(pkt):
+                if not self._write_directly(socket, pkt):
+                    send(pkt)
+            socket.poll = counting_poll
+            socket.send = direct_send
+
+    def _write_directly(self, socket, pkt):
+        """Write ``pkt`` now if the writer is idle; False means: queue it."""
+        ws = self._sock
+        if (ws is None or ws.closed or not socket.upgraded or socket.upgrading
+                or socket.closed or self._blocked or self._prefix or self._pending
+                or not socket.queue.empty() or pkt.binary):
+            return False
+        if not socket.check_ping_timeout():
+            return True                 # the socket is being closed: drop, as send() does
+        data = getattr(pkt, "_ws_frame", None)
+        if data is None:                # once per packet, shared by every member
+            payload = pkt.encode().encode("utf-8")
+            data = pkt._ws_frame = Header.encode_header(True, _TEXT, b"", len(payload), 0) + payload
+        try:
+            sent = ws.handler.socket._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return False                # let the writer find out and close
+        if sent < len(data):
+            self._prefix = data[sent:]
+            socket.queue.put(engineio_packet.Packet(engineio_packet.NOOP))  # wake the writer
+        return True
     def send(self, message):
         ws = self._sock
         if ws.closed:
@@ -47,17 +87,20 @@ class BatchingWebSocketWSGI(engineio_gevent.WebSocketWSGI):
             payload, opcode = message.encode("utf-8"), _TEXT
         else:
             payload, opcode = bytes(message), _BINARY
+        if self._prefix:               # the rest of a direct write goes first
+            self._pending.append(self._prefix)
+            self._prefix = b""
         self._pending.append(Header.encode_header(True, opcode, b"", len(payload), 0))
         self._pending.append(payload)
         if self._expected > 1:
             self._expected -= 1
             return                      # more of this batch to come
         self._expected = 0
-        data, self._pending = b"".join(self._pending), []
+        data = b"".join(self._pending)
         self._write(ws, data)
+        self._pending = []
 
-    @staticmethod
-    def _write(ws, data):
+    def _write(self, ws, data):
         sock = ws.handler.socket        # gevent socket; its _sock is non-blocking
         try:
             sent = sock._sock.send(data)
@@ -66,10 +109,13 @@ class BatchingWebSocketWSGI(engineio_gevent.WebSocketWSGI):
         except OSError as exc:
             raise WebSocketError(str(exc)) from None
         if sent < len(data):            # the kernel buffer is full: wait cooperatively
+            self._blocked = True
             try:
                 sock.sendall(memoryview(data)[sent:])
             except OSError as exc:
                 raise WebSocketError(str(exc)) from None
+            finally:
+                self._blocked = False
 
 
 def install(sio):
