@@ -120,6 +120,7 @@ class ChatEvents:
             raise ContractError("unavailable", "the room's history cannot be fetched from "
                                 "the broker right now; retry") from None
         if sid not in self.connections:   # disconnected while we fetched
+            self.manager.release(room)
             raise ContractError("not_joined", "connection is closing")
         conn.rooms[room] = req["nick"]
         self.sio.enter_room(sid, room)

@@ -225,6 +225,11 @@ class ZmqManager(PubSubManager):
             self.installed.pop(room, None)
             done.set()
 
+    def release(self, room):
+        """Stop following a room that was fetched for a join that did not happen."""
+        if room not in self.local_members:
+            self._unfollow(room)
+
     def _unfollow(self, room):
         """The last local member left: stop following (and forget) the room."""
         if room in self.subscribed and room not in self.installing:
