@@ -98,10 +98,6 @@ class RequestChannel:
             else:
                 result.set(body)
 
-    def close(self):
-        self.reader.kill(block=False)
-        self.socket.close(0)
-
 
 class ZmqManager(PubSubManager):
     """Client manager that makes the broker the single source of order.
