@@ -39,12 +39,28 @@ def test_encode_then_decode_returns_the_fields_with_version_and_type(type_):
     assert body == dict(BODIES[type_], v=wire.VERSION, type=type_)
 
 
-def test_encode_writes_ascii_json_that_round_trips_any_text():
-    for text in ("héllo ✓ 日本 😀", "lone \ud800 surrogate"):
+def test_encode_writes_json_that_round_trips_any_text():
+    for text in ("héllo ✓ 日本 😀", "lone \ud800 surrogate", "\udfff\ud800 reversed pair"):
         frame = wire.encode("error", rid=None, error="x", detail=text)
-        frame.decode("ascii")                      # never a UnicodeEncodeError
         assert json.loads(frame)["detail"] == text
         assert wire.decode(frame)["detail"] == text
+
+
+def test_a_lone_surrogate_falls_back_to_ascii_json():
+    frame = wire.encode("error", rid=None, error="x", detail="a \ud800 b")
+    frame.decode("ascii")                          # the stdlib's escaped form
+    assert wire.decode(frame)["detail"] == "a \ud800 b"
+
+
+def test_non_str_keys_and_big_ints_still_encode():
+    body = wire.decode(wire.encode("relay", topic=None, data={1: "one", "n": 2 ** 70}))
+    assert body["data"] == {"1": "one", "n": 2 ** 70}
+
+
+@pytest.mark.parametrize("frame", [b"\xff\xfe", b"[1,", b"{\"v\":1,", "text".encode("utf-16")])
+def test_undecodable_frames_are_wire_errors(frame):
+    with pytest.raises(wire.WireError):
+        wire.decode(frame)
 
 
 @pytest.mark.parametrize("room,ok", [("a", True), ("A-z_09", True), ("r" * 64, True),

@@ -18,9 +18,13 @@ import itertools
 import logging
 import time
 
+import json
+
 import gevent
 from gevent.event import AsyncResult, Event
+import orjson
 import zmq.green as zmq
+from engineio import packet as eio_packet
 from socketio.pubsub_manager import PubSubManager
 
 from chatstream import wire
@@ -292,7 +296,9 @@ class ZmqManager(PubSubManager):
         raise NotImplementedError
 
     def _thread(self):
-        """The link's state machine: read SUB, watch heartbeats, sync, repair."""
+        """The link's state machine: read SUB, sync, repair; a watchdog greenlet
+        notices when heartbeats stop."""
+        self.server.start_background_task(self._watch_heartbeats)
         while True:
             try:
                 self._step()
@@ -301,30 +307,29 @@ class ZmqManager(PubSubManager):
                 gevent.sleep(0.1)
 
     def _step(self):
-        if self.sub.poll(self.heartbeat_ms):
-            topic, frame = self._recv()
-            if frame is None:
-                return
-            self.last_heard = time.monotonic()
-            try:
-                body = wire.decode(frame)
-            except wire.WireError as exc:
-                self._get_logger().warning("bad frame on %r: %s", topic[:32], exc)
-                return
-            handler = self.frame_handlers.get(body["type"])
-            if handler is not None:
-                handler(body)
-        silent_ms = (time.monotonic() - self.last_heard) * 1000
-        if self.state is not LinkState.DOWN and self.state is not LinkState.CONNECTING \
-                and silent_ms > self.dead_after_ms:
-            self._set_state(LinkState.DOWN, "no heartbeat for %d ms" % silent_ms)
-
-    def _recv(self):
+        """Read and handle one SUB frame (blocks this greenlet until there is one)."""
         frames = self.sub.recv_multipart()
         if len(frames) != 2:
             self._get_logger().warning("dropped frame with %d parts", len(frames))
-            return None, None
-        return frames
+            return
+        self.last_heard = time.monotonic()
+        try:
+            body = wire.decode(frames[1])
+        except wire.WireError as exc:
+            self._get_logger().warning("bad frame on %r: %s", frames[0][:32], exc)
+            return
+        handler = self.frame_handlers.get(body["type"])
+        if handler is not None:
+            handler(body)
+
+    def _watch_heartbeats(self):
+        """Mark the broker down after ``dead_after_ms`` without a frame from it."""
+        while True:
+            gevent.sleep(min(self.heartbeat_ms, self.dead_after_ms) / 4000.0)
+            silent_ms = (time.monotonic() - self.last_heard) * 1000
+            if self.state is not LinkState.DOWN and self.state is not LinkState.CONNECTING \
+                    and silent_ms > self.dead_after_ms:
+                self._set_state(LinkState.DOWN, "no heartbeat for %d ms" % silent_ms)
 
     def _set_state(self, state, why):
         if state is not self.state:
@@ -368,12 +373,11 @@ class ZmqManager(PubSubManager):
             self.presence[room] = members
         else:
             self.presence.pop(room, None)
-        self.server.emit("presence", {"room": room, "members": members}, room=room,
-                         ignore_queue=True)
+        self._emit_local("presence", {"room": room, "members": members}, room)
 
     def _on_announcement(self, body):
-        self.server.emit("announcement", {"room": body["room"], "text": body["text"],
-                                          "ts": body["ts"]}, room=body["room"], ignore_queue=True)
+        self._emit_local("announcement", {"room": body["room"], "text": body["text"],
+                                          "ts": body["ts"]}, body["room"])
 
     def _on_relay(self, body):
         data = body.get("data") or {}
@@ -436,4 +440,26 @@ class ZmqManager(PubSubManager):
             self.server.disconnect(sid, ignore_queue=True)
 
     def _deliver(self, message):
-        self.server.emit("message", message, room=message["room"], ignore_queue=True)
+        self._emit_local("message", message, message["room"])
+
+    def _emit_local(self, event, data, room):
+        """Emit an event to this node's members of a room (default namespace).
+
+        What ``server.emit(event, data, room=room, ignore_queue=True)`` does,
+        minus its per-member layers: the Socket.IO packet is encoded once (with
+        orjson) and the same Engine.IO packet goes to every member's socket,
+        whose ``send`` writes it straight to an idle websocket (websocket.py).
+        """
+        members = self.rooms.get("/", {}).get(room)
+        if not members:
+            return
+        try:
+            payload = orjson.dumps([event, data]).decode("utf-8")
+        except TypeError:
+            payload = json.dumps([event, data], separators=(",", ":"))
+        pkt = eio_packet.Packet(eio_packet.MESSAGE, "2" + payload)   # 2: Socket.IO EVENT
+        sockets = self.server.eio.sockets
+        for eio_sid in list(members._fwdm.values()):
+            socket = sockets.get(eio_sid)
+            if socket is not None and not socket.closed:
+                socket.send(pkt)
