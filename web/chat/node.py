@@ -5,7 +5,7 @@ import socketio
 from django.conf import settings
 
 from .backpressure import SlowClientReaper
-from . import websocket
+from . import fastjson, websocket
 from .events import ChatEvents, Limits
 from .zmq_manager import ZmqManager
 
@@ -46,6 +46,7 @@ def build_server():
         max_http_buffer_size=max(1_000_000, 4 * settings.CHAT_MAX_PAYLOAD_BYTES),
         logger=False,
         engineio_logger=False,
+        json=fastjson,
     )
     limits = Limits(rate_per_s=settings.CHAT_RATE_PER_S, rate_burst=settings.CHAT_RATE_BURST,
                     max_payload_bytes=settings.CHAT_MAX_PAYLOAD_BYTES,

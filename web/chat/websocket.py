@@ -86,6 +86,7 @@ class BatchingWebSocketWSGI(engineio_gevent.WebSocketWSGI):
             self._prefix = data[sent:]
             socket.queue.put(engineio_packet.Packet(engineio_packet.NOOP))  # wake the writer
         return True
+
     def send(self, message):
         ws = self._sock
         if ws.closed:
