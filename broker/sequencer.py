@@ -1,4 +1,5 @@
 """Per-room sequencing, replay buffers and cid de-duplication."""
+import os
 import time
 import uuid
 
@@ -8,6 +9,22 @@ from .store import MemoryStore
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+_ID_POOL = []
+
+
+def new_id():
+    """A random (version 4) UUID as 32 hex digits, like ``uuid.uuid4().hex``
+    but from 256 ids' worth of ``os.urandom`` at a time (one syscall per id
+    was 7 % of the broker's time flat out)."""
+    if not _ID_POOL:
+        pool = bytearray(os.urandom(16 * 256))
+        for i in range(0, len(pool), 16):
+            pool[i + 6] = (pool[i + 6] & 0x0F) | 0x40
+            pool[i + 8] = (pool[i + 8] & 0x3F) | 0x80
+        _ID_POOL.extend(pool[i:i + 16].hex() for i in range(0, len(pool), 16))
+    return _ID_POOL.pop()
 
 
 def new_epoch():
@@ -59,7 +76,7 @@ class Sequencer:
         if cid is not None and cid in cids:
             return cids[cid], True
         message = {
-            "id": uuid.uuid4().hex,
+            "id": new_id(),
             "seq": history.seq + 1,
             "room": room,
             "nick": nick,

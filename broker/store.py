@@ -19,6 +19,8 @@ import sqlite3
 import time
 import uuid
 
+import orjson
+
 log = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -64,6 +66,7 @@ class SqliteStore:
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         self.db = self._open(path, synchronous)
+        self.rows = []      # (room, seq, body) staged since the last commit
         self.touched = {}   # room -> (epoch, seq, history_size) since the last commit
 
     @staticmethod
@@ -102,23 +105,35 @@ class SqliteStore:
 
     def append(self, room, epoch, message, history_size):
         """Stage one sequenced message; durable at the next :meth:`commit`."""
-        if not self.db.in_transaction:
-            self.db.execute("BEGIN")
-        self.db.execute("INSERT INTO messages (room, seq, body) VALUES (?, ?, ?)",
-                        (room, message["seq"], json.dumps(message, separators=(",", ":"))))
+        try:
+            body = orjson.dumps(message).decode("utf-8")
+        except TypeError:           # a lone surrogate: the stdlib's ASCII escapes
+            body = json.dumps(message, separators=(",", ":"))
+        self.rows.append((room, message["seq"], body))
         self.touched[room] = (epoch, message["seq"], history_size)
 
     def commit(self):
-        """Make every staged message durable; prune what left the buffers."""
-        if not self.db.in_transaction:
+        """Make every staged message durable in one transaction; prune what
+        left the buffers."""
+        if not self.rows and not self.touched:
             return
-        for room, (epoch, seq, history_size) in self.touched.items():
-            self.db.execute("INSERT INTO rooms (room, epoch, seq) VALUES (?, ?, ?) "
-                            "ON CONFLICT(room) DO UPDATE SET epoch=excluded.epoch, seq=excluded.seq",
-                            (room, epoch, seq))
-            self.db.execute("DELETE FROM messages WHERE room=? AND seq<=?", (room, seq - history_size))
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany("INSERT INTO messages (room, seq, body) VALUES (?, ?, ?)",
+                                self.rows)
+            for room, (epoch, seq, history_size) in self.touched.items():
+                self.db.execute("INSERT INTO rooms (room, epoch, seq) VALUES (?, ?, ?) "
+                                "ON CONFLICT(room) DO UPDATE SET epoch=excluded.epoch, "
+                                "seq=excluded.seq", (room, epoch, seq))
+                self.db.execute("DELETE FROM messages WHERE room=? AND seq<=?",
+                                (room, seq - history_size))
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        self.rows = []
         self.touched = {}
-        self.db.execute("COMMIT")
 
     def close(self):
         if self.db.in_transaction:

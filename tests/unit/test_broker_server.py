@@ -16,16 +16,21 @@ PEER = b"\x00peer-1"
 
 
 class FakeSocket:
-    """Records send_multipart calls; optionally raises instead of sending."""
+    """Records multipart messages sent frame by frame (SNDMORE until the last);
+    optionally raises instead of sending."""
 
     def __init__(self, raises=None):
         self.sent = []
         self.raises = raises
+        self.partial = []
 
-    def send_multipart(self, frames, flags=0):
+    def send(self, frame, flags=0):
         if self.raises is not None:
             raise self.raises
-        self.sent.append(list(frames))
+        self.partial.append(frame)
+        if not flags & zmq.SNDMORE:
+            self.sent.append(self.partial)
+            self.partial = []
 
 
 def make_broker(history_size=50):

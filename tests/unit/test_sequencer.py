@@ -219,3 +219,14 @@ def test_default_epochs_are_fresh_per_sequencer():
     a, b = Sequencer(), Sequencer()
     assert a.epoch and b.epoch and a.epoch != b.epoch
     assert new_epoch() != new_epoch()
+
+
+def test_message_ids_are_random_version_4_uuids():
+    import uuid
+    from broker.sequencer import new_id
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in list(ids)[:50]:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
