@@ -47,6 +47,8 @@ def build_server():
         logger=False,
         engineio_logger=False,
         json=fastjson,
+        ping_interval=settings.CHAT_PING_INTERVAL_S,
+        ping_timeout=settings.CHAT_PING_TIMEOUT_S,
     )
     limits = Limits(rate_per_s=settings.CHAT_RATE_PER_S, rate_burst=settings.CHAT_RATE_BURST,
                     max_payload_bytes=settings.CHAT_MAX_PAYLOAD_BYTES,

@@ -70,6 +70,11 @@ CHAT_MAX_ROOMS_PER_CONNECTION = int(env("CHAT_MAX_ROOMS_PER_CONNECTION", "50"))
 CHAT_MAX_CONNECTIONS = int(env("CHAT_MAX_CONNECTIONS", "10000"))
 # Packets waiting for one client before it counts as not reading and is cut off.
 CHAT_MAX_SEND_QUEUE = int(env("CHAT_MAX_SEND_QUEUE", "1000"))
+# Engine.IO heartbeat: the node pings every interval; a client that does not
+# answer within the timeout is disconnected (and its members leave).  Whole
+# seconds: the Engine.IO handshake tells clients int(seconds) * 1000 ms.
+CHAT_PING_INTERVAL_S = int(env("CHAT_PING_INTERVAL_S", "25"))
+CHAT_PING_TIMEOUT_S = int(env("CHAT_PING_TIMEOUT_S", "20"))
 
 LOGGING = {
     "version": 1,
