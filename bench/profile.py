@@ -65,11 +65,12 @@ def top_costs(raw_path, limit=15):
 # have their own stacks, so e.g. a websocket write (engine.io's writer greenlet)
 # never shares a stack with the broker link that queued it.
 NODE_CATEGORIES = [
-    ("websocket writes: engine.io writer greenlet -> gevent-websocket frame -> socket send",
-     ("writer (engineio/socket.py",)),
+    ("websocket writes: frames written straight to idle members, or by engine.io's writer "
+     "greenlet -> socket send",
+     ("_write_directly (chat/websocket.py", "writer (engineio/socket.py")),
     ("client events: websocket read, Socket.IO decode, handlers, request to the broker",
      ("_handle_event_internal", "_websocket_handler", "chat/events.py", "handle_request (engineio/server.py")),
-    ("broker link: SUB read, decode, mirror, emit to the room (encode once, queue per client), replies",
+    ("broker link: SUB read, decode, mirror, emit to the room (encode once), replies",
      ("ZmqManager._thread", "RequestChannel._read", "chat/mirror.py")),
     ("gevent hub: libev loop in C (polling, timers, switching)", ("Hub.run (gevent/hub.py",)),
 ]
