@@ -1,4 +1,5 @@
 """``python -m broker``: run the chat cluster's broker in the foreground."""
+import gc
 import logging
 import signal
 import sys
@@ -19,6 +20,8 @@ def main(argv=None):
         return 1
     signal.signal(signal.SIGTERM, broker.stop)
     signal.signal(signal.SIGINT, broker.stop)
+    gc.collect()
+    gc.freeze()     # the loaded state and modules stay: keep them out of full collections
     try:
         broker.run()
     finally:

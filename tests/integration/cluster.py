@@ -271,6 +271,20 @@ class ChatClient:
                     raise AssertionError("%s: no announcement %r in %s" % (self.name, text, room))
                 self.cond.wait(left)
 
+    def wait_presence(self, room, members, timeout=15, after=0):
+        """Block until a ``presence`` event (from the ``after``-th on) lists exactly
+        ``members`` in ``room``; returns the index just past it."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for i in range(after, len(self.presence)):
+                    if self.presence[i]["room"] == room and self.presence[i]["members"] == members:
+                        return i + 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("%s: no presence %r in %s" % (self.name, members, room))
+                self.cond.wait(left)
+
     def close(self):
         try:
             self.sio.disconnect()

@@ -60,7 +60,9 @@ def test_a_client_that_stops_answering_pings_is_disconnected(make_cluster, clien
     mute = client(c.url("node1"), name="mute")
     seen, cond = _record_pings(mute, answer=False)
     mute.join(room)
+    both = watcher.wait_presence(room, ["mute", "watcher"], timeout=10)
     _wait_pings(seen, cond, 1, timeout=10)
     # interval 1 s + timeout 1 s, plus the server's check period: well under 10 s
     watcher.wait_announcement(room, "mute left", timeout=10)
+    watcher.wait_presence(room, ["watcher"], timeout=10, after=both)   # the broker's list follows
     assert watcher.call("members", {"room": room})["members"] == ["watcher"]
