@@ -19,7 +19,7 @@ import sqlite3
 import time
 import uuid
 
-import orjson
+from chatstream import fastjson
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +105,7 @@ class SqliteStore:
 
     def append(self, room, epoch, message, history_size):
         """Stage one sequenced message; durable at the next :meth:`commit`."""
-        try:
-            body = orjson.dumps(message).decode("utf-8")
-        except TypeError:           # a lone surrogate: the stdlib's ASCII escapes
-            body = json.dumps(message, separators=(",", ":"))
+        body = fastjson.dumps(message, separators=fastjson.COMPACT)
         self.rows.append((room, message["seq"], body))
         self.touched[room] = (epoch, message["seq"], history_size)
 

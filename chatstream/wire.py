@@ -1,10 +1,9 @@
 """Wire format between web nodes and the broker (version 1).
 
 Every ZeroMQ message body is one UTF-8 JSON object with a ``type`` and the
-format version ``v``, written and read with orjson (a C JSON codec, about ten
-times faster than the stdlib's here; docs/BENCHMARKS.md).  A body orjson will
-not write (a lone UTF-16 surrogate, a non-str key) is written as ASCII JSON by
-the stdlib instead, and read back the same way, so every str still travels.  The frames per socket are:
+format version ``v``, written and read by :mod:`chatstream.fastjson` (orjson;
+a body it will not write, e.g. one with a lone UTF-16 surrogate, is written as
+ASCII JSON by the stdlib, so every str still travels).  The frames per socket are:
 
 intake (node DEALER -> broker ROUTER, default port 5555)::
 
@@ -53,10 +52,9 @@ Bodies by type (besides ``v`` and ``type``):
 Message = {id, seq, room, nick, text, ts, node, cid?} exactly as clients see it.
 RoomState = {epoch, seq, history: [Message]}.
 """
-import json
 import re
 
-import orjson
+from . import fastjson
 
 VERSION = 1
 
@@ -95,23 +93,14 @@ def encode(type_, **fields):
         raise WireError("unknown type %r" % (type_,))
     fields["v"] = VERSION
     fields["type"] = type_
-    try:
-        return orjson.dumps(fields)
-    except TypeError:
-        # ASCII-only JSON: any str (even one with a lone surrogate) encodes safely.
-        return json.dumps(fields, separators=(",", ":")).encode("ascii")
+    return fastjson.dumpb(fields)
 
 
 def decode(frame):
     """Decode one body frame, raising WireError for anything malformed."""
     try:
-        body = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        try:    # the stdlib's ASCII fallback (escaped surrogates), or not JSON at all
-            body = json.loads(frame)
-        except (ValueError, TypeError) as exc:
-            raise WireError("not JSON: %s" % exc) from None
-    except TypeError as exc:
+        body = fastjson.loads(frame)
+    except (ValueError, TypeError) as exc:
         raise WireError("not JSON: %s" % exc) from None
     if not isinstance(body, dict):
         raise WireError("body is not an object")

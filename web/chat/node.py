@@ -4,8 +4,9 @@ import logging
 import socketio
 from django.conf import settings
 
+from chatstream import fastjson
 from .backpressure import SlowClientReaper
-from . import fastjson, websocket
+from . import websocket
 from .events import ChatEvents, Limits
 from .zmq_manager import ZmqManager
 

@@ -18,16 +18,13 @@ import itertools
 import logging
 import time
 
-import json
-
 import gevent
 from gevent.event import AsyncResult, Event
-import orjson
 import zmq.green as zmq
 from engineio import packet as eio_packet
 from socketio.pubsub_manager import PubSubManager
 
-from chatstream import wire
+from chatstream import fastjson, wire
 from .mirror import Mirror, Outcome
 
 log = logging.getLogger(__name__)
@@ -453,10 +450,7 @@ class ZmqManager(PubSubManager):
         members = self.rooms.get("/", {}).get(room)
         if not members:
             return
-        try:
-            payload = orjson.dumps([event, data]).decode("utf-8")
-        except TypeError:
-            payload = json.dumps([event, data], separators=(",", ":"))
+        payload = fastjson.dumps([event, data], separators=fastjson.COMPACT)
         pkt = eio_packet.Packet(eio_packet.MESSAGE, "2" + payload)   # 2: Socket.IO EVENT
         sockets = self.server.eio.sockets
         for eio_sid in list(members._fwdm.values()):
