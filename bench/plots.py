@@ -52,12 +52,7 @@ def latency_cdfs(records, out_dir, stamp):
         for ax in (ax1, ax2):
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
-        fig.text(0.99, 0.01, stamp, ha="right", va="bottom", fontsize=7, color="gray")
-        fig.tight_layout()
-        path = Path(out_dir) / ("latency_cdf_%s.png" % workload)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, out_dir, "latency_cdf_%s.png" % workload, stamp))
     return written
 
 
@@ -98,12 +93,7 @@ def ramp(records, out_dir, stamp):
     for ax in (ax1, ax2, ax3):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.text(0.99, 0.01, stamp, ha="right", va="bottom", fontsize=7, color="gray")
-    fig.tight_layout()
-    path = Path(out_dir) / "ramp.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [_save(fig, out_dir, "ramp.png", stamp)]
 
 
 def cpu_per_delivery(records, out_dir, stamp):
@@ -127,12 +117,17 @@ def cpu_per_delivery(records, out_dir, stamp):
     ax.set(ylabel="server CPU µs per delivery", title="server CPU per delivery (lower is better)")
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
+    return [_save(fig, out_dir, "cpu_per_delivery.png", stamp)]
+
+
+def _save(fig, out_dir, name, stamp):
+    """Stamp the run into a corner, write ``out_dir/name`` and free the figure."""
     fig.text(0.99, 0.01, stamp, ha="right", va="bottom", fontsize=7, color="gray")
     fig.tight_layout()
-    path = Path(out_dir) / "cpu_per_delivery.png"
+    path = Path(out_dir) / name
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return [path]
+    return path
 
 
 def all_plots(records, out_dir, stamp):
