@@ -1,0 +1,103 @@
+"""The cluster's shared settings: every default once, one rule for the environment.
+
+Stdlib only, so the broker (no Django) and the node's ``settings.py`` read the
+same defaults; both read the environment once, at start-up, through the
+functions below.  Everything below them takes keyword arguments whose
+defaults are these constants.  Every ``CHAT_*`` variable is listed in
+README.md ("Environment variables").
+"""
+import os
+
+# --- Where the broker is -------------------------------------------------------
+
+# Loopback: the development cluster runs on one machine, and a broker reachable
+# from elsewhere must be asked for (CHAT_BROKER_HOST=0.0.0.0).
+BROKER_HOST = "127.0.0.1"
+INTAKE_PORT = 5555      # node DEALER -> broker ROUTER: publish, relay, presence
+PUBLISH_PORT = 5556     # broker PUB -> node SUB: messages, presence, heartbeats
+SNAPSHOT_PORT = 5557    # node DEALER -> broker ROUTER: snapshot, history
+BROKER_PORTS = {"intake": INTAKE_PORT, "publish": PUBLISH_PORT, "snapshot": SNAPSHOT_PORT}
+
+
+def tcp_endpoint(host, port):
+    """A ZeroMQ tcp endpoint; an IPv6 address gets its brackets."""
+    if ":" in host and not host.startswith("["):
+        host = "[%s]" % host
+    return "tcp://%s:%d" % (host, int(port))
+
+
+INTAKE_ENDPOINT = tcp_endpoint(BROKER_HOST, INTAKE_PORT)
+PUBLISH_ENDPOINT = tcp_endpoint(BROKER_HOST, PUBLISH_PORT)
+SNAPSHOT_ENDPOINT = tcp_endpoint(BROKER_HOST, SNAPSHOT_PORT)
+
+# --- The stream ----------------------------------------------------------------
+
+# Messages kept per room: the replay buffer a resume is served from, and the
+# window inside which a resent cid is recognised.  50 covers a reconnect of a
+# few seconds in a busy room while a snapshot of many rooms stays small.
+HISTORY_SIZE = 50
+# Broker heartbeat period.  1 s keeps broker-down detection within a few
+# seconds while costing one tiny PUB frame per second.
+HEARTBEAT_MS = 1000
+# Silence after which a node counts the broker as down (healthz 503): three
+# missed heartbeats, so one late beat does not take a node out of the balancer.
+DEAD_AFTER_MS = 3 * HEARTBEAT_MS
+# A node reports its members every heartbeat; five missed reports and its
+# members are gone (a dead node's users leave within ~5 s, while a node busy
+# for a second or two keeps them).
+NODE_TTL_MS = 5 * HEARTBEAT_MS
+# How long a message may wait to be sequenced before the client hears
+# `unavailable`: the client contract's default (PROTOCOL.md).
+ACK_TIMEOUT_MS = 5000
+# ZeroMQ high-water mark, messages queued per peer and socket before PUB drops
+# or ROUTER/DEALER refuse: rides out several seconds of a burst at benchmark
+# rates (docs/BENCHMARKS.md) while bounding memory.
+ZMQ_HWM = 100_000
+# Largest event payload a node accepts (payload_too_large): a 2000-character
+# text whose every character is JSON-escaped still fits.
+MAX_PAYLOAD_BYTES = 16384
+
+# --- One node --------------------------------------------------------------------
+
+NODE_NAME = "node1"
+NODE_HOST = "127.0.0.1"   # behind the balancer on the same machine
+NODE_PORT = 8001          # node1..node3 take 8001..8003; the balancer 8000
+
+LOG_LEVEL = "INFO"
+
+
+# --- Reading the environment ------------------------------------------------------
+
+def env_str(name, default, environ=None):
+    """``environ[name]`` (default ``os.environ``), or ``default`` when unset or empty."""
+    value = (os.environ if environ is None else environ).get(name)
+    return default if value in (None, "") else value
+
+
+def env_int(name, default, environ=None):
+    """An integer variable; a value that is not one raises ValueError naming the variable."""
+    value = env_str(name, None, environ)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("%s must be an integer, not %r" % (name, value)) from None
+
+
+def broker_endpoints(environ=None, bind=False):
+    """The broker's three endpoints, {"intake", "publish", "snapshot"}.
+
+    One rule for both sides: ``CHAT_BROKER_<SOCKET>`` (nodes connect to it) or,
+    with ``bind``, ``CHAT_BROKER_<SOCKET>_BIND`` (the broker binds it) when set;
+    otherwise ``tcp://CHAT_BROKER_HOST:CHAT_BROKER_<SOCKET>_PORT``.  So setting
+    only the host and ports makes the broker bind where the nodes connect.
+    """
+    host = env_str("CHAT_BROKER_HOST", BROKER_HOST, environ)
+    endpoints = {}
+    for socket_name, default_port in BROKER_PORTS.items():
+        prefix = "CHAT_BROKER_%s" % socket_name.upper()
+        port = env_int(prefix + "_PORT", default_port, environ)
+        explicit = prefix + "_BIND" if bind else prefix
+        endpoints[socket_name] = env_str(explicit, tcp_endpoint(host, port), environ)
+    return endpoints
