@@ -1,48 +1,46 @@
-"""Broker configuration, read from the environment once."""
-import os
+"""Broker configuration, read from the environment once.
+
+The defaults shared with the nodes (endpoints, history size, heartbeat, HWM)
+and the rule for reading the broker's endpoints come from
+:mod:`chatstream.config`; only the broker's own settings are declared here.
+"""
 from dataclasses import dataclass
+
+from chatstream import config as shared
+from chatstream.config import env_int, env_str
 
 
 @dataclass(frozen=True)
 class BrokerConfig:
-    intake: str = "tcp://127.0.0.1:5555"
-    publish: str = "tcp://127.0.0.1:5556"
-    snapshot: str = "tcp://127.0.0.1:5557"
-    history_size: int = 50
-    # Nodes call the broker gone after a few missed beats; 1 s keeps that
-    # detection within ~3 s while costing one tiny PUB frame per second.
-    heartbeat_ms: int = 1000
-    # A node reports its members every heartbeat; five missed reports and its
-    # members are gone (a dead node's users leave within ~5 s, while a node
-    # busy for a second or two keeps them).
-    node_ttl_ms: int = 5000
-    # High-water marks: how many messages a socket queues per peer before it
-    # drops (PUB) or refuses (ROUTER).  Large enough to ride out a burst of
-    # several seconds at benchmark rates, small enough to bound memory.
-    sndhwm: int = 100_000
-    rcvhwm: int = 100_000
-    log_level: str = "INFO"
+    intake: str = shared.INTAKE_ENDPOINT
+    publish: str = shared.PUBLISH_ENDPOINT
+    snapshot: str = shared.SNAPSHOT_ENDPOINT
+    history_size: int = shared.HISTORY_SIZE
+    heartbeat_ms: int = shared.HEARTBEAT_MS
+    node_ttl_ms: int = shared.NODE_TTL_MS
+    sndhwm: int = shared.ZMQ_HWM
+    rcvhwm: int = shared.ZMQ_HWM
+    log_level: str = shared.LOG_LEVEL
     # Durable room state (see store.py); "memory" keeps nothing across restarts.
     state_path: str = "var/broker.sqlite3"
     # NORMAL survives kill -9 of the broker; FULL also a power cut (fsync per commit).
     state_sync: str = "NORMAL"
 
 
-def from_env(environ=os.environ):
-    """Build a BrokerConfig from CHAT_* environment variables."""
-    def get(name, default):
-        return environ.get(name, default)
-    host = get("CHAT_BROKER_HOST", "127.0.0.1")
+def from_env(environ=None):
+    """Build a BrokerConfig from CHAT_* environment variables (default ``os.environ``)."""
+    default = BrokerConfig()
+    endpoints = shared.broker_endpoints(environ, bind=True)
     return BrokerConfig(
-        intake=get("CHAT_BROKER_INTAKE_BIND", "tcp://%s:%s" % (host, get("CHAT_BROKER_INTAKE_PORT", "5555"))),
-        publish=get("CHAT_BROKER_PUBLISH_BIND", "tcp://%s:%s" % (host, get("CHAT_BROKER_PUBLISH_PORT", "5556"))),
-        snapshot=get("CHAT_BROKER_SNAPSHOT_BIND", "tcp://%s:%s" % (host, get("CHAT_BROKER_SNAPSHOT_PORT", "5557"))),
-        history_size=int(get("CHAT_HISTORY_SIZE", "50")),
-        heartbeat_ms=int(get("CHAT_BROKER_HEARTBEAT_MS", "1000")),
-        node_ttl_ms=int(get("CHAT_NODE_TTL_MS", "5000")),
-        sndhwm=int(get("CHAT_BROKER_SNDHWM", "100000")),
-        rcvhwm=int(get("CHAT_BROKER_RCVHWM", "100000")),
-        log_level=get("CHAT_LOG_LEVEL", "INFO"),
-        state_path=get("CHAT_BROKER_STATE", "var/broker.sqlite3"),
-        state_sync=get("CHAT_BROKER_SYNC", "NORMAL").upper(),
+        intake=endpoints["intake"],
+        publish=endpoints["publish"],
+        snapshot=endpoints["snapshot"],
+        history_size=env_int("CHAT_HISTORY_SIZE", default.history_size, environ),
+        heartbeat_ms=env_int("CHAT_BROKER_HEARTBEAT_MS", default.heartbeat_ms, environ),
+        node_ttl_ms=env_int("CHAT_NODE_TTL_MS", default.node_ttl_ms, environ),
+        sndhwm=env_int("CHAT_BROKER_SNDHWM", default.sndhwm, environ),
+        rcvhwm=env_int("CHAT_BROKER_RCVHWM", default.rcvhwm, environ),
+        log_level=env_str("CHAT_LOG_LEVEL", default.log_level, environ),
+        state_path=env_str("CHAT_BROKER_STATE", default.state_path, environ),
+        state_sync=env_str("CHAT_BROKER_SYNC", default.state_sync, environ).upper(),
     )

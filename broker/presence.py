@@ -5,11 +5,8 @@ changed at once, and its whole member set with every heartbeat, which also
 keeps it alive here.  A node not heard for ``node_ttl_ms`` (dead, hung or cut
 off) has its members removed, and the rooms hear who left.
 """
-import time
-
-
-def now_ms():
-    return int(time.time() * 1000)
+from chatstream import config
+from chatstream.clock import now_ms
 
 
 class PresenceRegistry:
@@ -19,7 +16,7 @@ class PresenceRegistry:
     :param clock_ms: returns Unix milliseconds (injectable for tests).
     """
 
-    def __init__(self, node_ttl_ms=5000, clock_ms=now_ms):
+    def __init__(self, node_ttl_ms=config.NODE_TTL_MS, clock_ms=now_ms):
         self.node_ttl_ms = node_ttl_ms
         self.clock_ms = clock_ms
         self.nodes = {}    # node -> {"seen": ms, "rooms": {room: frozenset(nicks)}}

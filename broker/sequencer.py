@@ -1,15 +1,10 @@
 """Per-room sequencing, replay buffers and cid de-duplication."""
 import os
-import time
-import uuid
 
+from chatstream import config
+from chatstream.clock import new_epoch, now_ms
 from chatstream.history import RoomHistory
 from .store import MemoryStore
-
-
-def now_ms():
-    return int(time.time() * 1000)
-
 
 _ID_POOL = []
 
@@ -27,11 +22,6 @@ def new_id():
     return _ID_POOL.pop()
 
 
-def new_epoch():
-    """A fresh stream epoch: readers holding another epoch must start over."""
-    return uuid.uuid4().hex[:16]
-
-
 class Sequencer:
     """Gives every room message its seq, id and ts, and remembers the last ones.
 
@@ -44,7 +34,7 @@ class Sequencer:
         its saved rooms are loaded here.
     """
 
-    def __init__(self, epoch=None, history_size=50, clock_ms=now_ms, store=None):
+    def __init__(self, epoch=None, history_size=config.HISTORY_SIZE, clock_ms=now_ms, store=None):
         self.store = store or MemoryStore()
         saved_epoch, saved_rooms = self.store.load(history_size)
         self.epoch = epoch or saved_epoch or new_epoch()
@@ -107,13 +97,12 @@ class Sequencer:
         return {name: self.rooms[name].state() for name in rooms if name in self.rooms}
 
     def history(self, room, since=None, epoch=None):
-        """One room's position and the messages after ``since`` (see RoomHistory.since)."""
+        """{room, epoch, seq, history, gap}: the room's position and what a reader
+        that last saw ``(epoch, since)`` is missing (see :meth:`RoomHistory.view`)."""
         history = self.rooms.get(room)
         if history is None:
             history = RoomHistory(room, self.epoch, size=self.history_size)
-        messages, gap = history.since(since, epoch)
-        return {"room": room, "epoch": history.epoch, "seq": history.seq,
-                "history": messages, "gap": gap}
+        return {"room": room, **history.view(since, epoch)}
 
     def take_changes(self):
         """Rooms whose seq moved since the last call, {room: seq}."""

@@ -13,6 +13,7 @@ import time
 import zmq
 
 from chatstream import wire
+from chatstream.clock import now_ms
 from .presence import PresenceRegistry
 from .sequencer import Sequencer
 from .store import MemoryStore, SqliteStore
@@ -226,7 +227,7 @@ class Broker:
         for room in sorted(changed):
             self._publish(wire.PRESENCE_TOPIC, wire.encode(
                 "presence", room=room, members=self.presence.members(room)))
-        ts = int(time.time() * 1000)
+        ts = now_ms()
         for room, nicks in sorted(departed.items()):
             for nick in nicks:
                 self._publish(wire.room_topic(room), wire.encode(
@@ -258,7 +259,7 @@ class Broker:
         self._publish_presence(changed, departed)
         self._publish(wire.HEARTBEAT_TOPIC, wire.encode(
             "heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
-            ts=int(time.time() * 1000), seqs=self.sequencer.take_changes()))
+            ts=now_ms(), seqs=self.sequencer.take_changes()))
 
     def _publish(self, topic, frame):
         self.outbox.append((self.publisher, [topic, frame]))

@@ -12,14 +12,13 @@ OS page cache; only a power cut can lose the last commits -- set
 broker commits once per batch of requests (group commit), so the cost is per
 batch, not per message.
 """
-import json
 import logging
 import os
 import sqlite3
 import time
-import uuid
 
 from chatstream import fastjson
+from chatstream.clock import new_epoch
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +91,14 @@ class SqliteStore:
         row = self.db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
         epoch = row[0] if row else None
         if epoch is None:
-            epoch = uuid.uuid4().hex[:16]
+            epoch = new_epoch()
             self.db.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
         rooms = {}
         for room, room_epoch, seq in self.db.execute("SELECT room, epoch, seq FROM rooms"):
             bodies = self.db.execute(
                 "SELECT body FROM messages WHERE room=? ORDER BY seq DESC LIMIT ?",
                 (room, history_size)).fetchall()
-            history = [json.loads(b) for (b,) in reversed(bodies)]
+            history = [fastjson.loads(b) for (b,) in reversed(bodies)]
             rooms[room] = {"epoch": room_epoch, "seq": seq, "history": history}
         return epoch, rooms
 

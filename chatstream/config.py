@@ -69,9 +69,8 @@ LOG_LEVEL = "INFO"
 # --- Reading the environment ------------------------------------------------------
 
 def env_str(name, default, environ=None):
-    """``environ[name]`` (default ``os.environ``), or ``default`` when unset or empty."""
-    value = (os.environ if environ is None else environ).get(name)
-    return default if value in (None, "") else value
+    """``environ[name]`` (default ``os.environ``), or ``default`` when unset."""
+    return (os.environ if environ is None else environ).get(name, default)
 
 
 def env_int(name, default, environ=None):

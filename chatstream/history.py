@@ -6,6 +6,8 @@ message after ``seq`` or says ``gap`` -- never a silent partial list.
 """
 from collections import deque
 
+from .config import HISTORY_SIZE
+
 
 class SequenceError(ValueError):
     """A message that does not directly follow the room's last seq."""
@@ -21,7 +23,7 @@ class RoomHistory:
     :param history: buffered messages, oldest first, ending at ``seq``.
     """
 
-    def __init__(self, room, epoch, seq=0, size=50, history=()):
+    def __init__(self, room, epoch, seq=0, size=HISTORY_SIZE, history=()):
         self.room = room
         self.epoch = epoch
         self.seq = seq
@@ -60,6 +62,16 @@ class RoomHistory:
         oldest_needed = since + 1
         evicted = since < self.seq and (not missing or missing[0]["seq"] != oldest_needed)
         return (everything if evicted else missing), evicted
+
+    def view(self, since=None, epoch=None):
+        """What a reader that last saw ``(epoch, since)`` is told: {epoch, seq,
+        history, gap}, this stream's position plus :meth:`since`'s answer.
+
+        The one reply shape of a ``history`` request (broker) and of a join or
+        resume answered from a node's mirror.
+        """
+        history, gap = self.since(since, epoch)
+        return {"epoch": self.epoch, "seq": self.seq, "history": history, "gap": gap}
 
     def state(self):
         """The room as a snapshot entry: {epoch, seq, history}."""

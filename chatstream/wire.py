@@ -45,8 +45,15 @@ Bodies by type (besides ``v`` and ``type``):
   changed since the previous heartbeat, so a node notices a lost tail
 - ``snapshot``  request {rid, rooms: [room]|null (null: all)}; reply {rid, broker, epoch, rooms: {room: RoomState},
   presence: {room: [nick]}}
-- ``history``   request {rid, room, since}; reply {rid, room, epoch, seq,
-  history: [Message], gap}
+- ``history``   request {rid, room, since, epoch}; reply {rid, room, epoch,
+  seq, history: [Message], gap}.  ``(epoch, since)`` is the last position the
+  asker saw (``since`` null: it saw nothing, send the whole buffer; ``epoch``
+  null: read as the room's own epoch).  The reply is the room's position and
+  every message after ``since``, or ``gap: true`` with the whole buffer when
+  that cannot be given: ``epoch`` is another stream (the broker lost its state
+  and started a new epoch, so seqs do not compare), ``since`` lies ahead of
+  ``seq``, or messages after ``since`` have left the buffer
+  (:meth:`chatstream.history.RoomHistory.view`)
 - ``error``     {rid|null, error, detail}
 
 Message = {id, seq, room, nick, text, ts, node, cid?} exactly as clients see it.

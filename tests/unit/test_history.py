@@ -142,3 +142,24 @@ def test_a_room_with_seq_but_empty_buffer_reports_gaps_below_seq():
     history = RoomHistory("r", "E", seq=4)
     assert history.since(4, "E") == ([], False)
     assert history.since(2, "E") == ([], True)
+
+
+def test_view_is_the_position_plus_since():
+    history = filled(8, size=5)
+    assert history.view(6, "E") == {"epoch": "E", "seq": 8, "history": [msg(7), msg(8)], "gap": False}
+
+
+def test_view_without_since_is_the_whole_buffer_and_no_gap():
+    view = filled(8, size=5).view()
+    assert (view["seq"], seqs(view["history"]), view["gap"]) == (8, [4, 5, 6, 7, 8], False)
+
+
+@pytest.mark.parametrize("since, epoch", [(1, "E"), (9, "E"), (6, "OTHER")])
+def test_view_says_gap_with_the_whole_buffer_when_since_cannot_be_served(since, epoch):
+    view = filled(8, size=5).view(since, epoch)
+    assert view["epoch"] == "E" and view["seq"] == 8 and view["gap"] is True
+    assert seqs(view["history"]) == [4, 5, 6, 7, 8]
+
+
+def test_view_of_a_new_room():
+    assert RoomHistory("r", "E").view(0, "E") == {"epoch": "E", "seq": 0, "history": [], "gap": False}

@@ -3,7 +3,8 @@ import itertools
 
 import pytest
 
-from broker.sequencer import Sequencer, new_epoch
+from broker.sequencer import Sequencer
+from chatstream.clock import new_epoch
 
 
 class FakeClock:
@@ -195,6 +196,7 @@ def test_history_answers_since_like_the_room(since, epoch, expected, gap):
     assert [m["seq"] for m in reply["history"]] == expected
     assert reply["gap"] is gap
     assert (reply["room"], reply["epoch"], reply["seq"]) == ("r", "E1", 6)
+    assert reply == {"room": "r", **s.rooms["r"].view(since, epoch)}
 
 
 def test_take_changes_returns_latest_seq_per_room_and_resets():

@@ -197,3 +197,22 @@ def test_contract_error_acks_with_code_and_detail():
     assert error.ack() == {"ok": False, "error": "invalid_room", "detail": error.detail}
     assert isinstance(error.detail, str) and error.detail
     assert str(error) == error.detail
+
+
+# --- payload_too_large ---------------------------------------------------------
+
+def test_payload_size_counts_the_compact_utf8_json():
+    payload = {"room": "lobby", "text": "é" * 10}      # {"room":"lobby","text":"éé..."}
+    size = len('{"room":"lobby","text":""}') + 20
+    validation.payload_size(payload, size)
+    assert refused(lambda p: validation.payload_size(p, size - 1), payload).code == "payload_too_large"
+
+
+def test_payload_size_of_a_lone_surrogate_is_measured_not_refused():
+    payload = {"text": "\ud800" * 100}                  # orjson refuses it; the stdlib escapes it
+    validation.payload_size(payload, 1000)
+    assert refused(lambda p: validation.payload_size(p, 100), payload).code == "payload_too_large"
+
+
+def test_payload_size_of_something_that_is_not_json_is_invalid_payload():
+    assert refused(lambda p: validation.payload_size(p, 1000), {"x": {1, 2}}).code == "invalid_payload"

@@ -3,11 +3,9 @@
 Each rule returns the clean value or raises :class:`ContractError` with the
 contract's error code.  Nothing here touches sockets or Django.
 """
-import json
 import re
 
-import orjson
-
+from chatstream import fastjson
 from chatstream.wire import ROOM_RE  # noqa: E402 - one rule for clients and the wire
 NICK_MAX = 32
 TEXT_MAX = 2000
@@ -37,18 +35,19 @@ def _typed(payload, field, kind, name):
 
 
 def payload_size(payload, limit):
-    """payload_too_large when the payload's JSON is over ``limit`` bytes."""
+    """payload_too_large when the payload's JSON is over ``limit`` bytes.
+
+    Measured as :func:`chatstream.fastjson.dumpb` writes it: compact UTF-8, or
+    ASCII escapes for what orjson refuses (a lone surrogate, a non-str key),
+    i.e. the size the node itself would send on.
+    """
     if isinstance(payload, str):
         size = len(payload.encode("utf-8", "surrogatepass"))
     elif isinstance(payload, (dict, list)):
         try:
-            size = len(orjson.dumps(payload))       # compact UTF-8 JSON, as the stdlib's below
-        except TypeError:                           # a lone surrogate, a non-str key ...
-            try:
-                size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-                           .encode("utf-8", "surrogatepass"))
-            except (TypeError, ValueError):
-                raise ContractError("invalid_payload", "the payload is not JSON") from None
+            size = len(fastjson.dumpb(payload))
+        except (TypeError, ValueError):
+            raise ContractError("invalid_payload", "the payload is not JSON") from None
     else:
         return
     if size > limit:
