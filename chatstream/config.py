@@ -53,15 +53,30 @@ ACK_TIMEOUT_MS = 5000
 # or ROUTER/DEALER refuse: rides out several seconds of a burst at benchmark
 # rates (docs/BENCHMARKS.md) while bounding memory.
 ZMQ_HWM = 100_000
-# Largest event payload a node accepts (payload_too_large): a 2000-character
-# text whose every character is JSON-escaped still fits.
-MAX_PAYLOAD_BYTES = 16384
 
 # --- One node --------------------------------------------------------------------
 
 NODE_NAME = "node1"
 NODE_HOST = "127.0.0.1"   # behind the balancer on the same machine
 NODE_PORT = 8001          # node1..node3 take 8001..8003; the balancer 8000
+
+# Limits, each refused with the contract's error (docs/PROTOCOL-EXTENSIONS.md).
+# Largest event payload a node accepts (payload_too_large): a 2000-character
+# text whose every character is JSON-escaped still fits.
+MAX_PAYLOAD_BYTES = 16384
+# Per connection, sustained messages per second and the burst above it
+# (rate_limited): far above anyone typing, far below a flooding script.
+RATE_PER_S = 20.0
+RATE_BURST = 40
+MAX_ROOMS_PER_CONNECTION = 50       # too_many_rooms
+MAX_CONNECTIONS = 10_000            # per node (connect_error too_many_connections)
+# Packets queued for one client before it counts as not reading and is cut
+# off: bounds a node's memory at this times its connections.
+MAX_SEND_QUEUE = 1000
+# Engine.IO heartbeat, whole seconds (the handshake sends int(s) * 1000 ms):
+# python-socketio's defaults, so idle websockets cost one ping per 25 s.
+PING_INTERVAL_S = 25
+PING_TIMEOUT_S = 20
 
 LOG_LEVEL = "INFO"
 

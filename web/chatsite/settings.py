@@ -1,11 +1,16 @@
 """Django settings of a chat node, read from the environment once.
 
-Every CHAT_* variable is documented in README.md; the defaults run the
-three-node development cluster on loopback.
+Every CHAT_* variable is documented in README.md; the defaults, shared with
+the broker, are declared once in :mod:`chatstream.config` and run the
+three-node development cluster on loopback.  ``manage.py runnode`` puts its
+``--name``/``--host``/``--port`` into the environment before this is read.
 """
 import os
 import sys
 from pathlib import Path
+
+from chatstream import config as shared
+from chatstream.config import env_int
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = os.environ.get
@@ -47,34 +52,28 @@ STATICFILES_DIRS = [
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# The chat node.
-CHAT_NODE_NAME = env("CHAT_NODE_NAME", "node1")
-_broker_host = env("CHAT_BROKER_HOST", "127.0.0.1")
-CHAT_BROKER_INTAKE = env("CHAT_BROKER_INTAKE", "tcp://%s:%s" % (_broker_host, env("CHAT_BROKER_INTAKE_PORT", "5555")))
-CHAT_BROKER_PUBLISH = env("CHAT_BROKER_PUBLISH", "tcp://%s:%s" % (_broker_host, env("CHAT_BROKER_PUBLISH_PORT", "5556")))
-CHAT_BROKER_SNAPSHOT = env("CHAT_BROKER_SNAPSHOT", "tcp://%s:%s" % (_broker_host, env("CHAT_BROKER_SNAPSHOT_PORT", "5557")))
-CHAT_HISTORY_SIZE = int(env("CHAT_HISTORY_SIZE", "50"))
-# How long a message may wait to be sequenced before the client hears
-# `unavailable` (the contract's default, 5 s).
-CHAT_ACK_TIMEOUT_MS = int(env("CHAT_ACK_TIMEOUT_MS", "5000"))
-# Must match the broker's CHAT_BROKER_HEARTBEAT_MS; three missed beats = down.
-CHAT_BROKER_HEARTBEAT_MS = int(env("CHAT_BROKER_HEARTBEAT_MS", "1000"))
-CHAT_BROKER_DEAD_AFTER_MS = int(env("CHAT_BROKER_DEAD_AFTER_MS", "3000"))
-# Per connection: sustained messages per second and the burst allowed above it.
-CHAT_RATE_PER_S = float(env("CHAT_RATE_PER_S", "20"))
-CHAT_RATE_BURST = int(env("CHAT_RATE_BURST", "40"))
-CHAT_ZMQ_HWM = int(env("CHAT_ZMQ_HWM", "100000"))
-# Limits, each refused with a clear error (docs/PROTOCOL-EXTENSIONS.md).
-CHAT_MAX_PAYLOAD_BYTES = int(env("CHAT_MAX_PAYLOAD_BYTES", "16384"))
-CHAT_MAX_ROOMS_PER_CONNECTION = int(env("CHAT_MAX_ROOMS_PER_CONNECTION", "50"))
-CHAT_MAX_CONNECTIONS = int(env("CHAT_MAX_CONNECTIONS", "10000"))
-# Packets waiting for one client before it counts as not reading and is cut off.
-CHAT_MAX_SEND_QUEUE = int(env("CHAT_MAX_SEND_QUEUE", "1000"))
-# Engine.IO heartbeat: the node pings every interval; a client that does not
-# answer within the timeout is disconnected (and its members leave).  Whole
-# seconds: the Engine.IO handshake tells clients int(seconds) * 1000 ms.
-CHAT_PING_INTERVAL_S = int(env("CHAT_PING_INTERVAL_S", "25"))
-CHAT_PING_TIMEOUT_S = int(env("CHAT_PING_TIMEOUT_S", "20"))
+# The chat node (the shared defaults' reasons are in chatstream/config.py).
+CHAT_NODE_NAME = env("CHAT_NODE_NAME", shared.NODE_NAME)
+CHAT_NODE_HOST = env("CHAT_NODE_HOST", shared.NODE_HOST)
+CHAT_NODE_PORT = env_int("CHAT_NODE_PORT", shared.NODE_PORT)
+_broker = shared.broker_endpoints()       # where the broker binds by the same rule
+CHAT_BROKER_INTAKE = _broker["intake"]
+CHAT_BROKER_PUBLISH = _broker["publish"]
+CHAT_BROKER_SNAPSHOT = _broker["snapshot"]
+CHAT_HISTORY_SIZE = env_int("CHAT_HISTORY_SIZE", shared.HISTORY_SIZE)
+CHAT_ACK_TIMEOUT_MS = env_int("CHAT_ACK_TIMEOUT_MS", shared.ACK_TIMEOUT_MS)
+# Must match the broker's CHAT_BROKER_HEARTBEAT_MS.
+CHAT_BROKER_HEARTBEAT_MS = env_int("CHAT_BROKER_HEARTBEAT_MS", shared.HEARTBEAT_MS)
+CHAT_BROKER_DEAD_AFTER_MS = env_int("CHAT_BROKER_DEAD_AFTER_MS", shared.DEAD_AFTER_MS)
+CHAT_RATE_PER_S = float(env("CHAT_RATE_PER_S", shared.RATE_PER_S))
+CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", shared.RATE_BURST)
+CHAT_ZMQ_HWM = env_int("CHAT_ZMQ_HWM", shared.ZMQ_HWM)
+CHAT_MAX_PAYLOAD_BYTES = env_int("CHAT_MAX_PAYLOAD_BYTES", shared.MAX_PAYLOAD_BYTES)
+CHAT_MAX_ROOMS_PER_CONNECTION = env_int("CHAT_MAX_ROOMS_PER_CONNECTION", shared.MAX_ROOMS_PER_CONNECTION)
+CHAT_MAX_CONNECTIONS = env_int("CHAT_MAX_CONNECTIONS", shared.MAX_CONNECTIONS)
+CHAT_MAX_SEND_QUEUE = env_int("CHAT_MAX_SEND_QUEUE", shared.MAX_SEND_QUEUE)
+CHAT_PING_INTERVAL_S = env_int("CHAT_PING_INTERVAL_S", shared.PING_INTERVAL_S)
+CHAT_PING_TIMEOUT_S = env_int("CHAT_PING_TIMEOUT_S", shared.PING_TIMEOUT_S)
 
 LOGGING = {
     "version": 1,
@@ -84,7 +83,7 @@ LOGGING = {
                 "demote_closed_session": {"()": "chat.logfilters.DemoteClosedSession"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
                              "filters": ["skip_healthz_503", "demote_closed_session"]}},
-    "root": {"handlers": ["console"], "level": env("CHAT_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env("CHAT_LOG_LEVEL", shared.LOG_LEVEL)},
     "loggers": {
         "socketio": {"level": "WARNING"},
         "engineio": {"level": "WARNING"},

@@ -1,7 +1,13 @@
-"""``manage.py runnode --name node1 --port 8001``: serve one chat node with gevent."""
+"""``manage.py runnode --name node1 --port 8001``: serve one chat node with gevent.
+
+The node's name, host and port are settings (CHAT_NODE_NAME / _HOST / _PORT).
+``--name``/``--host``/``--port`` override them, and must do so before the
+settings are read -- the log format carries the name -- so ``manage.py``
+calls :func:`options_to_env` first; this command then reads only settings.
+"""
+import argparse
 import gc
 import logging
-import os
 import signal
 import socket
 
@@ -12,6 +18,30 @@ from django.core.management.base import BaseCommand, CommandError
 log = logging.getLogger("chat.runnode")
 
 RFILE_BUFFER_BYTES = 1024
+
+# Command-line option -> the setting (and environment variable) it overrides.
+NODE_OPTIONS = {"name": "CHAT_NODE_NAME", "host": "CHAT_NODE_HOST", "port": "CHAT_NODE_PORT"}
+
+
+def _add_node_options(parser):
+    parser.add_argument("--name", help="node name (default: CHAT_NODE_NAME)")
+    parser.add_argument("--host", help="listen address (default: CHAT_NODE_HOST)")
+    parser.add_argument("--port", type=int, help="listen port (default: CHAT_NODE_PORT)")
+
+
+def options_to_env(argv, environ):
+    """Put a ``runnode`` command line's --name/--host/--port into ``environ``,
+    for the settings (and the log format) to read; other arguments are left alone.
+
+    :param argv: the arguments after ``runnode``.
+    """
+    parser = argparse.ArgumentParser(prog="manage.py runnode", add_help=False)
+    _add_node_options(parser)
+    known, _ = parser.parse_known_args(argv)
+    for option, variable in NODE_OPTIONS.items():
+        value = getattr(known, option)
+        if value is not None:
+            environ[variable] = str(value)
 
 
 def _require_websocket_handler():
@@ -55,19 +85,21 @@ class Command(BaseCommand):
     help = "Serve a chat node (Django + Socket.IO over gevent) on the given port."
 
     def add_arguments(self, parser):
-        parser.add_argument("--name", help="node name (default: CHAT_NODE_NAME)")
-        parser.add_argument("--host", default=os.environ.get("CHAT_NODE_HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("CHAT_NODE_PORT", "8001")))
+        _add_node_options(parser)
 
-    def handle(self, *args, name=None, host=None, port=None, **options):
+    def handle(self, *args, **options):
         from gevent import monkey
         if not monkey.is_module_patched("socket"):
             raise CommandError("runnode must be started through manage.py (gevent patches first)")
+        for option, variable in NODE_OPTIONS.items():
+            given = options.get(option)
+            if given is not None and given != getattr(settings, variable):
+                raise CommandError("--%s must be applied by manage.py before the settings load"
+                                   % option)
+        name, host, port = settings.CHAT_NODE_NAME, settings.CHAT_NODE_HOST, settings.CHAT_NODE_PORT
         from chatsite.wsgi import application as django_app
         from chat.node import build_app, build_server
         handler_class = _require_websocket_handler()
-        if name:
-            settings.CHAT_NODE_NAME = name
         sio = build_server()
         app = build_app(sio, django_app)
         server = _nodelay_server_class()((host, port), app, handler_class=handler_class, log=None,
@@ -77,10 +109,10 @@ class Command(BaseCommand):
             server.stop(2)
         gevent.signal_handler(signal.SIGTERM, stop)
         gevent.signal_handler(signal.SIGINT, stop)
-        log.info("node %s serving on http://%s:%d/", settings.CHAT_NODE_NAME, host, port)
+        log.info("node %s serving on http://%s:%d/", name, host, port)
         # Everything loaded so far (Django, the libraries) lives as long as the process:
         # keep it out of the cyclic collector's full passes, which otherwise walk it all.
         gc.collect()
         gc.freeze()
         server.serve_forever()
-        log.info("node %s stopped", settings.CHAT_NODE_NAME)
+        log.info("node %s stopped", name)
