@@ -68,8 +68,8 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
     :param sample: bench.procstat.sample (injected to keep this module's imports small).
     """
     from bench.procstat import window_figures
-    from bench.systems import free_port
-    from tests.integration.cluster import Cluster, Proc, wait_until
+    from harness.cluster import Cluster
+    from harness.processes import Proc, base_env, free_port, wait_until
     import numpy as np
 
     log_dir = Path(log_dir)
@@ -77,7 +77,7 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
     run_id = os.urandom(4).hex()
     msg_bytes = published_frame_bytes(text_bytes)
     started, hub = [], None
-    env = dict(Cluster(log_dir).env)
+    env = base_env()
     try:
         if mode == "raw":
             send_port, sub_port = free_port(), free_port()

@@ -1,6 +1,6 @@
 """The systems under test, each started on free loopback ports and stopped by pid.
 
-- ``ours``: the product's broker + N nodes (tests.integration.cluster.Cluster);
+- ``ours``: the product's broker + N nodes (harness.cluster.Cluster);
 - ``redis``: redis-server + N nodes of bench/baseline_redis/app.py
   (python-socketio + RedisManager, gevent).
 
@@ -9,35 +9,16 @@ Both expose the same interface: ``start(nodes)`` -> node URLs, ``procs``
 ``logs()``.  Everything listens on 127.0.0.1 only.
 """
 import shutil
-import sys
 from pathlib import Path
 
-from tests.integration.cluster import Cluster, Proc, free_port as _free_port, wait_until
+from harness.cluster import Cluster
+from harness.processes import PYTHON, ROOT, Proc, base_env, free_port, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 BASELINE_APP = ROOT / "bench" / "baseline_redis" / "app.py"
-# Ports a development cluster may be using on this machine: never ours to take.
-RESERVED_PORTS = frozenset({8000, 8001, 8002, 8003, 5555, 5556, 5557})
 # Per-connection rate limit of our nodes, raised out of the benchmark's way
 # (a burst client sends ~17 msg/s; the ramp goes higher).
 RATE_LIMIT_OUT_OF_THE_WAY = 100000
 START_TIMEOUT_SECS = 30
-
-
-def free_port():
-    """A free loopback port outside RESERVED_PORTS."""
-    for _ in range(100):
-        port = _free_port()
-        if port not in RESERVED_PORTS:
-            return port
-    raise RuntimeError("no free port outside %s" % sorted(RESERVED_PORTS))
-
-
-def _check_ports(ports):
-    bad = RESERVED_PORTS.intersection(ports)
-    if bad:
-        raise RuntimeError("refusing reserved ports %s" % sorted(bad))
 
 
 class OursSystem:
@@ -55,16 +36,12 @@ class OursSystem:
         limit = str(RATE_LIMIT_OUT_OF_THE_WAY)
         self.cluster = Cluster(self.log_dir, env={"CHAT_RATE_PER_S": limit, "CHAT_RATE_BURST": limit,
                                                   **(env or {})})
-        _check_ports(self.cluster.ports.values())
         self.names = []
 
     def start(self, nodes=3):
         self.cluster.start_broker()
         self.names = ["node%d" % i for i in range(1, nodes + 1)]
-        for name in self.names:
-            self.cluster.start_node(name, port=free_port(), wait=False)
-        for name in self.names:
-            self.cluster.wait_healthy(name, timeout=START_TIMEOUT_SECS)
+        self.cluster.start_nodes(self.names, timeout=START_TIMEOUT_SECS)
         return [self.cluster.url(name) for name in self.names]
 
     @property
@@ -99,7 +76,7 @@ class RedisSystem:
     def __init__(self, log_dir, env=None):
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.env = dict(Cluster(self.log_dir).env, **(env or {}))   # the harness's clean environment
+        self.env = base_env(env)   # the harness's clean environment
         self.redis_port = free_port()
         self.redis = None
         self.nodes = {}   # name -> (Proc, port)

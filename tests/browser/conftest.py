@@ -3,8 +3,10 @@ cluster (broker, three nodes, HAProxy) on free loopback ports."""
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from harness.cluster import process_errors, start_cluster
+
 from .chat_page import STATUS_RECORDER, ChatPage
-from .harness import check_tools, launch_chromium, process_errors, start_cluster
+from .chromium import check_tools, launch_chromium
 
 check_tools()
 

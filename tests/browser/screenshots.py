@@ -10,10 +10,12 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from tests.integration.cluster import ROOT, ChatClient
+from harness.client import ChatClient
+from harness.cluster import process_errors, start_cluster
+from harness.processes import ROOT
 
 from .chat_page import ChatPage
-from .harness import check_tools, launch_chromium, process_errors, start_cluster
+from .chromium import check_tools, launch_chromium
 
 OUT = ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1100, "height": 680}

@@ -2,10 +2,11 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.integration.cluster import ChatClient, new_room, wait_until
+from harness.client import ChatClient, new_room
+from harness.cluster import start_cluster
+from harness.processes import wait_until
 
 from .chat_page import ChatPage
-from .harness import start_cluster
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.integration.cluster import new_room
+from harness.client import new_room
 
 from .chat_page import ChatPage
 

@@ -1,7 +1,7 @@
 """The chat page in a real browser, through HAProxy to three nodes."""
 from playwright.sync_api import expect
 
-from tests.integration.cluster import new_room
+from harness.client import new_room
 
 from .chat_page import ChatPage
 

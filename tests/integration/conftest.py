@@ -2,30 +2,26 @@ import shutil
 
 import pytest
 
-from .cluster import ChatClient, Cluster
+from harness.client import ChatClient
+from harness.cluster import Cluster, process_errors, start_cluster
 
 if shutil.which("haproxy") is None:  # scripts/setup installs it; say so instead of skipping
     raise RuntimeError("haproxy is not installed: run scripts/test (it installs it) or apt-get install haproxy")
 
 
 def _check_logs(cluster):
-    bad = {name: log for name, log in cluster.logs().items()
-           if "Traceback" in log or " ERROR " in log}
+    bad = process_errors(cluster)
     assert not bad, "tracebacks or errors in process logs:\n" + "\n".join(
-        "--- %s ---\n%s" % (name, log[-4000:]) for name, log in bad.items())
+        "--- %s ---\n%s" % (name, log) for name, log in bad.items())
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Broker + node1..node3, shared by a module's tests (each test uses its own rooms)."""
     # Tests send faster than people do; the rate limit has its own test.
-    c = Cluster(tmp_path_factory.mktemp("cluster"), env={"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"})
+    c = start_cluster(tmp_path_factory.mktemp("cluster"), balancer=False,
+                      env={"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"})
     try:
-        c.start_broker()
-        for name in ("node1", "node2", "node3"):
-            c.start_node(name, wait=False)
-        for name in ("node1", "node2", "node3"):
-            c.wait_healthy(name)
         yield c
     finally:
         c.stop()

@@ -4,7 +4,8 @@ import collections
 import pytest
 import requests
 
-from .cluster import new_room, wait_until
+from harness.client import new_room
+from harness.processes import wait_until
 
 NODES = ("node1", "node2", "node3")
 

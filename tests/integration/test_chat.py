@@ -1,7 +1,7 @@
 """The contract over real sockets: broker + three nodes, python-socketio clients."""
 import pytest
 
-from .cluster import new_room
+from harness.client import new_room
 
 NODES = ("node1", "node2", "node3")
 

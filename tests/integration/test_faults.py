@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from .cluster import ROOT, new_room, wait_until
+from harness.client import new_room
+from harness.processes import ROOT, wait_until
 from .resilient import ResumingClient
 from .test_limits import SilentClient
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from chatstream import wire
 
-from .cluster import new_room
+from harness.client import new_room
 
 CODES = {"invalid_payload", "invalid_room", "invalid_nick", "invalid_text", "not_joined",
          "rate_limited", "unavailable", "payload_too_large", "too_many_rooms"}
@@ -32,7 +32,7 @@ FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
 @pytest.fixture(scope="module")
 def anchored(cluster):
     """A room with one accepted message that no bad input may disturb."""
-    from .cluster import ChatClient
+    from harness.client import ChatClient
     room = new_room("anchor")
     c = ChatClient(cluster.url("node1"), name="anchor")
     c.join(room)

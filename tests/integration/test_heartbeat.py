@@ -5,7 +5,7 @@ import time
 
 from engineio import packet as eio_packet
 
-from .cluster import new_room
+from harness.client import new_room
 
 PINGS = {"CHAT_PING_INTERVAL_S": "1", "CHAT_PING_TIMEOUT_S": "1"}
 

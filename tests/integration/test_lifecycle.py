@@ -4,7 +4,9 @@ import time
 
 import requests
 
-from .cluster import new_room, two_nodes_one_room, wait_until
+from harness.client import new_room
+from harness.cluster import two_nodes_one_room
+from harness.processes import wait_until
 
 FAST = {"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"}
 

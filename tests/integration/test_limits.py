@@ -6,7 +6,9 @@ import pytest
 import socketio
 import websocket
 
-from .cluster import new_room, two_nodes_one_room, wait_until
+from harness.client import new_room
+from harness.cluster import two_nodes_one_room
+from harness.processes import wait_until
 
 FAST = {"CHAT_RATE_PER_S": "100000", "CHAT_RATE_BURST": "100000"}
 

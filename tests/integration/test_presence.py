@@ -1,7 +1,9 @@
 """Cluster-wide presence: members, rooms, presence events, dead and stopping nodes."""
 import signal
 
-from .cluster import new_room, two_nodes_one_room, wait_until
+from harness.client import new_room
+from harness.cluster import two_nodes_one_room
+from harness.processes import wait_until
 
 FAST = {"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"}
 

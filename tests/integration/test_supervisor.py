@@ -4,7 +4,8 @@ import subprocess
 
 import pytest
 
-from .cluster import ROOT, Proc, _base_env, free_port, new_room, wait_until
+from harness.client import new_room
+from harness.processes import ROOT, Proc, base_env as _base_env, free_port, wait_until
 
 SUPERVISORCTL = str(ROOT / ".venv/bin/supervisorctl")
 SUPERVISORD = str(ROOT / ".venv/bin/supervisord")
@@ -45,7 +46,7 @@ def _status(ctl):
 
 
 def test_supervisor_runs_the_cluster_and_restarts_node3(supervised, client):
-    from .cluster import Cluster
+    from harness.cluster import Cluster
     conf, ports, ctl = supervised
     programs = {"broker", "node1", "node2", "node3", "balancer"}
     wait_until(lambda: _status(ctl) == {p: "RUNNING" for p in programs}, 30, "all programs RUNNING")

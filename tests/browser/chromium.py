@@ -1,5 +1,5 @@
-"""What the browser tests and scripts/screenshots share: a whole cluster behind HAProxy
-on free loopback ports, and Debian's Chromium driven by Playwright.
+"""Debian's Chromium driven by Playwright, shared by the browser tests and scripts/screenshots
+(the cluster behind it comes from harness.cluster.start_cluster).
 
 Playwright's own browser download cannot work here, so Chromium is the system one,
 launched by path.
@@ -7,8 +7,6 @@ launched by path.
 import os
 import shutil
 from pathlib import Path
-
-from tests.integration.cluster import Cluster
 
 CHROMIUM = os.environ.get("CHAT_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -20,7 +18,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-NODES = ("node1", "node2", "node3")
 
 
 def check_tools():
@@ -37,29 +34,3 @@ def launch_chromium(playwright, **kwargs):
     """Debian's Chromium, headless, with nothing that reaches off the machine."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                       headless=True, **kwargs)
-
-
-def start_cluster(log_dir, env=None, nodes=NODES, balancer=True):
-    """Broker, nodes and (by default) HAProxy, all healthy; the caller stops it.
-
-    :param env: extra environment for every process.
-    """
-    cluster = Cluster(log_dir, env=env)
-    try:
-        cluster.start_broker()
-        for name in nodes:
-            cluster.start_node(name, wait=False)
-        for name in nodes:
-            cluster.wait_healthy(name)
-        if balancer:
-            cluster.start_balancer()
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster
-
-
-def process_errors(cluster):
-    """Tracebacks and ERROR lines in the cluster's logs, by process name."""
-    return {name: log[-4000:] for name, log in cluster.logs().items()
-            if "Traceback" in log or " ERROR " in log}

@@ -1,0 +1,141 @@
+"""A broker, nodes and HAProxy on free loopback ports, each a process in its own group."""
+from pathlib import Path
+
+import requests
+
+from .client import new_room
+from .processes import PYTHON, ROOT, Proc, base_env, free_port, wait_until
+
+NODES = ("node1", "node2", "node3")
+
+
+class Cluster:
+    """A broker and any number of nodes (and optionally HAProxy) on free ports.
+
+    :param log_dir: where every process logs.
+    :param env: extra environment for every process (e.g. CHAT_HISTORY_SIZE).
+    """
+
+    def __init__(self, log_dir, env=None):
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.ports = {"intake": free_port(), "publish": free_port(), "snapshot": free_port()}
+        self.env = base_env({
+            "CHAT_BROKER_INTAKE_PORT": str(self.ports["intake"]),
+            "CHAT_BROKER_PUBLISH_PORT": str(self.ports["publish"]),
+            "CHAT_BROKER_SNAPSHOT_PORT": str(self.ports["snapshot"]),
+            "CHAT_BROKER_STATE": str(self.log_dir / "broker.sqlite3"),
+            **(env or {}),
+        })
+        self.broker = None
+        self.nodes = {}       # name -> (Proc, port)
+        self.balancer = None
+        self.balancer_port = None
+        self.procs = []
+
+    # processes
+
+    def start_broker(self):
+        self.broker = Proc("broker", [PYTHON, "-m", "broker"], self.env, self.log_dir).start()
+        self.procs.append(self.broker)
+        return self.broker
+
+    def start_node(self, name, port=None, env=None, wait=True):
+        port = port or free_port()
+        node_env = dict(self.env, CHAT_NODE_NAME=name, **(env or {}))
+        proc = Proc(name, [PYTHON, "web/manage.py", "runnode", "--name", name, "--port", str(port)],
+                    node_env, self.log_dir).start()
+        self.procs.append(proc)
+        self.nodes[name] = (proc, port)
+        if wait:
+            self.wait_healthy(name)
+        return proc
+
+    def start_nodes(self, names=NODES, timeout=20):
+        """Start the nodes together, then wait until each answers /healthz 200."""
+        for name in names:
+            self.start_node(name, wait=False)
+        for name in names:
+            self.wait_healthy(name, timeout)
+
+    def start_balancer(self):
+        self.balancer_port = free_port()
+        env = dict(self.env, BALANCER_BIND="127.0.0.1:%d" % self.balancer_port)
+        for i, (name, (_, port)) in enumerate(sorted(self.nodes.items()), start=1):
+            env["NODE%d_ADDR" % i] = "127.0.0.1:%d" % port
+        self.balancer = Proc("balancer", ["haproxy", "-W", "-db", "-f", str(ROOT / "deploy/haproxy.cfg")],
+                             env, self.log_dir).start()
+        self.procs.append(self.balancer)
+        wait_until(lambda: self.health(self.balancer_url) == 200, 20, "balancer health")
+        return self.balancer
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            proc.stop()
+
+    # addresses and health
+
+    def url(self, name):
+        return "http://127.0.0.1:%d" % self.nodes[name][1]
+
+    @property
+    def balancer_url(self):
+        return "http://127.0.0.1:%d" % self.balancer_port
+
+    @staticmethod
+    def health(url):
+        try:
+            return requests.get(url + "/healthz", timeout=2).status_code
+        except requests.RequestException:
+            return None
+
+    def wait_healthy(self, name, timeout=20):
+        proc, _ = self.nodes[name]
+        def ready():
+            assert proc.alive(), "%s exited:\n%s" % (name, proc.log()[-3000:])
+            return self.health(self.url(name)) == 200
+        wait_until(ready, timeout, "%s /healthz 200" % name)
+
+    def logs(self):
+        return {p.name: p.log() for p in self.procs}
+
+
+def start_cluster(log_dir, env=None, nodes=NODES, balancer=True, timeout=20):
+    """Broker, nodes and (by default) HAProxy, all healthy; the caller stops it.
+
+    :param env: extra environment for every process.
+    :param timeout: seconds each node may take to become healthy.
+    """
+    cluster = Cluster(log_dir, env=env)
+    try:
+        cluster.start_broker()
+        cluster.start_nodes(nodes, timeout)
+        if balancer:
+            cluster.start_balancer()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def process_errors(cluster):
+    """Tracebacks and ERROR lines in the cluster's logs: the last 4000 characters by process name."""
+    return {name: log[-4000:] for name, log in cluster.logs().items()
+            if "Traceback" in log or " ERROR " in log}
+
+
+def two_nodes_one_room(make_cluster, client, env=None, names=("a", "b")):
+    """Broker + node1 + node2 with one client on each, both in a new room.
+
+    Returns ``(cluster, room, client_on_node1, client_on_node2)``.
+    """
+    c = make_cluster(env)
+    c.start_broker()
+    c.start_node("node1")
+    c.start_node("node2")
+    room = new_room()
+    first = client(c.url("node1"), name=names[0])
+    second = client(c.url("node2"), name=names[1])
+    first.join(room)
+    second.join(room)
+    return c, room, first, second

@@ -1,0 +1,98 @@
+"""Child processes on free loopback ports: start, signal and stop them by pid.
+
+Everything started here is stopped by pid (its own process group), never by name.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+# The ports of a development cluster (scripts/run) that may be up on this machine:
+# never taken by a test or a benchmark.
+RESERVED_PORTS = frozenset({8000, 8001, 8002, 8003, 5555, 5556, 5557})
+
+
+def free_port():
+    """A free loopback port, never one of RESERVED_PORTS."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in RESERVED_PORTS:
+            return port
+    raise RuntimeError("no free port outside %s" % sorted(RESERVED_PORTS))
+
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    """Poll a cheap condition (a port, a health check) until true or fail loudly."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def base_env(extra=None):
+    """This process's environment without any CHAT_ setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["DJANGO_SECRET_KEY"] = "test-secret"
+    env.update(extra or {})
+    return env
+
+
+class Proc:
+    """A child process in its own process group, logging to a file."""
+
+    def __init__(self, name, argv, env, log_dir):
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = Path(log_dir) / ("%s.log" % name)
+        self.popen = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return self
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, sig):
+        os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout=10):
+        if not self.alive():
+            return
+        try:
+            self.signal(signal.SIGCONT)
+            self.signal(signal.SIGTERM)
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.popen.wait(5)
+        except ProcessLookupError:
+            pass
+
+    def kill(self):
+        if self.alive():
+            self.signal(signal.SIGKILL)
+            self.popen.wait(5)
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
