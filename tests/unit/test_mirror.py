@@ -1,11 +1,11 @@
-"""chat.mirror.Mirror: snapshot + live merge by (epoch, seq), as the Clone pattern."""
+"""chat.link.mirror.Mirror: snapshot + live merge by (epoch, seq), as the Clone pattern."""
 import itertools
 import random
 
 import pytest
 
 from broker.sequencer import Sequencer
-from chat.mirror import Mirror, Outcome
+from chat.link.mirror import Mirror, Outcome
 
 
 def make_sequencer(history_size=50, epoch="E1"):

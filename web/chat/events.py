@@ -1,15 +1,16 @@
 """Socket.IO event handlers: join, leave, message, disconnect (PROTOCOL.md)."""
 import functools
 import logging
-import time
 from dataclasses import dataclass
 
 from socketio import exceptions as sio_exceptions
 
+from chatstream.clock import now_ms
+
 from . import validation
 from .ratelimit import TokenBucket
 from .validation import ContractError
-from .zmq_manager import BrokerUnavailable
+from .link import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +54,16 @@ def _acked(handler):
 class ChatEvents:
     """The chat's handlers, bound to one python-socketio Server.
 
-    :param sio: the Server; its client manager must be a ZmqManager.
+    :param sio: the Server (events, rooms and announcements go through it).
+    :param link: the node's :class:`~chat.link.BrokerLink` (what the handlers
+        need of the broker: follow, release, view, sequence, members ...).
     :param limits: a :class:`Limits`.
     :param sync_timeout_s: how long a join waits for the node's first snapshot.
     """
 
-    def __init__(self, sio, limits=Limits(), sync_timeout_s=5.0):
+    def __init__(self, sio, link, limits=Limits(), sync_timeout_s=5.0):
         self.sio = sio
-        self.manager = sio.manager
+        self.link = link
         self.limits = limits
         self.sync_timeout_s = sync_timeout_s
         self.connections = {}   # sid -> Connection
@@ -90,7 +93,7 @@ class ChatEvents:
         if conn is None:
             return
         for room, nick in conn.rooms.items():
-            self.manager.member_left(room, nick)
+            self.link.member_left(room, nick)
             self._announce(room, "%s left" % nick)
 
     def _connection(self, sid):
@@ -101,13 +104,13 @@ class ChatEvents:
 
     def _announce(self, room, text):
         self.sio.emit("announcement", {"room": room, "text": text,
-                                       "ts": _now_ms()}, room=room)
+                                       "ts": now_ms()}, room=room)
 
     @_acked
     def on_join(self, sid, payload):
         req = validation.join_request(payload)
         conn = self._connection(sid)
-        if not self.manager.wait_synced(self.sync_timeout_s):
+        if not self.link.wait_synced(self.sync_timeout_s):
             raise ContractError("unavailable", "the node has not reached the broker yet")
         room = req["room"]
         previous = conn.rooms.get(room)
@@ -115,21 +118,21 @@ class ChatEvents:
             raise ContractError("too_many_rooms", "a connection may be in at most %d rooms"
                                 % self.limits.max_rooms)
         try:
-            self.manager.follow(room)
+            self.link.follow(room)
         except BrokerUnavailable:
             raise ContractError("unavailable", "the room's history cannot be fetched from "
                                 "the broker right now; retry") from None
         if sid not in self.connections:   # disconnected while we fetched
-            self.manager.release(room)
+            self.link.release(room)
             raise ContractError("not_joined", "connection is closing")
         conn.rooms[room] = req["nick"]
         self.sio.enter_room(sid, room)
-        self.manager.member_joined(room, req["nick"])
+        self.link.member_joined(room, req["nick"])
         if previous is not None:          # a re-join: count the new nick first, so the
-            self.manager.member_left(room, previous)   # room is never left unfollowed
+            self.link.member_left(room, previous)   # room is never left unfollowed
         self._announce(room, "%s joined" % req["nick"])
-        view = self.manager.mirror.view(room, req["since"], req["epoch"])
-        return {"ok": True, "room": room, "nick": req["nick"], "node": self.manager.node, **view}
+        view = self.link.view(room, req["since"], req["epoch"])
+        return {"ok": True, "room": room, "nick": req["nick"], "node": self.link.node, **view}
 
     @_acked
     def on_leave(self, sid, payload):
@@ -139,7 +142,7 @@ class ChatEvents:
         if nick is None:
             raise ContractError("not_joined", "not in room %s" % room)
         self.sio.leave_room(sid, room)
-        self.manager.member_left(room, nick)
+        self.link.member_left(room, nick)
         self._announce(room, "%s left" % nick)
         return {"ok": True}
 
@@ -151,7 +154,7 @@ class ChatEvents:
     def _members(self, sid, room):
         """The broker's cluster-wide list, plus this connection itself when it
         is a member: its own join may still be on the way to the broker."""
-        members = set(self.manager.members(room))
+        members = set(self.link.members(room))
         conn = self.connections.get(sid)
         if conn is not None and room in conn.rooms:
             members.add(conn.rooms[room])
@@ -161,7 +164,7 @@ class ChatEvents:
     def on_rooms(self, sid, payload=None):
         validation.rooms_request(payload)
         return {"ok": True, "rooms": [{"room": room, "members": count}
-                                      for room, count in self.manager.active_rooms()]}
+                                      for room, count in self.link.active_rooms()]}
 
     @_acked
     def on_message(self, sid, payload):
@@ -174,13 +177,10 @@ class ChatEvents:
             raise ContractError("rate_limited", "more than %g messages/s (burst %d)"
                                 % (self.limits.rate_per_s, self.limits.rate_burst))
         try:
-            message, _ = self.manager.sequence(req["room"], nick, req["text"], req["cid"])
+            message, _ = self.link.sequence(req["room"], nick, req["text"], req["cid"])
         except BrokerUnavailable as exc:
             log.warning("message from %s not sequenced: %s", sid, exc)
             raise ContractError("unavailable", "the message was not sequenced in time; "
                                 "retry with the same cid") from None
         return {"ok": True, "id": message["id"], "seq": message["seq"]}
 
-
-def _now_ms():
-    return int(time.time() * 1000)

@@ -8,6 +8,7 @@ from chatstream import fastjson
 from .backpressure import SlowClientReaper
 from . import websocket
 from .events import ChatEvents, Limits
+from .link import BrokerLink, ZmqTransport
 from .zmq_manager import ZmqManager
 
 log = logging.getLogger(__name__)
@@ -23,18 +24,16 @@ def current_server():
 def build_server():
     """Create the process's Socket.IO server and its broker link from settings."""
     global _sio
-    manager = ZmqManager(
+    link = BrokerLink(
+        ZmqTransport(intake=settings.CHAT_BROKER_INTAKE, publish=settings.CHAT_BROKER_PUBLISH,
+                     snapshot=settings.CHAT_BROKER_SNAPSHOT, hwm=settings.CHAT_ZMQ_HWM),
         node=settings.CHAT_NODE_NAME,
-        intake=settings.CHAT_BROKER_INTAKE,
-        publish=settings.CHAT_BROKER_PUBLISH,
-        snapshot=settings.CHAT_BROKER_SNAPSHOT,
         history_size=settings.CHAT_HISTORY_SIZE,
         ack_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
         heartbeat_ms=settings.CHAT_BROKER_HEARTBEAT_MS,
         dead_after_ms=settings.CHAT_BROKER_DEAD_AFTER_MS,
-        hwm=settings.CHAT_ZMQ_HWM,
-        logger=logging.getLogger("chat.zmq_manager"),
     )
+    manager = ZmqManager(link, logger=logging.getLogger("chat.zmq_manager"))
     sio = socketio.Server(
         async_mode="gevent",
         client_manager=manager,
@@ -56,7 +55,7 @@ def build_server():
                     max_rooms=settings.CHAT_MAX_ROOMS_PER_CONNECTION,
                     max_connections=settings.CHAT_MAX_CONNECTIONS)
     websocket.install(sio)
-    ChatEvents(sio, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
+    ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
     SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE).start()
     # Start the broker link now, not at the first client: /healthz depends on it.
     sio.manager_initialized = True

@@ -83,9 +83,12 @@ class Mirror:
         return history.epoch, history.seq
 
     def view(self, room, since=None, epoch=None):
-        """What a join answers: {epoch, seq, history, gap} (see RoomHistory.since)."""
+        """What a join answers: {epoch, seq, history, gap} (see RoomHistory.view)."""
         history = self.rooms.get(room)
         if history is None:
             history = RoomHistory(room, self.epoch, size=self.history_size)
-        messages, gap = history.since(since, epoch)
-        return {"epoch": history.epoch, "seq": history.seq, "history": messages, "gap": gap}
+        return history.view(since, epoch)
+
+    def forget(self, room):
+        """Drop a room this node no longer follows."""
+        self.rooms.pop(room, None)

@@ -1,0 +1,175 @@
+"""chat.link.BrokerLink over its in-memory twin (the real broker handlers, no sockets)."""
+import gevent
+import pytest
+
+from chat.link import BrokerUnavailable, LinkState
+from chatstream import wire
+
+from .link_twin import start_link, synced_links, wait_for
+
+pytestmark = pytest.mark.timeout(20)
+
+
+def test_link_goes_live_on_the_first_heartbeat_and_down_when_they_stop():
+    from chat.link.memory import MemoryBroker
+    broker = MemoryBroker()
+    link, _ = start_link(broker)
+    assert link.state is LinkState.CONNECTING and not link.broker_up
+    assert not link.wait_synced(0.05)
+    broker.heartbeat()
+    assert link.wait_synced(2.0)
+    assert link.state is LinkState.LIVE and link.broker_up
+    wait_for(lambda: link.state is LinkState.DOWN, what="the watchdog to notice silence")
+    broker.heartbeat()
+    wait_for(lambda: link.state is LinkState.LIVE, what="the link to come back")
+
+
+def test_every_node_delivers_a_room_in_the_brokers_order():
+    broker, ((a, rec_a), (b, rec_b)) = synced_links()
+    a.follow("r")
+    b.follow("r")
+    greenlets = [gevent.spawn(link.sequence, "r", "n", "%s%d" % (link.node, i))
+                 for i in range(20) for link in (a, b)]
+    gevent.joinall(greenlets, raise_error=True)
+    wait_for(lambda: len(rec_a.messages()) == 40 and len(rec_b.messages()) == 40)
+    assert [m["seq"] for m in rec_a.messages()] == list(range(1, 41))
+    assert rec_a.messages() == rec_b.messages()
+    assert a.view("r")["seq"] == b.view("r")["seq"] == 40
+
+
+def test_a_repeated_cid_is_sequenced_once():
+    broker, ((a, rec_a),) = synced_links(1)
+    a.follow("r")
+    first, duplicate = a.sequence("r", "alice", "hi", cid="c1")
+    again, duplicate_again = a.sequence("r", "alice", "hi", cid="c1")
+    assert (duplicate, duplicate_again) == (False, True)
+    assert again["id"] == first["id"]
+    wait_for(lambda: rec_a.messages())
+    gevent.sleep(0.01)
+    assert len(rec_a.messages()) == 1
+
+
+def test_follow_fetches_the_room_and_merges_what_arrived_meanwhile():
+    broker, ((a, rec_a), (b, _)) = synced_links()
+    b.follow("r")
+    for i in range(3):
+        b.sequence("r", "bob", "before%d" % i)
+    broker.hold_replies("snapshot")   # a's fetch is answered now (seq 3), but late
+    fetch = gevent.spawn(a.follow, "r")
+    wait_for(lambda: broker.held, what="a's fetch")
+    gevent.spawn(b.sequence, "r", "bob", "during").join()
+    wait_for(lambda: a.following.get("r").held, what="a to hold the live message")
+    assert rec_a.messages() == []
+    broker.release_replies()
+    fetch.get(timeout=2)
+    wait_for(lambda: rec_a.texts("r") == ["during"], what="the held message")
+    view = a.view("r")
+    assert [m["text"] for m in view["history"]] == ["before0", "before1", "before2", "during"]
+    assert view["seq"] == 4 and not view["gap"]
+
+
+def test_concurrent_follows_fetch_once_and_a_failed_fetch_fails_both():
+    broker, ((a, _),) = synced_links(1, ack_timeout_s=0.3)
+    broker.answering = False
+    first = gevent.spawn(a.follow, "r")
+    second = gevent.spawn(a.follow, "r")
+    gevent.joinall([first, second])
+    assert isinstance(first.exception, BrokerUnavailable)
+    assert isinstance(second.exception, BrokerUnavailable)
+    fetches = [body for channel, body in broker.frames_seen if b'"history"' in body]
+    assert len(fetches) == 1
+    assert a.following.get("r") is None
+    assert wire.room_topic("r") not in a.transport.topics
+    broker.answering = True
+    a.follow("r")
+    assert a.following.is_live("r")
+
+
+def test_a_lost_live_message_is_repaired_from_the_buffer():
+    broker, ((a, rec_a), (b, _)) = synced_links()
+    a.follow("r")
+    b.follow("r")
+    topic = wire.room_topic("r")
+    a.transport.topics.discard(topic)      # a misses two messages
+    b.sequence("r", "bob", "m1")
+    b.sequence("r", "bob", "m2")
+    a.transport.topics.add(topic)
+    b.sequence("r", "bob", "m3")           # seq 3 after 0: a gap, repaired
+    wait_for(lambda: rec_a.texts() == ["m1", "m2", "m3"], what="the repair")
+
+
+def test_a_lost_tail_is_noticed_by_the_heartbeat():
+    broker, ((a, rec_a), (b, _)) = synced_links()
+    a.follow("r")
+    a.transport.topics.discard(wire.room_topic("r"))
+    b.sequence("r", "bob", "tail")
+    a.transport.topics.add(wire.room_topic("r"))
+    assert rec_a.messages() == []
+    broker.heartbeat()                     # carries seqs {"r": 1}
+    wait_for(lambda: rec_a.texts() == ["tail"], what="the heartbeat's repair")
+
+
+def test_a_restarted_broker_with_its_state_is_followed_seamlessly():
+    broker, ((a, rec_a),) = synced_links(1)
+    a.follow("r")
+    a.sequence("r", "alice", "one")
+    wait_for(lambda: rec_a.texts() == ["one"])
+    broker = broker.restart(keep_state=True)
+    broker.heartbeat()
+    wait_for(lambda: a.broker_instance == broker.broker.instance, what="the resync")
+    a.sequence("r", "alice", "two")
+    wait_for(lambda: rec_a.texts() == ["one", "two"])
+    assert rec_a.restarted == []
+
+
+def test_a_broker_with_a_new_epoch_restarts_the_rooms_readers():
+    broker, ((a, rec_a),) = synced_links(1)
+    a.follow("r")
+    a.member_joined("r", "alice")
+    a.sequence("r", "alice", "one")
+    wait_for(lambda: rec_a.texts() == ["one"])
+    broker = broker.restart(keep_state=False)
+    broker.heartbeat()
+    wait_for(lambda: rec_a.restarted == ["r"], what="the readers' restart")
+    view = a.view("r")
+    assert view["epoch"] == broker.sequencer.epoch and view["seq"] == 0
+
+
+def test_an_unreachable_broker_refuses_at_once_and_a_hung_one_times_out():
+    broker, ((a, _),) = synced_links(1, ack_timeout_s=0.2)
+    broker.reachable = False
+    with pytest.raises(BrokerUnavailable, match="not connected"):
+        a.sequence("r", "alice", "hi")
+    broker.reachable = True
+    broker.answering = False
+    with pytest.raises(BrokerUnavailable, match="no reply"):
+        a.sequence("r", "alice", "hi")
+
+
+def test_the_last_member_leaving_unfollows_and_release_undoes_an_unused_follow():
+    broker, ((a, _),) = synced_links(1)
+    a.follow("r")
+    a.member_joined("r", "alice")
+    a.member_joined("r", "alice")          # a second connection with the same nick
+    a.member_left("r", "alice")
+    assert a.following.is_live("r")
+    a.member_left("r", "alice")
+    assert a.following.get("r") is None and "r" not in a.mirror.rooms
+    assert wire.room_topic("r") not in a.transport.topics
+    a.follow("s")
+    a.release("s")
+    assert a.following.get("s") is None
+    a.follow("t")
+    a.member_joined("t", "bob")
+    a.release("t")                         # has a member: still followed
+    assert a.following.is_live("t")
+
+
+def test_relays_reach_the_other_nodes_of_their_room():
+    broker, ((a, rec_a), (b, rec_b)) = synced_links()
+    b.follow("r")
+    a.relay({"method": "emit", "event": "announcement", "room": "r", "host_id": "h"})
+    a.relay({"method": "emit", "event": "x", "room": None, "host_id": "h"})
+    a.relay({"method": "emit", "event": "y", "room": "elsewhere", "host_id": "h"})
+    wait_for(lambda: len(rec_b.relays) == 2, what="two relays")
+    assert [r["event"] for r in rec_b.relays] == ["announcement", "x"]

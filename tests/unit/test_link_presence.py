@@ -1,0 +1,77 @@
+"""Presence through the link: local members reported, cluster lists received."""
+import pytest
+
+from chat.link.memory import MemoryBroker
+
+from .link_twin import synced_links, wait_for
+
+pytestmark = pytest.mark.timeout(20)
+
+
+def presence_events(recorder, room):
+    return [data["members"] for event, data, r in recorder.delivered
+            if event == "presence" and r == room]
+
+
+def test_members_of_every_node_are_listed_once_on_every_node():
+    broker, ((a, rec_a), (b, rec_b)) = synced_links()
+    a.member_joined("r", "alice")
+    b.member_joined("r", "bob")
+    b.member_joined("r", "alice")          # the same nick on another node counts once
+    wait_for(lambda: a.members("r") == b.members("r") == ["alice", "bob"])
+    assert presence_events(rec_b, "r")[-1] == ["alice", "bob"]
+    a.member_joined("s", "carol")
+    wait_for(lambda: len(b.active_rooms()) == 2)
+    assert b.active_rooms() == [("r", 2), ("s", 1)]
+
+
+def test_a_nick_stays_while_one_of_its_connections_does():
+    broker, ((a, _), (b, _)) = synced_links()
+    a.member_joined("r", "alice")
+    a.member_joined("r", "alice")
+    a.member_left("r", "alice")
+    wait_for(lambda: b.members("r") == ["alice"])
+    a.member_left("r", "alice")
+    wait_for(lambda: b.members("r") == [] and b.active_rooms() == [])
+
+
+def test_goodbye_announces_the_nodes_members_as_gone():
+    broker, ((a, rec_a), (b, rec_b)) = synced_links()
+    b.follow("r")
+    b.member_joined("r", "bob")
+    a.member_joined("r", "alice")
+    wait_for(lambda: b.members("r") == ["alice", "bob"])
+    a.goodbye()
+    wait_for(lambda: b.members("r") == ["bob"])
+    assert ("announcement", "alice left") in [(e, d.get("text")) for e, d, _ in rec_b.delivered]
+    a.member_joined("r", "late")           # said goodbye: reports nothing more
+    broker.heartbeat()
+    assert broker.presence.members("r") == ["bob"]
+
+
+def test_a_silent_node_expires_and_a_reporting_one_does_not():
+    clock = [1_000_000]
+    broker = MemoryBroker(node_ttl_ms=5000, clock_ms=lambda: clock[0])
+    broker, ((a, _), (b, rec_b)) = synced_links(broker=broker)
+    b.follow("r")
+    a.member_joined("r", "alice")
+    b.member_joined("r", "bob")
+    wait_for(lambda: b.members("r") == ["alice", "bob"])
+    a.close()                               # a hangs: no more reports
+    clock[0] += 4000
+    b.local.report_all()                    # b's heartbeat report keeps it alive
+    clock[0] += 2000
+    broker.heartbeat()
+    wait_for(lambda: b.members("r") == ["bob"], what="a's members to expire")
+    assert ("announcement", "alice left") in [(e, d.get("text")) for e, d, _ in rec_b.delivered]
+
+
+def test_a_broker_that_lost_its_state_hears_every_nodes_members_again():
+    broker, ((a, _), (b, _)) = synced_links()
+    a.member_joined("r", "alice")
+    wait_for(lambda: broker.presence.members("r") == ["alice"])
+    broker = broker.restart(keep_state=False)
+    assert broker.presence.members("r") == []
+    broker.heartbeat()                      # a new instance: nodes resync and report all
+    wait_for(lambda: broker.presence.members("r") == ["alice"])
+    wait_for(lambda: b.members("r") == ["alice"])

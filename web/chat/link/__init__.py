@@ -1,0 +1,20 @@
+"""The node's link to the broker (imports zmq and chatstream, never Socket.IO).
+
+=================  ==========================================================
+``broker_link``    :class:`BrokerLink`: the link's state machine and the narrow
+                   interface the chat's event handlers use (follow, release,
+                   view, sequence, members, wait_synced ...)
+``channel``        requests with many in flight, matched to replies by rid
+``rooms``          rooms this node follows, one record per room
+``mirror``         the followed rooms' streams, merged from snapshots and live
+                   messages by (epoch, seq)
+``presence``       this node's members (reported) and the cluster's (received)
+``transport``      the three ZeroMQ sockets (``zmq.green``)
+``memory``         the in-memory twin of the transport, over the real broker
+=================  ==========================================================
+"""
+from .broker_link import BrokerLink, LinkState
+from .channel import BrokerUnavailable
+from .transport import ZmqTransport
+
+__all__ = ["BrokerLink", "BrokerUnavailable", "LinkState", "ZmqTransport"]

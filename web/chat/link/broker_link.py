@@ -1,0 +1,302 @@
+"""The node's link to the broker: a small state machine over the transport.
+
+The link mirrors every room that has local members, in the broker's order:
+chat messages go node -> broker -> every node (this one too) and reach local
+members only once sequenced, so the broker's order is the only order.  It knows
+nothing of Socket.IO: what must reach local connections goes to a *listener*
+(the client manager), which has three methods:
+
+- ``deliver(event, data, room)``: emit to this node's members of a room
+  (``message`` in seq order, ``presence``, ``announcement``);
+- ``restart_room(room)``: this node cannot continue a room's stream;
+  disconnect its local members so they resume with ``since`` and hear ``gap``;
+- ``relay(data)``: a python-socketio pub/sub message from another node.
+"""
+import enum
+import logging
+import time
+
+import gevent
+from gevent.event import Event
+
+from chatstream import config, wire
+from .channel import BrokerUnavailable, RequestChannel
+from .mirror import Mirror, Outcome
+from .presence import ClusterPresence, LocalMembers
+from .rooms import RoomFollowing
+from .transport import TransportClosed
+
+log = logging.getLogger(__name__)
+
+
+class LinkState(enum.Enum):
+    CONNECTING = "connecting"   # no heartbeat heard yet
+    SYNCING = "syncing"         # heartbeat heard, snapshot being installed
+    LIVE = "live"               # the mirror follows the broker's stream
+    DOWN = "down"               # heartbeats stopped: broker gone or unreachable
+
+
+class BrokerLink:
+    """What the chat's event handlers need of the broker, and nothing else.
+
+    :param transport: a :class:`~chat.link.transport.ZmqTransport`, or a
+        :class:`~chat.link.memory.MemoryTransport` in unit tests.
+    :param node: this node's name, stamped on messages its clients author.
+    :param history_size: messages kept per room (as on the broker).
+    :param ack_timeout_s: how long a request waits for the broker.
+    :param heartbeat_ms: the broker's heartbeat period (also this node's
+        presence report period).
+    :param dead_after_ms: silence after which the broker counts as down.
+    """
+
+    def __init__(self, transport, node="node1", history_size=config.HISTORY_SIZE,
+                 ack_timeout_s=config.ACK_TIMEOUT_MS / 1000.0, heartbeat_ms=config.HEARTBEAT_MS,
+                 dead_after_ms=config.DEAD_AFTER_MS):
+        self.transport = transport
+        self.node = node
+        self.ack_timeout_s = ack_timeout_s
+        self.heartbeat_ms = heartbeat_ms
+        self.dead_after_ms = dead_after_ms
+        self.mirror = Mirror(history_size)
+        self.following = RoomFollowing(transport, self.mirror)
+        self.presence = ClusterPresence()
+        self.state = LinkState.CONNECTING
+        self.synced = Event()        # set once the first snapshot is installed
+        self.broker_instance = None  # the broker instance the mirror was synced with
+        self.last_heard = 0.0
+        self.listener = None
+        self.intake = self.snapshots = self.local = None
+        self.greenlets = []
+        self.frame_handlers = {"message": self._on_message, "relay": self._on_relay,
+                               "heartbeat": self._on_heartbeat, "presence": self._on_presence,
+                               "announcement": self._on_announcement}
+
+    # lifecycle
+
+    def start(self, listener):
+        """Connect and start following the broker (once, before serving)."""
+        if self.listener is not None:
+            return
+        self.listener = listener
+        self.transport.open()
+        for topic in wire.CLUSTER_TOPICS:   # a room's topic only while it has local members
+            self.transport.subscribe(topic)
+        self.intake = RequestChannel(self.transport, "intake")
+        self.snapshots = RequestChannel(self.transport, "snapshot")
+        self.local = LocalMembers(self.intake.send, self.node)
+        self.greenlets = [gevent.spawn(self._read_forever), gevent.spawn(self._watch_heartbeats),
+                          gevent.spawn(self._report_presence_forever)]
+        log.info("node %s: broker intake %s, publish %s, snapshot %s", self.node,
+                 *(self.transport.endpoint(c) for c in ("intake", "publish", "snapshot")))
+
+    def goodbye(self):
+        """Tell the broker this node is stopping: its members leave at once."""
+        if self.local is not None:
+            self.local.goodbye()
+
+    def close(self):
+        gevent.killall(self.greenlets, block=False)
+        for channel in (self.intake, self.snapshots):
+            if channel is not None:
+                channel.close()
+        self.transport.close()
+
+    @property
+    def broker_up(self):
+        return self.state is LinkState.LIVE
+
+    def wait_synced(self, timeout):
+        """True once the mirror holds a broker snapshot."""
+        return self.synced.wait(timeout)
+
+    # what the event handlers ask
+
+    def sequence(self, room, nick, text, cid=None):
+        """Have the broker sequence a message; returns ``(message, duplicate)``.
+
+        Raises :class:`BrokerUnavailable` when it is not sequenced in time.
+        """
+        reply = self.intake.request("publish", self.ack_timeout_s, room=room, nick=nick,
+                                    text=text, node=self.node, cid=cid)
+        return reply["message"], reply["duplicate"]
+
+    def follow(self, room):
+        """Make sure this node follows a room's stream before a member joins it.
+
+        Raises :class:`BrokerUnavailable` if the room's state cannot be fetched.
+        """
+        record = self.following.get(room)
+        if record is not None:
+            if record.fetching:         # another join is fetching it: wait for that
+                record.ready.wait(self.ack_timeout_s)
+                if not self.following.is_live(room):
+                    raise BrokerUnavailable("room %s could not be fetched" % room)
+            return
+        self.following.start(room)
+        try:
+            reply = self.snapshots.request("history", self.ack_timeout_s, room=room)
+            held = self.following.installed(room, reply)
+        except BaseException:
+            self.following.failed(room)
+            raise
+        for body in held:
+            self._on_message(body)
+
+    def release(self, room):
+        """Stop following a room that was fetched for a join that did not happen."""
+        if room not in self.local:
+            self.following.stop(room)
+
+    def member_joined(self, room, nick):
+        self.local.joined(room, nick)
+
+    def member_left(self, room, nick):
+        if self.local.left(room, nick):
+            self.following.stop(room)
+
+    def view(self, room, since=None, epoch=None):
+        """A followed room as a join answers it: {epoch, seq, history, gap}."""
+        return self.mirror.view(room, since, epoch)
+
+    def members(self, room):
+        """Cluster-wide nicks in a room, as the broker last reported them."""
+        return self.presence.members(room)
+
+    def active_rooms(self):
+        """[(room, member count)] of rooms with members, most populated first."""
+        return self.presence.active_rooms()
+
+    def relay(self, data):
+        """Send a python-socketio pub/sub message to the other nodes."""
+        room = data.get("room")
+        topic = room if isinstance(room, str) else None
+        if not self.intake.send("relay", topic=topic, data=data):
+            log.warning("broker unreachable, %s not relayed", data.get("method"))
+
+    # the state machine
+
+    def _read_forever(self):
+        """Read and handle SUB frames; a broken frame or handler never stops it."""
+        while True:
+            try:
+                self.handle_frames(self.transport.recv_published())
+            except TransportClosed:
+                return            # the link is stopping
+            except Exception:
+                log.exception("broker link error")
+                gevent.sleep(0.1)
+
+    def handle_frames(self, frames):
+        """Handle one message from the broker's PUB socket."""
+        if len(frames) != 2:
+            log.warning("dropped frame with %d parts", len(frames))
+            return
+        self.last_heard = time.monotonic()
+        try:
+            body = wire.decode(frames[1])
+        except wire.WireError as exc:
+            log.warning("bad frame on %r: %s", frames[0][:32], exc)
+            return
+        handler = self.frame_handlers.get(body["type"])
+        if handler is not None:
+            handler(body)
+
+    def _watch_heartbeats(self):
+        """Mark the broker down after ``dead_after_ms`` without a frame from it."""
+        while True:
+            gevent.sleep(min(self.heartbeat_ms, self.dead_after_ms) / 4000.0)
+            self.check_heartbeats()
+
+    def check_heartbeats(self):
+        silent_ms = (time.monotonic() - self.last_heard) * 1000
+        if self.state in (LinkState.SYNCING, LinkState.LIVE) and silent_ms > self.dead_after_ms:
+            self._set_state(LinkState.DOWN, "no heartbeat for %d ms" % silent_ms)
+
+    def _report_presence_forever(self):
+        while True:
+            gevent.sleep(self.heartbeat_ms / 1000.0)
+            self.local.report_all()
+
+    def _set_state(self, state, why):
+        if state is not self.state:
+            log.info("broker link %s -> %s (%s)", self.state.value, state.value, why)
+            self.state = state
+
+    def _on_heartbeat(self, body):
+        if self.state is not LinkState.LIVE or body.get("broker") != self.broker_instance:
+            self._sync(body.get("broker"))
+            return
+        for room, seq in (body.get("seqs") or {}).items():
+            if not self.following.is_live(room):
+                continue
+            epoch, known = self.mirror.position(room)
+            if epoch == body.get("epoch") and known < seq:
+                log.warning("room %s: behind the broker (%d < %d), repairing", room, known, seq)
+                self._repair(room)
+
+    def _on_message(self, body):
+        if self.state is not LinkState.LIVE:
+            return  # the snapshot that ends the sync covers it
+        message = body["message"]
+        room = message["room"]
+        if self.following.hold(room, body) or not self.following.is_live(room):
+            return  # held for the fetch in progress, or sent before our unsubscribe took effect
+        outcome = self.mirror.apply(message, body["epoch"])
+        if outcome is Outcome.APPLIED:
+            self.listener.deliver("message", message, room)
+        elif outcome is Outcome.GAP:
+            self._repair(room)
+
+    def _on_presence(self, body):
+        room, members = body["room"], body["members"]
+        self.presence.update(room, members)
+        self.listener.deliver("presence", {"room": room, "members": members}, room)
+
+    def _on_announcement(self, body):
+        self.listener.deliver("announcement", {"room": body["room"], "text": body["text"],
+                                               "ts": body["ts"]}, body["room"])
+
+    def _on_relay(self, body):
+        data = body.get("data")
+        if isinstance(data, dict):
+            self.listener.relay(data)
+
+    def _sync(self, instance):
+        """Install a full snapshot (Clone pattern): SUB is connected first, so
+        everything published after the snapshot is queued on it and merged by seq."""
+        self._set_state(LinkState.SYNCING, "broker %s" % instance)
+        try:
+            reply = self.snapshots.request("snapshot", self.ack_timeout_s,
+                                           rooms=self.following.names())
+        except BrokerUnavailable as exc:
+            self._set_state(LinkState.DOWN, str(exc))
+            return
+        missed, broken = self.mirror.install(reply["epoch"], reply["rooms"])
+        self.presence.replace(reply.get("presence") or {})
+        self.broker_instance = reply["broker"]
+        self.last_heard = time.monotonic()
+        self._set_state(LinkState.LIVE, "snapshot of %d rooms" % len(reply["rooms"]))
+        self.synced.set()
+        self.local.report_all()
+        for room, messages in missed.items():   # sequenced while this node was not listening
+            for message in messages:
+                self.listener.deliver("message", message, room)
+        for room in broken:
+            self.listener.restart_room(room)
+
+    def _repair(self, room):
+        """Fetch what this node missed of one room from the broker's buffer."""
+        epoch, seq = self.mirror.position(room)
+        try:
+            reply = self.snapshots.request("history", self.ack_timeout_s,
+                                           room=room, since=seq, epoch=epoch)
+        except BrokerUnavailable as exc:
+            self._set_state(LinkState.DOWN, "repair of %s failed: %s" % (room, exc))
+            return
+        if reply["gap"]:
+            self.mirror.install_room(room, reply)
+            self.listener.restart_room(room)
+            return
+        for message in reply["history"]:
+            if self.mirror.apply(message, reply["epoch"]) is Outcome.APPLIED:
+                self.listener.deliver("message", message, room)

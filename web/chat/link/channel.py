@@ -1,0 +1,76 @@
+"""Requests to the broker with many in flight, matched to replies by ``rid``."""
+import itertools
+import logging
+
+import gevent
+from gevent.event import AsyncResult
+
+from chatstream import wire
+from .transport import TransportClosed
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not answer in time (or cannot be reached at all)."""
+
+
+class RequestChannel:
+    """One of the transport's request sockets (``intake`` or ``snapshot``).
+
+    Sends never block: a broker that is not connected refuses at once (the
+    transport's ``send`` returns False) and the caller hears
+    :class:`BrokerUnavailable`.
+
+    :param transport: a :class:`~chat.link.transport.ZmqTransport` or its
+        in-memory twin.
+    :param channel: which of its request sockets this is.
+    """
+
+    def __init__(self, transport, channel):
+        self.transport = transport
+        self.channel = channel
+        self.rids = itertools.count(1)
+        self.pending = {}       # rid -> AsyncResult
+        self.reader = gevent.spawn(self._read)
+
+    def send(self, type_, **fields):
+        """Fire and forget; False when the frame could not be queued."""
+        return self.transport.send(self.channel, wire.encode(type_, **fields))
+
+    def request(self, type_, timeout, **fields):
+        """Send a request and wait for its reply body."""
+        rid = next(self.rids)
+        result = self.pending[rid] = AsyncResult()
+        where = self.transport.endpoint(self.channel)
+        try:
+            if not self.send(type_, rid=rid, **fields):
+                raise BrokerUnavailable("broker not connected at %s" % where)
+            reply = result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise BrokerUnavailable("no reply from %s in %.1f s" % (where, timeout)) from None
+        finally:
+            self.pending.pop(rid, None)
+        if reply["type"] == "error":
+            raise BrokerUnavailable("broker refused: %s" % reply.get("detail"))
+        return reply
+
+    def close(self):
+        self.reader.kill(block=False)
+
+    def _read(self):
+        while True:
+            try:
+                data = self.transport.recv(self.channel)
+            except TransportClosed:
+                return
+            try:
+                body = wire.decode(data)
+            except wire.WireError as exc:
+                log.warning("bad reply on %s: %s", self.channel, exc)
+                continue
+            result = self.pending.get(body.get("rid"))
+            if result is None:
+                log.info("late reply on %s dropped: %s", self.channel, body.get("type"))
+            else:
+                result.set(body)

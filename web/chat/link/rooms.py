@@ -1,0 +1,94 @@
+"""Rooms whose stream this node follows: one record per followed room.
+
+A node follows a room while it has local members.  Following starts with the
+room's topic subscribed on the SUB socket, then the broker's state of the room
+is fetched; live messages that arrive meanwhile are held in the room's record
+and merged by seq once the state is installed (the Clone pattern, per room).
+"""
+from gevent.event import Event
+
+from chatstream import wire
+
+
+class FollowedRoom:
+    """One followed room.
+
+    ``held`` is the list of live messages waiting while the room's state is
+    fetched, and None once it is installed; ``ready`` is set when the fetch
+    ends, whether it worked or not.
+    """
+    __slots__ = ("name", "held", "ready")
+
+    def __init__(self, name):
+        self.name = name
+        self.held = []
+        self.ready = Event()
+
+    @property
+    def fetching(self):
+        return self.held is not None
+
+
+class RoomFollowing:
+    """The table of followed rooms, kept in step with the SUB subscriptions
+    and with the mirror (a room not followed is not mirrored).
+
+    :param transport: subscribes and unsubscribes room topics.
+    :param mirror: the node's :class:`~chat.link.mirror.Mirror`.
+    """
+
+    def __init__(self, transport, mirror):
+        self.transport = transport
+        self.mirror = mirror
+        self.rooms = {}     # room -> FollowedRoom
+
+    def get(self, room):
+        return self.rooms.get(room)
+
+    def names(self):
+        return sorted(self.rooms)
+
+    def is_live(self, room):
+        """Followed, and its state installed: live messages apply directly."""
+        record = self.rooms.get(room)
+        return record is not None and not record.fetching
+
+    def start(self, room):
+        """Subscribe to the room's topic; its state is to be fetched next."""
+        record = self.rooms[room] = FollowedRoom(room)
+        self.transport.subscribe(wire.room_topic(room))
+        return record
+
+    def hold(self, room, body):
+        """Keep a live message of a room being fetched; False if not fetching."""
+        record = self.rooms.get(room)
+        if record is None or not record.fetching:
+            return False
+        record.held.append(body)
+        return True
+
+    def installed(self, room, state):
+        """The fetch worked: install the state; returns the held messages."""
+        record = self.rooms[room]
+        self.mirror.install_room(room, state)
+        held, record.held = record.held, None
+        record.ready.set()
+        return held
+
+    def failed(self, room):
+        """The fetch did not work: stop following the room."""
+        record = self.rooms.pop(room, None)
+        if record is not None:
+            self._forget(room)
+            record.ready.set()
+
+    def stop(self, room):
+        """The last local member left: stop following (and forget) the room.
+        A room being fetched is left to its fetch, which a join is waiting on."""
+        if self.is_live(room):
+            del self.rooms[room]
+            self._forget(room)
+
+    def _forget(self, room):
+        self.transport.unsubscribe(wire.room_topic(room))
+        self.mirror.forget(room)

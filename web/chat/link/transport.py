@@ -1,0 +1,95 @@
+"""The broker link's sockets, on ``zmq.green``: the only web module that imports zmq.
+
+Three sockets per node (frames in :mod:`chatstream.wire`):
+
+- ``intake`` DEALER -> broker ROUTER: publishes (acked once sequenced),
+  presence reports and python-socketio's relays;
+- ``publish`` SUB <- broker PUB: sequenced messages, presence, relays and
+  heartbeats, on the topics this node subscribed to;
+- ``snapshot`` DEALER -> broker ROUTER: room snapshots and history repairs.
+
+:class:`~chat.link.memory.MemoryTransport` has the same five methods over an
+in-process broker, for unit tests.
+"""
+import zmq.green as zmq
+
+from chatstream import config
+
+
+class TransportClosed(Exception):
+    """The transport was closed while a reader waited on it."""
+
+
+class ZmqTransport:
+    """The node side of the three broker sockets.
+
+    :param intake: the broker's intake endpoint.
+    :param publish: the broker's publish endpoint.
+    :param snapshot: the broker's snapshot endpoint.
+    :param hwm: high-water mark of every socket (messages queued per peer).
+    :param context: the ZeroMQ context (the process's shared one by default).
+    """
+
+    def __init__(self, intake=config.INTAKE_ENDPOINT, publish=config.PUBLISH_ENDPOINT,
+                 snapshot=config.SNAPSHOT_ENDPOINT, hwm=config.ZMQ_HWM, context=None):
+        self.endpoints = {"intake": intake, "publish": publish, "snapshot": snapshot}
+        self.hwm = hwm
+        self.context = context
+        self.sockets = {}
+
+    def open(self):
+        """Create and connect the sockets (once)."""
+        if self.sockets:
+            return
+        self.context = self.context or zmq.Context.instance()
+        for channel in ("intake", "snapshot"):
+            sock = self._socket(zmq.DEALER)
+            # A broker that is not connected refuses sends at once instead of
+            # queueing them for a peer that may never come.
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            sock.connect(self.endpoints[channel])
+            self.sockets[channel] = sock
+        sub = self.sockets["publish"] = self._socket(zmq.SUB)
+        sub.connect(self.endpoints["publish"])
+
+    def _socket(self, kind):
+        sock = self.context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, self.hwm)
+        sock.setsockopt(zmq.RCVHWM, self.hwm)
+        return sock
+
+    def endpoint(self, channel):
+        return self.endpoints[channel]
+
+    def send(self, channel, data):
+        """Queue one frame on ``intake`` or ``snapshot``; False if it cannot be."""
+        try:
+            self.sockets[channel].send(data, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+
+    def recv(self, channel):
+        """The next reply on ``intake`` or ``snapshot`` (blocks this greenlet)."""
+        try:
+            return self.sockets[channel].recv()
+        except zmq.ZMQError:
+            raise TransportClosed(channel) from None
+
+    def recv_published(self):
+        """The next frames from the broker's PUB socket (blocks this greenlet)."""
+        try:
+            return self.sockets["publish"].recv_multipart()
+        except zmq.ZMQError:
+            raise TransportClosed("publish") from None
+
+    def subscribe(self, topic):
+        self.sockets["publish"].setsockopt(zmq.SUBSCRIBE, topic)
+
+    def unsubscribe(self, topic):
+        self.sockets["publish"].setsockopt(zmq.UNSUBSCRIBE, topic)
+
+    def close(self):
+        for sock in self.sockets.values():
+            sock.close(0)
