@@ -4,11 +4,14 @@ Engine.IO gives every connection an unbounded outgoing queue; a client that
 stops reading (a hung tab, a stalled network) would make it grow with every
 room message.  A sweep every ``interval_s`` disconnects any connection whose
 queue holds more than ``max_queue`` packets, and drops what was queued for it,
-so a node's memory stays bounded by max_queue x connections.
+so a node's memory stays bounded by max_queue x connections.  The Engine.IO
+internals this takes (the queue, an aborting close) are ``patches.cut_off``'s.
 """
 import logging
 
 import gevent
+
+from . import patches
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +43,10 @@ class SlowClientReaper:
     def sweep(self):
         """Check every connection once; returns how many were cut off."""
         cut = 0
-        for eio_sid, socket in list(self.sio.eio.sockets.items()):
-            queued = socket.queue.qsize()
-            if queued <= self.max_queue or socket.closed:
+        for eio_sid, queued in patches.backlogs(self.sio):
+            if queued <= self.max_queue:
                 continue
             log.warning("connection %s stopped reading (%d packets queued): disconnecting",
                         eio_sid, queued)
-            # Abort: a CLOSE packet would only queue behind the backlog.
-            socket.close(wait=False, abort=True)
-            while not socket.queue.empty():
-                socket.queue.get_nowait()
-                socket.queue.task_done()
-            socket.queue.put(None)        # lets its writer finish once the send unblocks
-            self.sio.eio.sockets.pop(eio_sid, None)
-            cut += 1
+            cut += patches.cut_off(self.sio, eio_sid)
         return cut

@@ -6,7 +6,7 @@ from django.conf import settings
 
 from chatstream import fastjson
 from .backpressure import SlowClientReaper
-from . import websocket
+from . import patches
 from .events import ChatEvents, Limits
 from .link import BrokerLink, ZmqTransport
 from .zmq_manager import ZmqManager
@@ -34,7 +34,7 @@ def build_server():
         dead_after_ms=settings.CHAT_BROKER_DEAD_AFTER_MS,
     )
     manager = ZmqManager(link, logger=logging.getLogger("chat.zmq_manager"))
-    sio = socketio.Server(
+    sio = patches.ChatServer(
         async_mode="gevent",
         client_manager=manager,
         # The balancer keeps a long-polling session on one node by this cookie
@@ -54,7 +54,7 @@ def build_server():
                     max_payload_bytes=settings.CHAT_MAX_PAYLOAD_BYTES,
                     max_rooms=settings.CHAT_MAX_ROOMS_PER_CONNECTION,
                     max_connections=settings.CHAT_MAX_CONNECTIONS)
-    websocket.install(sio)
+    patches.install(sio)
     ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
     SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE).start()
     # Start the broker link now, not at the first client: /healthz depends on it.

@@ -1,0 +1,257 @@
+"""web/chat/patches.py: every entry of PATCHES is in effect on real python-engineio and
+gevent-websocket objects, and install() refuses a missing target or another version.
+
+The connections are real: gevent-websocket's WebSocketHandler serves the server end of a
+socketpair, Engine.IO and Socket.IO run unchanged above it, and the client end speaks
+websocket frames (masked, as browsers send them)."""
+import os
+import struct
+
+import engineio
+import gevent
+import gevent.socket
+import pytest
+import socketio
+from engineio import packet as eio_packet
+from engineio import socket as engineio_socket
+from engineio.async_drivers import gevent as engineio_gevent
+from gevent import pywsgi
+from geventwebsocket.handler import WebSocketHandler
+from geventwebsocket.websocket import Header
+
+from chat import patches
+from chat.backpressure import SlowClientReaper
+from chat.websocket import BatchingWebSocketWSGI
+
+UPGRADE = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: node\r\n"
+           b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+WAIT_S = 3.0    # bound on any single wait for the server
+
+
+class WireClient:
+    """The client end of a socketpair whose server end runs gevent-websocket's handler."""
+
+    def __init__(self, sio):
+        server_end, self.sock = gevent.socket.socketpair()
+        wsgi = pywsgi.WSGIServer(("127.0.0.1", 0), sio.handle_request,
+                                 handler_class=WebSocketHandler, log=None)
+        self.serving = gevent.spawn(WebSocketHandler(server_end, ("127.0.0.1", 1), wsgi).handle)
+        self.sock.sendall(UPGRADE)
+        self.buffer = b""
+        self.pings = 0
+        self._read_until(lambda: b"\r\n\r\n" in self.buffer)
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101")
+        opened = self.receive()
+        assert opened.startswith("0")
+        self.sid = eio_packet.Packet(encoded_packet=opened).data["sid"]
+
+    def send(self, text):
+        """One masked text frame, as a browser sends it."""
+        payload, mask = text.encode(), os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        assert len(payload) < 126
+        self.sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+
+    def receive(self, timeout=WAIT_S):
+        """The next text frame that is not a ping (pings are answered and counted)."""
+        with gevent.Timeout(timeout):
+            while True:
+                self._read_until(lambda: self._frame_length() is not None)
+                start, length = self._frame_length()
+                text = self.buffer[start:start + length].decode()
+                self.buffer = self.buffer[start + length:]
+                if text != "2":
+                    return text
+                self.pings += 1
+                self.send("3")
+
+    def close(self):
+        self.sock.close()
+        self.serving.join(WAIT_S)
+
+    def _frame_length(self):
+        if len(self.buffer) < 2:
+            return None
+        length, start = self.buffer[1] & 0x7F, 2
+        if length == 126:
+            if len(self.buffer) < 4:
+                return None
+            length, start = struct.unpack("!H", self.buffer[2:4])[0], 4
+        return (start, length) if len(self.buffer) >= start + length else None
+
+    def _read_until(self, done):
+        with gevent.Timeout(WAIT_S):
+            while not done():
+                chunk = self.sock.recv(65536)
+                assert chunk, "server closed the connection"
+                self.buffer += chunk
+
+
+def build_server(**options):
+    sio = patches.ChatServer(async_mode="gevent", logger=False, engineio_logger=False, **options)
+    sio.on("connect", lambda sid, environ, auth=None: sio.enter_room(sid, "room"))
+    patches.install(sio)
+    return sio
+
+
+@pytest.fixture(autouse=True)
+def restore_header(monkeypatch):
+    """install() patches gevent-websocket's Header for the process; undo it after each test."""
+    monkeypatch.setattr(Header, "mask_payload", Header.mask_payload)
+    monkeypatch.setattr(Header, "unmask_payload", Header.unmask_payload)
+
+
+@pytest.fixture
+def sio():
+    return build_server()
+
+
+@pytest.fixture
+def client(sio):
+    client = WireClient(sio)
+    client.send("40")                          # Socket.IO CONNECT, default namespace
+    assert client.receive().startswith("40")
+    yield client
+    client.close()
+
+
+def test_the_node_server_runs_engineio_on_the_chat_engine_server_and_batching_websocket(sio):
+    assert isinstance(sio.eio, patches.ChatEngineServer)
+    assert sio.eio._async["websocket"] is BatchingWebSocketWSGI
+    assert engineio_gevent._async["websocket"] is engineio_gevent.WebSocketWSGI  # per server
+
+
+def test_a_real_connection_gets_a_chat_socket_and_hands_it_the_batching_writer(sio, client):
+    socket = sio.eio.sockets[client.sid]
+    assert type(socket) is patches.ChatSocket
+    assert isinstance(socket.writer, BatchingWebSocketWSGI) and socket.writer.idle
+
+
+def test_a_packet_for_an_idle_websocket_is_written_directly_not_queued(sio, client):
+    socket = sio.eio.sockets[client.sid]
+    pkt = eio_packet.Packet(eio_packet.MESSAGE, '2["message",{"seq":1}]')
+    sio.eio.send_packet(client.sid, pkt)
+    assert socket.queue.empty() and pkt._ws_frame     # no writer greenlet was needed
+    assert client.receive() == '42["message",{"seq":1}]'
+
+
+def test_the_writer_sends_a_polled_batch_with_one_write(sio, client, monkeypatch):
+    socket = sio.eio.sockets[client.sid]
+    writes = []
+    write = socket.writer._write
+    monkeypatch.setattr(socket.writer, "_write", lambda ws, data: writes.append(data) or write(ws, data))
+    for n in range(3):                        # queued before the writer greenlet runs
+        socket.queue.put(eio_packet.Packet(eio_packet.MESSAGE, "2[%d]" % n))
+    assert [client.receive() for _ in range(3)] == ["42[0]", "42[1]", "42[2]"]
+    assert len(writes) == 1
+
+
+def test_pings_come_from_a_timer_and_an_idle_websocket_outlives_interval_plus_timeout(monkeypatch):
+    started = []
+    monkeypatch.setattr(patches.ChatEngineServer, "start_background_task",
+                        lambda self, target, *a, **kw: started.append(target)
+                        or engineio.Server.start_background_task(self, target, *a, **kw))
+    sio = build_server(ping_interval=0.1, ping_timeout=0.1)
+    client = WireClient(sio)
+    try:
+        client.send("40")
+        assert client.receive().startswith("40")
+        with pytest.raises(gevent.Timeout):
+            client.receive(timeout=1.0)       # idle for 5x interval + timeout, pings answered
+        socket = sio.eio.sockets[client.sid]
+        assert client.pings >= 3 and not socket.closed
+        assert not any(getattr(t, "__name__", "") == "_send_ping" for t in started)
+    finally:
+        client.close()
+
+
+def test_client_frames_are_unmasked_by_wsaccel(sio, client):
+    assert Header.unmask_payload is patches._unmask is Header.mask_payload
+    header = Header(fin=True, opcode=1, length=5)
+    header.mask = b"\x01\x02\x03\x04"
+    assert header.unmask_payload(bytes(a ^ b for a, b in zip(b"hello", b"\x01\x02\x03\x04\x01"))) == b"hello"
+    received = []
+    sio.on("hello", lambda sid: received.append(sid))
+    client.send('42["hello"]')                # a real masked frame reaches the event handler
+    with gevent.Timeout(WAIT_S):
+        while not received:
+            gevent.sleep(0.01)
+
+
+def test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off(sio, client):
+    left = []
+    sio.on("disconnect", lambda sid, reason=None: left.append(sid))
+    socket = sio.eio.sockets[client.sid]
+    for n in range(5):                        # a client that stopped reading
+        socket.queue.put(eio_packet.Packet(eio_packet.MESSAGE, "2[%d]" % n))
+    assert dict(patches.backlogs(sio))[client.sid] == 5
+    assert SlowClientReaper(sio, max_queue=3).sweep() == 1
+    assert socket.closed and client.sid not in sio.eio.sockets and left
+    assert socket.queue.qsize() == 1 and socket.queue.get_nowait() is None  # the writer's cue
+
+
+PROOFS = {
+    "socketio.Server._engineio_server_class":
+        test_the_node_server_runs_engineio_on_the_chat_engine_server_and_batching_websocket,
+    "engineio.async_drivers.gevent._async[websocket]":
+        test_the_node_server_runs_engineio_on_the_chat_engine_server_and_batching_websocket,
+    "engineio.server.socket.Socket":
+        test_a_real_connection_gets_a_chat_socket_and_hands_it_the_batching_writer,
+    "engineio.socket.Socket._websocket_handler":
+        test_a_real_connection_gets_a_chat_socket_and_hands_it_the_batching_writer,
+    "engineio.socket.Socket.poll": test_the_writer_sends_a_polled_batch_with_one_write,
+    "engineio.socket.Socket.send": test_a_packet_for_an_idle_websocket_is_written_directly_not_queued,
+    "engineio.socket.Socket.schedule_ping":
+        test_pings_come_from_a_timer_and_an_idle_websocket_outlives_interval_plus_timeout,
+    "geventwebsocket.websocket.Header.mask_payload": test_client_frames_are_unmasked_by_wsaccel,
+    "geventwebsocket.websocket.Header.unmask_payload": test_client_frames_are_unmasked_by_wsaccel,
+    "geventwebsocket.websocket.WebSocket.handler":
+        test_a_packet_for_an_idle_websocket_is_written_directly_not_queued,
+    "engineio.socket.Socket.close": test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off,
+}
+
+
+def test_every_entry_of_the_table_has_a_test_above():
+    assert set(PROOFS) == {patch.target for patch in patches.PATCHES}
+
+
+@pytest.mark.parametrize("target", [patch.target for patch in patches.PATCHES])
+def test_install_names_a_target_that_is_missing(target, sio, monkeypatch):
+    path, _, key = target.partition("[")
+    owner_path, _, name = path.rpartition(".")
+    owner = patches.resolve(owner_path)
+    if key:
+        monkeypatch.delitem(getattr(owner, name), key.rstrip("]"))
+    else:                                     # gone from the class and its bases
+        for cls in getattr(owner, "__mro__", [owner]):
+            if name in vars(cls):
+                monkeypatch.delattr(cls, name)
+    with pytest.raises(RuntimeError, match="missing") as raised:
+        patches.install(sio)
+    assert target in str(raised.value)
+
+
+@pytest.mark.parametrize("dist", sorted(patches.PINNED_VERSIONS))
+def test_install_refuses_a_version_other_than_the_pin(dist, sio, monkeypatch):
+    monkeypatch.setitem(patches.PINNED_VERSIONS, dist, "0.0.0")
+    with pytest.raises(RuntimeError, match=dist):
+        patches.install(sio)
+
+
+def test_install_refuses_a_server_not_built_on_the_chat_engine_server():
+    with pytest.raises(RuntimeError, match="socketio.Server._engineio_server_class"):
+        patches.install(socketio.Server(async_mode="gevent", logger=False, engineio_logger=False))
+
+
+def test_the_chat_engine_server_refuses_a_mode_without_gevent_websocket():
+    with pytest.raises(RuntimeError, match="gevent-websocket"):
+        patches.ChatEngineServer(async_mode="threading")
+
+
+def test_a_socket_of_another_class_is_refused_by_the_sockets_table(sio):
+    with pytest.raises(RuntimeError, match="engineio.server.socket.Socket"):
+        sio.eio.sockets["x"] = object()
+    sio.eio.sockets["y"] = engineio_socket.Socket(sio.eio, "y")
+    assert type(sio.eio.sockets["y"]) is patches.ChatSocket
