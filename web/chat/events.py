@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from socketio import exceptions as sio_exceptions
 
+from chatstream import config
 from chatstream.clock import now_ms
 
 from . import validation
@@ -18,11 +19,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Limits:
     """Per-connection and per-node limits (settings CHAT_*; see README)."""
-    rate_per_s: float = 20.0        # sustained messages per second
-    rate_burst: int = 40            # messages allowed in a burst
-    max_payload_bytes: int = 16384  # a 2000-char text with escapes fits
-    max_rooms: int = 50             # rooms one connection may be in
-    max_connections: int = 10000    # connections one node accepts
+    rate_per_s: float = config.RATE_PER_S              # sustained messages per second
+    rate_burst: int = config.RATE_BURST                # messages allowed in a burst
+    max_payload_bytes: int = config.MAX_PAYLOAD_BYTES  # a 2000-char text with escapes fits
+    max_rooms: int = config.MAX_ROOMS_PER_CONNECTION   # rooms one connection may be in
+    max_connections: int = config.MAX_CONNECTIONS      # connections one node accepts
 
 
 class Connection:

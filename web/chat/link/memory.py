@@ -15,6 +15,8 @@ import itertools
 
 from gevent.queue import Queue
 
+from chatstream import config
+
 from broker.config import BrokerConfig
 from broker.presence import PresenceRegistry
 from broker.sequencer import Sequencer
@@ -53,7 +55,8 @@ class MemoryBroker:
 
     _instances = itertools.count(1)
 
-    def __init__(self, history_size=50, node_ttl_ms=5000, clock_ms=None, sequencer=None):
+    def __init__(self, history_size=config.HISTORY_SIZE, node_ttl_ms=config.NODE_TTL_MS,
+                 clock_ms=None, sequencer=None):
         self.history_size = history_size
         self.node_ttl_ms = node_ttl_ms
         self.clock_ms = clock_ms

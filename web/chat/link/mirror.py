@@ -5,6 +5,7 @@ Clone pattern's "snapshot, then live updates with seq above it" per room.
 """
 import enum
 
+from chatstream import config
 from chatstream.history import RoomHistory
 
 
@@ -20,7 +21,7 @@ class Mirror:
     :param history_size: messages kept per room, as on the broker.
     """
 
-    def __init__(self, history_size=50):
+    def __init__(self, history_size=config.HISTORY_SIZE):
         self.history_size = history_size
         self.rooms = {}        # room -> RoomHistory
         self.epoch = None      # the broker's epoch, for rooms not seen yet
