@@ -9,12 +9,14 @@
 ``mirror``         the followed rooms' streams, merged from snapshots and live
                    messages by (epoch, seq)
 ``presence``       this node's members (reported) and the cluster's (received)
+``state``          the link's named states and its listener (the node)
 ``transport``      the three ZeroMQ sockets (``zmq.green``)
 ``memory``         the in-memory twin of the transport, over the real broker
 =================  ==========================================================
 """
-from .broker_link import BrokerLink, LinkState
+from .broker_link import BrokerLink
 from .channel import BrokerUnavailable
+from .state import LinkState, Listener
 from .transport import ZmqTransport
 
-__all__ = ["BrokerLink", "BrokerUnavailable", "LinkState", "ZmqTransport"]
+__all__ = ["BrokerLink", "BrokerUnavailable", "LinkState", "Listener", "ZmqTransport"]

@@ -1,18 +1,10 @@
 """The node's link to the broker: a small state machine over the transport.
 
-The link mirrors every room that has local members, in the broker's order:
-chat messages go node -> broker -> every node (this one too) and reach local
-members only once sequenced, so the broker's order is the only order.  It knows
-nothing of Socket.IO: what must reach local connections goes to a *listener*
-(the client manager), which has three methods:
-
-- ``deliver(event, data, room)``: emit to this node's members of a room
-  (``message`` in seq order, ``presence``, ``announcement``);
-- ``restart_room(room)``: this node cannot continue a room's stream;
-  disconnect its local members so they resume with ``since`` and hear ``gap``;
-- ``relay(data)``: a python-socketio pub/sub message from another node.
+The link mirrors every room with local members in the broker's order: chat
+messages go node -> broker -> every node (this one too) and reach local members
+only once sequenced.  What must reach local connections goes to its
+:class:`~chat.link.state.Listener` (the client manager).
 """
-import enum
 import logging
 import time
 
@@ -24,16 +16,10 @@ from .channel import BrokerUnavailable, RequestChannel
 from .mirror import Mirror, Outcome
 from .presence import ClusterPresence, LocalMembers
 from .rooms import RoomFollowing
+from .state import LinkState
 from .transport import TransportClosed
 
 log = logging.getLogger(__name__)
-
-
-class LinkState(enum.Enum):
-    CONNECTING = "connecting"   # no heartbeat heard yet
-    SYNCING = "syncing"         # heartbeat heard, snapshot being installed
-    LIVE = "live"               # the mirror follows the broker's stream
-    DOWN = "down"               # heartbeats stopped: broker gone or unreachable
 
 
 class BrokerLink:
@@ -74,7 +60,10 @@ class BrokerLink:
     # lifecycle
 
     def start(self, listener):
-        """Connect and start following the broker (once, before serving)."""
+        """Connect and start following the broker (once, before serving).
+
+        :param listener: a :class:`~chat.link.state.Listener`.
+        """
         if self.listener is not None:
             return
         self.listener = listener
@@ -84,8 +73,8 @@ class BrokerLink:
         self.intake = RequestChannel(self.transport, "intake")
         self.snapshots = RequestChannel(self.transport, "snapshot")
         self.local = LocalMembers(self.intake.send, self.node)
-        self.greenlets = [gevent.spawn(self._read_forever), gevent.spawn(self._watch_heartbeats),
-                          gevent.spawn(self._report_presence_forever)]
+        self.greenlets = [gevent.spawn(f) for f in (self._read_forever, self._watch_heartbeats,
+                                                    self._report_presence_forever)]
         log.info("node %s: broker intake %s, publish %s, snapshot %s", self.node,
                  *(self.transport.endpoint(c) for c in ("intake", "publish", "snapshot")))
 
@@ -95,6 +84,7 @@ class BrokerLink:
             self.local.goodbye()
 
     def close(self):
+        """Stop reading and close the sockets (tests; a node just exits)."""
         gevent.killall(self.greenlets, block=False)
         for channel in (self.intake, self.snapshots):
             if channel is not None:
@@ -103,6 +93,7 @@ class BrokerLink:
 
     @property
     def broker_up(self):
+        """The link is live: what /healthz reports."""
         return self.state is LinkState.LIVE
 
     def wait_synced(self, timeout):
@@ -202,12 +193,12 @@ class BrokerLink:
             handler(body)
 
     def _watch_heartbeats(self):
-        """Mark the broker down after ``dead_after_ms`` without a frame from it."""
         while True:
             gevent.sleep(min(self.heartbeat_ms, self.dead_after_ms) / 4000.0)
             self.check_heartbeats()
 
     def check_heartbeats(self):
+        """Mark the broker down after ``dead_after_ms`` without a frame from it."""
         silent_ms = (time.monotonic() - self.last_heard) * 1000
         if self.state in (LinkState.SYNCING, LinkState.LIVE) and silent_ms > self.dead_after_ms:
             self._set_state(LinkState.DOWN, "no heartbeat for %d ms" % silent_ms)
@@ -253,8 +244,9 @@ class BrokerLink:
         self.listener.deliver("presence", {"room": room, "members": members}, room)
 
     def _on_announcement(self, body):
-        self.listener.deliver("announcement", {"room": body["room"], "text": body["text"],
-                                               "ts": body["ts"]}, body["room"])
+        room = body["room"]
+        self.listener.deliver("announcement", {"room": room, "text": body["text"],
+                                               "ts": body["ts"]}, room)
 
     def _on_relay(self, body):
         data = body.get("data")
