@@ -8,6 +8,8 @@ starts its system on free loopback ports, drives it with scripts/loadgen.js (or
 bench.pipe's peers), stops it by pid, and appends one JSON line per run to
 <out>/results.jsonl; at the end <out>/summary.md and the PNG plots are rewritten
 from this run's records (``--report-only`` rewrites them without running).
+``scripts/bench sanity`` runs bench/sanity.py instead: one quick run of ours alone
+(see ``scripts/bench sanity --help``).
 
 On a shared 2-core machine other load moves every figure: before each run the
 bench waits (``--quiet-wait`` seconds in all) for other processes to go quiet, and
@@ -33,7 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import machine, plots, repeats, report, workloads  # noqa: E402
-from bench.measure import NOISY_NEIGHBOUR_PCT, Context  # noqa: E402
+from bench.measure import NOISY_NEIGHBOUR_PCT, Context, disturbance, printer  # noqa: E402
 from bench.systems import SYSTEMS  # noqa: E402
 
 ALL_SYSTEMS = ("ours", "redis", "zmq")
@@ -45,12 +47,6 @@ REPEATED = ("fanout", "burst", "pipe")
 SECONDS_PARAMS = frozenset({"duration", "warmup", "drain", "hold", "settle", "flat"})
 # File descriptors beyond the idle connections: logs, sockets of the harness.
 FD_HEADROOM = 1024
-
-
-def _progress(t0):
-    def progress(line):
-        print("[bench %s +%4.0fs] %s" % (time.strftime("%H:%M:%S"), time.monotonic() - t0, line), flush=True)
-    return progress
 
 
 def parse_args(argv=None):
@@ -173,7 +169,7 @@ def report_only(out, progress, bench_run=None):
 def main(argv=None):
     args = parse_args(argv)
     t0 = time.monotonic()
-    progress = _progress(t0)
+    progress = printer("bench")
     # SIGTERM unwinds like Ctrl-C, so every started process is stopped by the finally blocks.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     bench_run = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -226,7 +222,7 @@ def main(argv=None):
                     digest = now_digest
                 started = time.monotonic()
                 new = run_guarded(ctx, workload, system, args.params[workload], progress)
-                other = workloads.disturbance(new)
+                other = disturbance(new)
                 for record in new:
                     record.update({"bench_run": bench_run, "ts": datetime.datetime.now(datetime.timezone.utc)
                                    .isoformat(timespec="seconds"), "system": system, "workload": workload,

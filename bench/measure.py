@@ -5,6 +5,7 @@ scripts/loadgen.js once, samples the servers' /proc figures at its window
 marks and returns a record (JSON-able) whose ``figures`` are the table's columns.
 """
 import shlex
+import time
 from pathlib import Path
 
 from .loadrun import WINDOW_END, WINDOW_START, loadgen_argv, run_loadgen
@@ -15,6 +16,16 @@ from .procstat import sample, window_figures
 NOISY_NEIGHBOUR_PCT = 15
 # Connecting and joining every client; generous because 2-core boxes are slow.
 CONNECT_BUDGET_SECS = 60
+
+
+def printer(tag):
+    """A progress function: each line stamped with ``tag``, the time and the seconds since this call."""
+    t0 = time.monotonic()
+
+    def progress(line):
+        print("[%s %s +%4.0fs] %s" % (tag, time.strftime("%H:%M:%S"), time.monotonic() - t0, line), flush=True)
+    return progress
+
 
 class Context:
     """What every workload needs from the driver.
@@ -56,8 +67,12 @@ def log_findings(logs):
     return findings
 
 
-def started(ctx, system_cls, nodes, log_dir):
-    system = system_cls(log_dir)
+def started(ctx, system_cls, nodes, log_dir, env=None):
+    """A system started with ``nodes`` nodes and its node URLs; stopped again if it fails to start.
+
+    :param env: extra environment for every process of the system.
+    """
+    system = system_cls(log_dir, env=env)
     try:
         urls = system.start(nodes)
     except BaseException:
@@ -96,11 +111,13 @@ def measure(ctx, system, urls, p, log_dir, tag, on_window=None):
             if on_window:
                 on_window("end")
 
-    deadline = CONNECT_BUDGET_SECS + p["warmup"] + p["duration"] + p["drain"] + 25
+    # an ack may arrive up to loadgen's --ack-timeout-ms after the last send
+    late_s = max(p["drain"], p.get("ack_timeout_ms", 0) / 1000)
+    deadline = CONNECT_BUDGET_SECS + p["warmup"] + p["duration"] + late_s + 25
     out = log_dir / ("loadgen-%s.json" % tag)
     argv = loadgen_argv(ctx.node_bin, urls, out, clients=p["clients"], rooms=p["rooms"], rate=p["rate"],
                         duration=p["duration"], warmup=p["warmup"], drain=p["drain"], deadline=deadline,
-                        progress=2)
+                        ack_timeout_ms=p.get("ack_timeout_ms"), progress=2)
     ctx.progress("loadgen: %s" % shlex.join(argv))
     rc, report, usage = run_loadgen(argv, out, deadline, on_line=on_line, echo=lambda l: print("      " + l, flush=True))
     samples["after"] = sample(procs)
@@ -152,6 +169,18 @@ def figures(report, processes, usage, host_busy_s=None, window_s=None):
         "send_lag_p99_ms": w["send_lag_ms"]["p99"],
     })
     return f
+
+
+def disturbance(records):
+    """The most CPU (% of one core) other processes used during any measured window of these records."""
+    worst = 0.0
+    for r in records:
+        values = [(r.get("figures") or {}).get("other_cpu_pct")]
+        values += [s.get("other_cpu_pct") for s in r.get("steps") or []]
+        if "pipe" in r:
+            values += [r["pipe"][phase].get("other_cpu_pct") for phase in ("fixed", "flat")]
+        worst = max([worst] + [v for v in values if isinstance(v, (int, float))])
+    return worst
 
 
 def summarise(ctx, record):

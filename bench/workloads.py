@@ -280,18 +280,6 @@ def run_profile(ctx, system_cls, p):
     return [record]
 
 
-def disturbance(records):
-    """The most CPU (% of one core) other processes used during any measured window of these records."""
-    worst = 0.0
-    for r in records:
-        values = [(r.get("figures") or {}).get("other_cpu_pct")]
-        values += [s.get("other_cpu_pct") for s in r.get("steps") or []]
-        if "pipe" in r:
-            values += [r["pipe"][phase].get("other_cpu_pct") for phase in ("fixed", "flat")]
-        worst = max([worst] + [v for v in values if isinstance(v, (int, float))])
-    return worst
-
-
 def effective_params(workload, quick=False, overrides=None):
     p = dict(DEFAULTS[workload])
     if quick:
@@ -300,4 +288,3 @@ def effective_params(workload, quick=False, overrides=None):
         if value is not None:
             p[key] = value
     return p
-
