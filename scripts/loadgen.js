@@ -38,7 +38,7 @@
  * duplicates, reorder, ack errors or unresolved acks); 2 fatal (a connection
  * failed or dropped, a join was refused, the hard deadline passed, bad flags).
  * Lines "loadgen: window start" and "loadgen: window end" on stdout mark the
- * measured window for a supervising script (scripts/bench-sanity, scripts/bench).
+ * measured window for a supervising script (scripts/bench, scripts/bench sanity).
  */
 "use strict";
 
