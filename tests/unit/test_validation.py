@@ -107,7 +107,7 @@ def test_good_rooms_are_accepted(room):
 BAD_NICKS = [
     MISSING, None, "", " ", "   ", "\t\n ", "\u3000", "a" * 33, "  " + "a" * 33 + "  ",
     "a\x00b", "a\x01b", "a\x1bb", "a\x7fb", "a\x80b", "a\x9fb", "line1\nline2",
-    "tab\there", "bell\x07",
+    "tab\there", "bell\x07", "ann\u202e", "a\u200bdmin", "a\u2028b", "a\u2029b",
 ]
 
 
@@ -119,22 +119,24 @@ def test_bad_nicks_are_invalid_nick(nick):
 @pytest.mark.parametrize("nick,clean", [
     ("ann", "ann"), ("  ann  ", "ann"), ("a" * 32, "a" * 32),
     ("  " + "a" * 32 + "  ", "a" * 32), ("Zoë 日本", "Zoë 日本"), ("ann smith", "ann smith"),
-    ("x", "x"),
+    ("x", "x"), ("\uff41\uff4e\uff4e", "ann"), (" \uff21dmin ", "Admin"),
 ])
-def test_nicks_are_trimmed_and_accepted(nick, clean):
+def test_nicks_are_normalised_trimmed_and_accepted(nick, clean):
     assert validation.join_request(with_(JOIN, nick=nick))["nick"] == clean
 
 
 # --- invalid_text ----------------------------------------------------------------
 
 @pytest.mark.parametrize("text", [MISSING, None, "", " ", "\n\t  ", "\u3000", "a" * 2001,
-                                  " " * 1999 + "ab", "a" * 5000],
+                                  " " * 1999 + "ab", "a" * 5000, "a\x00b", "bell\x07",
+                                  "cr\r\n", "esc\x1b[0m"],
                          ids=lambda t: "missing" if t is MISSING else repr(t)[:20])
 def test_bad_texts_are_invalid_text(text):
     assert refused(validation.message_request, with_(MESSAGE, text=text)).code == "invalid_text"
 
 
-@pytest.mark.parametrize("text", ["a", "a" * 2000, " hi ", "<b>x</b>", "line1\nline2", "é" * 2000])
+@pytest.mark.parametrize("text", ["a", "a" * 2000, " hi ", "<b>x</b>", "line1\nline2", "é" * 2000,
+                                  "tab\there", "\uff41 stays fullwidth in a text"])
 def test_good_texts_are_accepted_unchanged(text):
     assert validation.message_request(with_(MESSAGE, text=text))["text"] == text
 

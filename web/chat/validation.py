@@ -1,26 +1,16 @@
-"""The contract's input rules (PROTOCOL.md "Errors"), one function per rule.
+"""The Socket.IO side of the contract's input rules (PROTOCOL.md "Errors").
 
-Each rule returns the clean value or raises :class:`ContractError` with the
-contract's error code.  Nothing here touches sockets or Django.
+The rules themselves (room, nick, text, cid) live once in
+:mod:`chatstream.rules`, shared with the broker; here each request's payload
+is parsed (types, missing fields, sizes) and a refusal becomes
+:class:`ContractError`.  Nothing here touches sockets or Django.
 """
-import re
-
-from chatstream import fastjson
-from chatstream.wire import ROOM_RE  # noqa: E402 - one rule for clients and the wire
-NICK_MAX = 32
-TEXT_MAX = 2000
-CID_MAX = 64
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")   # half of a UTF-16 pair: not a character
+from chatstream import fastjson, rules
+from chatstream.rules import ROOM_RE  # noqa: F401 - the pages check room names with it
 
 
-class ContractError(Exception):
+class ContractError(rules.RuleError):
     """A refused request: acknowledged as {ok: false, error, detail}."""
-
-    def __init__(self, code, detail):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
     def ack(self):
         return {"ok": False, "error": self.code, "detail": self.detail}
@@ -61,39 +51,32 @@ def payload_object(payload):
     return payload
 
 
+def _ruled(rule, value):
+    try:
+        return rule(value)
+    except rules.RuleError as exc:
+        raise ContractError(exc.code, exc.detail) from None
+
+
 def room(payload):
     value = _typed(payload, "room", str, "a string")
-    if value is None or not ROOM_RE.fullmatch(value):
-        raise ContractError("invalid_room", "room must be 1-64 characters of A-Z a-z 0-9 _ -")
-    return value
+    return _ruled(rules.room, "" if value is None else value)
 
 
 def nick(payload):
+    """The nick as it is used: NFKC-normalised and trimmed (chatstream.rules.nick)."""
     value = _typed(payload, "nick", str, "a string")
-    value = (value or "").strip()
-    if not value or len(value) > NICK_MAX:
-        raise ContractError("invalid_nick", "nick must be 1-%d characters after trimming" % NICK_MAX)
-    if _CONTROL_RE.search(value) or _SURROGATE_RE.search(value):
-        raise ContractError("invalid_nick", "nick must not contain control characters")
-    return value
+    return _ruled(rules.nick, value or "")
 
 
 def text(payload):
     value = _typed(payload, "text", str, "a string")
-    if value is None or not value.strip():
-        raise ContractError("invalid_text", "text must not be empty or only whitespace")
-    if len(value) > TEXT_MAX:
-        raise ContractError("invalid_text", "text must be at most %d characters" % TEXT_MAX)
-    if _SURROGATE_RE.search(value):
-        raise ContractError("invalid_text", "text must be valid Unicode (no lone surrogates)")
-    return value
+    return _ruled(rules.text, value or "")
 
 
 def cid(payload):
     value = _typed(payload, "cid", str, "a string")
-    if value is not None and not 1 <= len(value) <= CID_MAX:
-        raise ContractError("invalid_payload", "cid must be 1-%d characters" % CID_MAX)
-    return value
+    return None if value is None else _ruled(rules.cid, value)
 
 
 def since(payload):

@@ -1,0 +1,143 @@
+"""The client contract's input rules (PROTOCOL.md "Errors"): one copy for nodes and broker.
+
+Stdlib only.  Each rule takes a value already known to be a ``str`` and
+returns the clean value (the one to use from then on) or raises
+:class:`RuleError` with the contract's error code.  A node applies them to
+what a client sends (``chat.validation``, which also parses the Socket.IO
+payloads); the broker applies the same rules to what a node sends, so a node
+that misbehaves cannot get past the broker what a client could not.
+
+Besides the client's fields: node names, and the one pub/sub relay nodes send
+each other (:func:`announcement_relay`).
+"""
+import re
+import unicodedata
+
+# Room names (they become ZeroMQ topics, and page URLs).
+ROOM_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Node names: shown to clients in `message.node` and in logs; no spaces, no markup.
+NODE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+NICK_MAX = 32
+TEXT_MAX = 2000
+CID_MAX = 64
+
+# Categories a nick may not hold: controls (Cc), format characters such as
+# U+200B zero-width space and U+202E right-to-left override (Cf), line and
+# paragraph separators (Zl, Zp); and lone UTF-16 surrogates (Cs: not characters).
+NICK_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# Texts: every Cc but newline and tab (Cc is exactly U+0000-001F and U+007F-009F),
+# and lone surrogates.  A regex: texts are long and checked per message.
+_TEXT_REFUSED_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class RuleError(ValueError):
+    """A value the contract refuses; ``code`` is the contract's error code."""
+
+    def __init__(self, code, detail):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def room(value):
+    if not ROOM_RE.fullmatch(value):
+        raise RuleError("invalid_room", "room must be 1-64 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+def nick(value):
+    """The nick as it is used: NFKC-normalised, then trimmed."""
+    value = unicodedata.normalize("NFKC", value).strip()
+    if not value or len(value) > NICK_MAX:
+        raise RuleError("invalid_nick", "nick must be 1-%d characters after trimming" % NICK_MAX)
+    for char in value:
+        if unicodedata.category(char) in NICK_REFUSED_CATEGORIES:
+            raise RuleError("invalid_nick", "nick must not contain control, format or "
+                            "separator characters (U+%04X)" % ord(char))
+    return value
+
+
+def text(value):
+    if not value.strip():
+        raise RuleError("invalid_text", "text must not be empty or only whitespace")
+    if len(value) > TEXT_MAX:
+        raise RuleError("invalid_text", "text must be at most %d characters" % TEXT_MAX)
+    bad = _TEXT_REFUSED_RE.search(value)
+    if bad:
+        raise RuleError("invalid_text", "text must not contain control characters other than "
+                        "newline and tab, nor lone surrogates (U+%04X)" % ord(bad.group()))
+    return value
+
+
+def cid(value):
+    if not 1 <= len(value) <= CID_MAX:
+        raise RuleError("invalid_payload", "cid must be 1-%d characters" % CID_MAX)
+    return value
+
+
+def node_name(value):
+    if not NODE_RE.fullmatch(value):
+        raise RuleError("invalid_node", "node name must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    return value
+
+
+def clean_nick(value):
+    """A nick as a node passes it on: already the :func:`nick` rule's output."""
+    if not isinstance(value, str) or nick(value) != value:
+        raise RuleError("invalid_nick", "nick %r is not a clean nick (NFKC, trimmed)"
+                        % (value,))
+    return value
+
+
+# --- the one relay nodes send each other ------------------------------------------
+
+# python-socketio's PubSubManager.emit message (pubsub_manager.py) for the chat's
+# only relayed call, ``sio.emit("announcement", {room, text, ts}, room=room)``
+# (chat.events._announce): the keys whose value is fixed, and the others.
+ANNOUNCEMENT_RELAY_FIXED = {"method": "emit", "event": "announcement", "namespace": "/",
+                            "binary": False, "skip_sid": None, "callback": None}
+ANNOUNCEMENT_RELAY_KEYS = frozenset(ANNOUNCEMENT_RELAY_FIXED) | {"room", "data", "host_id"}
+_ANNOUNCED = re.compile(r"(.+) (joined|left)", re.DOTALL)
+HOST_ID_MAX = 64    # python-socketio's host ids are uuid4().hex: 32 characters
+
+
+def announcement_relay(data):
+    """Check a relayed pub/sub message: only "<nick> joined" / "<nick> left"
+    announcements to one valid room pass.  Returns the room.
+
+    Anything else (another method or event, a callback, skip_sid, another
+    namespace, extra keys, a text a node would not announce) raises
+    :class:`RuleError` with code ``invalid_relay``.
+    """
+    def refuse(why):
+        raise RuleError("invalid_relay", "relay refused: %s" % why)
+
+    if not isinstance(data, dict):
+        refuse("not an object")
+    if data.keys() != ANNOUNCEMENT_RELAY_KEYS:
+        refuse("keys %s are not those of an announcement emit" % sorted(map(str, data)))
+    for key, expected in ANNOUNCEMENT_RELAY_FIXED.items():
+        if type(data[key]) is not type(expected) or data[key] != expected:
+            refuse("%s must be %r" % (key, expected))
+    host_id = data["host_id"]
+    if not isinstance(host_id, str) or not 1 <= len(host_id) <= HOST_ID_MAX:
+        refuse("host_id must be a string of 1-%d characters" % HOST_ID_MAX)
+    target = data["room"]
+    if not isinstance(target, str) or not ROOM_RE.fullmatch(target):
+        refuse("room must be a valid room name")
+    args = data["data"]
+    if not isinstance(args, list) or len(args) != 1 or not isinstance(args[0], dict):
+        refuse("data must be one announcement object")
+    said = args[0]
+    if set(said) != {"room", "text", "ts"} or said["room"] != target:
+        refuse("the announcement must be {room, text, ts} for room %s" % target)
+    if type(said["ts"]) is not int or not isinstance(said["text"], str):
+        refuse("ts must be an integer and text a string")
+    match = _ANNOUNCED.fullmatch(said["text"])
+    if match is None:
+        refuse("text must be '<nick> joined' or '<nick> left'")
+    try:
+        clean_nick(match.group(1))
+    except RuleError:
+        refuse("text must name a valid nick")
+    return target
