@@ -25,6 +25,8 @@ class BrokerConfig:
     state_path: str = "var/broker.sqlite3"
     # NORMAL survives kill -9 of the broker; FULL also a power cut (fsync per commit).
     state_sync: str = "NORMAL"
+    room_ttl_days: int = shared.ROOM_TTL_DAYS
+    rooms_in_memory: int = shared.BROKER_ROOMS_IN_MEMORY
 
 
 def from_env(environ=None):
@@ -43,4 +45,6 @@ def from_env(environ=None):
         log_level=env_str("CHAT_LOG_LEVEL", default.log_level, environ),
         state_path=env_str("CHAT_BROKER_STATE", default.state_path, environ),
         state_sync=env_str("CHAT_BROKER_SYNC", default.state_sync, environ).upper(),
+        room_ttl_days=env_int("CHAT_ROOM_TTL_DAYS", default.room_ttl_days, environ),
+        rooms_in_memory=env_int("CHAT_BROKER_ROOMS_IN_MEMORY", default.rooms_in_memory, environ),
     )

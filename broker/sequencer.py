@@ -1,4 +1,11 @@
-"""Per-room sequencing, replay buffers and cid de-duplication."""
+"""Per-room sequencing, replay buffers and cid de-duplication.
+
+Rooms are loaded from the store on first use, not at start, and at most
+``rooms_in_memory`` stay in memory; rooms idle past their TTL lose their
+messages.  So the broker's memory and start-up time do not grow with the
+number of rooms it has ever seen.
+"""
+import collections
 import os
 
 from chatstream import config
@@ -6,6 +13,7 @@ from chatstream.clock import new_epoch, now_ms
 from chatstream.history import RoomHistory
 from .store import MemoryStore
 
+DAY_MS = 86_400_000
 _ID_POOL = []
 
 
@@ -31,25 +39,40 @@ class Sequencer:
         window inside which a repeated ``cid`` is recognised).
     :param clock_ms: returns Unix milliseconds (injectable for tests).
     :param store: where sequenced messages are made durable (see store.py);
-        its saved rooms are loaded here.
+        its saved rooms are loaded from it on first use.
+    :param rooms_in_memory: rooms kept in memory (with a durable store).
+    :param room_ttl_ms: idle time after which a room's messages expire.
     """
 
-    def __init__(self, epoch=None, history_size=config.HISTORY_SIZE, clock_ms=now_ms, store=None):
+    def __init__(self, epoch=None, history_size=config.HISTORY_SIZE, clock_ms=now_ms, store=None,
+                 rooms_in_memory=config.BROKER_ROOMS_IN_MEMORY,
+                 room_ttl_ms=config.ROOM_TTL_DAYS * DAY_MS):
         self.store = store or MemoryStore()
-        saved_epoch, saved_rooms = self.store.load(history_size)
-        self.epoch = epoch or saved_epoch or new_epoch()
+        self.epoch = epoch or self.store.epoch() or new_epoch()
         self.history_size = history_size
         self.clock_ms = clock_ms
-        self.rooms = {}          # room -> RoomHistory
+        self.rooms_in_memory = rooms_in_memory
+        self.room_ttl_ms = room_ttl_ms
+        self.rooms = collections.OrderedDict()   # room -> RoomHistory, least recently used first
         self.cids = {}           # room -> {cid: message} for buffered messages
         self.changed = {}        # room -> seq, since the last take_changes()
-        for name, state in saved_rooms.items():
-            history = self.rooms[name] = RoomHistory.from_state(name, state, history_size)
-            self.cids[name] = {m["cid"]: m for m in history.buffer if "cid" in m}
+
+    def find(self, name):
+        """The room's history, from memory or the store; None if it never had a message."""
+        history = self.rooms.get(name)
+        if history is not None:
+            self.rooms.move_to_end(name)
+            return history
+        state = self.store.load_room(name, self.history_size)
+        if state is None:
+            return None
+        history = self.rooms[name] = RoomHistory.from_state(name, state, self.history_size)
+        self.cids[name] = {m["cid"]: m for m in history.buffer if "cid" in m}
+        return history
 
     def room(self, name):
         """The room's history, created empty on first use."""
-        history = self.rooms.get(name)
+        history = self.find(name)
         if history is None:
             history = self.rooms[name] = RoomHistory(name, self.epoch, size=self.history_size)
             self.cids[name] = {}
@@ -86,20 +109,41 @@ class Sequencer:
         return message, False
 
     def commit(self):
-        """Make everything sequenced so far durable (before anyone hears of it)."""
+        """Make everything sequenced so far durable (before anyone hears of it);
+        then rooms beyond ``rooms_in_memory`` leave memory, least recently used
+        first (a durable store loads them again on their next use)."""
         self.store.commit()
+        if self.store.durable:
+            while len(self.rooms) > self.rooms_in_memory:
+                name, _ = self.rooms.popitem(last=False)
+                del self.cids[name]
+
+    def expire(self):
+        """Rooms without a message for ``room_ttl_ms`` lose their messages,
+        in memory and in the store; their position (epoch, seq) stays, so a
+        client resuming from before hears ``gap``.  Returns how many rooms."""
+        cutoff = self.clock_ms() - self.room_ttl_ms
+        idle = [name for name, history in self.rooms.items()
+                if history.buffer and history.buffer[-1]["ts"] < cutoff]
+        for name in idle:
+            history = self.rooms[name]
+            self.rooms[name] = RoomHistory(name, history.epoch, history.seq, self.history_size)
+            self.cids[name] = {}
+        stored = self.store.expire(cutoff)
+        return max(len(idle), stored)
 
     def snapshot(self, rooms=None):
         """Rooms' state: {room: {epoch, seq, history}}, for the named rooms that
-        exist (default: every room)."""
+        exist (default: every room in memory)."""
         if rooms is None:
             return {name: history.state() for name, history in self.rooms.items()}
-        return {name: self.rooms[name].state() for name in rooms if name in self.rooms}
+        found = ((name, self.find(name)) for name in rooms)
+        return {name: history.state() for name, history in found if history is not None}
 
     def history(self, room, since=None, epoch=None):
         """{room, epoch, seq, history, gap}: the room's position and what a reader
         that last saw ``(epoch, since)`` is missing (see :meth:`RoomHistory.view`)."""
-        history = self.rooms.get(room)
+        history = self.find(room)
         if history is None:
             history = RoomHistory(room, self.epoch, size=self.history_size)
         return {"room": room, **history.view(since, epoch)}

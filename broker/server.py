@@ -13,9 +13,10 @@ import time
 import zmq
 
 from chatstream import wire
+from chatstream.config import ROOM_SWEEP_MS
 from chatstream.clock import now_ms
 from .presence import PresenceRegistry
-from .sequencer import Sequencer
+from .sequencer import DAY_MS, Sequencer
 from .store import MemoryStore, SqliteStore
 
 # Plain ints: pyzmq's send_multipart/recv_multipart combine its IntFlag
@@ -59,13 +60,16 @@ class Broker:
     def __init__(self, config, context=None, sequencer=None, presence=None):
         self.config = config
         self.context = context or zmq.Context.instance()
-        self.sequencer = sequencer or Sequencer(history_size=config.history_size,
-                                                store=open_store(config))
+        self.sequencer = sequencer or Sequencer(
+            history_size=config.history_size, store=open_store(config),
+            rooms_in_memory=config.rooms_in_memory,
+            room_ttl_ms=config.room_ttl_days * DAY_MS)
         self.presence = presence or PresenceRegistry(node_ttl_ms=config.node_ttl_ms)
         self.instance = None  # "<epoch>-<start time>", set by bind()
         self.intake = self.publisher = self.snapshots = None
         self.running = False
         self.outbox = []   # (socket, frames) to send once the batch is committed
+        self.next_room_sweep_ms = 0
         self.intake_handlers = {"publish": self.on_publish, "relay": self.on_relay,
                                 "presence": self.on_presence}
         self.snapshot_handlers = {"snapshot": self.on_snapshot, "history": self.on_history}
@@ -78,9 +82,9 @@ class Broker:
         self.publisher = self._socket(zmq.PUB, cfg.publish)
         self.instance = "%s-%d" % (self.sequencer.epoch, int(time.time()))
         log.info("broker %s listening: intake %s, publish %s, snapshot %s, history %d, "
-                 "state %s (%d rooms loaded)", self.instance, cfg.intake, cfg.publish,
-                 cfg.snapshot, cfg.history_size, cfg.state_path or "memory",
-                 len(self.sequencer.rooms))
+                 "state %s (rooms load on first use, at most %d in memory)", self.instance,
+                 cfg.intake, cfg.publish, cfg.snapshot, cfg.history_size,
+                 cfg.state_path or "memory", cfg.rooms_in_memory)
 
     def _socket(self, kind, endpoint):
         sock = self.context.socket(kind)
@@ -253,6 +257,7 @@ class Broker:
                            **self.sequencer.history(room, since, epoch))
 
     def heartbeat(self):
+        self._expire_rooms()
         changed, departed = self.presence.expire()
         if departed:
             log.warning("nodes expired; gone from rooms: %s", departed)
@@ -260,6 +265,17 @@ class Broker:
         self._publish(wire.HEARTBEAT_TOPIC, wire.encode(
             "heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
             ts=now_ms(), seqs=self.sequencer.take_changes()))
+
+    def _expire_rooms(self):
+        """At most every ROOM_SWEEP_MS: rooms idle past their TTL lose their messages."""
+        now = now_ms()
+        if now < self.next_room_sweep_ms:
+            return
+        self.next_room_sweep_ms = now + ROOM_SWEEP_MS
+        expired = self.sequencer.expire()
+        if expired:
+            log.info("%d rooms idle for %d days: their messages expired", expired,
+                     self.config.room_ttl_days)
 
     def _publish(self, topic, frame):
         self.outbox.append((self.publisher, [topic, frame]))

@@ -18,13 +18,18 @@ import sqlite3
 import time
 
 from chatstream import fastjson
-from chatstream.clock import new_epoch
+from chatstream.clock import new_epoch, now_ms
 
 log = logging.getLogger(__name__)
 
+# rooms.last_ms: when the room's last message was sequenced (Unix ms), for the
+# idle-room TTL.  A room whose messages expired keeps its row (~100 bytes):
+# its position, so a client resuming from before the expiry hears `gap`
+# instead of a restarted seq that could look like a continuation.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, epoch TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, epoch TEXT NOT NULL, seq INTEGER NOT NULL,
+                                  last_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS messages (
     room TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (room, seq)) WITHOUT ROWID;
@@ -36,12 +41,20 @@ class MemoryStore:
 
     durable = False
 
-    def load(self, history_size):
-        """Returns ``(epoch, {room: {"epoch", "seq", "history"}})``."""
-        return None, {}
+    def epoch(self):
+        """The stored epoch (None: nothing stored)."""
+        return None
+
+    def load_room(self, room, history_size):
+        """A room's stored state {"epoch", "seq", "history"}, or None."""
+        return None
 
     def append(self, room, epoch, message, history_size):
         pass
+
+    def expire(self, before_ms):
+        """Drop the messages of rooms silent since before ``before_ms``."""
+        return 0
 
     def commit(self):
         pass
@@ -75,6 +88,11 @@ class SqliteStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=%s" % ("FULL" if synchronous == "FULL" else "NORMAL"))
             db.executescript(SCHEMA)
+            columns = [row[1] for row in db.execute("PRAGMA table_info(rooms)")]
+            if "last_ms" not in columns:    # a state file from before the TTL: its rooms
+                db.execute("ALTER TABLE rooms ADD COLUMN last_ms INTEGER NOT NULL DEFAULT 0")
+                db.execute("UPDATE rooms SET last_ms = ?", (now_ms(),))   # count from now
+            db.execute("CREATE INDEX IF NOT EXISTS rooms_by_last_ms ON rooms (last_ms)")
             db.execute("SELECT count(*) FROM rooms").fetchone()
             return db
         except sqlite3.DatabaseError as exc:
@@ -86,27 +104,50 @@ class SqliteStore:
             os.replace(path, aside)
             return SqliteStore._open(path, synchronous)
 
-    def load(self, history_size):
-        """Returns ``(epoch, {room: {"epoch", "seq", "history"}})`` as last committed."""
+    def epoch(self):
+        """The stored epoch, made (and committed) on first use."""
         row = self.db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
-        epoch = row[0] if row else None
-        if epoch is None:
-            epoch = new_epoch()
-            self.db.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
-        rooms = {}
-        for room, room_epoch, seq in self.db.execute("SELECT room, epoch, seq FROM rooms"):
-            bodies = self.db.execute(
-                "SELECT body FROM messages WHERE room=? ORDER BY seq DESC LIMIT ?",
-                (room, history_size)).fetchall()
-            history = [fastjson.loads(b) for (b,) in reversed(bodies)]
-            rooms[room] = {"epoch": room_epoch, "seq": seq, "history": history}
-        return epoch, rooms
+        if row:
+            return row[0]
+        epoch = new_epoch()
+        self.db.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
+        return epoch
+
+    def load_room(self, room, history_size):
+        """A room's state {"epoch", "seq", "history"} as last committed, or None."""
+        row = self.db.execute("SELECT epoch, seq FROM rooms WHERE room=?", (room,)).fetchone()
+        if row is None:
+            return None
+        bodies = self.db.execute("SELECT body FROM messages WHERE room=? ORDER BY seq DESC LIMIT ?",
+                                 (room, history_size)).fetchall()
+        history = [fastjson.loads(b) for (b,) in reversed(bodies)]
+        if history and history[-1]["seq"] != row[1]:
+            history = []      # the tail is gone (expired): keep the position only
+        return {"epoch": row[0], "seq": row[1], "history": history}
 
     def append(self, room, epoch, message, history_size):
         """Stage one sequenced message; durable at the next :meth:`commit`."""
         body = fastjson.dumps(message, separators=fastjson.COMPACT)
         self.rows.append((room, message["seq"], body))
-        self.touched[room] = (epoch, message["seq"], history_size)
+        self.touched[room] = (epoch, message["seq"], history_size, message["ts"])
+
+    def expire(self, before_ms):
+        """Delete the messages of rooms with none since ``before_ms``; their
+        position stays (``last_ms`` 0: expired).  Returns how many rooms."""
+        rooms = [(room,) for (room,) in self.db.execute(
+            "SELECT room FROM rooms WHERE last_ms > 0 AND last_ms < ?", (before_ms,))]
+        if not rooms:
+            return 0
+        self.db.execute("BEGIN")
+        try:
+            self.db.executemany("DELETE FROM messages WHERE room=?", rooms)
+            self.db.execute("UPDATE rooms SET last_ms = 0 WHERE last_ms > 0 AND last_ms < ?",
+                            (before_ms,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return len(rooms)
 
     def commit(self):
         """Make every staged message durable in one transaction; prune what
@@ -117,10 +158,11 @@ class SqliteStore:
         try:
             self.db.executemany("INSERT INTO messages (room, seq, body) VALUES (?, ?, ?)",
                                 self.rows)
-            for room, (epoch, seq, history_size) in self.touched.items():
-                self.db.execute("INSERT INTO rooms (room, epoch, seq) VALUES (?, ?, ?) "
+            for room, (epoch, seq, history_size, last_ms) in self.touched.items():
+                self.db.execute("INSERT INTO rooms (room, epoch, seq, last_ms) VALUES (?, ?, ?, ?) "
                                 "ON CONFLICT(room) DO UPDATE SET epoch=excluded.epoch, "
-                                "seq=excluded.seq", (room, epoch, seq))
+                                "seq=excluded.seq, last_ms=excluded.last_ms",
+                                (room, epoch, seq, last_ms))
                 self.db.execute("DELETE FROM messages WHERE room=? AND seq<=?",
                                 (room, seq - history_size))
             self.db.execute("COMMIT")

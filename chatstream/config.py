@@ -53,6 +53,17 @@ ACK_TIMEOUT_MS = 5000
 # or ROUTER/DEALER refuse: rides out several seconds of a burst at benchmark
 # rates (docs/BENCHMARKS.md) while bounding memory.
 ZMQ_HWM = 100_000
+# A room without a message for this long loses its messages (in the broker's
+# memory and store; its position stays): a month keeps any conversation people
+# come back to, while abandoned rooms stop costing memory and disk.
+ROOM_TTL_DAYS = 30
+# Rooms the broker keeps in memory; beyond, the least recently used leave it
+# and are loaded from the store on their next use.  10,000 rooms of 50 typical
+# messages is ~100 MB; a room is one SELECT away when it comes back.
+BROKER_ROOMS_IN_MEMORY = 10_000
+# How often the broker looks for rooms past their TTL: hourly is precise
+# enough for a TTL counted in days, and each sweep costs one indexed query.
+ROOM_SWEEP_MS = 3_600_000
 
 # --- One node --------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """broker.store: durable room state survives a restart; the fake keeps nothing."""
 import sqlite3
 
+import pytest
+
 from broker.sequencer import Sequencer
 from broker.store import MemoryStore, SqliteStore
 
@@ -24,8 +26,9 @@ def test_state_survives_a_restart_with_the_same_epoch(tmp_path):
 
     again = Sequencer(history_size=5, store=SqliteStore(path))
     assert again.epoch == first.epoch
-    assert again.snapshot() == before
-    assert [m["seq"] for m in again.rooms["a"].buffer] == [4, 5, 6, 7, 8]
+    assert again.rooms == {}                       # nothing loaded before it is used
+    assert again.snapshot(["a", "b", "never"]) == before
+    assert [m["seq"] for m in again.room("a").buffer] == [4, 5, 6, 7, 8]
     # the cid window is the buffer: a retry of a buffered cid is recognised ...
     message, duplicate = again.sequence("a", "ann", "m7", "node1", "c-7")
     assert duplicate and message["seq"] == 8
@@ -41,7 +44,7 @@ def test_uncommitted_messages_are_not_durable(tmp_path):
     first.store.db.close()          # like kill -9: no commit, no clean close
 
     again = Sequencer(store=SqliteStore(path))
-    assert again.rooms["a"].seq == 2
+    assert again.room("a").seq == 2
 
 
 def test_pruning_keeps_only_the_buffer(tmp_path):
@@ -56,7 +59,7 @@ def test_a_larger_history_size_after_restart_loads_what_is_kept(tmp_path):
     path = str(tmp_path / "state.sqlite3")
     _fill(Sequencer(history_size=3, store=SqliteStore(path)), "a", 6)
     again = Sequencer(history_size=10, store=SqliteStore(path))
-    assert [m["seq"] for m in again.rooms["a"].buffer] == [4, 5, 6]
+    assert [m["seq"] for m in again.room("a").buffer] == [4, 5, 6]
     assert again.sequence("a", "ann", "x", "n")[0]["seq"] == 7
 
 
@@ -71,3 +74,79 @@ def test_an_unreadable_state_file_is_moved_aside_and_a_new_epoch_starts(tmp_path
 
 def test_memory_store_starts_a_new_epoch_each_time():
     assert Sequencer(store=MemoryStore()).epoch != Sequencer(store=MemoryStore()).epoch
+
+
+def test_rooms_beyond_the_memory_bound_leave_memory_and_come_back_whole(tmp_path):
+    seq = Sequencer(history_size=3, store=SqliteStore(str(tmp_path / "s.sqlite3")),
+                    rooms_in_memory=2)
+    for room in ("a", "b", "c"):
+        _fill(seq, room, 4, cid_prefix=room)
+    assert list(seq.rooms) == ["b", "c"]           # "a" was used least recently
+    message, duplicate = seq.sequence("a", "ann", "again", "node1", "a-3")
+    assert duplicate and message["seq"] == 4       # its cid window came back with it
+    assert seq.sequence("a", "ann", "next", "node1")[0]["seq"] == 5
+    seq.commit()
+    assert list(seq.rooms) == ["c", "a"]
+    assert seq.history("b", since=2)["history"][0]["seq"] == 3
+
+
+def test_a_memory_store_keeps_every_room_in_memory():
+    seq = Sequencer(store=MemoryStore(), rooms_in_memory=1)
+    _fill(seq, "a", 1)
+    _fill(seq, "b", 1)
+    assert sorted(seq.rooms) == ["a", "b"]         # nowhere else to load them from
+
+
+def _expiring(tmp_path, store_class):
+    clock = [1_000_000_000]
+    store = store_class(str(tmp_path / "s.sqlite3")) if store_class is SqliteStore else MemoryStore()
+    seq = Sequencer(history_size=5, store=store, clock_ms=lambda: clock[0], room_ttl_ms=1000)
+    return seq, clock
+
+
+@pytest.mark.parametrize("store_class", [SqliteStore, MemoryStore])
+def test_idle_rooms_lose_their_messages_but_keep_their_position(tmp_path, store_class):
+    seq, clock = _expiring(tmp_path, store_class)
+    _fill(seq, "idle", 3)
+    clock[0] += 900
+    _fill(seq, "busy", 1)
+    clock[0] += 200                                # idle: 1100 ms silent, busy: 200 ms
+    assert seq.expire() == 1
+    idle = seq.history("idle", since=1, epoch=seq.epoch)
+    assert (idle["seq"], idle["history"], idle["gap"]) == (3, [], True)
+    assert seq.history("busy")["seq"] == 1 and len(seq.history("busy")["history"]) == 1
+    assert seq.sequence("idle", "ann", "back", "node1")[0]["seq"] == 4
+    seq.commit()
+    assert seq.expire() == 0
+
+
+def test_expired_rooms_are_gone_from_the_state_file(tmp_path):
+    seq, clock = _expiring(tmp_path, SqliteStore)
+    _fill(seq, "idle", 3)
+    clock[0] += 5000
+    seq.expire()
+    seq.store.close()
+    db = sqlite3.connect(str(tmp_path / "s.sqlite3"))
+    assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    again = Sequencer(history_size=5, store=SqliteStore(str(tmp_path / "s.sqlite3")))
+    assert again.history("idle", since=1, epoch=again.epoch)["gap"]
+
+
+def test_a_state_file_from_before_the_ttl_counts_its_rooms_from_now(tmp_path):
+    path = str(tmp_path / "old.sqlite3")
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE rooms (room TEXT PRIMARY KEY, epoch TEXT NOT NULL, seq INTEGER NOT NULL);
+        CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
+                               PRIMARY KEY (room, seq)) WITHOUT ROWID;
+        INSERT INTO meta VALUES ('epoch', 'E0');
+        INSERT INTO rooms VALUES ('a', 'E0', 1);
+        INSERT INTO messages VALUES ('a', 1, '{"id":"x","seq":1,"room":"a","nick":"n","text":"t","ts":1,"node":"n"}');
+    """)
+    db.commit()
+    db.close()
+    seq = Sequencer(store=SqliteStore(path), room_ttl_ms=86_400_000)
+    assert seq.epoch == "E0"
+    assert seq.expire() == 0                       # not expired by a ts of 1970
+    assert seq.history("a")["history"][0]["text"] == "t"
