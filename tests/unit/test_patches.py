@@ -19,7 +19,7 @@ from gevent import pywsgi
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header
 
-from chat import patches
+from chat import fanout, patches
 from chat.backpressure import SlowClientReaper
 from chat.websocket import BatchingWebSocketWSGI
 
@@ -255,3 +255,17 @@ def test_a_socket_of_another_class_is_refused_by_the_sockets_table(sio):
         sio.eio.sockets["x"] = object()
     sio.eio.sockets["y"] = engineio_socket.Socket(sio.eio, "y")
     assert type(sio.eio.sockets["y"]) is patches.ChatSocket
+
+
+def test_fanout_emit_local_sends_one_packet_to_every_member_of_the_room(sio):
+    clients = [WireClient(sio) for _ in range(3)]
+    try:
+        for client in clients:
+            client.send("40")
+            assert client.receive().startswith("40")
+        fanout.emit_local(sio, "message", {"room": "room", "seq": 7}, "room")
+        assert [c.receive() for c in clients] == ['42["message",{"room":"room","seq":7}]'] * 3
+        fanout.emit_local(sio, "message", {"seq": 8}, "another room")     # nobody there
+    finally:
+        for client in clients:
+            client.close()

@@ -1,0 +1,37 @@
+"""A room broadcast to this node's members of the room, through public APIs only.
+
+What ``server.manager.emit(event, data, namespace=..., room=room,
+ignore_queue=True)`` does -- encode the Socket.IO packet once, hand the same
+Engine.IO packet to every member -- minus python-socketio's per-member layers
+(``get_participants`` copying the room, ``_send_eio_packet``, the ``skip_sid``
+test).  Each member's socket then writes the packet straight to an idle
+websocket (``patches.ChatSocket.send``), its frame built once per packet.
+
+Measured with ``python -m bench.emit_local`` (real sockets of the node's server
+class, websocket mode, direct writes): 5-15 % (0.2-0.6 us) less per delivery
+than ``Manager.emit`` at 100 members, within noise at 1000; the loop it replaces
+(bidict's private ``_fwdm`` and ``server.eio.sockets``) saved a little more.
+The room is read with bidict's public ``values()`` and each packet sent with
+Engine.IO's public ``send_packet``.
+"""
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+
+def emit_local(server, event, data, room, namespace="/"):
+    """Emit ``event`` with ``data`` to this node's members of ``room``, not published.
+
+    :param server: the node's ``socketio.Server``.
+    """
+    members = server.manager.rooms.get(namespace, {}).get(room)
+    if not members:
+        return
+    encoded = server.packet_class(sio_packet.EVENT, namespace=namespace,
+                                  data=[event, data]).encode()
+    if isinstance(encoded, list):       # binary attachments: python-socketio's own path
+        server.manager.emit(event, data, namespace=namespace, room=room, ignore_queue=True)
+        return
+    pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+    send = server.eio.send_packet
+    for eio_sid in list(members.values()):   # a send may close a socket and leave the room
+        send(eio_sid, pkt)
