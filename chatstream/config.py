@@ -65,6 +65,11 @@ BROKER_ROOMS_IN_MEMORY = 10_000
 # enough for a TTL counted in days, and each sweep costs one indexed query.
 ROOM_SWEEP_MS = 3_600_000
 
+# Rooms a node asks for in one snapshot request when it (re)syncs: a reply is
+# then at most this many rooms x HISTORY_SIZE messages, so it stays under the
+# node's frame limit however many rooms the node follows.
+SNAPSHOT_ROOMS_PER_REQUEST = 20
+
 # --- One node --------------------------------------------------------------------
 
 NODE_NAME = "node1"
@@ -88,6 +93,24 @@ MAX_SEND_QUEUE = 1000
 # python-socketio's defaults, so idle websockets cost one ping per 25 s.
 PING_INTERVAL_S = 25
 PING_TIMEOUT_S = 20
+
+# --- Presence (the broker's registry) ----------------------------------------------
+
+# A room's member list goes out at most once per this period, carrying every
+# change since the last one: 200 ms still feels live in a member list, and 400
+# joins to one room cost each member a few lists instead of 400
+# (bench/presence_storm.py; docs/FAULTS.md "Hostile peer").
+PRESENCE_INTERVAL_MS = 200
+# What one node's report may hold.  A real node never comes near: nicks per room
+# are bounded by its connections (MAX_CONNECTIONS), and 10,000 distinct rooms
+# with members on one node would mean nearly one room per connection at the
+# node's limit.  The caps bound what a bad report costs the broker.
+PRESENCE_MAX_ROOMS = 10_000
+PRESENCE_MAX_NICKS = MAX_CONNECTIONS
+# Distinct node names registered at once: far above any cluster we run (3-10
+# nodes), low enough that invented names cannot grow the registry.  A report
+# from one more new name is refused until a node expires or says goodbye.
+PRESENCE_MAX_NODES = 64
 
 LOG_LEVEL = "INFO"
 
