@@ -173,3 +173,25 @@ def test_relays_reach_the_other_nodes_of_their_room():
     a.relay({"method": "emit", "event": "y", "room": "elsewhere", "host_id": "h"})
     wait_for(lambda: len(rec_b.relays) == 2, what="two relays")
     assert [r["event"] for r in rec_b.relays] == ["announcement", "x"]
+
+
+def test_a_resync_asks_for_the_followed_rooms_in_small_batches():
+    broker, ((a, rec_a), (b, _)) = synced_links(rooms_per_request=2)
+    rooms = ["r%d" % i for i in range(5)]
+    for room in rooms:
+        a.follow(room)
+        b.follow(room)
+        b.sequence(room, "bob", "before " + room)
+    wait_for(lambda: len(rec_a.messages()) == 5)
+    broker = broker.restart(keep_state=True)
+    broker.frames_seen.clear()
+    broker.heartbeat()
+    wait_for(lambda: a.broker_instance == broker.broker.instance, what="the resync")
+    asked = [wire.decode(body)["rooms"] for channel, body in broker.frames_seen
+             if channel == "snapshot" and wire.decode(body)["type"] == "snapshot"]
+    assert sorted(len(batch) for batch in asked) == [1, 1, 2, 2, 2, 2]   # 2 nodes x 3
+    assert sorted(room for batch in asked for room in batch) == sorted(rooms * 2)
+    for room in rooms:
+        b.sequence(room, "bob", "after " + room)
+    wait_for(lambda: len(rec_a.messages()) == 10)
+    assert rec_a.restarted == []

@@ -33,12 +33,15 @@ class BrokerLink:
     :param heartbeat_ms: the broker's heartbeat period (also this node's
         presence report period).
     :param dead_after_ms: silence after which the broker counts as down.
+    :param rooms_per_request: rooms asked for in one snapshot request.
     """
 
     def __init__(self, transport, node="node1", history_size=config.HISTORY_SIZE,
                  ack_timeout_s=config.ACK_TIMEOUT_MS / 1000.0, heartbeat_ms=config.HEARTBEAT_MS,
-                 dead_after_ms=config.DEAD_AFTER_MS):
+                 dead_after_ms=config.DEAD_AFTER_MS,
+                 rooms_per_request=config.SNAPSHOT_ROOMS_PER_REQUEST):
         self.transport = transport
+        self.rooms_per_request = rooms_per_request
         self.node = node
         self.ack_timeout_s = ack_timeout_s
         self.heartbeat_ms = heartbeat_ms
@@ -116,21 +119,8 @@ class BrokerLink:
 
         Raises :class:`BrokerUnavailable` if the room's state cannot be fetched.
         """
-        record = self.following.get(room)
-        if record is not None:
-            if record.fetching:         # another join is fetching it: wait for that
-                record.ready.wait(self.ack_timeout_s)
-                if not self.following.is_live(room):
-                    raise BrokerUnavailable("room %s could not be fetched" % room)
-            return
-        self.following.start(room)
-        try:
-            reply = self.snapshots.request("history", self.ack_timeout_s, room=room)
-            held = self.following.installed(room, reply)
-        except BaseException:
-            self.following.failed(room)
-            raise
-        for body in held:
+        fetch = lambda: self.snapshots.request("history", self.ack_timeout_s, room=room)  # noqa: E731
+        for body in self.following.follow(room, fetch, self.ack_timeout_s):
             self._on_message(body)
 
     def release(self, room):
@@ -254,12 +244,12 @@ class BrokerLink:
             self.listener.relay(data)
 
     def _sync(self, instance):
-        """Install a full snapshot (Clone pattern): SUB is connected first, so
-        everything published after the snapshot is queued on it and merged by seq."""
+        """Install a full snapshot (Clone pattern): SUB is connected first, and
+        this reader handles nothing else meanwhile, so everything published
+        after the snapshot waits on it and is then merged by seq."""
         self._set_state(LinkState.SYNCING, "broker %s" % instance)
         try:
-            reply = self.snapshots.request("snapshot", self.ack_timeout_s,
-                                           rooms=self.following.names())
+            reply = self._snapshot()
         except BrokerUnavailable as exc:
             self._set_state(LinkState.DOWN, str(exc))
             return
@@ -275,6 +265,22 @@ class BrokerLink:
                 self.listener.deliver("message", message, room)
         for room in broken:
             self.listener.restart_room(room)
+
+    def _snapshot(self):
+        """The followed rooms' state, ``rooms_per_request`` rooms per request."""
+        names = self.following.names()
+        batches = [names[i:i + self.rooms_per_request]
+                   for i in range(0, len(names), self.rooms_per_request)] or [[]]
+        snapshot = None
+        for batch in batches:
+            reply = self.snapshots.request("snapshot", self.ack_timeout_s, rooms=batch)
+            if snapshot is None:
+                snapshot = reply
+            elif reply["broker"] != snapshot["broker"] or reply["epoch"] != snapshot["epoch"]:
+                raise BrokerUnavailable("broker restarted during the sync")
+            else:
+                snapshot["rooms"].update(reply["rooms"])
+        return snapshot
 
     def _repair(self, room):
         """Fetch what this node missed of one room from the broker's buffer."""

@@ -8,6 +8,7 @@ and merged by seq once the state is installed (the Clone pattern, per room).
 from gevent.event import Event
 
 from chatstream import wire
+from .channel import BrokerUnavailable
 
 
 class FollowedRoom:
@@ -52,6 +53,28 @@ class RoomFollowing:
         """Followed, and its state installed: live messages apply directly."""
         record = self.rooms.get(room)
         return record is not None and not record.fetching
+
+    def follow(self, room, fetch, timeout_s):
+        """Follow a room: subscribe, then install ``fetch()``'s state of it.
+
+        Returns the live messages held meanwhile (to merge by seq).  A second
+        caller while the fetch runs waits for it.  Raises what ``fetch``
+        raised, or :class:`~chat.link.channel.BrokerUnavailable` to a caller
+        that waited for a fetch that failed.
+        """
+        record = self.rooms.get(room)
+        if record is not None:
+            if record.fetching:
+                record.ready.wait(timeout_s)
+                if not self.is_live(room):
+                    raise BrokerUnavailable("room %s could not be fetched" % room)
+            return []
+        self.start(room)
+        try:
+            return self.installed(room, fetch())
+        except BaseException:
+            self.failed(room)
+            raise
 
     def start(self, room):
         """Subscribe to the room's topic; its state is to be fetched next."""
