@@ -8,11 +8,12 @@ test).  Each member's socket then writes the packet straight to an idle
 websocket (``patches.ChatSocket.send``), its frame built once per packet.
 
 Measured with ``python -m bench.emit_local`` (real sockets of the node's server
-class, websocket mode, direct writes): 5-15 % (0.2-0.6 us) less per delivery
-than ``Manager.emit`` at 100 members, within noise at 1000; the loop it replaces
-(bidict's private ``_fwdm`` and ``server.eio.sockets``) saved a little more.
-The room is read with bidict's public ``values()`` and each packet sent with
-Engine.IO's public ``send_packet``.
+class, websocket mode, direct writes; 11 runs on a shared 2-core machine): the
+median of a run was 0-15 % below ``Manager.emit`` per delivery (about 7 % =
+0.3 us typically) at 100 and at 1000 members, faster in 19 of 22 runs; the loop
+it replaces (bidict's private ``_fwdm``, ``server.eio.sockets``) was 5-25 %
+below.  The room is read with bidict's public ``values()`` and each packet sent
+with Engine.IO's public ``send_packet``.
 """
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
