@@ -25,6 +25,11 @@ class BrokerConfig:
     state_path: str = "var/broker.sqlite3"
     # NORMAL survives kill -9 of the broker; FULL also a power cut (fsync per commit).
     state_sync: str = "NORMAL"
+    # Presence: a room's list published at most once per interval; caps on reports.
+    presence_interval_ms: int = shared.PRESENCE_INTERVAL_MS
+    presence_max_rooms: int = shared.PRESENCE_MAX_ROOMS
+    presence_max_nicks: int = shared.PRESENCE_MAX_NICKS
+    presence_max_nodes: int = shared.PRESENCE_MAX_NODES
     room_ttl_days: int = shared.ROOM_TTL_DAYS
     rooms_in_memory: int = shared.BROKER_ROOMS_IN_MEMORY
 
@@ -45,6 +50,11 @@ def from_env(environ=None):
         log_level=env_str("CHAT_LOG_LEVEL", default.log_level, environ),
         state_path=env_str("CHAT_BROKER_STATE", default.state_path, environ),
         state_sync=env_str("CHAT_BROKER_SYNC", default.state_sync, environ).upper(),
+        presence_interval_ms=env_int("CHAT_PRESENCE_INTERVAL_MS", default.presence_interval_ms,
+                                     environ),
+        presence_max_rooms=env_int("CHAT_PRESENCE_MAX_ROOMS", default.presence_max_rooms, environ),
+        presence_max_nicks=env_int("CHAT_PRESENCE_MAX_NICKS", default.presence_max_nicks, environ),
+        presence_max_nodes=env_int("CHAT_PRESENCE_MAX_NODES", default.presence_max_nodes, environ),
         room_ttl_days=env_int("CHAT_ROOM_TTL_DAYS", default.room_ttl_days, environ),
         rooms_in_memory=env_int("CHAT_BROKER_ROOMS_IN_MEMORY", default.rooms_in_memory, environ),
     )

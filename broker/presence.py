@@ -4,81 +4,140 @@ Each node reports its own members (``presence`` on intake): the rooms that
 changed at once, and its whole member set with every heartbeat, which also
 keeps it alive here.  A node not heard for ``node_ttl_ms`` (dead, hung or cut
 off) has its members removed, and the rooms hear who left.
+
+Indexed both ways (node -> room -> nicks for reports and expiry, room -> node
+-> nicks for lists), so a room's list costs the members of that room, not a
+walk over every node.  Changes are not published one by one: a report marks
+the rooms it changed dirty, and :meth:`PresenceRegistry.take_changes` (called
+by the broker at most once per ``CHAT_PRESENCE_INTERVAL_MS``) gives each dirty
+room's list once, only if it differs from the list last given.
 """
 from chatstream import config
 from chatstream.clock import now_ms
 
 
+class PresenceFull(Exception):
+    """A report from a new node while ``max_nodes`` nodes are registered."""
+
+
 class PresenceRegistry:
-    """Member nicks per room, per node, with node expiry.
+    """Member nicks per room, per node, with node expiry and coalesced changes.
 
     :param node_ttl_ms: silence after which a node's members are dropped.
     :param clock_ms: returns Unix milliseconds (injectable for tests).
+    :param max_nodes: distinct node names registered at once, at most.
     """
 
-    def __init__(self, node_ttl_ms=config.NODE_TTL_MS, clock_ms=now_ms):
+    def __init__(self, node_ttl_ms=config.NODE_TTL_MS, clock_ms=now_ms,
+                 max_nodes=config.PRESENCE_MAX_NODES):
         self.node_ttl_ms = node_ttl_ms
         self.clock_ms = clock_ms
-        self.nodes = {}    # node -> {"seen": ms, "rooms": {room: frozenset(nicks)}}
+        self.max_nodes = max_nodes
+        self.nodes = {}      # node -> {"seen": ms, "rooms": {room: frozenset(nicks)}}
+        self.rooms = {}      # room -> {node: frozenset(nicks)}, the same sets
+        self.dirty = set()   # rooms whose list may differ from the one last taken
+        self.taken = {}      # room -> the list take_changes last gave (non-empty)
 
     def members(self, room):
         """The room's nicks on every node, sorted, each once."""
-        nicks = set()
-        for state in self.nodes.values():
-            nicks.update(state["rooms"].get(room, ()))
-        return sorted(nicks)
+        per_node = self.rooms.get(room)
+        if not per_node:
+            return []
+        if len(per_node) == 1:
+            return sorted(next(iter(per_node.values())))
+        return sorted(frozenset().union(*per_node.values()))
+
+    def held(self, node, room):
+        """The nicks ``node`` last reported in ``room`` (an empty set if none)."""
+        state = self.nodes.get(node)
+        return state["rooms"].get(room, frozenset()) if state is not None else frozenset()
 
     def snapshot(self):
         """{room: [nick...]} for every room with members."""
-        rooms = set()
-        for state in self.nodes.values():
-            rooms.update(state["rooms"])
-        return {room: self.members(room) for room in sorted(rooms)}
+        return {room: self.members(room) for room in sorted(self.rooms)}
 
     def update(self, node, rooms, full):
-        """Take a node's report; returns the rooms whose member list changed.
+        """Take a node's report; returns the rooms where this node's nicks changed
+        (they are marked dirty).
 
         :param rooms: {room: [nick...]}; an empty list means nobody there.
         :param full: the report is the node's whole state (rooms not named are empty).
+        :raises PresenceFull: ``node`` is new and ``max_nodes`` are registered.
         """
-        state = self.nodes.setdefault(node, {"seen": 0, "rooms": {}})
+        state = self.nodes.get(node)
+        if state is None:
+            if len(self.nodes) >= self.max_nodes:
+                raise PresenceFull("%d nodes registered, the limit" % len(self.nodes))
+            state = self.nodes[node] = {"seen": 0, "rooms": {}}
         state["seen"] = self.clock_ms()
-        touched = set(rooms) | (set(state["rooms"]) if full else set())
-        before = {room: self.members(room) for room in touched}
-        new_rooms = {} if full else dict(state["rooms"])
+        held = state["rooms"]
+        changed = set()
+        for room in (held.keys() - rooms.keys()) if full else ():
+            self._set(node, room, None)
+            changed.add(room)
         for room, nicks in rooms.items():
-            if nicks:
-                new_rooms[room] = frozenset(nicks)
-            else:
-                new_rooms.pop(room, None)
-        state["rooms"] = new_rooms
-        return {room for room in touched if self.members(room) != before[room]}
+            nicks = frozenset(nicks)
+            if held.get(room, frozenset()) != nicks:
+                self._set(node, room, nicks or None)
+                changed.add(room)
+        self.dirty |= changed
+        return changed
 
     def remove(self, node):
         """Drop a node (it said goodbye or expired).
 
-        Returns ``(changed, departed)``: rooms whose list changed, and
-        {room: [nick...]} of nicks no longer anywhere in that room.
+        Returns {room: [nick...]}: nicks no longer anywhere in that room.  Every
+        room the node was in is marked dirty.
         """
-        state = self.nodes.get(node)
+        state = self.nodes.pop(node, None)
         if state is None:
-            return set(), {}
-        before = {room: set(self.members(room)) for room in state["rooms"]}
-        del self.nodes[node]
+            return {}
         departed = {}
-        for room, nicks in before.items():
-            gone = sorted(nicks - set(self.members(room)))
+        for room, nicks in state["rooms"].items():
+            per_node = self.rooms[room]
+            del per_node[node]
+            gone = sorted(n for n in nicks if not any(n in other for other in per_node.values()))
+            if not per_node:
+                del self.rooms[room]
             if gone:
                 departed[room] = gone
-        return set(departed), departed
+            self.dirty.add(room)
+        return departed
 
     def expire(self):
         """Remove every node silent for longer than the TTL; as :meth:`remove`."""
         limit = self.clock_ms() - self.node_ttl_ms
-        changed, departed = set(), {}
+        departed = {}
         for node in [n for n, s in self.nodes.items() if s["seen"] < limit]:
-            c, d = self.remove(node)
-            changed |= c
-            for room, nicks in d.items():
+            for room, nicks in self.remove(node).items():
                 departed.setdefault(room, []).extend(nicks)
-        return changed, departed
+        return departed
+
+    def take_changes(self):
+        """{room: [nick...]} of the dirty rooms whose list differs from the last
+        one taken (an empty list: the room emptied); clears the dirty set."""
+        changes = {}
+        for room in sorted(self.dirty):
+            members = self.members(room)
+            if members != self.taken.get(room, []):
+                changes[room] = members
+                if members:
+                    self.taken[room] = members
+                else:
+                    del self.taken[room]
+        self.dirty.clear()
+        return changes
+
+    def _set(self, node, room, nicks):
+        """This node's nicks in a room (None: none), in both indexes."""
+        held = self.nodes[node]["rooms"]
+        if nicks:
+            held[room] = nicks
+            self.rooms.setdefault(room, {})[node] = nicks
+            return
+        held.pop(room, None)
+        per_node = self.rooms.get(room)
+        if per_node is not None:
+            per_node.pop(node, None)
+            if not per_node:
+                del self.rooms[room]

@@ -8,14 +8,15 @@ once, and only then sends what the batch produced (publishes and acks, in
 order).  So nothing is published or acknowledged before it is durable.
 """
 import logging
+import math
 import time
 
 import zmq
 
-from chatstream import wire
+from chatstream import rules, wire
 from chatstream.config import ROOM_SWEEP_MS
 from chatstream.clock import now_ms
-from .presence import PresenceRegistry
+from .presence import PresenceFull, PresenceRegistry
 from .sequencer import DAY_MS, Sequencer
 from .store import MemoryStore, SqliteStore
 
@@ -38,6 +39,14 @@ log = logging.getLogger(__name__)
 
 class RequestError(Exception):
     """A request the broker refuses; becomes an ``error`` reply."""
+
+
+def _ruled(rule, value):
+    """``rule(value)`` (chatstream.rules); a refusal names the contract's code."""
+    try:
+        return rule(value)
+    except rules.RuleError as exc:
+        raise RequestError("%s: %s" % (exc.code, exc.detail)) from None
 
 
 def _field(body, name, types, optional=False):
@@ -64,7 +73,9 @@ class Broker:
             history_size=config.history_size, store=open_store(config),
             rooms_in_memory=config.rooms_in_memory,
             room_ttl_ms=config.room_ttl_days * DAY_MS)
-        self.presence = presence or PresenceRegistry(node_ttl_ms=config.node_ttl_ms)
+        self.presence = presence or PresenceRegistry(node_ttl_ms=config.node_ttl_ms,
+                                                     max_nodes=config.presence_max_nodes)
+        self.next_presence = 0.0   # time.monotonic() before which no presence goes out
         self.instance = None  # "<epoch>-<start time>", set by bind()
         self.intake = self.publisher = self.snapshots = None
         self.running = False
@@ -117,7 +128,8 @@ class Broker:
                 self.heartbeat()
                 self._flush()
                 next_beat = now + interval
-            timeout_ms = max(0, int((next_beat - now) * 1000))
+            wake = min(next_beat, self.next_presence) if self.presence.dirty else next_beat
+            timeout_ms = max(0, math.ceil((wake - now) * 1000))
             try:
                 events = dict(poller.poll(timeout_ms))
             except zmq.ZMQError as exc:
@@ -142,7 +154,8 @@ class Broker:
             self._serve(sock, handlers, frames)
 
     def _flush(self):
-        """Commit the batch, then send what it produced."""
+        """Commit the batch, then send what it produced (and presence, when due)."""
+        self._publish_presence_when_due()
         if not self.outbox:
             return
         try:
@@ -189,13 +202,15 @@ class Broker:
     # intake handlers
 
     def on_publish(self, body):
-        room = _field(body, "room", str)
-        nick = _field(body, "nick", str)
-        text = _field(body, "text", str)
-        node = _field(body, "node", str)
+        # The client contract's rules, as the node applied them: a node cannot have
+        # sequenced what its clients could not send (chatstream.rules).
+        room = _ruled(rules.room, _field(body, "room", str))
+        nick = _ruled(rules.clean_nick, _field(body, "nick", str))
+        text = _ruled(rules.text, _field(body, "text", str))
+        node = _ruled(rules.node_name, _field(body, "node", str))
         cid = _field(body, "cid", str, optional=True)
-        if not wire.ROOM_RE.fullmatch(room):
-            raise RequestError("invalid room name")
+        if cid is not None:
+            _ruled(rules.cid, cid)
         message, duplicate = self.sequencer.sequence(room, nick, text, node, cid)
         if not duplicate:
             epoch = self.sequencer.rooms[room].epoch
@@ -203,39 +218,62 @@ class Broker:
         return wire.encode("published", rid=body.get("rid"), message=message, duplicate=duplicate)
 
     def on_relay(self, body):
-        topic = _field(body, "topic", str, optional=True)
-        if topic is not None and not wire.ROOM_RE.fullmatch(topic):
-            raise RequestError("invalid room name")
-        data = _field(body, "data", dict)
-        frame = wire.encode("relay", topic=topic, data=data)
-        self._publish(wire.room_topic(topic) if topic else wire.BROADCAST_TOPIC, frame)
+        """Only the relay nodes send: an "<nick> joined/left" announcement to its room."""
+        topic = _field(body, "topic", str)
+        room = _ruled(rules.announcement_relay, body.get("data"))
+        if topic != room:
+            raise RequestError("invalid_relay: topic %r is not the relay's room %r" % (topic, room))
+        frame = wire.encode("relay", topic=topic, data=body["data"])
+        self._publish(wire.room_topic(topic), frame)
         return None  # relays are fire-and-forget, like python-socketio's pub/sub
 
     def on_presence(self, body):
-        node = _field(body, "node", str)
+        """A node's members; the whole report is checked before any of it counts."""
+        node = _ruled(rules.node_name, _field(body, "node", str))
         rooms = _field(body, "rooms", dict)
+        cfg = self.config
+        if len(rooms) > cfg.presence_max_rooms:
+            raise RequestError("presence of %d rooms; a report holds at most %d"
+                               % (len(rooms), cfg.presence_max_rooms))
         for room, nicks in rooms.items():
-            if not wire.ROOM_RE.fullmatch(room):
-                raise RequestError("invalid room name in presence")
-            if not isinstance(nicks, list) or not all(isinstance(n, str) for n in nicks):
+            _ruled(rules.room, room)
+            if not isinstance(nicks, list):
                 raise RequestError("presence of room %r is not a list of nicks" % room)
+            if len(nicks) > cfg.presence_max_nicks:
+                raise RequestError("presence of %d nicks in room %s; at most %d per room"
+                                   % (len(nicks), room, cfg.presence_max_nicks))
+            known = self.presence.held(node, room)   # checked when first reported
+            for nick in nicks:
+                if nick not in known:
+                    _ruled(rules.clean_nick, nick)
         if body.get("bye") is True:
-            changed, departed = self.presence.remove(node)
             log.info("node %s said goodbye", node)
-        else:
-            changed, departed = self.presence.update(node, rooms, full=body.get("full") is True), {}
-        self._publish_presence(changed, departed)
+            self._announce_departures(self.presence.remove(node))
+            return None
+        try:
+            self.presence.update(node, rooms, full=body.get("full") is True)
+        except PresenceFull as exc:
+            raise RequestError("presence from new node %r refused: %s" % (node, exc)) from None
         return None
 
-    def _publish_presence(self, changed, departed):
-        for room in sorted(changed):
-            self._publish(wire.PRESENCE_TOPIC, wire.encode(
-                "presence", room=room, members=self.presence.members(room)))
+    def _announce_departures(self, departed):
+        """"<nick> left" at once for the members of a node that is gone."""
         ts = now_ms()
         for room, nicks in sorted(departed.items()):
             for nick in nicks:
                 self._publish(wire.room_topic(room), wire.encode(
                     "announcement", room=room, text="%s left" % nick, ts=ts))
+
+    def _publish_presence_when_due(self):
+        """Each changed room's list, at most once per ``presence_interval_ms``:
+        400 joins in a burst cost every member a few lists, not 400."""
+        now = time.monotonic()
+        if not self.presence.dirty or now < self.next_presence:
+            return
+        self.next_presence = now + self.config.presence_interval_ms / 1000.0
+        for room, members in self.presence.take_changes().items():
+            self._publish(wire.PRESENCE_TOPIC, wire.encode("presence", room=room,
+                                                           members=members))
 
     # snapshot handlers
 
@@ -258,10 +296,10 @@ class Broker:
 
     def heartbeat(self):
         self._expire_rooms()
-        changed, departed = self.presence.expire()
+        departed = self.presence.expire()
         if departed:
             log.warning("nodes expired; gone from rooms: %s", departed)
-        self._publish_presence(changed, departed)
+        self._announce_departures(departed)
         self._publish(wire.HEARTBEAT_TOPIC, wire.encode(
             "heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
             ts=now_ms(), seqs=self.sequencer.take_changes()))

@@ -3,11 +3,13 @@ one run of the real loop over zmq inproc sockets."""
 import itertools
 import json
 import threading
+import time
 
 import pytest
 import zmq
 
 from broker.config import BrokerConfig
+from broker.presence import PresenceRegistry
 from broker.sequencer import Sequencer
 from broker.server import Broker
 from chatstream import wire
@@ -33,11 +35,11 @@ class FakeSocket:
             self.partial = []
 
 
-def make_broker(history_size=50):
+def make_broker(history_size=50, **config):
     clock = itertools.count(1_000)
     sequencer = Sequencer(epoch="E1", history_size=history_size,
                           clock_ms=lambda: next(clock))
-    broker = Broker(BrokerConfig(history_size=history_size), context=object(),
+    broker = Broker(BrokerConfig(history_size=history_size, **config), context=object(),
                     sequencer=sequencer)
     broker.publisher = FakeSocket()
     broker.instance = "E1-1"
@@ -151,34 +153,207 @@ def test_publish_still_acks_when_the_pub_queue_is_full():
     assert broker.sequencer.rooms["lobby"].seq == 1
 
 
+@pytest.mark.parametrize("change", [
+    {"nick": "ad\u202emin"}, {"nick": "ad\u200bmin"}, {"nick": "a" * 1000}, {"nick": ""},
+    {"nick": " ann"}, {"nick": "\uff41nn"}, {"nick": "a\x00"},
+    {"text": "x" * 2001}, {"text": "x" * 1_000_000}, {"text": " \n "}, {"text": "a\x00b"},
+    {"text": "esc\x1b[2J"}, {"text": "a\ud800"},
+    {"room": "a b"}, {"room": "a" * 65}, {"cid": ""}, {"cid": "c" * 65},
+    {"node": ""}, {"node": "node 1"}, {"node": "<b>n</b>"}, {"node": "n" * 65},
+], ids=lambda c: "%s=%r" % next((k, v[:12]) for k, v in c.items()))
+def test_publish_breaking_a_contract_rule_is_refused_with_the_rule_and_not_sequenced(change):
+    broker = make_broker()
+    fields = dict(rid=4, room="lobby", nick="ann", text="hi", node="node1", cid=None)
+    fields.update(change)
+    [reply] = intake(broker, frame("publish", **fields))
+    assert (reply["type"], reply["error"], reply["rid"]) == ("error", "bad_request", 4)
+    field = next(iter(change))
+    code = {"nick": "invalid_nick", "text": "invalid_text", "room": "invalid_room",
+            "cid": "invalid_payload", "node": "invalid_node"}[field]
+    assert reply["detail"].startswith(code + ": ")
+    assert broker.sequencer.snapshot() == {}
+    assert published(broker) == []
+
+
+def test_publish_with_newlines_tabs_and_a_unicode_nick_is_sequenced():
+    broker = make_broker()
+    [reply] = intake(broker, publish_frame(nick="Zo\u00eb \u65e5\u672c", text="a\n\tb"))
+    assert reply["type"] == "published"
+    assert (reply["message"]["nick"], reply["message"]["text"]) == ("Zo\u00eb \u65e5\u672c", "a\n\tb")
+
+
 # --- relay -------------------------------------------------------------------
 
-def test_relay_to_a_room_is_published_on_the_room_topic_without_a_reply():
+def announcement(room="lobby", text="ann joined", **changes):
+    """What python-socketio's PubSubManager.emit relays for chat.events._announce."""
+    data = {"method": "emit", "event": "announcement",
+            "data": [{"room": room, "text": text, "ts": 1_700_000_000_000}],
+            "binary": False, "namespace": "/", "room": room, "skip_sid": None,
+            "callback": None, "host_id": "0123456789abcdef0123456789abcdef"}
+    data.update(changes)
+    return data
+
+
+def test_an_announcement_relay_is_published_on_its_room_topic_without_a_reply():
     broker = make_broker()
-    data = {"method": "emit", "event": "announcement", "room": "lobby", "host_id": "h"}
+    data = announcement()
     assert intake(broker, frame("relay", topic="lobby", data=data)) == []
     [(topic, body)] = published(broker)
     assert topic == wire.room_topic("lobby")
     assert (body["type"], body["topic"], body["data"]) == ("relay", "lobby", data)
 
 
-def test_relay_without_topic_is_broadcast():
-    broker = make_broker()
-    assert intake(broker, frame("relay", topic=None, data={"method": "disconnect"})) == []
-    [(topic, body)] = published(broker)
-    assert topic == wire.BROADCAST_TOPIC
-    assert body["data"] == {"method": "disconnect"}
+FORGED_RELAYS = {
+    # what issue 12 measured getting through, and its neighbours
+    "fake-message-emit": ("lobby", announcement(event="message", data=[{
+        "id": "x", "seq": 999999, "room": "lobby", "nick": "admin", "text": "hi", "ts": 1,
+        "node": "node1"}])),
+    "close_room": ("lobby", {"method": "close_room", "room": "lobby", "namespace": "/",
+                             "host_id": "h"}),
+    "disconnect": (None, {"method": "disconnect", "sid": "abc", "namespace": "/",
+                          "host_id": "h"}),
+    "enter_room": ("lobby", {"method": "enter_room", "sid": "abc", "room": "lobby",
+                             "namespace": "/", "host_id": "h"}),
+    "callback": (None, {"method": "callback", "host_id": "h", "sid": "abc",
+                        "namespace": "/", "id": 1, "args": []}),
+    "broadcast-announcement": (None, announcement()),
+    "topic-not-its-room": ("other", announcement()),
+    "skip_sid": ("lobby", announcement(skip_sid="abc")),
+    "with-callback": ("lobby", announcement(callback=["lobby", "/", 7])),
+    "other-namespace": ("lobby", announcement(namespace="/admin")),
+    "free-text": ("lobby", announcement(text="maintenance: log in at evil.example")),
+    "spoofed-nick": ("lobby", announcement(text="ad\u202emin joined")),
+    "no-data": ("lobby", None),
+    "data-list": ("lobby", [1]),
+    "topic-number": (5, announcement()),
+}
 
 
-@pytest.mark.parametrize("fields", [
-    {"topic": None}, {"topic": None, "data": None}, {"topic": None, "data": [1]},
-    {"topic": None, "data": "x"}, {"topic": 5, "data": {}},
-], ids=repr)
-def test_relay_with_bad_fields_is_refused(fields):
+@pytest.mark.parametrize("topic,data", FORGED_RELAYS.values(), ids=FORGED_RELAYS.keys())
+def test_every_relay_but_an_announcement_is_refused_and_not_published(topic, data):
     broker = make_broker()
-    [reply] = intake(broker, frame("relay", **fields))
+    [reply] = intake(broker, frame("relay", rid="x", topic=topic, data=data))
     assert (reply["type"], reply["error"]) == ("error", "bad_request")
+    assert reply["detail"]
     assert published(broker) == []
+
+
+# --- presence ----------------------------------------------------------------
+
+def presence_frame(node="node1", rooms=None, full=False, bye=False):
+    return frame("presence", node=node, rooms={"lobby": ["ann"]} if rooms is None else rooms,
+                 full=full, bye=bye)
+
+
+def presence_published(broker):
+    return [body for _, body in published(broker) if body["type"] == "presence"]
+
+
+def test_a_report_is_published_at_once_then_changes_wait_for_the_interval():
+    broker = make_broker(presence_interval_ms=60_000)
+    intake(broker, presence_frame(rooms={"lobby": ["ann"]}))
+    assert [(p["room"], p["members"]) for p in presence_published(broker)] == [("lobby", ["ann"])]
+    for i in range(50):                            # a join storm inside one interval
+        intake(broker, presence_frame(rooms={"lobby": ["ann"] + ["u%02d" % j for j in range(i + 1)]}))
+    assert len(presence_published(broker)) == 1
+    broker.next_presence = 0                       # the interval is over
+    broker._flush()
+    assert [len(p["members"]) for p in presence_published(broker)] == [1, 51]
+    broker.next_presence = 0
+    broker._flush()                                # nothing changed: nothing sent
+    assert len(presence_published(broker)) == 2
+
+
+def test_each_changed_room_is_published_once_per_interval():
+    broker = make_broker(presence_interval_ms=60_000)
+    broker.next_presence = float("inf")
+    intake(broker, presence_frame(rooms={"a": ["x"], "b": ["y"]}))
+    intake(broker, presence_frame(node="node2", rooms={"a": ["z"], "c": ["w"]}))
+    intake(broker, presence_frame(rooms={"b": []}))
+    assert presence_published(broker) == []
+    broker.next_presence = 0
+    broker._flush()
+    assert [(p["room"], p["members"]) for p in presence_published(broker)] == [
+        ("a", ["x", "z"]), ("c", ["w"])]           # b came and went: nothing to say
+
+
+def test_a_goodbye_announces_departures_at_once_and_the_list_at_the_interval():
+    broker = make_broker(presence_interval_ms=60_000)
+    intake(broker, presence_frame(rooms={"lobby": ["ann", "bob"]}))
+    intake(broker, presence_frame(node="node2", rooms={"lobby": ["bob"]}))
+    broker.publisher.sent.clear()
+    intake(broker, presence_frame(rooms={}, full=True, bye=True))
+    assert [(t, b["type"], b.get("text")) for t, b in published(broker)] == [
+        (wire.room_topic("lobby"), "announcement", "ann left")]
+    broker.next_presence = 0
+    broker._flush()
+    assert presence_published(broker)[-1]["members"] == ["bob"]
+
+
+def test_an_expired_node_is_announced_by_the_heartbeat_at_once():
+    clock = [1_000_000]
+    broker = make_broker(presence_interval_ms=60_000)
+    broker.presence = PresenceRegistry(node_ttl_ms=5000, clock_ms=lambda: clock[0])
+    intake(broker, presence_frame(rooms={"lobby": ["ann"]}))
+    broker.publisher.sent.clear()
+    clock[0] += 6000
+    broker.heartbeat()
+    broker._flush()
+    assert [(b["type"], b.get("text")) for _, b in published(broker)] == [
+        ("announcement", "ann left"), ("heartbeat", None)]
+
+
+BAD_REPORTS = {
+    "bad-room": {"rooms": {"a b": ["ann"]}},
+    "nicks-not-a-list": {"rooms": {"lobby": "ann"}},
+    "nick-not-a-string": {"rooms": {"lobby": [5]}},
+    "nick-rlo": {"rooms": {"lobby": ["ad\u202emin"]}},
+    "nick-zero-width": {"rooms": {"lobby": ["a\u200b"]}},
+    "nick-too-long": {"rooms": {"lobby": ["a" * 33]}},
+    "nick-not-normalised": {"rooms": {"lobby": ["\uff41nn"]}},
+    "node-name": {"node": "node 1"},
+    "node-not-a-string": {"node": 7},
+    "too-many-rooms": {"rooms": {"r%d" % i: ["ann"] for i in range(11)}},
+    "too-many-nicks": {"rooms": {"lobby": ["u%d" % i for i in range(21)]}},
+}
+
+
+@pytest.mark.parametrize("change", BAD_REPORTS.values(), ids=BAD_REPORTS.keys())
+def test_a_bad_presence_report_is_refused_whole_and_changes_nothing(change):
+    broker = make_broker(presence_max_rooms=10, presence_max_nicks=20)
+    fields = dict(node="node1", rooms={"lobby": ["ann"], "ok": ["bob"]}, full=True, bye=False)
+    fields.update(change)
+    [reply] = intake(broker, frame("presence", **fields))
+    assert (reply["type"], reply["error"]) == ("error", "bad_request")
+    assert broker.presence.snapshot() == {} and broker.presence.nodes == {}
+    assert presence_published(broker) == []
+
+
+def test_reports_at_the_caps_are_accepted():
+    broker = make_broker(presence_max_rooms=10, presence_max_nicks=20)
+    rooms = {"r%d" % i: ["u%d" % j for j in range(20)] for i in range(10)}
+    assert intake(broker, presence_frame(rooms=rooms, full=True)) == []
+    assert len(broker.presence.snapshot()) == 10
+
+
+def test_a_new_node_name_beyond_the_cap_is_refused_and_logged(caplog):
+    broker = make_broker(presence_max_nodes=3)
+    for i in range(3):
+        assert intake(broker, presence_frame(node="n%d" % i, rooms={"lobby": ["u%d" % i]})) == []
+    [reply] = intake(broker, presence_frame(node="ghost", rooms={"lobby": ["ghost"]}))
+    assert reply["type"] == "error" and "ghost" in reply["detail"]
+    assert "ghost" in caplog.text
+    assert broker.presence.members("lobby") == ["u0", "u1", "u2"]
+    assert intake(broker, presence_frame(node="n0", rooms={}, full=True, bye=True)) == []
+    assert intake(broker, presence_frame(node="ghost", rooms={"lobby": ["ghost"]})) == []
+
+
+def test_a_goodbye_for_an_unknown_node_changes_nothing():
+    broker = make_broker()
+    intake(broker, presence_frame(rooms={"lobby": ["ann"]}))
+    broker.publisher.sent.clear()
+    assert intake(broker, presence_frame(node="nobody", rooms={}, full=True, bye=True)) == []
+    assert published(broker) == [] and broker.presence.members("lobby") == ["ann"]
 
 
 # --- snapshot and history ----------------------------------------------------
@@ -441,6 +616,73 @@ def test_run_loop_over_inproc_sockets():
             thread.join(5)
             assert not thread.is_alive()
         for sock in (node_intake, node_snap, sub):
+            sock.close(0)
+        broker.close()
+        context.term()
+
+
+def test_run_loop_refuses_a_hostile_peer_coalesces_presence_and_keeps_serving():
+    context = zmq.Context()
+    config = BrokerConfig(intake="inproc://h-intake", publish="inproc://h-publish",
+                          snapshot="inproc://h-snapshot", heartbeat_ms=50,
+                          presence_interval_ms=100, presence_max_nodes=4)
+    broker = Broker(config, context=context, sequencer=Sequencer(epoch="E7"))
+    broker.bind()
+    rogue, node, sub = (context.socket(zmq.DEALER), context.socket(zmq.DEALER),
+                        context.socket(zmq.SUB))
+    thread = None
+    try:
+        for sock in (rogue, node, sub):
+            sock.setsockopt(zmq.LINGER, 0)
+        rogue.connect(config.intake)
+        node.connect(config.intake)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")     # everything the broker publishes
+        sub.connect(config.publish)
+        thread = threading.Thread(target=broker.run, daemon=True)
+        thread.start()
+        while wire.decode(recv(sub)[1])["type"] != "heartbeat":
+            pass
+
+        node.send(presence_frame(node="node1", rooms={}, full=True))   # registered first
+        # bad publishes, forged relays, ghost nodes: each refused with an error reply
+        for fields in ({"nick": "ad\u202emin"}, {"text": "x" * 100_000}, {"text": "\x00"}):
+            rogue.send(publish_frame(rid="bad", **fields))
+        for topic, data in FORGED_RELAYS.values():
+            rogue.send(frame("relay", topic=topic, data=data))
+        for i in range(10):                    # 3 more names fit; 7 are refused
+            rogue.send(presence_frame(node="ghost%d" % i, rooms={"lobby": ["g%d" % i]}))
+        refusals = 3 + len(FORGED_RELAYS) + 7
+        replies = [wire.decode(recv(rogue)[0]) for _ in range(refusals)]
+        assert {r["type"] for r in replies} == {"error"}
+        assert not rogue.poll(200)
+
+        # a join storm from a good node: at most one list per 100 ms, the last one complete
+        started = time.monotonic()
+        for i in range(200):
+            node.send(presence_frame(node="node1", rooms={"storm": ["u%03d" % j
+                                                                     for j in range(i + 1)]}))
+        lists, deadline = [], time.monotonic() + 5
+        while (not lists or len(lists[-1]) < 200) and time.monotonic() < deadline:
+            topic, body = recv(sub)
+            body = wire.decode(body)
+            if body["type"] == "presence" and body["room"] == "storm":
+                lists.append(body["members"])
+        assert lists and len(lists[-1]) == 200
+        assert len(lists) <= 2 + (time.monotonic() - started) / 0.1
+        node.send(publish_frame(rid="ok", nick="ann", text="still here"))
+        reply = wire.decode(recv(node)[0])
+        assert (reply["type"], reply["message"]["seq"]) == ("published", 1)
+        seen = []
+        while not any(b["type"] == "message" for b in seen):
+            seen.append(wire.decode(recv(sub)[1]))
+        assert [b["message"]["nick"] for b in seen if b["type"] == "message"] == ["ann"]
+        assert not any(b["type"] == "relay" for b in seen)
+    finally:
+        broker.stop()
+        if thread is not None:
+            thread.join(5)
+            assert not thread.is_alive()
+        for sock in (rogue, node, sub):
             sock.close(0)
         broker.close()
         context.term()

@@ -165,14 +165,21 @@ def test_the_last_member_leaving_unfollows_and_release_undoes_an_unused_follow()
     assert a.following.is_live("t")
 
 
+def _announcement(room, text):
+    return {"method": "emit", "event": "announcement", "namespace": "/", "room": room,
+            "data": [{"room": room, "text": text, "ts": 1}], "binary": False,
+            "skip_sid": None, "callback": None, "host_id": "h"}
+
+
 def test_relays_reach_the_other_nodes_of_their_room():
     broker, ((a, rec_a), (b, rec_b)) = synced_links()
     b.follow("r")
-    a.relay({"method": "emit", "event": "announcement", "room": "r", "host_id": "h"})
-    a.relay({"method": "emit", "event": "x", "room": None, "host_id": "h"})
-    a.relay({"method": "emit", "event": "y", "room": "elsewhere", "host_id": "h"})
+    a.relay(_announcement("r", "ann joined"))
+    a.relay({"method": "emit", "event": "x", "room": None, "host_id": "h"})   # refused
+    a.relay(_announcement("elsewhere", "ann left"))                          # not followed
+    a.relay(_announcement("r", "ann left"))
     wait_for(lambda: len(rec_b.relays) == 2, what="two relays")
-    assert [r["event"] for r in rec_b.relays] == ["announcement", "x"]
+    assert [r["data"][0]["text"] for r in rec_b.relays] == ["ann joined", "ann left"]
 
 
 def test_a_resync_asks_for_the_followed_rooms_in_small_batches():

@@ -16,12 +16,14 @@ from gevent.queue import Full, Queue
 
 from socketio.pubsub_manager import PubSubManager
 
+from chatstream import rules
+
 log = logging.getLogger(__name__)
 
-# The pub/sub methods python-socketio's nodes send each other; anything else
-# in a relay is dropped before the base class sees it.
-RELAY_METHODS = frozenset({"emit", "callback", "disconnect", "enter_room", "leave_room",
-                           "close_room"})
+# Nodes relay one thing to each other: python-socketio's emit of an announcement
+# to a room (chat.events._announce).  A relay of any other shape (disconnect,
+# close_room, callback, another event, skip_sid ...) is dropped before the base
+# class sees it, whatever the broker let through: chatstream.rules.announcement_relay.
 
 
 class ZmqManager(PubSubManager):
@@ -65,8 +67,10 @@ class ZmqManager(PubSubManager):
     # the link's listener
 
     def relay(self, data):
-        if data.get("method") not in RELAY_METHODS:
-            log.warning("relay with method %r dropped", data.get("method"))
+        try:
+            rules.announcement_relay(data)
+        except rules.RuleError as exc:
+            log.warning("relay dropped: %s", exc.detail)
             return
         try:
             self.relays.put_nowait(data)

@@ -1,0 +1,99 @@
+"""broker.presence.PresenceRegistry: the room -> node -> nicks index, expiry, coalesced changes."""
+import pytest
+
+from broker.presence import PresenceFull, PresenceRegistry
+
+
+def registry(**kwargs):
+    clock = [1_000_000]
+    reg = PresenceRegistry(clock_ms=lambda: clock[0], **kwargs)
+    return reg, clock
+
+
+def test_members_are_the_union_over_nodes_sorted_once():
+    reg, _ = registry()
+    reg.update("n1", {"r": ["bob", "alice"]}, full=False)
+    reg.update("n2", {"r": ["alice", "carol"], "s": ["dave"]}, full=False)
+    assert reg.members("r") == ["alice", "bob", "carol"]
+    assert reg.members("s") == ["dave"]
+    assert reg.members("empty") == []
+    assert reg.snapshot() == {"r": ["alice", "bob", "carol"], "s": ["dave"]}
+
+
+def test_the_room_index_holds_only_the_nodes_with_members_there():
+    reg, _ = registry()
+    for i in range(50):
+        reg.update("n%d" % i, {"big%d" % i: ["u%d" % i]}, full=True)
+    reg.update("n0", {"r": ["alice"]}, full=False)
+    assert reg.rooms["r"] == {"n0": frozenset({"alice"})}    # one node to look at, not 50
+    reg.update("n0", {"r": []}, full=False)
+    assert "r" not in reg.rooms and "r" not in reg.nodes["n0"]["rooms"]
+
+
+def test_update_returns_the_rooms_where_the_nodes_nicks_changed():
+    reg, _ = registry()
+    assert reg.update("n1", {"r": ["a"], "s": ["b"]}, full=True) == {"r", "s"}
+    assert reg.update("n1", {"r": ["a"], "s": ["b"]}, full=True) == set()   # heartbeat report
+    assert reg.update("n1", {"r": ["a", "c"]}, full=False) == {"r"}
+    assert reg.update("n1", {"r": ["a", "c"]}, full=True) == {"s"}          # s not named: empty
+    assert reg.members("s") == []
+    assert reg.update("n1", {"x": []}, full=False) == set()
+
+
+def test_take_changes_gives_each_dirty_room_once_and_only_when_its_list_changed():
+    reg, _ = registry()
+    for nicks in (["a"], ["a", "b"], ["a", "b", "c"]):     # three joins in one period
+        reg.update("n1", {"r": nicks}, full=False)
+    assert reg.take_changes() == {"r": ["a", "b", "c"]}
+    assert reg.take_changes() == {}
+    reg.update("n2", {"r": ["a"]}, full=False)        # same nick on another node: same list
+    assert reg.take_changes() == {}
+    reg.update("n1", {"r": ["a"]}, full=False)
+    reg.update("n1", {"r": ["a", "b", "c"]}, full=False)   # changed and changed back
+    assert reg.take_changes() == {}
+    reg.update("n1", {"r": []}, full=False)
+    reg.update("n2", {"r": []}, full=False)
+    assert reg.take_changes() == {"r": []}             # emptied: said once
+    assert reg.take_changes() == {}
+
+
+def test_remove_returns_the_nicks_gone_from_each_room_and_marks_it_dirty():
+    reg, _ = registry()
+    reg.update("n1", {"r": ["alice", "bob"], "s": ["alice"]}, full=True)
+    reg.update("n2", {"r": ["bob"]}, full=True)
+    reg.take_changes()
+    assert reg.remove("n1") == {"r": ["alice"], "s": ["alice"]}
+    assert reg.members("r") == ["bob"] and "s" not in reg.rooms
+    assert reg.take_changes() == {"r": ["bob"], "s": []}
+    assert reg.remove("n1") == {} and reg.remove("never") == {}
+
+
+def test_expire_removes_only_silent_nodes():
+    reg, clock = registry(node_ttl_ms=5000)
+    reg.update("n1", {"r": ["alice"]}, full=True)
+    reg.update("n2", {"r": ["bob"]}, full=True)
+    clock[0] += 4000
+    reg.update("n2", {"r": ["bob"]}, full=True)
+    clock[0] += 2000
+    assert reg.expire() == {"r": ["alice"]}
+    assert list(reg.nodes) == ["n2"] and reg.members("r") == ["bob"]
+
+
+def test_a_new_node_beyond_max_nodes_is_refused_and_changes_nothing():
+    reg, _ = registry(max_nodes=2)
+    reg.update("n1", {"r": ["a"]}, full=True)
+    reg.update("n2", {"r": ["b"]}, full=True)
+    with pytest.raises(PresenceFull):
+        reg.update("n3", {"r": ["ghost"]}, full=True)
+    assert reg.members("r") == ["a", "b"] and set(reg.nodes) == {"n1", "n2"}
+    reg.update("n2", {"r": ["b", "c"]}, full=True)    # known nodes still report
+    reg.remove("n1")
+    reg.update("n3", {"r": ["d"]}, full=True)         # a slot freed
+    assert reg.members("r") == ["b", "c", "d"]
+
+
+def test_held_is_what_a_node_last_reported_in_a_room():
+    reg, _ = registry()
+    reg.update("n1", {"r": ["a", "b"]}, full=False)
+    assert reg.held("n1", "r") == {"a", "b"}
+    assert reg.held("n1", "s") == frozenset() and reg.held("n9", "r") == frozenset()
