@@ -1,10 +1,14 @@
-"""``python -m broker``: run the chat cluster's broker in the foreground."""
+"""``python -m broker``: run the chat cluster's broker in the foreground.
+
+SIGTERM / SIGINT stop it; SIGHUP reads the authorised node keys again.
+"""
 import gc
 import logging
 import signal
 import sys
 
 from . import config as broker_config
+from . import keys
 from .server import Broker
 
 
@@ -17,9 +21,13 @@ def main(argv=None):
         broker.bind()
     except Exception as exc:
         logging.getLogger("broker").error("cannot bind: %s", exc)
+        broker.close()
         return 1
     signal.signal(signal.SIGTERM, broker.stop)
     signal.signal(signal.SIGINT, broker.stop)
+    if broker.auth is not None:
+        signal.signal(signal.SIGHUP, lambda *_: keys.reload_authorized(
+            broker.auth, broker.curve["authorized_nodes"]))
     gc.collect()
     gc.freeze()     # the loaded state and modules stay: keep them out of full collections
     try:

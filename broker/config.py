@@ -32,6 +32,14 @@ class BrokerConfig:
     presence_max_nodes: int = shared.PRESENCE_MAX_NODES
     room_ttl_days: int = shared.ROOM_TTL_DAYS
     rooms_in_memory: int = shared.BROKER_ROOMS_IN_MEMORY
+    # CURVE (broker/keys.py): the keys folder, or each file named on its own
+    # ("" = its place in keys_dir); on when the files exist.
+    keys_dir: str = shared.KEYS_DIR
+    secret_key: str = ""
+    authorized_nodes: str = ""
+    # Without keys the broker binds loopback only, unless this is set.
+    insecure: bool = False
+    max_frame_bytes: int = shared.BROKER_MAX_FRAME_BYTES
 
 
 def from_env(environ=None):
@@ -57,4 +65,13 @@ def from_env(environ=None):
         presence_max_nodes=env_int("CHAT_PRESENCE_MAX_NODES", default.presence_max_nodes, environ),
         room_ttl_days=env_int("CHAT_ROOM_TTL_DAYS", default.room_ttl_days, environ),
         rooms_in_memory=env_int("CHAT_BROKER_ROOMS_IN_MEMORY", default.rooms_in_memory, environ),
+        keys_dir=env_str("CHAT_KEYS_DIR", default.keys_dir, environ),
+        secret_key=env_str(shared.KEY_FILES["broker_secret"][0], default.secret_key, environ),
+        authorized_nodes=env_str(shared.KEY_FILES["authorized_nodes"][0], default.authorized_nodes,
+                                 environ),
+        insecure=env_str("CHAT_BROKER_INSECURE", "0", environ) == "1",
+        # A node accepting larger payloads needs a broker that reads them.
+        max_frame_bytes=env_int("CHAT_BROKER_MAX_FRAME_BYTES", env_int(
+            "CHAT_MAX_PAYLOAD_BYTES", shared.MAX_PAYLOAD_BYTES, environ) + shared.WIRE_ENVELOPE_BYTES,
+            environ),
     )

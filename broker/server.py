@@ -16,6 +16,7 @@ import zmq
 from chatstream import rules, wire
 from chatstream.config import ROOM_SWEEP_MS
 from chatstream.clock import now_ms
+from . import keys
 from .presence import PresenceFull, PresenceRegistry
 from .sequencer import DAY_MS, Sequencer
 from .store import MemoryStore, SqliteStore
@@ -85,16 +86,30 @@ class Broker:
                                 "presence": self.on_presence}
         self.snapshot_handlers = {"snapshot": self.on_snapshot, "history": self.on_history}
 
+    curve = None   # {"broker_secret", "authorized_nodes"} paths while CURVE is on (bind)
+    auth = None    # its authenticator (broker.keys.start_authenticator)
+
     def bind(self):
-        """Create and bind the three sockets with explicit high-water marks."""
+        """Create and bind the three sockets: CURVE servers that admit only the
+        authorised node keys when the broker has keys (else local addresses only,
+        unless ``insecure``), a frame size limit and explicit high-water marks."""
         cfg = self.config
+        endpoints = (cfg.intake, cfg.snapshot, cfg.publish)
+        # inproc (the unit tests' loop) never leaves the process: libzmq does no handshake there
+        if not all(ep.startswith("inproc://") for ep in endpoints):
+            self.curve = keys.server_files(cfg)
+            if self.curve is None:
+                keys.check_plain(endpoints, cfg.insecure)
+            else:
+                self.auth = keys.start_authenticator(self.context, self.curve["authorized_nodes"])
         self.intake = self._socket(zmq.ROUTER, cfg.intake)
         self.snapshots = self._socket(zmq.ROUTER, cfg.snapshot)
         self.publisher = self._socket(zmq.PUB, cfg.publish)
         self.instance = "%s-%d" % (self.sequencer.epoch, int(time.time()))
-        log.info("broker %s listening: intake %s, publish %s, snapshot %s, history %d, "
-                 "state %s (rooms load on first use, at most %d in memory)", self.instance,
-                 cfg.intake, cfg.publish, cfg.snapshot, cfg.history_size,
+        log.info("broker %s listening: intake %s, publish %s, snapshot %s, %s, frames up to %d "
+                 "bytes, history %d, state %s (rooms load on first use, at most %d in memory)",
+                 self.instance, cfg.intake, cfg.publish, cfg.snapshot,
+                 "CURVE" if self.curve else "no CURVE", cfg.max_frame_bytes, cfg.history_size,
                  cfg.state_path or "memory", cfg.rooms_in_memory)
 
     def _socket(self, kind, endpoint):
@@ -102,6 +117,11 @@ class Broker:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, self.config.sndhwm)
         sock.setsockopt(zmq.RCVHWM, self.config.rcvhwm)
+        # A peer sending a larger frame is disconnected before it is buffered
+        # (a PUB socket reads only subscriptions, which are tiny).
+        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_frame_bytes)
+        if self.curve:
+            keys.make_server(sock, self.curve["broker_secret"])
         sock.bind(endpoint)
         return sock
 
@@ -109,6 +129,9 @@ class Broker:
         for sock in (self.intake, self.snapshots, self.publisher):
             if sock is not None:
                 sock.close(0)
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
         self.sequencer.store.close()
 
     def stop(self, *_):

@@ -114,6 +114,58 @@ PRESENCE_MAX_NODES = 64
 
 LOG_LEVEL = "INFO"
 
+# --- The backplane: CURVE keys and frame limits ---------------------------------------
+
+# ZeroMQ CURVE keys of the broker's three sockets (scripts/keys makes them;
+# scripts/run makes a development set here on first start).  Every file can
+# also be named on its own by its variable (KEY_FILES); the folder's layout:
+#   broker.key_secret        the broker's key pair       broker host only
+#   broker.key               the broker's public key     every node host
+#   node.key_secret          this host's node key pair   node host only
+#   node.key                 its public key              -> the broker's authorized_nodes/
+#   authorized_nodes/*.key   the node keys the broker accepts (nothing else connects)
+# Under var/ (git-ignored) so a clone never carries keys.
+KEYS_DIR = "var/keys"
+KEY_FILES = {   # name -> (variable naming the file, its name in CHAT_KEYS_DIR)
+    "broker_secret": ("CHAT_BROKER_SECRET_KEY", "broker.key_secret"),
+    "authorized_nodes": ("CHAT_AUTHORIZED_NODES", "authorized_nodes"),
+    "broker_public": ("CHAT_BROKER_PUBLIC_KEY", "broker.key"),
+    "node_secret": ("CHAT_NODE_SECRET_KEY", "node.key_secret"),
+}
+# What a frame carries besides the client's payload: type, rid, room (64),
+# nick (32 characters, up to 4 UTF-8 bytes each), node name, cid (64), the
+# message id and JSON quoting, plus CURVE's 33 bytes of box and nonce per frame
+# (ZMQ_MAXMSGSIZE counts the encrypted frame).  All of it is well under 1 KB;
+# 4 KB leaves room for fields yet to come without letting a peer in much.
+WIRE_ENVELOPE_BYTES = 4096
+# Largest frame the broker reads (ZMQ_MAXMSGSIZE of its three sockets): one
+# publish of the largest payload a node accepts.  A peer sending more is
+# disconnected before the frame is buffered, so no peer can make the broker
+# hold, sequence or store more than this per message (presence reports are
+# sent in chunks that fit).
+BROKER_MAX_FRAME_BYTES = MAX_PAYLOAD_BYTES + WIRE_ENVELOPE_BYTES
+# Presence in a frame to a node: a `presence` frame lists one room's members,
+# a snapshot reply every room's.  16 MiB holds ~400,000 memberships of 32-
+# character nicks: far above a 3-node cluster at MAX_CONNECTIONS each.
+PRESENCE_WIRE_BYTES = 16 * 2**20
+
+
+def node_max_frame_bytes(history_size=HISTORY_SIZE, max_payload_bytes=MAX_PAYLOAD_BYTES,
+                         rooms_per_request=SNAPSHOT_ROOMS_PER_REQUEST):
+    """Largest frame a node reads from the (authenticated) broker: a snapshot reply.
+
+    The largest reply is ``rooms_per_request`` rooms of ``history_size``
+    messages each at most one broker frame, plus the cluster's presence; every
+    other frame (a message, a room's member list, a history) is smaller.  With
+    the defaults 20 x 50 x 20 KB + 16 MiB = ~36 MiB: no real frame is refused,
+    while a broken or hostile peer cannot make the node buffer 200 MB.
+    """
+    return (rooms_per_request * history_size * (max_payload_bytes + WIRE_ENVELOPE_BYTES)
+            + PRESENCE_WIRE_BYTES)
+
+
+NODE_MAX_FRAME_BYTES = node_max_frame_bytes()
+
 
 # --- Reading the environment ------------------------------------------------------
 
@@ -149,3 +201,28 @@ def broker_endpoints(environ=None, bind=False):
         explicit = prefix + "_BIND" if bind else prefix
         endpoints[socket_name] = env_str(explicit, tcp_endpoint(host, port), environ)
     return endpoints
+
+
+def key_path(name, keys_dir=KEYS_DIR, named=""):
+    """``(path, named)`` of one CURVE file of KEY_FILES: the path its variable
+    named (``named``), else its place in ``keys_dir``."""
+    if named:
+        return named, True
+    return os.path.join(keys_dir, KEY_FILES[name][1]), False
+
+
+def curve_files(paths):
+    """The CURVE files to use, ``{name: path}``, or None when CURVE is off.
+
+    :param paths: ``{name: (path, named)}`` as :func:`key_path` gives them.
+    On when every file exists; off when none exists and none was named by its
+    variable; anything between (a named file missing, half a set) is a
+    mistake and raises ValueError naming what is missing.
+    """
+    missing = [path for path, _ in paths.values() if not os.path.exists(path)]
+    if not missing:
+        return {name: path for name, (path, _) in paths.items()}
+    if len(missing) == len(paths) and not any(named for _, named in paths.values()):
+        return None
+    raise ValueError("CURVE keys incomplete: %s missing (scripts/keys makes them; "
+                     "README.md \"Running a node on another host\")" % ", ".join(missing))

@@ -2,7 +2,10 @@
 from pathlib import Path
 
 import requests
+import zmq
+import zmq.auth
 
+from broker import keys
 from .client import new_room
 from .processes import PYTHON, ROOT, Proc, base_env, free_port, wait_until
 
@@ -14,13 +17,20 @@ class Cluster:
 
     :param log_dir: where every process logs.
     :param env: extra environment for every process (e.g. CHAT_HISTORY_SIZE).
+    :param curve: a fresh CURVE key set in ``log_dir/keys`` for the broker and
+        every node (as scripts/run has); False runs plain sockets (loopback only).
     """
 
-    def __init__(self, log_dir, env=None):
+    def __init__(self, log_dir, env=None, curve=True):
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.ports = {"intake": free_port(), "publish": free_port(), "snapshot": free_port()}
+        # Without keys the folder stays empty, so broker and nodes run plain.
+        self.keys_dir = self.log_dir / ("keys" if curve else "no-keys")
+        if curve:
+            keys.init(self.keys_dir)
         self.env = base_env({
+            "CHAT_KEYS_DIR": str(self.keys_dir),
             "CHAT_BROKER_INTAKE_PORT": str(self.ports["intake"]),
             "CHAT_BROKER_PUBLISH_PORT": str(self.ports["publish"]),
             "CHAT_BROKER_SNAPSHOT_PORT": str(self.ports["snapshot"]),
@@ -73,6 +83,21 @@ class Cluster:
         for proc in reversed(self.procs):
             proc.stop()
 
+    def broker_socket(self, context, kind, channel, key="node"):
+        """A pyzmq socket connected to the broker's ``channel``, as a peer holding
+        ``key``: the node key by default, any certificate file, or None (no key).
+
+        With a key it is a CURVE client of this cluster's broker; the caller closes it.
+        """
+        sock = context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        if key is not None and (self.keys_dir / "broker.key").exists():
+            secret_file = self.keys_dir / "node.key_secret" if key == "node" else key
+            sock.curve_serverkey = zmq.auth.load_certificate(self.keys_dir / "broker.key")[0]
+            sock.curve_publickey, sock.curve_secretkey = zmq.auth.load_certificate(secret_file)
+        sock.connect("tcp://127.0.0.1:%d" % self.ports[channel])
+        return sock
+
     # addresses and health
 
     def url(self, name):
@@ -100,13 +125,14 @@ class Cluster:
         return {p.name: p.log() for p in self.procs}
 
 
-def start_cluster(log_dir, env=None, nodes=NODES, balancer=True, timeout=20):
+def start_cluster(log_dir, env=None, nodes=NODES, balancer=True, timeout=20, curve=True):
     """Broker, nodes and (by default) HAProxy, all healthy; the caller stops it.
 
     :param env: extra environment for every process.
     :param timeout: seconds each node may take to become healthy.
+    :param curve: CURVE keys for all (see :class:`Cluster`).
     """
-    cluster = Cluster(log_dir, env=env)
+    cluster = Cluster(log_dir, env=env, curve=curve)
     try:
         cluster.start_broker()
         cluster.start_nodes(nodes, timeout)

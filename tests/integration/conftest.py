@@ -33,8 +33,8 @@ def make_cluster(tmp_path):
     """A fresh cluster per test, for tests that stop or break processes."""
     made = []
 
-    def make(env=None):
-        c = Cluster(tmp_path / ("cluster%d" % len(made)), env=env)
+    def make(env=None, curve=True):
+        c = Cluster(tmp_path / ("cluster%d" % len(made)), env=env, curve=curve)
         made.append(c)
         return c
     yield make

@@ -26,7 +26,9 @@ def build_server():
     global _sio
     link = BrokerLink(
         ZmqTransport(intake=settings.CHAT_BROKER_INTAKE, publish=settings.CHAT_BROKER_PUBLISH,
-                     snapshot=settings.CHAT_BROKER_SNAPSHOT, hwm=settings.CHAT_ZMQ_HWM),
+                     snapshot=settings.CHAT_BROKER_SNAPSHOT, hwm=settings.CHAT_ZMQ_HWM,
+                     curve_keys=settings.CHAT_CURVE_KEYS,
+                     max_frame_bytes=settings.CHAT_NODE_MAX_FRAME_BYTES),
         node=settings.CHAT_NODE_NAME,
         history_size=settings.CHAT_HISTORY_SIZE,
         ack_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,

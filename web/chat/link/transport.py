@@ -10,10 +10,19 @@ Three sockets per node (frames in :mod:`chatstream.wire`):
 
 :class:`~chat.link.memory.MemoryTransport` has the same five methods over an
 in-process broker, for unit tests.
+
+With ``curve_keys`` every socket is a CURVE client: the node's key pair and
+the broker's public key (the broker admits only authorised node keys).  Every
+socket reads frames of at most ``max_frame_bytes`` (the broker's largest reply).
 """
+import logging
+
 import zmq.green as zmq
+from zmq.auth import load_certificate
 
 from chatstream import config
+
+log = logging.getLogger(__name__)
 
 
 class TransportClosed(Exception):
@@ -28,13 +37,20 @@ class ZmqTransport:
     :param snapshot: the broker's snapshot endpoint.
     :param hwm: high-water mark of every socket (messages queued per peer).
     :param context: the ZeroMQ context (the process's shared one by default).
+    :param curve_keys: ``{"broker_public": path, "node_secret": path}`` (certificate
+        files, :data:`chatstream.config.KEY_FILES`), or None for plain sockets.
+    :param max_frame_bytes: largest frame read; a larger one drops the connection.
     """
 
     def __init__(self, intake=config.INTAKE_ENDPOINT, publish=config.PUBLISH_ENDPOINT,
-                 snapshot=config.SNAPSHOT_ENDPOINT, hwm=config.ZMQ_HWM, context=None):
+                 snapshot=config.SNAPSHOT_ENDPOINT, hwm=config.ZMQ_HWM, context=None,
+                 curve_keys=None, max_frame_bytes=config.NODE_MAX_FRAME_BYTES):
         self.endpoints = {"intake": intake, "publish": publish, "snapshot": snapshot}
         self.hwm = hwm
         self.context = context
+        self.curve_keys = curve_keys
+        self.max_frame_bytes = max_frame_bytes
+        self.curve = None     # (server public, own public, own secret) once open
         self.sockets = {}
 
     def open(self):
@@ -42,6 +58,7 @@ class ZmqTransport:
         if self.sockets:
             return
         self.context = self.context or zmq.Context.instance()
+        self.curve = self._load_curve()
         for channel in ("intake", "snapshot"):
             sock = self._socket(zmq.DEALER)
             # A broker that is not connected refuses sends at once instead of
@@ -52,11 +69,24 @@ class ZmqTransport:
         sub = self.sockets["publish"] = self._socket(zmq.SUB)
         sub.connect(self.endpoints["publish"])
 
+    def _load_curve(self):
+        if not self.curve_keys:
+            log.warning("CURVE is off: no node keys; a broker with keys will not admit this node")
+            return None
+        server_public, _ = load_certificate(self.curve_keys["broker_public"])
+        public, secret = load_certificate(self.curve_keys["node_secret"])
+        if secret is None:
+            raise ValueError("%s holds no secret key" % self.curve_keys["node_secret"])
+        return server_public, public, secret
+
     def _socket(self, kind):
         sock = self.context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, self.hwm)
         sock.setsockopt(zmq.RCVHWM, self.hwm)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes)
+        if self.curve:
+            sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = self.curve
         return sock
 
     def endpoint(self, channel):
