@@ -8,7 +8,8 @@ reaches all three (like a broker publishing to every node):
   a small binary header padded to the size of our broker's published frame;
 - ``broker``: a DEALER sending our wire format's ``publish`` requests to the
   product's broker (``python -m broker``), which sequences them and publishes
-  ``message`` frames to the SUB sockets.
+  ``message`` frames to the SUB sockets; with ``curve`` (as deployed) the peers
+  are CURVE clients holding the node key, without it plain sockets.
 
 Two phases, both bounded in time and count:
 
@@ -61,10 +62,11 @@ CDF_POINTS = [0, 0.1, 0.5, 1] + list(range(2, 97, 2)) + [97, 98, 99, 99.5, 99.9,
 
 
 def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0, window=200,
-        max_count=2_000_000, rooms=2, text_bytes=0, progress=print, sample=None, hub_env=None):
+        max_count=2_000_000, rooms=2, text_bytes=0, progress=print, sample=None, hub_env=None, curve=True):
     """One pipe run; returns a result dict (figures per phase, per-process CPU).
 
     :param mode: ``raw`` (zmq proxy) or ``broker`` (our broker alone).
+    :param curve: ``broker`` mode: CURVE between the peers and the broker.
     :param sample: bench.procstat.sample (injected to keep this module's imports small).
     """
     from bench.procstat import window_figures
@@ -78,6 +80,7 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
     msg_bytes = published_frame_bytes(text_bytes)
     started, hub = [], None
     env = base_env()
+    keys = []
     try:
         if mode == "raw":
             send_port, sub_port = free_port(), free_port()
@@ -87,7 +90,8 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
             started.append(hub)
             wait_until(lambda: "proxy ready" in hub.log() or _dead(hub), 20, "the zmq proxy")
         else:
-            cluster = Cluster(log_dir, env=hub_env)
+            cluster = Cluster(log_dir, env=hub_env, curve=curve)
+            keys = ["--keys", str(cluster.keys_dir)] if curve else []
             hub = cluster.start_broker()
             started.append(hub)
             send_ep = "tcp://127.0.0.1:%d" % cluster.ports["intake"]
@@ -102,7 +106,7 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
                     "--send", send_ep, "--sub", sub_ep, "--t0-ns", str(t0_ns), "--warmup", str(warmup),
                     "--fixed-s", str(fixed_s), "--rate", str(rate / peers), "--flat-s", str(flat_s),
                     "--window", str(window), "--max-count", str(max_count), "--rooms", str(rooms),
-                    "--msg-bytes", str(msg_bytes), "--text-bytes", str(text_bytes), "--out", str(out)]
+                    "--msg-bytes", str(msg_bytes), "--text-bytes", str(text_bytes), "--out", str(out)] + keys
             proc = Proc("peer%d" % i, argv, env, log_dir).start()
             started.append(proc)
             peer_procs["peer%d" % i] = proc
@@ -133,7 +137,7 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
     if dead_peers:
         raise RuntimeError("pipe peers failed: %s; see %s" % (", ".join(dead_peers), log_dir))
     summaries = [json.loads((log_dir / ("peer%d.json" % i)).read_text()) for i in range(1, peers + 1)]
-    result = {"mode": mode, "hub": hub_name, "peers": peers, "msg_bytes": msg_bytes, "rooms": rooms,
+    result = {"mode": mode, "curve": curve and mode == "broker", "hub": hub_name, "peers": peers, "msg_bytes": msg_bytes, "rooms": rooms,
               "window": window, "log_dir": str(log_dir)}
     integrity = {}
     for summary in summaries:

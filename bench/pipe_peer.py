@@ -3,7 +3,8 @@
 Run by bench.pipe's driver as ``python -m bench.pipe_peer peer|proxy ...`` (cwd =
 the repository root, so ``chatstream`` imports).  A peer has one sending socket
 (PUB to the proxy's XSUB, or DEALER to our broker's intake) and one SUB
-subscribed to everything; it sends on a schedule, records every delivery
+subscribed to everything (with ``--keys``, both are CURVE clients holding the
+node key of that folder); it sends on a schedule, records every delivery
 (latency on CLOCK_MONOTONIC, which all processes share), and writes a JSON
 summary plus raw latency arrays (float32 ms) next to ``--out``.
 """
@@ -38,7 +39,10 @@ class Peer:
     def __init__(self, args):
         self.args = args
         self.ctx = zmq.Context()
+        curve = _curve_client(args.keys) if args.keys else None
         self.sub = self.ctx.socket(zmq.SUB)
+        if curve:
+            self.sub.curve_serverkey, self.sub.curve_publickey, self.sub.curve_secretkey = curve
         self.sub.setsockopt(zmq.RCVHWM, HWM)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.sub.connect(args.sub)
@@ -46,6 +50,8 @@ class Peer:
         self.out = self.ctx.socket(kind)
         self.out.setsockopt(zmq.SNDHWM, HWM)
         self.out.setsockopt(zmq.LINGER, 0)
+        if curve:
+            self.out.curve_serverkey, self.out.curve_publickey, self.out.curve_secretkey = curve
         self.out.connect(args.send)
         if args.mode == "broker":
             from chatstream import wire
@@ -193,6 +199,13 @@ class Peer:
         self.ctx.term()
 
 
+def _curve_client(keys_dir):
+    """(broker public, node public, node secret) keys from a keys folder (chatstream.config)."""
+    import zmq.auth
+    server = zmq.auth.load_certificate(os.path.join(keys_dir, "broker.key"))[0]
+    return (server,) + zmq.auth.load_certificate(os.path.join(keys_dir, "node.key_secret"))
+
+
 def serve_proxy(args):
     """``zmq.proxy(XSUB, XPUB)`` until SIGTERM."""
     ctx = zmq.Context()
@@ -231,6 +244,7 @@ def main(argv=None):
     peer.add_argument("--rooms", type=int, default=2)
     peer.add_argument("--msg-bytes", type=int, default=300, help="raw: payload bytes")
     peer.add_argument("--text-bytes", type=int, default=0, help="broker: padding added to the text")
+    peer.add_argument("--keys", help="broker: a keys folder (CURVE with its node key); default plain")
     peer.add_argument("--out", required=True)
     args = p.parse_args(argv)
     if args.role == "proxy":

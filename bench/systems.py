@@ -1,6 +1,8 @@
 """The systems under test, each started on free loopback ports and stopped by pid.
 
-- ``ours``: the product's broker + N nodes (harness.cluster.Cluster);
+- ``ours``: the product's broker + N nodes (harness.cluster.Cluster), CURVE
+  on every broker socket as deployed;
+- ``ours-plain``: the same without CURVE, to measure what CURVE costs;
 - ``redis``: redis-server + N nodes of bench/baseline_redis/app.py
   (python-socketio + RedisManager, gevent).
 
@@ -30,12 +32,13 @@ class OursSystem:
     name = "ours"
     label = "ours (ZeroMQ broker)"
     hub = "broker"   # the process besides the nodes whose CPU counts as server CPU
+    curve = True     # CURVE keys for broker and nodes, as scripts/run runs them
 
     def __init__(self, log_dir, env=None):
         self.log_dir = Path(log_dir)
         limit = str(RATE_LIMIT_OUT_OF_THE_WAY)
         self.cluster = Cluster(self.log_dir, env={"CHAT_RATE_PER_S": limit, "CHAT_RATE_BURST": limit,
-                                                  **(env or {})})
+                                                  **(env or {})}, curve=self.curve)
         self.names = []
 
     def start(self, nodes=3):
@@ -58,6 +61,13 @@ class OursSystem:
 
     def logs(self):
         return self.cluster.logs()
+
+
+class OursPlainSystem(OursSystem):
+    """The product with plain sockets (loopback, no keys): ``ours`` minus CURVE."""
+    name = "ours-plain"
+    label = "ours without CURVE"
+    curve = False
 
 
 def redis_server_binary():
@@ -137,4 +147,4 @@ def _redis_ping(port):
         return False
 
 
-SYSTEMS = {"ours": OursSystem, "redis": RedisSystem}
+SYSTEMS = {"ours": OursSystem, "ours-plain": OursPlainSystem, "redis": RedisSystem}

@@ -19,6 +19,8 @@ from .loadrun import IDLE_HOLDING, loadgen_argv, run_loadgen
 from .measure import measure, started, stop, summarise
 from .procstat import sample
 
+# pipe: system -> (bench.pipe mode, CURVE between peers and broker)
+PIPE_HUBS = {"zmq": ("raw", False), "ours": ("broker", True), "ours-plain": ("broker", False)}
 # Connecting and joining thousands of idle clients on 2 busy cores.
 IDLE_CONNECT_BUDGET_SECS = 240
 
@@ -217,11 +219,11 @@ def run_idle(ctx, system_cls, p):
 
 
 def run_pipe(ctx, system_name, p):
-    """zmq: the raw proxy; ours: the broker alone (same peers, same frame size)."""
-    mode = "raw" if system_name == "zmq" else "broker"
+    """zmq: the raw proxy; ours (-plain): the broker alone, with (without) CURVE (same peers, frame size)."""
+    mode, curve = PIPE_HUBS[system_name]
     log_dir = ctx.log_dir(system_name, "pipe")
     result = pipe.run(mode, log_dir, peers=p["peers"], rate=p["rate"], warmup=p["warmup"], fixed_s=p["duration"],
-                      flat_s=p["flat"], window=p["window"], progress=ctx.progress, sample=sample)
+                      flat_s=p["flat"], window=p["window"], progress=ctx.progress, sample=sample, curve=curve)
     record = {"params": dict(p), "status": "ok", "pipe": result}
     if result["integrity"]["out_of_order"] or result["integrity"]["duplicated"] or \
             result["fixed"]["lost"] or result["flat"]["lost"]:
