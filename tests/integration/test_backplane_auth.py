@@ -1,0 +1,223 @@
+"""The authenticated, bounded backplane, from outside: real rogue pyzmq peers
+against a running broker with CURVE (the harness gives every cluster its own
+keys, as scripts/run does).
+
+A peer without a key, or with a well-formed key the broker never authorised,
+reads nothing, gets no reply and injects nothing while the real cluster keeps
+serving; a keyed peer sending frames over the limit is disconnected with the
+broker's memory unmoved; without keys the broker binds beyond loopback only
+when told to, and says so loudly.
+"""
+import os
+import shutil
+import signal
+import time
+
+import pytest
+import requests
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from broker import keys
+from chatstream import config, wire
+from harness.client import new_room
+from harness.processes import wait_until
+
+# Long enough for several heartbeats (1 s) and a message stream to reach a peer
+# that can read; a rogue peer must still have nothing after it.
+ROGUE_WAIT_S = 3.0
+OVERSIZE_FRAME_BYTES = 10 * 2**20
+OVERSIZE_FRAMES = 50
+# Broker RSS growth allowed while it refuses 500 MB of oversize frames.
+RSS_GROWTH_LIMIT_KB = 4 * 1024
+
+
+@pytest.fixture(scope="module")
+def unlisted_key(tmp_path_factory):
+    """A valid CURVE key pair that is not in the broker's authorized_nodes/."""
+    return str(keys.create(tmp_path_factory.mktemp("rogue-keys"), "rogue")[1])
+
+
+@pytest.fixture
+def zctx():
+    ctx = zmq.Context()
+    yield ctx
+    ctx.destroy(linger=0)
+
+
+def peer_key(name, unlisted_key):
+    return {"no key": None, "unlisted key": unlisted_key}[name]
+
+
+ROGUES = ["no key", "unlisted key"]
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def frames_within(sock, seconds):
+    """Every multipart message ``sock`` receives within ``seconds``."""
+    got, deadline = [], time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if sock.poll(int(left * 1000) + 1):
+            got.append(sock.recv_multipart())
+    return got
+
+
+def publish_frame(room, text, rid=1, nick="admin", node="node1", cid=None):
+    return wire.encode("publish", rid=rid, room=room, nick=nick, text=text, node=node,
+                       cid=cid or "rogue-%s" % os.urandom(4).hex())
+
+
+def all_healthy(cluster):
+    return all(requests.get(cluster.url(n) + "/healthz", timeout=5).status_code == 200
+               for n in ("node1", "node2", "node3"))
+
+
+@pytest.mark.parametrize("rogue", ROGUES)
+def test_a_subscriber_without_an_authorised_key_reads_nothing_while_traffic_flows(
+        cluster, client, zctx, unlisted_key, rogue):
+    room = new_room("sub")
+    author = client(cluster.url("node1"), name="author")
+    author.join(room)
+    spy = cluster.broker_socket(zctx, zmq.SUB, "publish", key=peer_key(rogue, unlisted_key))
+    control = cluster.broker_socket(zctx, zmq.SUB, "publish")     # the node key
+    for sock in (spy, control):
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+    time.sleep(0.5)                                   # the control's subscription is live
+    for i in range(10):
+        assert author.send(room, "secret %d" % i)["ok"]
+    seen, spied = frames_within(control, ROGUE_WAIT_S), frames_within(spy, 0.1)
+    topics = {topic for topic, _ in seen}
+    assert wire.room_topic(room) in topics and wire.HEARTBEAT_TOPIC in topics
+    assert spied == []
+
+
+@pytest.mark.parametrize("rogue", ROGUES)
+def test_a_snapshot_or_history_request_without_an_authorised_key_gets_no_reply(
+        cluster, client, zctx, unlisted_key, rogue):
+    room = new_room("snap")
+    author = client(cluster.url("node2"), name="author")
+    author.join(room)
+    assert author.send(room, "kept from strangers")["ok"]
+    asker = cluster.broker_socket(zctx, zmq.DEALER, "snapshot", key=peer_key(rogue, unlisted_key))
+    asker.send(wire.encode("snapshot", rid="s", rooms=[room]))
+    asker.send(wire.encode("history", rid="h", room=room))
+    assert frames_within(asker, ROGUE_WAIT_S) == []
+    control = cluster.broker_socket(zctx, zmq.DEALER, "snapshot")
+    control.send(wire.encode("history", rid="h", room=room))
+    assert control.poll(5000)
+    assert wire.decode(control.recv())["history"][0]["text"] == "kept from strangers"
+
+
+@pytest.mark.parametrize("rogue", ROGUES)
+def test_a_publish_without_an_authorised_key_is_neither_delivered_nor_sequenced(
+        cluster, client, zctx, unlisted_key, rogue):
+    room = new_room("inject")
+    member = client(cluster.url("node3"), name="member")
+    member.join(room)
+    injector = cluster.broker_socket(zctx, zmq.DEALER, "intake", key=peer_key(rogue, unlisted_key))
+    for i in range(5):
+        injector.send(publish_frame(room, "forged %d" % i, rid=i))
+    injector.send(wire.encode("relay", topic=room, data={"method": "emit", "event": "message",
+                                                           "room": room, "data": {"seq": 999999}}))
+    assert frames_within(injector, ROGUE_WAIT_S) == []          # no ack
+    assert member.room_messages(room) == []                     # nothing delivered
+    ack = member.send(room, "the first real message")
+    assert ack["ok"] and ack["seq"] == 1                        # nothing sequenced
+    assert [m["text"] for m in member.wait_messages(room, 1)] == ["the first real message"]
+    assert all_healthy(cluster)
+
+
+def test_a_keyed_peer_sending_oversize_frames_is_cut_off_and_the_broker_stays_small(
+        cluster, client, zctx):
+    room = new_room("big")
+    member = client(cluster.url("node1"), name="member")
+    member.join(room)
+    pid = cluster.broker.pid
+    before = rss_kb(pid)
+    flooder = cluster.broker_socket(zctx, zmq.DEALER, "intake")   # holds the node key
+    monitor = flooder.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    started = time.monotonic()
+    text = "x" * OVERSIZE_FRAME_BYTES
+    for i in range(OVERSIZE_FRAMES):
+        flooder.send(publish_frame(room, text, rid=i))
+    # The broker reads each frame's size and drops the connection; the peer
+    # reconnects (a new CURVE handshake) and tries the next frame.
+    peak, disconnects = before, 0
+    deadline = time.monotonic() + 90
+    while disconnects < OVERSIZE_FRAMES and time.monotonic() < deadline:
+        if monitor.poll(200):
+            recv_monitor_message(monitor)
+            disconnects += 1
+        peak = max(peak, rss_kb(pid))
+    after = rss_kb(pid)
+    print("\noversize: %d x %d MB from a keyed peer: %d disconnects in %.1f s, broker RSS %d -> "
+          "peak %d -> %d KB" % (OVERSIZE_FRAMES, OVERSIZE_FRAME_BYTES >> 20, disconnects,
+                                time.monotonic() - started, before, peak, after))
+    assert disconnects == OVERSIZE_FRAMES
+    assert frames_within(flooder, 1.0) == []
+    flooder.disable_monitor()
+    monitor.close(0)
+    flooder.close(0)
+    assert peak - before < RSS_GROWTH_LIMIT_KB
+    assert cluster.broker.alive()
+    # the largest frame a node sends still passes, and nothing oversize was sequenced
+    ack = member.send(room, "y" * 2000)
+    assert ack["ok"] and ack["seq"] == 1
+    limit = config.BROKER_MAX_FRAME_BYTES
+    fits = cluster.broker_socket(zctx, zmq.DEALER, "intake")
+    frame = publish_frame(room, "z", rid="fits", nick="n")
+    fits.send(frame[:-1] + b" " * (limit - len(frame) - 100) + frame[-1:])   # JSON whitespace
+    assert fits.poll(5000) and wire.decode(fits.recv())["type"] == "published"
+    assert all_healthy(cluster)
+
+
+def test_a_key_added_to_authorized_nodes_gets_in_after_sighup(make_cluster, zctx, tmp_path):
+    c = make_cluster()
+    c.start_broker()
+    wait_until(lambda: "listening" in c.broker.log(), 20, "the broker")
+    newcomer = keys.create(tmp_path, "node4")
+    asker = c.broker_socket(zctx, zmq.DEALER, "snapshot", key=str(newcomer[1]))
+    asker.send(wire.encode("snapshot", rid="before", rooms=[]))
+    assert frames_within(asker, 2.0) == []
+    asker.close(0)
+    shutil.copy(newcomer[0], c.keys_dir / "authorized_nodes")
+    c.broker.signal(signal.SIGHUP)
+    wait_until(lambda: "reloaded: 2" in c.broker.log(), 10, "the keys reloaded")
+    asker = c.broker_socket(zctx, zmq.DEALER, "snapshot", key=str(newcomer[1]))
+    asker.send(wire.encode("snapshot", rid="after", rooms=[]))
+    assert asker.poll(5000) and wire.decode(asker.recv())["rid"] == "after"
+
+
+def _public_bind_env(c):
+    # Every socket on all interfaces (nodes still connect over loopback).
+    return {"CHAT_BROKER_%s_BIND" % name.upper(): "tcp://0.0.0.0:%d" % port
+            for name, port in c.ports.items()}
+
+
+def test_without_keys_the_broker_refuses_to_bind_beyond_loopback(make_cluster):
+    c = make_cluster(curve=False)
+    c.env.update(_public_bind_env(c))
+    broker = c.start_broker()
+    wait_until(lambda: not broker.alive(), 20, "the broker to exit")
+    assert broker.popen.returncode == 1
+    assert "cannot bind: no CURVE keys" in broker.log() and "CHAT_BROKER_INSECURE=1" in broker.log()
+
+
+def test_chat_broker_insecure_binds_without_keys_and_says_so_every_start(make_cluster, client):
+    c = make_cluster(curve=False)
+    c.env.update(_public_bind_env(c), CHAT_BROKER_INSECURE="1")
+    for start in (1, 2):
+        c.start_broker()
+        wait_until(lambda: c.broker.log().count("listening") == start, 20, "the broker")
+        c.broker.stop()
+    assert c.broker.log().count(" ERROR broker broker.keys: INSECURE") == 2
+    c.start_broker()
+    c.start_node("node1")
+    room = new_room()
+    plain = client(c.url("node1"))
+    plain.join(room)
+    assert plain.send(room, "over plain sockets")["ok"]

@@ -1,0 +1,117 @@
+"""broker.keys (scripts/keys) and the CURVE settings: key files, the development
+set, the rule for when CURVE is on, and the broker's refusal to go public without it."""
+import logging
+import stat
+
+import pytest
+import zmq.auth
+
+from broker import keys
+from broker.config import BrokerConfig, from_env
+from broker.server import Broker
+from chatstream import config
+
+
+def mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_create_makes_a_loadable_pair_whose_secret_only_its_owner_reads(tmp_path):
+    public, secret = keys.create(tmp_path / "out", "node4")
+    assert (public.name, secret.name) == ("node4.key", "node4.key_secret")
+    assert (mode(public), mode(secret)) == (0o644, 0o600)
+    pub_only, none = zmq.auth.load_certificate(public)
+    pub, sec = zmq.auth.load_certificate(secret)
+    assert none is None and pub == pub_only and len(pub) == len(sec) == 40
+
+
+def test_create_never_overwrites_a_key(tmp_path):
+    public, _ = keys.create(tmp_path, "broker")
+    before = public.read_bytes()
+    with pytest.raises(FileExistsError, match="broker.key"):
+        keys.create(tmp_path, "broker")
+    assert public.read_bytes() == before
+
+
+def test_init_makes_the_development_set_once(tmp_path):
+    made = keys.init(tmp_path)
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in made)
+    assert names == ["authorized_nodes/node.key", "broker.key", "broker.key_secret",
+                     "node.key", "node.key_secret"]
+    assert (tmp_path / "authorized_nodes/node.key").read_bytes() == (tmp_path / "node.key").read_bytes()
+    secret = (tmp_path / "broker.key_secret").read_bytes()
+    assert keys.init(tmp_path) == []
+    assert (tmp_path / "broker.key_secret").read_bytes() == secret
+
+
+def test_the_command_line_makes_keys_for_another_host_and_refuses_to_replace_them(tmp_path, capsys):
+    assert keys.main(["node", "node4", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "node4.key_secret") in out and "authorized_nodes" in out
+    assert keys.main(["node", "node4", "--out", str(tmp_path)]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert keys.main(["init", str(tmp_path / "dev")]) == 0
+    assert (tmp_path / "dev" / "authorized_nodes" / "node.key").exists()
+
+
+def _paths(tmp_path, names=("broker_public", "node_secret"), named=()):
+    return {n: config.key_path(n, str(tmp_path), str(tmp_path / n) if n in named else "")
+            for n in names}
+
+
+def test_curve_is_on_with_every_file_off_with_none_and_refused_in_between(tmp_path):
+    assert config.curve_files(_paths(tmp_path)) is None
+    keys.init(tmp_path)
+    assert config.curve_files(_paths(tmp_path)) == {
+        "broker_public": str(tmp_path / "broker.key"), "node_secret": str(tmp_path / "node.key_secret")}
+    (tmp_path / "broker.key").unlink()
+    with pytest.raises(ValueError, match="broker.key missing"):
+        config.curve_files(_paths(tmp_path))
+    with pytest.raises(ValueError, match="node_secret missing"):      # named, so meant
+        config.curve_files(_paths(tmp_path / "empty", named=("node_secret",)))
+
+
+def test_broker_config_reads_the_key_settings():
+    cfg = from_env({"CHAT_KEYS_DIR": "/k", "CHAT_AUTHORIZED_NODES": "/a", "CHAT_BROKER_INSECURE": "1",
+                    "CHAT_MAX_PAYLOAD_BYTES": "1000"})
+    assert (cfg.keys_dir, cfg.secret_key, cfg.authorized_nodes, cfg.insecure) == ("/k", "", "/a", True)
+    assert cfg.max_frame_bytes == 1000 + config.WIRE_ENVELOPE_BYTES
+    assert from_env({"CHAT_BROKER_MAX_FRAME_BYTES": "5000"}).max_frame_bytes == 5000
+    assert BrokerConfig().max_frame_bytes == config.MAX_PAYLOAD_BYTES + config.WIRE_ENVELOPE_BYTES
+
+
+def test_the_node_frame_limit_holds_a_full_snapshot_batch():
+    one_message = config.MAX_PAYLOAD_BYTES + config.WIRE_ENVELOPE_BYTES
+    assert config.NODE_MAX_FRAME_BYTES == (config.SNAPSHOT_ROOMS_PER_REQUEST * config.HISTORY_SIZE
+                                           * one_message + config.PRESENCE_WIRE_BYTES)
+    assert config.node_max_frame_bytes(history_size=100) > config.NODE_MAX_FRAME_BYTES
+
+
+@pytest.mark.parametrize("endpoint, local", [
+    ("tcp://127.0.0.1:5555", True), ("tcp://localhost:5555", True), ("tcp://[::1]:5555", True),
+    ("ipc:///tmp/b", True), ("inproc://x", True), ("tcp://0.0.0.0:5555", False),
+    ("tcp://*:5555", False), ("tcp://10.0.0.7:5555", False), ("tcp://[::]:5555", False)])
+def test_only_loopback_ipc_and_inproc_count_as_local(endpoint, local):
+    assert keys.is_local_endpoint(endpoint) is local
+
+
+def test_without_keys_the_broker_refuses_a_public_address_before_binding(tmp_path):
+    cfg = BrokerConfig(intake="tcp://0.0.0.0:1", keys_dir=str(tmp_path), state_path="memory")
+    broker = Broker(cfg, context=object())      # any socket would fail: none is made
+    with pytest.raises(keys.InsecureBind, match="CHAT_BROKER_INSECURE=1"):
+        broker.bind()
+
+
+def test_insecure_is_allowed_but_logged_as_an_error_and_loopback_as_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="broker.keys"):
+        keys.check_plain(["tcp://0.0.0.0:1"], insecure=True)
+        keys.check_plain(["tcp://127.0.0.1:1"], insecure=False)
+    assert [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records] == [
+        ("ERROR", "INSECURE"), ("WARNING", "CURVE is off")]
+
+
+def test_a_half_configured_broker_refuses_to_start(tmp_path):
+    keys.create(tmp_path, "broker")        # no authorized_nodes folder
+    broker = Broker(BrokerConfig(keys_dir=str(tmp_path), state_path="memory"), context=object())
+    with pytest.raises(ValueError, match="authorized_nodes missing"):
+        broker.bind()
