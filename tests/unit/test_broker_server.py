@@ -1,5 +1,6 @@
 """broker.server.Broker: request handling without network (fake sockets), plus
 one run of the real loop over zmq inproc sockets."""
+import contextlib
 import itertools
 import json
 import threading
@@ -13,6 +14,8 @@ from broker.presence import PresenceRegistry
 from broker.sequencer import Sequencer
 from broker.server import Broker
 from chatstream import wire
+
+from .relays import announcement
 
 PEER = b"\x00peer-1"
 
@@ -183,16 +186,6 @@ def test_publish_with_newlines_tabs_and_a_unicode_nick_is_sequenced():
 
 
 # --- relay -------------------------------------------------------------------
-
-def announcement(room="lobby", text="ann joined", **changes):
-    """What python-socketio's PubSubManager.emit relays for chat.events._announce."""
-    data = {"method": "emit", "event": "announcement",
-            "data": [{"room": room, "text": text, "ts": 1_700_000_000_000}],
-            "binary": False, "namespace": "/", "room": room, "skip_sid": None,
-            "callback": None, "host_id": "0123456789abcdef0123456789abcdef"}
-    data.update(changes)
-    return data
-
 
 def test_an_announcement_relay_is_published_on_its_room_topic_without_a_reply():
     broker = make_broker()
@@ -554,26 +547,46 @@ def recv(sock, timeout_ms=5000):
     return sock.recv_multipart()
 
 
-def test_run_loop_over_inproc_sockets():
+@contextlib.contextmanager
+def running(config, sequencer, *peers):
+    """A real Broker's loop in a thread, with ``peers`` connected before it starts.
+
+    :param peers: (zmq socket kind, endpoint, [topics to subscribe]) each.
+    Yields the peers' sockets; stops the loop and closes everything after.
+    """
     context = zmq.Context()
-    config = BrokerConfig(intake="inproc://intake", publish="inproc://publish",
-                          snapshot="inproc://snapshot", history_size=5, heartbeat_ms=20)
-    broker = Broker(config, context=context, sequencer=Sequencer(epoch="E9", history_size=5))
+    broker = Broker(config, context=context, sequencer=sequencer)
     broker.bind()
-    node_intake = context.socket(zmq.DEALER)
-    node_snap = context.socket(zmq.DEALER)
-    sub = context.socket(zmq.SUB)
-    thread = None
+    sockets, thread = [], None
     try:
-        for sock in (node_intake, node_snap, sub):
+        for kind, endpoint, topics in peers:
+            sock = context.socket(kind)
+            sockets.append(sock)
             sock.setsockopt(zmq.LINGER, 0)
-        node_intake.connect(config.intake)
-        node_snap.connect(config.snapshot)
-        sub.setsockopt(zmq.SUBSCRIBE, wire.room_topic("lobby"))
-        sub.setsockopt(zmq.SUBSCRIBE, wire.HEARTBEAT_TOPIC)
-        sub.connect(config.publish)
+            for topic in topics:
+                sock.setsockopt(zmq.SUBSCRIBE, topic)
+            sock.connect(endpoint)
         thread = threading.Thread(target=broker.run, daemon=True)
         thread.start()
+        yield sockets
+    finally:
+        broker.stop()
+        if thread is not None:
+            thread.join(5)
+            assert not thread.is_alive()
+        for sock in sockets:
+            sock.close(0)
+        broker.close()
+        context.term()
+
+
+def test_run_loop_over_inproc_sockets():
+    config = BrokerConfig(intake="inproc://intake", publish="inproc://publish",
+                          snapshot="inproc://snapshot", history_size=5, heartbeat_ms=20)
+    with running(config, Sequencer(epoch="E9", history_size=5),
+                 (zmq.DEALER, config.intake, ()), (zmq.DEALER, config.snapshot, ()),
+                 (zmq.SUB, config.publish, (wire.room_topic("lobby"), wire.HEARTBEAT_TOPIC))
+                 ) as (node_intake, node_snap, sub):
         # A heartbeat proves the subscriptions (sent before it, in order) are live.
         while True:
             topic, body = recv(sub)
@@ -610,36 +623,15 @@ def test_run_loop_over_inproc_sockets():
         assert snap["rid"] == "s" and snap["epoch"] == "E9"
         assert {room: state["seq"] for room, state in snap["rooms"].items()} == {
             "lobby": 2, "lobby2": 1}
-    finally:
-        broker.stop()
-        if thread is not None:
-            thread.join(5)
-            assert not thread.is_alive()
-        for sock in (node_intake, node_snap, sub):
-            sock.close(0)
-        broker.close()
-        context.term()
 
 
 def test_run_loop_refuses_a_hostile_peer_coalesces_presence_and_keeps_serving():
-    context = zmq.Context()
     config = BrokerConfig(intake="inproc://h-intake", publish="inproc://h-publish",
                           snapshot="inproc://h-snapshot", heartbeat_ms=50,
                           presence_interval_ms=100, presence_max_nodes=4)
-    broker = Broker(config, context=context, sequencer=Sequencer(epoch="E7"))
-    broker.bind()
-    rogue, node, sub = (context.socket(zmq.DEALER), context.socket(zmq.DEALER),
-                        context.socket(zmq.SUB))
-    thread = None
-    try:
-        for sock in (rogue, node, sub):
-            sock.setsockopt(zmq.LINGER, 0)
-        rogue.connect(config.intake)
-        node.connect(config.intake)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")     # everything the broker publishes
-        sub.connect(config.publish)
-        thread = threading.Thread(target=broker.run, daemon=True)
-        thread.start()
+    with running(config, Sequencer(epoch="E7"), (zmq.DEALER, config.intake, ()),
+                 (zmq.DEALER, config.intake, ()),
+                 (zmq.SUB, config.publish, (b"",))) as (rogue, node, sub):
         while wire.decode(recv(sub)[1])["type"] != "heartbeat":
             pass
 
@@ -677,12 +669,3 @@ def test_run_loop_refuses_a_hostile_peer_coalesces_presence_and_keeps_serving():
             seen.append(wire.decode(recv(sub)[1]))
         assert [b["message"]["nick"] for b in seen if b["type"] == "message"] == ["ann"]
         assert not any(b["type"] == "relay" for b in seen)
-    finally:
-        broker.stop()
-        if thread is not None:
-            thread.join(5)
-            assert not thread.is_alive()
-        for sock in (rogue, node, sub):
-            sock.close(0)
-        broker.close()
-        context.term()

@@ -6,6 +6,7 @@ from chat.link import BrokerUnavailable, LinkState
 from chatstream import wire
 
 from .link_twin import start_link, synced_links, wait_for
+from .relays import announcement
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -165,19 +166,13 @@ def test_the_last_member_leaving_unfollows_and_release_undoes_an_unused_follow()
     assert a.following.is_live("t")
 
 
-def _announcement(room, text):
-    return {"method": "emit", "event": "announcement", "namespace": "/", "room": room,
-            "data": [{"room": room, "text": text, "ts": 1}], "binary": False,
-            "skip_sid": None, "callback": None, "host_id": "h"}
-
-
 def test_relays_reach_the_other_nodes_of_their_room():
     broker, ((a, rec_a), (b, rec_b)) = synced_links()
     b.follow("r")
-    a.relay(_announcement("r", "ann joined"))
+    a.relay(announcement("r", "ann joined"))
     a.relay({"method": "emit", "event": "x", "room": None, "host_id": "h"})   # refused
-    a.relay(_announcement("elsewhere", "ann left"))                          # not followed
-    a.relay(_announcement("r", "ann left"))
+    a.relay(announcement("elsewhere", "ann left"))                          # not followed
+    a.relay(announcement("r", "ann left"))
     wait_for(lambda: len(rec_b.relays) == 2, what="two relays")
     assert [r["data"][0]["text"] for r in rec_b.relays] == ["ann joined", "ann left"]
 

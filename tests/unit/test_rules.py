@@ -4,6 +4,8 @@ import pytest
 from chatstream import rules
 from chatstream.rules import RuleError
 
+from .relays import announcement
+
 
 def refused(rule, value):
     with pytest.raises(RuleError) as info:
@@ -111,17 +113,6 @@ def test_node_names(name, ok):
 
 
 # --- the announcement relay ----------------------------------------------------------------
-
-def announcement(room="lobby", text="ann joined", **changes):
-    """The pub/sub message python-socketio's PubSubManager.emit builds for
-    ``sio.emit("announcement", {room, text, ts}, room=room)``."""
-    data = {"method": "emit", "event": "announcement",
-            "data": [{"room": room, "text": text, "ts": 1_700_000_000_000}],
-            "binary": False, "namespace": "/", "room": room, "skip_sid": None,
-            "callback": None, "host_id": "0123456789abcdef0123456789abcdef"}
-    data.update(changes)
-    return data
-
 
 @pytest.mark.parametrize("text", ["ann joined", "ann left", "ann smith joined",
                                   "Zo\u00eb left"])

@@ -5,55 +5,33 @@ Nodes relay exactly one thing to each other: python-socketio's emit of an
 SUB socket -- even a frame the broker should have refused -- it may not close a
 room, disconnect a client, or emit anything else to its members.
 """
-import itertools
-
 import pytest
-import socketio
 
-from chat.events import ChatEvents
-from chat.link import BrokerLink
 from chat.link.memory import MemoryBroker
-from chat.zmq_manager import ZmqManager
 from chatstream import wire
 
+from . import relays
 from .link_twin import wait_for
+from .test_events import Node as ChatNode
 
 pytestmark = pytest.mark.timeout(20)
 
-_eio_sids = itertools.count(1)
 
-
-class Node:
-    """Server, manager, link and handlers over the twin; the base class's pub/sub
-    handlers record what they were asked to do instead of doing it."""
+class Node(ChatNode):
+    """test_events' node (Server, manager, link, handlers over the twin) whose
+    pub/sub handlers record what they were asked to do instead of doing it."""
 
     def __init__(self, broker, name):
-        self.link = BrokerLink(broker.transport(), node=name, ack_timeout_s=0.5,
-                               heartbeat_ms=50, dead_after_ms=1000)
-        self.manager = ZmqManager(self.link)
-        self.sio = socketio.Server(async_mode="gevent", client_manager=self.manager)
-        self.events = ChatEvents(self.sio, self.link, sync_timeout_s=0.5)
+        super().__init__(broker, name)
         self.applied = []
         for method in ("emit", "disconnect", "close_room", "enter_room", "leave_room",
                        "callback"):
             setattr(self.manager, "_handle_" + method,
                     lambda message, method=method: self.applied.append((method, message)))
-        self.sio.manager_initialized = True
-        self.manager.initialize()
-
-    def connect(self):
-        sid = self.manager.connect("eio%d" % next(_eio_sids), "/")
-        self.events.on_connect(sid, {})
-        return sid
 
 
 def announcement(room="r", text="ann joined", **changes):
-    data = {"method": "emit", "event": "announcement",
-            "data": [{"room": room, "text": text, "ts": 1_700_000_000_000}],
-            "binary": False, "namespace": "/", "room": room, "skip_sid": None,
-            "callback": None, "host_id": "0123456789abcdef0123456789abcdef"}
-    data.update(changes)
-    return data
+    return relays.announcement(room, text, **changes)
 
 
 FOREIGN = {
