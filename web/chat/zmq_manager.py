@@ -13,10 +13,10 @@ The link delivers those through :meth:`ZmqManager.deliver`.
 import logging
 
 from gevent.queue import Full, Queue
-
 from socketio.pubsub_manager import PubSubManager
 
 from chatstream import rules
+from . import fanout
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class ZmqManager(PubSubManager):
 
     def deliver(self, event, data, room):
         """Emit to this node's members of a room (the link's order is kept)."""
-        self.emit(event, data, namespace="/", room=room, ignore_queue=True)
+        fanout.emit_local(self.server, event, data, room)
 
     def restart_room(self, room):
         """Disconnect this node's members of a room whose stream broke, so they
