@@ -18,6 +18,7 @@ from chatstream.config import ROOM_SWEEP_MS
 from chatstream.clock import now_ms
 from . import keys
 from .presence import PresenceFull, PresenceRegistry
+from .reports import ReportAssembler, ReportError
 from .sequencer import DAY_MS, Sequencer
 from .store import MemoryStore, SqliteStore
 
@@ -76,6 +77,8 @@ class Broker:
             room_ttl_ms=config.room_ttl_days * DAY_MS)
         self.presence = presence or PresenceRegistry(node_ttl_ms=config.node_ttl_ms,
                                                      max_nodes=config.presence_max_nodes)
+        self.reports = ReportAssembler(config.presence_max_rooms, config.presence_max_nicks,
+                                       config.presence_max_nodes)
         self.next_presence = 0.0   # time.monotonic() before which no presence goes out
         self.instance = None  # "<epoch>-<start time>", set by bind()
         self.intake = self.publisher = self.snapshots = None
@@ -251,7 +254,8 @@ class Broker:
         return None  # relays are fire-and-forget, like python-socketio's pub/sub
 
     def on_presence(self, body):
-        """A node's members; the whole report is checked before any of it counts."""
+        """A node's members, maybe in parts (broker/reports.py); every part is
+        checked, and the report counts once its last part is in."""
         node = _ruled(rules.node_name, _field(body, "node", str))
         rooms = _field(body, "rooms", dict)
         cfg = self.config
@@ -269,6 +273,13 @@ class Broker:
             for nick in nicks:
                 if nick not in known:
                     _ruled(rules.clean_nick, nick)
+        part = _field(body, "part", int, optional=True) or 0
+        try:
+            rooms = self.reports.add(node, rooms, part, body.get("more") is True)
+        except ReportError as exc:
+            raise RequestError(str(exc)) from None
+        if rooms is None:
+            return None                             # more parts to come
         if body.get("bye") is True:
             log.info("node %s said goodbye", node)
             self._announce_departures(self.presence.remove(node))

@@ -34,10 +34,13 @@ Bodies by type (besides ``v`` and ``type``):
 - ``published`` {rid, message: Message, duplicate: bool}
 - ``relay``     {topic: "room"|null, data: {...}}  a python-socketio pub/sub
   message (emit, disconnect, callback ...) forwarded to every node
-- ``presence``  node -> broker {node, rooms: {room: [nick]}, full, bye}: the
-  node's members (``full``: its whole state, sent every heartbeat; ``bye``:
-  the node is stopping); broker -> node {room, members: [nick]} when a room's
-  cluster-wide member list changed
+- ``presence``  node -> broker {node, rooms: {room: [nick]}, full, bye, part,
+  more}: the node's members (changed rooms every presence interval; ``full``:
+  its whole state, sent every heartbeat; ``bye``: the node is stopping), in
+  parts of at most one payload's size each (``part`` 0, 1 ...; ``more`` on all
+  but the last; a room may continue in the next part); broker -> node {room,
+  members: [nick]} when a room's cluster-wide member list changed (at most
+  once per presence interval)
 - ``announcement`` {room, text, ts}: said by the broker (e.g. "<nick> left"
   for the members of a node that died)
 - ``message``   {message: Message, epoch}

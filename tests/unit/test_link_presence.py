@@ -75,3 +75,28 @@ def test_a_broker_that_lost_its_state_hears_every_nodes_members_again():
     broker.heartbeat()                      # a new instance: nodes resync and report all
     wait_for(lambda: broker.presence.members("r") == ["alice"])
     wait_for(lambda: b.members("r") == ["alice"])
+
+
+def test_a_large_member_set_travels_in_parts_that_fit_the_brokers_frame_limit():
+    broker, ((a, _), (b, _)) = synced_links()
+    nicks = ["😀%s" % ("x" * 29 + "%05d" % i)[-30:] for i in range(1500)]   # 4-byte first char
+    for nick in nicks:
+        a.member_joined("big", nick)
+    for i in range(300):
+        a.member_joined("room-%03d" % i, "someone")
+    wait_for(lambda: len(b.members("big")) == 1500, what="the big room's members")
+    wait_for(lambda: len(b.active_rooms()) == 301, what="every room")
+    a.local.report_all()
+    assert broker.oversize == []
+    parts = [len(body) for channel, body in broker.frames_seen if b'"presence"' in body]
+    assert max(parts) <= broker.max_frame_bytes and len(parts) > 10
+    assert broker.presence.members("big") == sorted(nicks)
+
+
+def test_the_twin_drops_a_frame_over_the_limit_like_zeromq():
+    broker = MemoryBroker(max_frame_bytes=1000)
+    broker, ((a, _),) = synced_links(1, broker=broker)
+    a.follow("r")
+    with pytest.raises(Exception):
+        a.sequence("r", "alice", "x" * 2000)        # no reply: BrokerUnavailable
+    assert broker.oversize and broker.oversize[0][0] == "intake"

@@ -30,17 +30,20 @@ class BrokerLink:
     :param node: this node's name, stamped on messages its clients author.
     :param history_size: messages kept per room (as on the broker).
     :param ack_timeout_s: how long a request waits for the broker.
-    :param heartbeat_ms: the broker's heartbeat period (also this node's
-        presence report period).
+    :param heartbeat_ms: the broker's heartbeat period (also the period of
+        this node's full presence report).
     :param dead_after_ms: silence after which the broker counts as down.
     :param rooms_per_request: rooms asked for in one snapshot request.
+    :param presence_interval_ms: how often changed local members are reported.
     """
 
     def __init__(self, transport, node="node1", history_size=config.HISTORY_SIZE,
                  ack_timeout_s=config.ACK_TIMEOUT_MS / 1000.0, heartbeat_ms=config.HEARTBEAT_MS,
                  dead_after_ms=config.DEAD_AFTER_MS,
-                 rooms_per_request=config.SNAPSHOT_ROOMS_PER_REQUEST):
+                 rooms_per_request=config.SNAPSHOT_ROOMS_PER_REQUEST,
+                 presence_interval_ms=config.PRESENCE_INTERVAL_MS):
         self.transport = transport
+        self.presence_interval_ms = presence_interval_ms
         self.rooms_per_request = rooms_per_request
         self.node = node
         self.ack_timeout_s = ack_timeout_s
@@ -53,8 +56,7 @@ class BrokerLink:
         self.synced = Event()        # set once the first snapshot is installed
         self.broker_instance = None  # the broker instance the mirror was synced with
         self.last_heard = 0.0
-        self.listener = None
-        self.intake = self.snapshots = self.local = None
+        self.listener = self.intake = self.snapshots = self.local = None
         self.greenlets = []
         self.frame_handlers = {"message": self._on_message, "relay": self._on_relay,
                                "heartbeat": self._on_heartbeat, "presence": self._on_presence,
@@ -194,9 +196,7 @@ class BrokerLink:
             self._set_state(LinkState.DOWN, "no heartbeat for %d ms" % silent_ms)
 
     def _report_presence_forever(self):
-        while True:
-            gevent.sleep(self.heartbeat_ms / 1000.0)
-            self.local.report_all()
+        self.local.report_forever(self.presence_interval_ms, self.heartbeat_ms)
 
     def _set_state(self, state, why):
         if state is not self.state:

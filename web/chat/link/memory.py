@@ -51,12 +51,14 @@ class MemoryBroker:
     :param clock_ms: the presence registry's clock (injectable).
     :param sequencer: keep room state across :meth:`restart` by passing the
         previous broker's ``sequencer`` (default: a new, empty one).
+    :param max_frame_bytes: the broker's ``ZMQ_MAXMSGSIZE``: larger request
+        frames are dropped (and listed in ``oversize``).
     """
 
     _instances = itertools.count(1)
 
     def __init__(self, history_size=config.HISTORY_SIZE, node_ttl_ms=config.NODE_TTL_MS,
-                 clock_ms=None, sequencer=None):
+                 clock_ms=None, sequencer=None, max_frame_bytes=config.BROKER_MAX_FRAME_BYTES):
         self.history_size = history_size
         self.node_ttl_ms = node_ttl_ms
         self.clock_ms = clock_ms
@@ -74,6 +76,8 @@ class MemoryBroker:
         self.reachable = True    # False: sends are refused at once (no broker connected)
         self.answering = True    # False: requests vanish unanswered (a hung broker)
         self.frames_seen = []    # (channel, body bytes) of every request, for assertions
+        self.max_frame_bytes = max_frame_bytes   # larger frames are dropped, as ZeroMQ does
+        self.oversize = []       # (channel, size) of frames dropped for their size
         self.held_channel = None  # replies on this channel are kept back ...
         self.held = []            # ... here, in order, until release_replies()
 
@@ -94,6 +98,9 @@ class MemoryBroker:
     def handle(self, transport, channel, data):
         """Serve one request frame, then send what it produced (group commit of one)."""
         self.frames_seen.append((channel, data))
+        if len(data) > self.max_frame_bytes:
+            self.oversize.append((channel, len(data)))
+            return
         if not self.answering:
             return
         broker = self.broker
@@ -112,7 +119,7 @@ class MemoryBroker:
     def restart(self, keep_state=True):
         """A new broker instance on the same transports (state kept: same epoch)."""
         successor = MemoryBroker(self.history_size, self.node_ttl_ms, self.clock_ms,
-                                 self.sequencer if keep_state else None)
+                                 self.sequencer if keep_state else None, self.max_frame_bytes)
         successor.transports = self.transports
         for transport in self.transports.values():
             transport.broker = successor

@@ -1,27 +1,44 @@
 """Who is in each room: this node's members, reported to the broker, and the
 cluster-wide lists the broker sends back."""
 import collections
+import time
+
+import gevent
+
+from chatstream import config, fastjson
 
 
 class LocalMembers:
     """This node's members: room -> nick -> number of connections using it.
 
-    :param send: sends one ``presence`` report to the broker (fire and forget).
+    A join or leave marks its room dirty; :meth:`flush` (every presence
+    interval) reports the dirty rooms' lists at once, so a burst of joins costs
+    one report, not one per join.  Every report is sent in frames of at most
+    ``max_report_bytes`` of rooms and nicks (``part`` 0, 1 ... with ``more``
+    on all but the last), which the broker puts together before applying: the
+    broker reads no frame larger than one message.
+
+    :param send: sends one ``presence`` frame to the broker (fire and forget).
     :param node: this node's name, on every report.
+    :param max_report_bytes: rooms and nicks per frame, at most (JSON bytes).
     """
 
-    def __init__(self, send, node):
+    def __init__(self, send, node, max_report_bytes=config.MAX_PAYLOAD_BYTES):
         self.send = send
         self.node = node
+        self.max_report_bytes = max_report_bytes
         self.rooms = collections.defaultdict(collections.Counter)
+        self.dirty = set()      # rooms whose nicks changed since the last report
         self.stopping = False   # said goodbye: report no more members
 
     def __contains__(self, room):
         return room in self.rooms
 
     def joined(self, room, nick):
-        self.rooms[room][nick] += 1
-        self._report({room: self.nicks(room)})
+        members = self.rooms[room]
+        members[nick] += 1
+        if members[nick] == 1:
+            self.dirty.add(room)
 
     def left(self, room, nick):
         """Count one connection fewer; True when the room has no local member left."""
@@ -29,19 +46,37 @@ class LocalMembers:
         members[nick] -= 1
         if members[nick] <= 0:
             del members[nick]
+            self.dirty.add(room)
         empty = not members
         if empty:
             del self.rooms[room]
-        self._report({room: self.nicks(room)})
         return empty
 
     def nicks(self, room):
         return sorted(self.rooms.get(room, ()))
 
+    def flush(self):
+        """Report the rooms whose nicks changed since the last report."""
+        if self.dirty:
+            dirty, self.dirty = self.dirty, set()
+            self._report({room: self.nicks(room) for room in sorted(dirty)})
+
     def report_all(self):
         """The whole member set: sent every heartbeat, it keeps this node alive
         in the broker's registry and heals any report that was lost."""
+        self.dirty.clear()
         self._report({room: self.nicks(room) for room in self.rooms}, full=True)
+
+    def report_forever(self, interval_ms, full_every_ms):
+        """Changed rooms every ``interval_ms``, everything every ``full_every_ms``."""
+        next_full = time.monotonic()
+        while True:
+            gevent.sleep(min(interval_ms, full_every_ms) / 1000.0)
+            if time.monotonic() >= next_full:
+                next_full = time.monotonic() + full_every_ms / 1000.0
+                self.report_all()
+            else:
+                self.flush()
 
     def goodbye(self):
         """This node is stopping: the broker drops its members at once."""
@@ -51,7 +86,35 @@ class LocalMembers:
         if self.stopping:
             return
         self.stopping = bye
-        self.send("presence", node=self.node, rooms=rooms, full=full, bye=bye)
+        parts = list(split_report(rooms, self.max_report_bytes))
+        for part, chunk in enumerate(parts):
+            self.send("presence", node=self.node, rooms=chunk, full=full, bye=bye,
+                      part=part, more=part < len(parts) - 1)
+
+
+def split_report(rooms, max_bytes):
+    """{room: [nick]} as chunks of at most ``max_bytes`` of JSON each; a room
+    too large for one chunk continues in the next (the broker joins its lists).
+    Always at least one chunk, possibly empty."""
+    chunk, size = {}, 0
+    for room, nicks in rooms.items():
+        room_bytes = len(fastjson.dumpb(room)) + 4      # "room":[], separators
+        if size + room_bytes > max_bytes and chunk:
+            yield chunk
+            chunk, size = {}, 0
+        listed = chunk[room] = []
+        size += room_bytes
+        for nick in nicks:
+            nick_bytes = len(fastjson.dumpb(nick)) + 1
+            if size + nick_bytes > max_bytes and (listed or len(chunk) > 1):
+                if not listed:
+                    del chunk[room]
+                yield chunk
+                listed = []
+                chunk, size = {room: listed}, room_bytes
+            listed.append(nick)
+            size += nick_bytes
+    yield chunk
 
 
 class ClusterPresence:
