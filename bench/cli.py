@@ -39,6 +39,10 @@ from bench import machine, plots, repeats, report, workloads  # noqa: E402
 from bench.measure import NOISY_NEIGHBOUR_PCT, Context, disturbance, printer  # noqa: E402
 from bench.systems import SYSTEMS  # noqa: E402
 
+# The tables and plots name and colour systems by these; ours-plain is ours without CURVE.
+report.SYSTEM_LABELS.setdefault("ours-plain", SYSTEMS["ours-plain"].label)
+plots.COLORS.setdefault("ours-plain", "tab:cyan")
+
 ALL_SYSTEMS = ("ours", "ours-plain", "redis", "zmq")
 ALL_WORKLOADS = ("fanout", "burst", "ramp", "idle", "pipe", "profile")
 APPLIES = {"fanout": ("ours", "redis"), "burst": ("ours", "ours-plain", "redis"), "ramp": ("ours", "redis"),

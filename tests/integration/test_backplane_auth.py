@@ -38,18 +38,17 @@ def unlisted_key(tmp_path_factory):
     return str(keys.create(tmp_path_factory.mktemp("rogue-keys"), "rogue")[1])
 
 
+@pytest.fixture(params=["no key", "unlisted key"])
+def rogue(request, unlisted_key):
+    """(what the rogue peer holds, its key file for Cluster.broker_socket)."""
+    return request.param, {"no key": None, "unlisted key": unlisted_key}[request.param]
+
+
 @pytest.fixture
 def zctx():
     ctx = zmq.Context()
     yield ctx
     ctx.destroy(linger=0)
-
-
-def peer_key(name, unlisted_key):
-    return {"no key": None, "unlisted key": unlisted_key}[name]
-
-
-ROGUES = ["no key", "unlisted key"]
 
 
 def rss_kb(pid):
@@ -71,18 +70,22 @@ def publish_frame(room, text, rid=1, nick="admin", node="node1", cid=None):
                        cid=cid or "rogue-%s" % os.urandom(4).hex())
 
 
+def room_with_member(cluster, client, node, prefix):
+    room = new_room(prefix)
+    member = client(cluster.url(node), name="member")
+    member.join(room)
+    return room, member
+
+
 def all_healthy(cluster):
     return all(requests.get(cluster.url(n) + "/healthz", timeout=5).status_code == 200
                for n in ("node1", "node2", "node3"))
 
 
-@pytest.mark.parametrize("rogue", ROGUES)
 def test_a_subscriber_without_an_authorised_key_reads_nothing_while_traffic_flows(
-        cluster, client, zctx, unlisted_key, rogue):
-    room = new_room("sub")
-    author = client(cluster.url("node1"), name="author")
-    author.join(room)
-    spy = cluster.broker_socket(zctx, zmq.SUB, "publish", key=peer_key(rogue, unlisted_key))
+        cluster, client, zctx, rogue):
+    room, author = room_with_member(cluster, client, "node1", "sub")
+    spy = cluster.broker_socket(zctx, zmq.SUB, "publish", key=rogue[1])
     control = cluster.broker_socket(zctx, zmq.SUB, "publish")     # the node key
     for sock in (spy, control):
         sock.setsockopt(zmq.SUBSCRIBE, b"")
@@ -91,39 +94,40 @@ def test_a_subscriber_without_an_authorised_key_reads_nothing_while_traffic_flow
         assert author.send(room, "secret %d" % i)["ok"]
     seen, spied = frames_within(control, ROGUE_WAIT_S), frames_within(spy, 0.1)
     topics = {topic for topic, _ in seen}
+    print("\nSUB with %s: %d frames in %.0f s (the node key's SUB: %d)"
+          % (rogue[0], len(spied), ROGUE_WAIT_S, len(seen)))
     assert wire.room_topic(room) in topics and wire.HEARTBEAT_TOPIC in topics
     assert spied == []
 
 
-@pytest.mark.parametrize("rogue", ROGUES)
 def test_a_snapshot_or_history_request_without_an_authorised_key_gets_no_reply(
-        cluster, client, zctx, unlisted_key, rogue):
-    room = new_room("snap")
-    author = client(cluster.url("node2"), name="author")
-    author.join(room)
+        cluster, client, zctx, rogue):
+    room, author = room_with_member(cluster, client, "node2", "snap")
     assert author.send(room, "kept from strangers")["ok"]
-    asker = cluster.broker_socket(zctx, zmq.DEALER, "snapshot", key=peer_key(rogue, unlisted_key))
+    asker = cluster.broker_socket(zctx, zmq.DEALER, "snapshot", key=rogue[1])
     asker.send(wire.encode("snapshot", rid="s", rooms=[room]))
     asker.send(wire.encode("history", rid="h", room=room))
-    assert frames_within(asker, ROGUE_WAIT_S) == []
+    replies = frames_within(asker, ROGUE_WAIT_S)
+    print("\nsnapshot + history with %s: %d replies in %.0f s" % (rogue[0], len(replies), ROGUE_WAIT_S))
+    assert replies == []
     control = cluster.broker_socket(zctx, zmq.DEALER, "snapshot")
     control.send(wire.encode("history", rid="h", room=room))
     assert control.poll(5000)
     assert wire.decode(control.recv())["history"][0]["text"] == "kept from strangers"
 
 
-@pytest.mark.parametrize("rogue", ROGUES)
 def test_a_publish_without_an_authorised_key_is_neither_delivered_nor_sequenced(
-        cluster, client, zctx, unlisted_key, rogue):
-    room = new_room("inject")
-    member = client(cluster.url("node3"), name="member")
-    member.join(room)
-    injector = cluster.broker_socket(zctx, zmq.DEALER, "intake", key=peer_key(rogue, unlisted_key))
+        cluster, client, zctx, rogue):
+    room, member = room_with_member(cluster, client, "node3", "inject")
+    injector = cluster.broker_socket(zctx, zmq.DEALER, "intake", key=rogue[1])
     for i in range(5):
         injector.send(publish_frame(room, "forged %d" % i, rid=i))
     injector.send(wire.encode("relay", topic=room, data={"method": "emit", "event": "message",
                                                            "room": room, "data": {"seq": 999999}}))
-    assert frames_within(injector, ROGUE_WAIT_S) == []          # no ack
+    acks = frames_within(injector, ROGUE_WAIT_S)
+    print("\n5 publishes + 1 relay with %s: %d acks, %d delivered" % (
+        rogue[0], len(acks), len(member.room_messages(room))))
+    assert acks == []                                           # no ack
     assert member.room_messages(room) == []                     # nothing delivered
     ack = member.send(room, "the first real message")
     assert ack["ok"] and ack["seq"] == 1                        # nothing sequenced
@@ -133,9 +137,7 @@ def test_a_publish_without_an_authorised_key_is_neither_delivered_nor_sequenced(
 
 def test_a_keyed_peer_sending_oversize_frames_is_cut_off_and_the_broker_stays_small(
         cluster, client, zctx):
-    room = new_room("big")
-    member = client(cluster.url("node1"), name="member")
-    member.join(room)
+    room, member = room_with_member(cluster, client, "node1", "big")
     pid = cluster.broker.pid
     before = rss_kb(pid)
     flooder = cluster.broker_socket(zctx, zmq.DEALER, "intake")   # holds the node key
