@@ -78,11 +78,13 @@ class Sequencer:
             self.cids[name] = {}
         return history
 
-    def sequence(self, room, nick, text, node, cid=None):
+    def sequence(self, room, nick, text, node, cid=None, uid=None):
         """Sequence one message; returns ``(message, duplicate)``.
 
         A ``cid`` already seen in the room's buffer returns the first message
-        and ``duplicate=True``: it must not be published again.
+        and ``duplicate=True``: it must not be published again.  ``uid`` (the
+        author's identity) travels in the message, so its buffer, store and
+        snapshots carry it; a message from a node that sends none has none.
         """
         history = self.room(room)
         cids = self.cids[room]
@@ -99,6 +101,8 @@ class Sequencer:
         }
         if cid is not None:
             message["cid"] = cid
+        if uid is not None:
+            message["uid"] = uid
         evicted = history.append(message)
         if evicted is not None and "cid" in evicted:
             cids.pop(evicted["cid"], None)

@@ -237,7 +237,9 @@ class Broker:
         cid = _field(body, "cid", str, optional=True)
         if cid is not None:
             _ruled(rules.cid, cid)
-        message, duplicate = self.sequencer.sequence(room, nick, text, node, cid)
+        uid = _field(body, "uid", str, optional=True)
+        message, duplicate = self.sequencer.sequence(
+            room, nick, text, node, cid, uid if uid is None else _ruled(rules.uid, uid))
         if not duplicate:
             epoch = self.sequencer.rooms[room].epoch
             self._publish(wire.room_topic(room), wire.encode("message", message=message, epoch=epoch))

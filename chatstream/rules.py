@@ -20,6 +20,11 @@ NODE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 NICK_MAX = 32
 TEXT_MAX = 2000
 CID_MAX = 64
+# An author's uid (PROTOCOL.md "Identity"): its kind, then 20 hex digits (80 bits of an
+# HMAC or of randomness): "a" an account, "g" a guest's session, "c" a guest connection
+# without one (web/chat/identity.py makes them).
+UID_RE = re.compile(r"[agc][0-9a-f]{20}")
+GUEST_UID_KINDS = frozenset("gc")
 
 # Categories a nick may not hold: controls (Cc), format characters such as
 # U+200B zero-width space and U+202E right-to-left override (Cf), line and
@@ -73,6 +78,18 @@ def cid(value):
     if not 1 <= len(value) <= CID_MAX:
         raise RuleError("invalid_payload", "cid must be 1-%d characters" % CID_MAX)
     return value
+
+
+def uid(value):
+    if not isinstance(value, str) or not UID_RE.fullmatch(value):
+        raise RuleError("invalid_uid", "uid must be a, g or c and 20 hex digits")
+    return value
+
+
+def nick_key(value):
+    """What two nicks are compared by (``nick_taken``, unique usernames): NFKC, then
+    case folding, then NFKC again (folding can undo the normal form, e.g. U+0345)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
 
 
 def node_name(value):

@@ -30,7 +30,9 @@ echoes, so one DEALER can have many requests in flight.
 
 Bodies by type (besides ``v`` and ``type``):
 
-- ``publish``   {rid, room, nick, text, node, cid|null}
+- ``publish``   {rid, room, nick, text, node, cid|null, uid}: ``uid`` is the
+  author's identity (chatstream.rules.uid), copied into the Message; the broker
+  sequences a publish without one (a node from before uids) into a Message without
 - ``published`` {rid, message: Message, duplicate: bool}
 - ``relay``     {topic: "room"|null, data: {...}}  a python-socketio pub/sub
   message (emit, disconnect, callback ...) forwarded to every node
@@ -59,7 +61,8 @@ Bodies by type (besides ``v`` and ``type``):
   (:meth:`chatstream.history.RoomHistory.view`)
 - ``error``     {rid|null, error, detail}
 
-Message = {id, seq, room, nick, text, ts, node, cid?} exactly as clients see it.
+Message = {id, seq, room, nick, text, ts, node, cid?, uid?} exactly as clients see it
+(every node of this version sends ``uid``; messages stored before it have none).
 RoomState = {epoch, seq, history: [Message]}.
 """
 from . import fastjson

@@ -107,13 +107,13 @@ class BrokerLink:
 
     # what the event handlers ask
 
-    def sequence(self, room, nick, text, cid=None):
-        """Have the broker sequence a message; returns ``(message, duplicate)``.
+    def sequence(self, room, nick, text, cid=None, uid=None):
+        """Have the broker sequence ``uid``'s message; returns ``(message, duplicate)``.
 
         Raises :class:`BrokerUnavailable` when it is not sequenced in time.
         """
         reply = self.intake.request("publish", self.ack_timeout_s, room=room, nick=nick,
-                                    text=text, node=self.node, cid=cid)
+                                    text=text, node=self.node, cid=cid, uid=uid)
         return reply["message"], reply["duplicate"]
 
     def follow(self, room):
