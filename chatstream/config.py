@@ -114,6 +114,18 @@ PRESENCE_MAX_NODES = 64
 
 LOG_LEVEL = "INFO"
 
+# --- Accounts and sessions (nodes only) ---------------------------------------------
+
+# The nodes' shared database when DATABASE_URL is unset: one SQLite file in WAL mode,
+# for nodes on one host (PostgreSQL for several).  Relative to the repository.
+DATABASE_PATH = "var/web.sqlite3"
+# How long a SQLite write waits for another node's lock.  Writes are a session or an
+# account saved (milliseconds), so 5 s is only reached when something is stuck; the
+# wait blocks the node's gevent loop, so it must stay short.
+DATABASE_TIMEOUT_S = 5
+# Django's SECRET_KEY, made once by scripts/setup (DJANGO_SECRET_KEY overrides it).
+SECRET_KEY_FILE = "var/secret_key"
+
 # --- The backplane: CURVE keys and frame limits ---------------------------------------
 
 # ZeroMQ CURVE keys of the broker's three sockets (scripts/keys makes them;

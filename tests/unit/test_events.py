@@ -33,18 +33,19 @@ class RecordingManager(ZmqManager):
 class Node:
     """One node: Server, manager, link and handlers, without sockets."""
 
-    def __init__(self, broker, name, sync=True, **limits):
+    def __init__(self, broker, name, sync=True, identities=None, **limits):
         self.link = BrokerLink(broker.transport(), node=name, ack_timeout_s=0.3,
                                heartbeat_ms=50, dead_after_ms=1000)
         self.manager = RecordingManager(self.link)
         self.sio = socketio.Server(async_mode="gevent", client_manager=self.manager)
-        self.events = ChatEvents(self.sio, self.link, limits=Limits(**limits), sync_timeout_s=0.3)
+        self.events = ChatEvents(self.sio, self.link, limits=Limits(**limits), sync_timeout_s=0.3,
+                                 identities=identities)
         self.sio.manager_initialized = True
         self.manager.initialize()
 
-    def connect(self):
+    def connect(self, environ=None):
         sid = self.manager.connect("eio%d" % next(_eio_sids), "/")
-        self.events.on_connect(sid, {})
+        self.events.on_connect(sid, environ or {})
         return sid
 
     def messages(self, room):
@@ -68,6 +69,7 @@ def test_a_join_answers_from_the_mirror_and_a_message_reaches_every_node(broker)
     a, b = live_nodes(broker)
     alice, bob = a.connect(), b.connect()
     ack = a.events.on_join(alice, {"room": "r", "nick": "alice"})
+    assert ack.pop("uid")[0] == "c"         # a guest without a session
     assert ack == {"ok": True, "room": "r", "nick": "alice", "node": "n1",
                    "epoch": broker.sequencer.epoch, "seq": 0, "history": [], "gap": False}
     assert a.events.on_message(alice, {"room": "r", "text": "hi"})["seq"] == 1

@@ -9,6 +9,7 @@ from chatstream import config
 from chatstream.clock import now_ms
 
 from . import validation
+from .identity import GuestIdentities
 from .ratelimit import TokenBucket
 from .validation import ContractError
 from .link import BrokerUnavailable
@@ -27,11 +28,12 @@ class Limits:
 
 
 class Connection:
-    """What the node knows of one client: its rooms (with the nick used in each)."""
+    """What the node knows of one client: who it is, its rooms (with the nick used in each)."""
 
-    def __init__(self, bucket):
+    def __init__(self, bucket, identity):
         self.rooms = {}   # room -> nick
         self.bucket = bucket
+        self.identity = identity   # chat.identity.Identity, read once when it connected
 
 
 def _acked(handler):
@@ -60,13 +62,17 @@ class ChatEvents:
         need of the broker: follow, release, view, sequence, members ...).
     :param limits: a :class:`Limits`.
     :param sync_timeout_s: how long a join waits for the node's first snapshot.
+    :param identities: who connects (``identify(environ)``) and which nicks are
+        accounts' (``nick_taken(nick)``): :class:`~chat.identity.SessionIdentities`
+        on a node; by default every connection is a guest and no nick is taken.
     """
 
-    def __init__(self, sio, link, limits=Limits(), sync_timeout_s=5.0):
+    def __init__(self, sio, link, limits=Limits(), sync_timeout_s=5.0, identities=None):
         self.sio = sio
         self.link = link
         self.limits = limits
         self.sync_timeout_s = sync_timeout_s
+        self.identities = identities or GuestIdentities()
         self.connections = {}   # sid -> Connection
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
@@ -86,8 +92,14 @@ class ChatEvents:
                 "error": "too_many_connections",
                 "detail": "this node serves at most %d connections; try again or another node"
                           % self.limits.max_connections})
+        try:
+            identity = self.identities.identify(environ)
+        except Exception:
+            log.exception("connection refused: its session could not be read")
+            raise sio_exceptions.ConnectionRefusedError("unavailable", {
+                "error": "unavailable", "detail": "the session cannot be read now; try again"})
         self.connections[sid] = Connection(TokenBucket(self.limits.rate_per_s,
-                                                       self.limits.rate_burst))
+                                                       self.limits.rate_burst), identity)
 
     def on_disconnect(self, sid, reason=None):
         conn = self.connections.pop(sid, None)
@@ -107,10 +119,24 @@ class ChatEvents:
         self.sio.emit("announcement", {"room": room, "text": text,
                                        "ts": now_ms()}, room=room)
 
+    def _check_guest_nick(self, nick):
+        """nick_taken when a guest asks for an account's username (NFKC + case folding)."""
+        try:
+            taken = self.identities.nick_taken(nick)
+        except Exception:
+            log.exception("nick_taken check failed")
+            raise ContractError("unavailable", "accounts cannot be checked now; retry") from None
+        if taken:
+            raise ContractError("nick_taken", "%s is a registered account's name; log in "
+                                "as that account or choose another nick" % nick)
+
     @_acked
     def on_join(self, sid, payload):
-        req = validation.join_request(payload)
         conn = self._connection(sid)
+        # an account chats as its username, whatever nick it sends
+        req = validation.join_request(payload, account=conn.identity.username)
+        if conn.identity.guest:
+            self._check_guest_nick(req["nick"])
         if not self.link.wait_synced(self.sync_timeout_s):
             raise ContractError("unavailable", "the node has not reached the broker yet")
         room = req["room"]
@@ -133,7 +159,8 @@ class ChatEvents:
             self.link.member_left(room, previous)   # room is never left unfollowed
         self._announce(room, "%s joined" % req["nick"])
         view = self.link.view(room, req["since"], req["epoch"])
-        return {"ok": True, "room": room, "nick": req["nick"], "node": self.link.node, **view}
+        return {"ok": True, "room": room, "nick": req["nick"], "uid": conn.identity.uid,
+                "node": self.link.node, **view}
 
     @_acked
     def on_leave(self, sid, payload):
@@ -178,7 +205,8 @@ class ChatEvents:
             raise ContractError("rate_limited", "more than %g messages/s (burst %d)"
                                 % (self.limits.rate_per_s, self.limits.rate_burst))
         try:
-            message, _ = self.link.sequence(req["room"], nick, req["text"], req["cid"])
+            message, _ = self.link.sequence(req["room"], nick, req["text"], req["cid"],
+                                            uid=conn.identity.uid)
         except BrokerUnavailable as exc:
             log.warning("message from %s not sequenced: %s", sid, exc)
             raise ContractError("unavailable", "the message was not sequenced in time; "

@@ -8,6 +8,7 @@ from chatstream import fastjson
 from .backpressure import SlowClientReaper
 from . import patches
 from .events import ChatEvents, Limits
+from .identity import SessionIdentities
 from .link import BrokerLink, ZmqTransport
 from .zmq_manager import ZmqManager
 
@@ -57,7 +58,8 @@ def build_server():
                     max_rooms=settings.CHAT_MAX_ROOMS_PER_CONNECTION,
                     max_connections=settings.CHAT_MAX_CONNECTIONS)
     patches.install(sio)
-    ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
+    ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
+               identities=SessionIdentities())
     SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE).start()
     # Start the broker link now, not at the first client: /healthz depends on it.
     sio.manager_initialized = True

@@ -90,9 +90,11 @@ def epoch(payload):
     return _typed(payload, "epoch", str, "a string")
 
 
-def join_request(payload):
+def join_request(payload, account=None):
+    """:param account: the connection's username: its nick, whatever the payload says."""
     payload = payload_object(payload)
-    return {"room": room(payload), "nick": nick(payload),
+    return {"room": room(payload),
+            "nick": nick(payload) if account is None else _ruled(rules.clean_nick, account),
             "since": since(payload), "epoch": epoch(payload)}
 
 

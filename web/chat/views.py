@@ -7,18 +7,24 @@ from . import validation
 from .node import current_server
 
 
-def _context(**extra):
-    return {"node": settings.CHAT_NODE_NAME, **extra}
+def _context(request, **extra):
+    """What every page shows; a guest gets a session here, so its uid (which the
+    Socket.IO handshake derives from that session's cookie, chat/identity.py) stays
+    the same across reloads, reconnects and nodes."""
+    account = request.user.get_username() if request.user.is_authenticated else None
+    if account is None and request.session.session_key is None:
+        request.session["guest"] = True
+    return {"node": settings.CHAT_NODE_NAME, "account": account, **extra}
 
 
 def lobby(request):
-    return render(request, "chat/lobby.html", _context())
+    return render(request, "chat/lobby.html", _context(request))
 
 
 def room(request, room):
     if not validation.ROOM_RE.fullmatch(room):
         raise Http404("invalid room name")
-    return render(request, "chat/room.html", _context(room=room))
+    return render(request, "chat/room.html", _context(request, room=room))
 
 
 def healthz(request):

@@ -9,6 +9,9 @@ import os
 import sys
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
+from chatsite import database, secret_key
 from chatstream import config as shared
 from chatstream.config import env_int
 
@@ -16,21 +19,35 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = os.environ.get
 
 _DEV_SECRET = "dev-insecure-secret-key-change-me"
-SECRET_KEY = env("DJANGO_SECRET_KEY", _DEV_SECRET)
 DEBUG = env("DJANGO_DEBUG", "0") == "1"
-if SECRET_KEY == _DEV_SECRET:
-    print("WARNING: DJANGO_SECRET_KEY is not set; using the insecure development key. "
-          "Set it before exposing this node to anyone.", file=sys.stderr)
+# DJANGO_SECRET_KEY, else DJANGO_SECRET_KEY_FILE (default var/secret_key, made by scripts/setup).
+SECRET_KEY = secret_key.read(os.environ, BASE_DIR.parent / shared.SECRET_KEY_FILE)
+if SECRET_KEY is None and not DEBUG:
+    raise ImproperlyConfigured(
+        "No secret key: set DJANGO_SECRET_KEY or DJANGO_SECRET_KEY_FILE (scripts/setup makes "
+        "var/secret_key); every node of a cluster needs the same one. DJANGO_DEBUG=1 runs "
+        "with an insecure development key instead.")
+if SECRET_KEY is None:
+    SECRET_KEY = _DEV_SECRET
+    print("WARNING: no DJANGO_SECRET_KEY; DJANGO_DEBUG=1 uses the insecure development key.",
+          file=sys.stderr)
 ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h]
 
 INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
     "django.contrib.staticfiles",
+    "accounts",
     "chat",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 ROOT_URLCONF = "chatsite.urls"
@@ -39,9 +56,24 @@ TEMPLATES = [{
     "BACKEND": "django.template.backends.django.DjangoTemplates",
     "DIRS": [],
     "APP_DIRS": True,
-    "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    "OPTIONS": {"context_processors": ["django.template.context_processors.request",
+                                       "django.contrib.auth.context_processors.auth"]},
 }]
-DATABASES = {}  # a node keeps no database: the broker holds the conversation
+# Accounts and sessions (README "Accounts"); the broker keeps the conversation.
+DATABASES = database.from_env(os.environ, BASE_DIR.parent)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"     # its username is its nick (accounts/models.py)
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = LOGOUT_REDIRECT_URL = "lobby"
+# Sessions in the shared database, so a session made on one node is valid on every node
+# (the Socket.IO handshake reads it: chat/identity.py).  The cookie stays HttpOnly and Lax.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 USE_TZ = True
 TIME_ZONE = "UTC"  # Django would otherwise set the process TZ to America/Chicago
 STATIC_URL = "static/"

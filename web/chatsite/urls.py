@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from chat import views
 
@@ -6,4 +6,5 @@ urlpatterns = [
     path("", views.lobby, name="lobby"),
     path("r/<str:room>/", views.room, name="room"),
     path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("accounts.urls")),
 ]

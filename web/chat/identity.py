@@ -1,0 +1,131 @@
+"""Who a Socket.IO connection is (PROTOCOL.md "Identity"): an account or a guest, and its uid.
+
+Read once per connection, when it connects, from the Django session named by the
+handshake's cookie (the sessions are in the nodes' shared database, so a session made on
+one node is valid on all): one database read per connection, none per message.
+
+The ``uid`` every message and join ack carries (its shape is ``chatstream.rules.uid``):
+
+- an account: ``"a"`` + HMAC-SHA256(SECRET_KEY, "account:<user id>"), 20 hex digits;
+  the same on every node, in every session, for as long as the key stays;
+- a guest with a session (the pages give every visitor one): ``"g"`` + HMAC of the
+  session key, so reloads, reconnects and other nodes keep it, and the session key
+  itself (a login credential) is never shown;
+- a guest without one (a client that brings no valid session cookie): ``"c"`` + 20
+  random hex digits, fresh per connection.
+
+Rotating SECRET_KEY changes every uid (and ends every login session).
+"""
+import hashlib
+import hmac
+import logging
+import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from django.http.cookie import parse_cookie
+
+from chatstream import rules
+
+log = logging.getLogger(__name__)
+
+UID_HEX_DIGITS = 20   # 80 bits: no two people of one deployment ever share a uid
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A connection's identity: ``username`` is the account's, None for a guest."""
+    uid: str
+    username: str = None
+
+    @property
+    def guest(self):
+        return self.username is None
+
+
+def _mac(secret_key, kind, value):
+    digest = hmac.new(secret_key.encode("utf-8"), ("%s:%s" % (kind, value)).encode("utf-8"),
+                      hashlib.sha256).hexdigest()
+    return digest[:UID_HEX_DIGITS]
+
+
+def account_uid(secret_key, user_id):
+    return "a" + _mac(secret_key, "account", user_id)
+
+
+def guest_uid(secret_key, session_key):
+    return "g" + _mac(secret_key, "guest", session_key)
+
+
+def connection_uid():
+    return "c" + secrets.token_hex(UID_HEX_DIGITS // 2)
+
+
+def cookie(environ, name):
+    """The value of cookie ``name`` in a WSGI environ's Cookie header, or None."""
+    return parse_cookie(environ.get("HTTP_COOKIE", "")).get(name) or None
+
+
+class GuestIdentities:
+    """The in-memory twin of :class:`SessionIdentities` for unit tests: no database.
+
+    :param usernames: the registered accounts' usernames (``nick_taken``).
+    :param sessions: session cookie value -> :class:`Identity` for the handshakes
+        that bring cookie ``sessionid``; every other connection is a new guest.
+    """
+
+    def __init__(self, usernames=(), sessions=None):
+        self.taken = {rules.nick_key(name) for name in usernames}
+        self.sessions = dict(sessions or {})
+
+    def identify(self, environ):
+        found = self.sessions.get(cookie(environ, "sessionid"))
+        return found or Identity(connection_uid())
+
+    def nick_taken(self, nick):
+        return rules.nick_key(nick) in self.taken
+
+
+@contextmanager
+def _database():
+    """Django closes a request's connections when the request ends; Socket.IO events are
+    not Django requests, so close this greenlet's connections when done here."""
+    from django.db import connections
+    try:
+        yield
+    finally:
+        connections.close_all()
+
+
+class SessionIdentities:
+    """Accounts and guests from the Django session in a handshake's cookie."""
+
+    def __init__(self, secret_key=None):
+        from django.conf import settings
+        self.secret_key = secret_key or settings.SECRET_KEY
+        self.cookie_name = settings.SESSION_COOKIE_NAME
+
+    def identify(self, environ):
+        from importlib import import_module
+
+        from django.conf import settings
+        from django.contrib.auth import get_user
+        key = cookie(environ, self.cookie_name)
+        if key is None:
+            return Identity(connection_uid())
+        with _database():
+            session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+            # Django's own check: the user of the session, if its password hash still matches.
+            user = get_user(SimpleNamespace(session=session))
+            if user.is_authenticated:
+                return Identity(account_uid(self.secret_key, user.pk), user.get_username())
+            # session_key is None once the cookie named no live session (forged, expired).
+            if session.session_key is None:
+                return Identity(connection_uid())
+            return Identity(guest_uid(self.secret_key, session.session_key))
+
+    def nick_taken(self, nick):
+        from django.contrib.auth import get_user_model
+        with _database():
+            return get_user_model().objects.filter(nick_key=rules.nick_key(nick)).exists()
