@@ -13,7 +13,7 @@ def new_room(prefix="room"):
 class ChatClient:
     """A real python-socketio client that records what the server sends."""
 
-    def __init__(self, url, transports=("websocket",), name="client"):
+    def __init__(self, url, transports=("websocket",), name="client", cookies=None):
         self.url = url
         self.name = name
         self.messages = []
@@ -24,7 +24,10 @@ class ChatClient:
         self.sio.on("message", self._on_message)
         self.sio.on("announcement", self._on_announcement)
         self.sio.on("presence", self._on_presence)
-        self.sio.connect(url, transports=list(transports), wait_timeout=10)
+        # cookies ({name: value}, e.g. Django's sessionid) go with the handshake, as a
+        # browser's would: the node reads the session from them (PROTOCOL.md "Identity").
+        headers = {"Cookie": "; ".join("%s=%s" % kv for kv in cookies.items())} if cookies else {}
+        self.sio.connect(url, transports=list(transports), wait_timeout=10, headers=headers)
 
     def _on_message(self, message):
         with self.cond:
@@ -47,7 +50,11 @@ class ChatClient:
         return self.sio.call(event, payload, timeout=timeout)
 
     def join(self, room, nick=None, **extra):
-        ack = self.call("join", dict(room=room, nick=nick or self.name, **extra))
+        """Join as ``nick`` (default: the client's name; ``nick=False`` sends none)."""
+        payload = dict(room=room, **extra)
+        if nick is not False:
+            payload["nick"] = nick or self.name
+        ack = self.call("join", payload)
         assert ack["ok"], ack
         return ack
 

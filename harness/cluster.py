@@ -1,4 +1,5 @@
 """A broker, nodes and HAProxy on free loopback ports, each a process in its own group."""
+import subprocess
 from pathlib import Path
 
 import requests
@@ -19,6 +20,9 @@ class Cluster:
     :param env: extra environment for every process (e.g. CHAT_HISTORY_SIZE).
     :param curve: a fresh CURVE key set in ``log_dir/keys`` for the broker and
         every node (as scripts/run has); False runs plain sockets (loopback only).
+
+    The nodes share a secret key (``log_dir/secret_key``) and an accounts database:
+    SQLite in ``log_dir``, or ``env``'s ``DATABASE_URL``; migrated before the first node.
     """
 
     def __init__(self, log_dir, env=None, curve=True):
@@ -35,8 +39,12 @@ class Cluster:
             "CHAT_BROKER_PUBLISH_PORT": str(self.ports["publish"]),
             "CHAT_BROKER_SNAPSHOT_PORT": str(self.ports["snapshot"]),
             "CHAT_BROKER_STATE": str(self.log_dir / "broker.sqlite3"),
+            "DJANGO_SECRET_KEY_FILE": str(self.log_dir / "secret_key"),
+            "CHAT_DATABASE_PATH": str(self.log_dir / "web.sqlite3"),
             **(env or {}),
         })
+        self.env.pop("DJANGO_SECRET_KEY", None)   # the file above, as scripts/run has
+        self.web_ready = False
         self.broker = None
         self.nodes = {}       # name -> (Proc, port)
         self.balancer = None
@@ -50,7 +58,25 @@ class Cluster:
         self.procs.append(self.broker)
         return self.broker
 
+    def prepare_web(self):
+        """The nodes' secret key and database migrations, once per cluster."""
+        if self.web_ready:
+            return
+        for argv in (["web/chatsite/secret_key.py", self.env["DJANGO_SECRET_KEY_FILE"]],
+                     ["web/manage.py", "migrate", "--noinput"]):
+            done = subprocess.run([PYTHON, *argv], cwd=ROOT, env=self.env, capture_output=True,
+                                  text=True, timeout=120)
+            assert done.returncode == 0, "%s failed:\n%s%s" % (argv, done.stdout, done.stderr)
+        self.web_ready = True
+
+    def manage(self, *args, env=None, timeout=60):
+        """Run ``web/manage.py`` with the nodes' settings (e.g. createsuperuser --noinput)."""
+        self.prepare_web()
+        return subprocess.run([PYTHON, "web/manage.py", *args], cwd=ROOT, env=dict(self.env, **(env or {})),
+                              capture_output=True, text=True, timeout=timeout)
+
     def start_node(self, name, port=None, env=None, wait=True):
+        self.prepare_web()
         port = port or free_port()
         node_env = dict(self.env, CHAT_NODE_NAME=name, **(env or {}))
         proc = Proc(name, [PYTHON, "web/manage.py", "runnode", "--name", name, "--port", str(port)],

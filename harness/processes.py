@@ -41,8 +41,8 @@ def wait_until(predicate, timeout, what, interval=0.05):
 
 
 def base_env(extra=None):
-    """This process's environment without any CHAT_ setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    """This process's environment without any CHAT_ setting or DATABASE_URL, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_") and k != "DATABASE_URL"}
     env["PYTHONUNBUFFERED"] = "1"
     env["DJANGO_SECRET_KEY"] = "test-secret"
     env.update(extra or {})

@@ -47,8 +47,8 @@ def client():
     """Factory of connected clients, all disconnected after the test."""
     made = []
 
-    def connect(url, name="client", transports=("websocket",)):
-        c = ChatClient(url, transports=transports, name=name)
+    def connect(url, name="client", transports=("websocket",), cookies=None):
+        c = ChatClient(url, transports=transports, name=name, cookies=cookies)
         made.append(c)
         return c
     yield connect

@@ -11,8 +11,8 @@ class SignupForm(UserCreationForm):
         fields = ("username",)
 
     def clean_username(self):
-        username = super().clean_username()
-        if get_user_model().objects.filter(nick_key=rules.nick_key(username)).exists():
+        username = super().clean_username()   # None when Django found it taken already
+        if username and get_user_model().objects.filter(nick_key=rules.nick_key(username)).exists():
             self.add_error("username", "That name is taken (names are compared without "
                                        "case and width).")
         return username
