@@ -17,6 +17,11 @@ function element(tag, className, text) {
   return node;
 }
 
+/** A guest's message: its uid is of kind g (a browser session) or c (one connection). */
+function isGuest(m) {
+  return typeof m.uid === "string" && (m.uid[0] === "g" || m.uid[0] === "c");
+}
+
 function timeElement(ts) {
   const when = new Date(ts);
   const today = new Date().toDateString() === when.toDateString();
@@ -70,7 +75,13 @@ export class Conversation {
     const meta = element("div", "meta");
     const nick = element("span", "nick", m.nick);
     nick.style.setProperty("--hue", String(nickHue(m.nick)));
-    meta.append(nick, " ", timeElement(m.ts));
+    meta.append(nick, " ");
+    if (isGuest(m)) {
+      const badge = element("span", "guest", "guest");
+      badge.title = "not logged in: anyone may use this nickname";
+      meta.append(badge, " ");
+    }
+    meta.append(timeElement(m.ts));
     item.append(meta, element("p", "text", m.text));
     this.place(() => this.insertBySeq(item, m.seq), quiet);
     this.bySeq.set(m.seq, item);

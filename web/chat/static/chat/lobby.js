@@ -10,6 +10,12 @@ const REFUSED_RETRY_MS = 3000;   // a node refused the connection (full): ask ag
 const $ = (id) => document.getElementById(id);
 const nickInput = $("nick");
 const roomInput = $("room");
+// Logged in, the nickname is the account's username (read-only here); a guest's is remembered.
+const account = JSON.parse($("account-data").textContent);
+
+function remember(nick) {
+  if (!account && !nickProblem(nick)) rememberNick(nick);
+}
 
 function roomUrl(room) {
   return "/r/" + encodeURIComponent(room) + "/";
@@ -29,7 +35,7 @@ function checkRoom() {
   return !problem;
 }
 
-nickInput.value = rememberedNick();
+if (!account) nickInput.value = rememberedNick();
 (nickInput.value ? roomInput : nickInput).focus();
 
 $("enter").addEventListener("submit", (e) => {
@@ -39,16 +45,13 @@ $("enter").addEventListener("submit", (e) => {
   if (!nickOk) nickInput.focus();
   else if (!roomOk) roomInput.focus();
   if (!nickOk || !roomOk) return;
-  rememberNick(nickInput.value.trim());
+  remember(nickInput.value.trim());
   location.href = roomUrl(roomInput.value.trim());
 });
 // once an error is shown, say as soon as it is fixed
 nickInput.addEventListener("input", () => { if (!$("nick-error").hidden) checkNick(); });
 roomInput.addEventListener("input", () => { if (!$("room-error").hidden) checkRoom(); });
-nickInput.addEventListener("change", () => {
-  const nick = nickInput.value.trim();
-  if (!nickProblem(nick)) rememberNick(nick);
-});
+nickInput.addEventListener("change", () => remember(nickInput.value.trim()));
 
 // the active rooms
 
@@ -112,7 +115,4 @@ socket.on("connect_error", (err) => {
 setInterval(refreshRooms, ROOMS_REFRESH_MS);
 document.addEventListener("visibilitychange", refreshRooms);
 // following a room link carries the nickname typed so far
-$("rooms").addEventListener("click", () => {
-  const nick = nickInput.value.trim();
-  if (!nickProblem(nick)) rememberNick(nick);
-});
+$("rooms").addEventListener("click", () => remember(nickInput.value.trim()));

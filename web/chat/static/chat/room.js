@@ -7,6 +7,10 @@
 //                      │                     ▲   │                │
 //                      └──── error ────▶ reconnecting ◀──drop─────┘
 // A refused nickname goes back to idle. #status shows "connected" only while live.
+//
+// Logged in, the page joins at once as the account's username (the server binds it).
+// "My own" messages are those whose uid is the one the join ack gave: never by nick,
+// since guests with the same nick are different people.
 
 import { Conversation } from "./conversation.js";
 import { Outbox } from "./outbox.js";
@@ -25,12 +29,14 @@ const State = {
 
 const $ = (id) => document.getElementById(id);
 const room = JSON.parse($("room-data").textContent);
+const account = JSON.parse($("account-data").textContent);   // username, or null for a guest
 
 class RoomPage {
   constructor() {
     this.state = State.IDLE;
     this.wasLive = false;      // been in the room before: a new join is a resume
     this.nick = null;          // the nickname the server accepted
+    this.uid = null;           // who the server says this connection is (join ack)
     this.wantedNick = null;    // the nickname the next join asks for
     this.epoch = null;
     this.lastSeq = 0;
@@ -58,7 +64,7 @@ class RoomPage {
       if (!document.hidden) this.setUnread(0);
     });
 
-    const nick = rememberedNick();
+    const nick = account || rememberedNick();
     $("nick").value = nick;
     if (nick && !nickProblem(nick)) this.join(nick);
     else $("nick").focus();
@@ -85,7 +91,7 @@ class RoomPage {
   }
 
   isOwn(m) {
-    return m.nick === this.nick || Boolean(m.cid && this.outbox.get(m.cid));
+    return this.uid !== null && m.uid === this.uid;
   }
 
   // joining and resuming
@@ -121,7 +127,7 @@ class RoomPage {
   }
 
   joinRefused(ack, rename) {
-    if (ack.error === "invalid_nick" || ack.error === "invalid_payload") {
+    if (ack.error === "invalid_nick" || ack.error === "nick_taken" || ack.error === "invalid_payload") {
       setFieldError($("nick"), $("nick-error"), ack.detail || "That nickname is not allowed.");
       $("nick").focus();
       if (rename) {
@@ -145,6 +151,7 @@ class RoomPage {
     this.joinBuffer = null;
     const live = buffered.filter(([kind]) => kind === "message").map(([, m]) => m);
     this.nick = ack.nick;
+    this.uid = ack.uid;
     setFieldError($("nick"), $("nick-error"), "");
     if (gap) {
       this.conversation.reset();
@@ -318,7 +325,7 @@ class RoomPage {
         $("nick").focus();
         return;
       }
-      rememberNick(nick);
+      if (!account) rememberNick(nick);
       if (nick === this.nick && this.state !== State.IDLE) $("text").focus();
       else this.join(nick);
     });
