@@ -1,4 +1,5 @@
-"""Take docs/screenshots/*.png: the lobby, and a room with two people chatting.
+"""Take docs/screenshots/*.png: the lobby, a room with two people chatting (ann logged in,
+bob a guest), and the signup page.
 
 Run by scripts/screenshots. It starts its own cluster behind HAProxy on free loopback
 ports and drives the same Chromium as the browser tests, then stops everything.
@@ -59,7 +60,17 @@ def take(browser, cluster, out):
                 clients.append(client)
                 client.join(room)
 
-        ann = ChatPage.open(_context(browser, DESKTOP), base, ROOM, "ann")
+        ann_context = _context(browser, DESKTOP)
+        signup = ann_context.new_page()
+        signup.goto("%s/accounts/signup/?next=/r/%s/" % (base, ROOM))
+        signup.fill("#id_username", "ann")
+        _settle(signup)
+        signup.screenshot(path=str(out / "signup.png"))
+        signup.fill("#id_password1", "screenshot-horse-battery")
+        signup.fill("#id_password2", "screenshot-horse-battery")
+        signup.click("button[type=submit]")   # logged in, on the room: joins as ann
+        ann = ChatPage(signup, ROOM)
+        ann.expect_connected()
         bob = ChatPage.open(_context(browser, PHONE), base, ROOM, "bob")
         for nick, text in CONVERSATION:
             (ann if nick == "ann" else bob).send(text)
@@ -73,7 +84,7 @@ def take(browser, cluster, out):
 
         lobby = _context(browser, DESKTOP).new_page()
         lobby.goto(base + "/")
-        lobby.fill("#nick", "ann")
+        lobby.fill("#nick", "dora")   # a guest: "ann" is an account now
         for room, nicks in list(BACKGROUND.items()) + [(ROOM, ["ann", "bob"])]:
             expect(lobby.locator('#rooms a[data-room="%s"] .count' % room)).to_have_attribute(
                 "data-members", str(len(nicks)))
@@ -107,7 +118,7 @@ def main():
     if not ok:
         raise SystemExit("screenshots: something failed; process logs are in %s" % logs)
     shutil.rmtree(logs, ignore_errors=True)
-    for name in ("lobby.png", "room.png", "room-phone.png"):
+    for name in ("lobby.png", "room.png", "room-phone.png", "signup.png"):
         print(args.out / name)
 
 
