@@ -32,7 +32,7 @@ Bodies by type (besides ``v`` and ``type``):
 
 - ``publish``   {rid, room, nick, text, node, cid|null, uid}: ``uid`` is the
   author's identity (chatstream.rules.uid), copied into the Message; the broker
-  sequences a publish without one (a node from before uids) into a Message without
+  sequences a publish without one (a node from before uids) into a Message without one
 - ``published`` {rid, message: Message, duplicate: bool}
 - ``relay``     {topic: "room"|null, data: {...}}  a python-socketio pub/sub
   message (emit, disconnect, callback ...) forwarded to every node
