@@ -178,6 +178,61 @@ def node_max_frame_bytes(history_size=HISTORY_SIZE, max_payload_bytes=MAX_PAYLOA
 
 NODE_MAX_FRAME_BYTES = node_max_frame_bytes()
 
+# --- The edge: what browsers and other clients reach (nodes and balancer) -----------
+
+BALANCER_PORT = 8000        # the balancer's http port (scripts/run)
+BALANCER_TLS_PORT = 8443    # its https port; 0 when the balancer serves no TLS
+# Peers whose X-Forwarded-For / X-Forwarded-Proto a node believes: the balancer on
+# this host.  Anyone else's are dropped, so a client cannot claim another address.
+TRUSTED_PROXIES = ("127.0.0.1", "::1")
+# An Engine.IO session without a Socket.IO connect this long is closed: a client
+# sends its connect right after the handshake, so 5 s is generous even on a slow
+# link, while 20,000 handshakes cannot pile up sessions.
+HALF_OPEN_TIMEOUT_S = 5.0
+# Engine.IO sessions a node at CHAT_MAX_CONNECTIONS still opens, only so that
+# Socket.IO clients hear the contract's too_many_connections; beyond it the
+# handshake itself is refused (HTTP 503).
+SESSION_HEADROOM = 100
+# Requests other than `message`, per connection: (sustained per second, burst).
+# A real page never comes near: the lobby asks `rooms` every 3 s, a room page asks
+# `members` once per join, and a client rejoining all its rooms after a reconnect
+# needs at most MAX_ROOMS_PER_CONNECTION joins at once.
+REQUEST_RATES = {
+    "join": (5.0, MAX_ROOMS_PER_CONNECTION),
+    "leave": (5.0, MAX_ROOMS_PER_CONNECTION),
+    "rooms": (2.0, 10),
+    "members": (5.0, 20),
+}
+
+
+def own_origins(node_port=NODE_PORT, balancer_port=BALANCER_PORT,
+                tls_port=BALANCER_TLS_PORT):
+    """The default CHAT_ALLOWED_ORIGINS: the balancer's (http, and https when
+    ``tls_port``) and this node's own, as 127.0.0.1 and as localhost."""
+    origins = []
+    for scheme, port in (("http", balancer_port), ("https", tls_port), ("http", node_port)):
+        if port:
+            origins += ["%s://127.0.0.1:%d" % (scheme, port), "%s://localhost:%d" % (scheme, port)]
+    return origins
+
+
+def request_rates(text="", defaults=None):
+    """REQUEST_RATES with the overrides of ``text``: ``"join=5/50,rooms=2/10"``
+    (event=per second/burst); an unknown event or a bad number raises ValueError."""
+    rates = dict(REQUEST_RATES if defaults is None else defaults)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        event, _, rate = item.partition("=")
+        per_s, _, burst = rate.partition("/")
+        if event not in rates:
+            raise ValueError("CHAT_REQUEST_RATES: no request %r (have %s)"
+                             % (event, ", ".join(sorted(rates))))
+        try:
+            rates[event] = (float(per_s), int(burst))
+        except ValueError:
+            raise ValueError("CHAT_REQUEST_RATES: %r is not event=per_second/burst"
+                             % item) from None
+    return rates
+
 
 # --- Reading the environment ------------------------------------------------------
 

@@ -7,6 +7,7 @@ import socketio
 from socketio import exceptions as sio_exceptions
 
 from chat.events import ChatEvents, Limits
+from chatstream import config
 from chat.link import BrokerLink
 from chat.link.memory import MemoryBroker
 from chat.zmq_manager import ZmqManager
@@ -36,6 +37,8 @@ class Node:
     def __init__(self, broker, name, sync=True, identities=None, **limits):
         self.link = BrokerLink(broker.transport(), node=name, ack_timeout_s=0.3,
                                heartbeat_ms=50, dead_after_ms=1000)
+        # tests poll members and rooms: no request limit unless the test sets one
+        limits.setdefault("request_rates", {e: (1e6, 10**6) for e in config.REQUEST_RATES})
         self.manager = RecordingManager(self.link)
         self.sio = socketio.Server(async_mode="gevent", client_manager=self.manager)
         self.events = ChatEvents(self.sio, self.link, limits=Limits(**limits), sync_timeout_s=0.3,
@@ -104,6 +107,23 @@ def test_refusals_follow_the_contract(broker):
     assert a.events.on_message(sid, {"room": "r", "text": "3"})["error"] == "rate_limited"
     assert a.events.on_leave(sid, {"room": "s"})["error"] == "not_joined"
     assert a.events.on_join(sid, {"room": "bad room!", "nick": "x"})["error"] == "invalid_room"
+
+
+def test_join_leave_rooms_and_members_each_have_their_own_bucket(broker):
+    a, = live_nodes(broker, 1, request_rates={"join": (0.001, 2), "leave": (0.001, 1),
+                                              "rooms": (0.001, 1), "members": (0.001, 1)})
+    sid = a.connect()
+    assert a.events.on_join(sid, {"room": "r", "nick": "alice"})["ok"]
+    assert a.events.on_join(sid, {"room": "s", "nick": "alice"})["ok"]
+    refused = a.events.on_join(sid, {"room": "t", "nick": "alice"})
+    assert refused["error"] == "rate_limited" and "join requests/s (burst 2)" in refused["detail"]
+    assert a.events.on_leave(sid, {"room": "r"})["ok"]
+    assert a.events.on_leave(sid, {"room": "s"})["error"] == "rate_limited"
+    for ask, payload in ((a.events.on_rooms, {}), (a.events.on_members, {"room": "s"})):
+        assert ask(sid, payload)["ok"]
+        assert ask(sid, payload)["error"] == "rate_limited"
+    assert a.events.on_message(sid, {"room": "s", "text": "still fine"})["ok"]
+    assert a.events.on_rooms(a.connect(), {})["ok"]           # per connection
 
 
 def test_a_node_full_of_connections_refuses_the_next(broker):

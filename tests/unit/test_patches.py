@@ -16,6 +16,7 @@ from engineio import packet as eio_packet
 from engineio import socket as engineio_socket
 from engineio.async_drivers import gevent as engineio_gevent
 from gevent import pywsgi
+from geventwebsocket import handler as geventwebsocket_handler
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header
 
@@ -101,6 +102,7 @@ def restore_header(monkeypatch):
     """install() patches gevent-websocket's Header for the process; undo it after each test."""
     monkeypatch.setattr(Header, "mask_payload", Header.mask_payload)
     monkeypatch.setattr(Header, "unmask_payload", Header.unmask_payload)
+    monkeypatch.setattr(geventwebsocket_handler, "WebSocket", geventwebsocket_handler.WebSocket)
 
 
 @pytest.fixture
@@ -190,6 +192,78 @@ def test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off(sio, client
     assert SlowClientReaper(sio, max_queue=3).sweep() == 1
     assert socket.closed and client.sid not in sio.eio.sockets and left
     assert socket.queue.qsize() == 1 and socket.queue.get_nowait() is None  # the writer's cue
+    with gevent.Timeout(WAIT_S):              # and its TCP connection is shut down
+        while client.sock.recv(65536):
+            pass
+
+
+def _frame(opcode, payload, fin=True, length=None):
+    """A masked client frame; ``length`` announces another size than the payload's."""
+    length = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if length < 126:
+        head += bytes([0x80 | length])
+    elif length < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", length)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", length)
+    return head + b"\0\0\0\0" + payload            # a zero mask leaves the payload as is
+
+
+def _closed_with(client):
+    """The close code the server sent before ending the connection (other frames skipped)."""
+    with gevent.Timeout(WAIT_S):
+        while True:
+            while client._frame_length() is not None:
+                start, length = client._frame_length()
+                frame, client.buffer = client.buffer[:start + length], client.buffer[start + length:]
+                if frame[0] & 0x0F == 0x8:
+                    return struct.unpack("!H", frame[start:start + 2])[0]
+            chunk = client.sock.recv(65536)
+            assert chunk, "connection ended without a close frame: %r" % client.buffer
+            client.buffer += chunk
+
+
+@pytest.mark.parametrize("frames", [
+    [_frame(1, b"", length=64 * 2**20)],                                  # announces 64 MB
+    [_frame(1, b"4" + b"x" * 599, fin=False), _frame(0, b"x" * 600, fin=False)],  # 1,200 > 1,000
+], ids=["one-64MB-frame", "continuations-over-the-limit"])
+def test_a_frame_or_message_over_the_limit_is_refused_1009_at_its_header(frames):
+    sio = build_server(max_http_buffer_size=1000)
+    received = []
+    sio.on("hello", lambda sid, data: received.append(data))
+    client = WireClient(sio)
+    try:
+        client.send("40")
+        assert client.receive().startswith("40")
+        assert type(sio.eio.sockets[client.sid].writer._sock).__name__ == "BoundedWebSocket"
+        client.sock.sendall(_frame(1, b'42["hello",', fin=False) + _frame(0, b"1]"))  # two frames pass
+        with gevent.Timeout(WAIT_S):
+            while not received:
+                gevent.sleep(0.01)
+        for frame in frames:
+            client.sock.sendall(frame)
+        assert _closed_with(client) == 1009
+    finally:
+        client.close()
+
+
+def test_a_node_at_max_sessions_refuses_the_handshake_and_half_open_sessions_expire(sio, client):
+    def handshake():
+        status = []
+        body = sio.handle_request({"REQUEST_METHOD": "GET", "PATH_INFO": "/socket.io/",
+                                   "QUERY_STRING": "EIO=4&transport=polling"},
+                                  lambda code, headers: status.append(code))
+        return status[0], b"".join(body)
+    sio.eio.max_sessions = 2
+    assert handshake()[0].startswith("200")      # a second session, never connected
+    code, body = handshake()
+    assert code.startswith("503") and b"too_many_connections" in body
+    assert len(sio.eio.sockets) == 2
+    assert patches.half_open(sio, 0) != [client.sid] and client.sid not in patches.half_open(sio, 0)
+    assert SlowClientReaper(sio, half_open_timeout_s=0).sweep_half_open() == 1
+    assert list(sio.eio.sockets) == [client.sid]  # the connected client stays
+    assert handshake()[0].startswith("200")
 
 
 PROOFS = {
@@ -210,6 +284,9 @@ PROOFS = {
     "geventwebsocket.websocket.WebSocket.handler":
         test_a_packet_for_an_idle_websocket_is_written_directly_not_queued,
     "engineio.socket.Socket.close": test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off,
+    "engineio.server.Server._handle_connect":
+        test_a_node_at_max_sessions_refuses_the_handshake_and_half_open_sessions_expire,
+    "geventwebsocket.handler.WebSocket": test_a_frame_or_message_over_the_limit_is_refused_1009_at_its_header,
 }
 
 

@@ -1,7 +1,7 @@
 """Socket.IO event handlers: join, leave, message, disconnect (PROTOCOL.md)."""
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from socketio import exceptions as sio_exceptions
 
@@ -25,14 +25,17 @@ class Limits:
     max_payload_bytes: int = config.MAX_PAYLOAD_BYTES  # a 2000-char text with escapes fits
     max_rooms: int = config.MAX_ROOMS_PER_CONNECTION   # rooms one connection may be in
     max_connections: int = config.MAX_CONNECTIONS      # connections one node accepts
+    # join, leave, rooms, members: event -> (per second, burst), one bucket each per connection
+    request_rates: dict = field(default_factory=lambda: dict(config.REQUEST_RATES))
 
 
 class Connection:
     """What the node knows of one client: who it is, its rooms (with the nick used in each)."""
 
-    def __init__(self, bucket, identity):
+    def __init__(self, bucket, identity, requests=None):
         self.rooms = {}   # room -> nick
         self.bucket = bucket
+        self.requests = requests or {}   # event -> TokenBucket (Limits.request_rates)
         self.identity = identity   # chat.identity.Identity, read once when it connected
 
 
@@ -83,7 +86,10 @@ class ChatEvents:
         sio.on("rooms", self.on_rooms)
 
     def on_connect(self, sid, environ, auth=None):
-        if len(self.connections) >= self.limits.max_connections:
+        # Engine.IO sessions that never connected (half-open) count too; this one excluded.
+        eio = getattr(self.sio, "eio", None)
+        sessions = max(len(self.connections), len(eio.sockets) - 1 if eio is not None else 0)
+        if sessions >= self.limits.max_connections:
             log.warning("connection refused: %d connections is this node's limit",
                         self.limits.max_connections)
             # Socket.IO clients see connect_error with message "too_many_connections"
@@ -98,8 +104,10 @@ class ChatEvents:
             log.exception("connection refused: its session could not be read")
             raise sio_exceptions.ConnectionRefusedError("unavailable", {
                 "error": "unavailable", "detail": "the session cannot be read now; try again"})
+        requests = {event: TokenBucket(per_s, burst)
+                    for event, (per_s, burst) in self.limits.request_rates.items()}
         self.connections[sid] = Connection(TokenBucket(self.limits.rate_per_s,
-                                                       self.limits.rate_burst), identity)
+                                                       self.limits.rate_burst), identity, requests)
 
     def on_disconnect(self, sid, reason=None):
         conn = self.connections.pop(sid, None)
@@ -114,6 +122,13 @@ class ChatEvents:
         if conn is None:  # an event racing its own disconnect
             raise ContractError("not_joined", "connection is closing")
         return conn
+
+    def _throttle(self, sid, event):
+        """rate_limited when this connection asks for ``event`` faster than its bucket allows."""
+        bucket = self._connection(sid).requests.get(event)
+        if bucket is not None and not bucket.allow():
+            raise ContractError("rate_limited", "more than %g %s requests/s (burst %d); slow down"
+                                % (bucket.rate_per_s, event, bucket.burst))
 
     def _announce(self, room, text):
         self.sio.emit("announcement", {"room": room, "text": text,
@@ -132,6 +147,7 @@ class ChatEvents:
 
     @_acked
     def on_join(self, sid, payload):
+        self._throttle(sid, "join")
         conn = self._connection(sid)
         # an account chats as its username, whatever nick it sends
         req = validation.join_request(payload, account=conn.identity.username)
@@ -164,6 +180,7 @@ class ChatEvents:
 
     @_acked
     def on_leave(self, sid, payload):
+        self._throttle(sid, "leave")
         room = validation.leave_request(payload)["room"]
         conn = self._connection(sid)
         nick = conn.rooms.pop(room, None)
@@ -176,6 +193,7 @@ class ChatEvents:
 
     @_acked
     def on_members(self, sid, payload):
+        self._throttle(sid, "members")
         room = validation.members_request(payload)["room"]
         return {"ok": True, "room": room, "members": self._members(sid, room)}
 
@@ -190,6 +208,7 @@ class ChatEvents:
 
     @_acked
     def on_rooms(self, sid, payload=None):
+        self._throttle(sid, "rooms")
         validation.rooms_request(payload)
         return {"ok": True, "rooms": [{"room": room, "members": count}
                                       for room, count in self.link.active_rooms()]}

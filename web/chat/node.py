@@ -4,8 +4,9 @@ import logging
 import socketio
 from django.conf import settings
 
-from chatstream import fastjson
+from chatstream import config, fastjson
 from .backpressure import SlowClientReaper
+from .edge import EdgeApp
 from . import patches
 from .events import ChatEvents, Limits
 from .identity import SessionIdentities
@@ -43,7 +44,9 @@ def build_server():
         # The balancer keeps a long-polling session on one node by this cookie
         # (see deploy/haproxy.cfg); browsers and clients need nothing special.
         cookie={"name": "io", "path": "/", "samesite": "Lax", "httponly": True},
-        cors_allowed_origins=[],
+        # Browsers' Origin must be one of ours (PROTOCOL.md "Origin"): engineio refuses
+        # any other with 400 before a session exists; requests without Origin pass.
+        cors_allowed_origins=settings.CHAT_ALLOWED_ORIGINS,
         # Engine.IO drops a connection that sends more than this in one packet;
         # below it, payloads over CHAT_MAX_PAYLOAD_BYTES get a clear error.
         max_http_buffer_size=max(1_000_000, 4 * settings.CHAT_MAX_PAYLOAD_BYTES),
@@ -56,11 +59,14 @@ def build_server():
     limits = Limits(rate_per_s=settings.CHAT_RATE_PER_S, rate_burst=settings.CHAT_RATE_BURST,
                     max_payload_bytes=settings.CHAT_MAX_PAYLOAD_BYTES,
                     max_rooms=settings.CHAT_MAX_ROOMS_PER_CONNECTION,
-                    max_connections=settings.CHAT_MAX_CONNECTIONS)
+                    max_connections=settings.CHAT_MAX_CONNECTIONS,
+                    request_rates=settings.CHAT_REQUEST_RATES)
     patches.install(sio)
+    sio.eio.max_sessions = settings.CHAT_MAX_CONNECTIONS + config.SESSION_HEADROOM
     ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
                identities=SessionIdentities())
-    SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE).start()
+    SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE,
+                     half_open_timeout_s=settings.CHAT_HALF_OPEN_TIMEOUT_S).start()
     # Start the broker link now, not at the first client: /healthz depends on it.
     sio.manager_initialized = True
     manager.initialize()
@@ -69,5 +75,7 @@ def build_server():
 
 
 def build_app(sio, django_app):
-    """The WSGI app of a node: /socket.io/ to Socket.IO, the rest to Django."""
-    return socketio.WSGIApp(sio, django_app)
+    """The WSGI app of a node: /socket.io/ to Socket.IO, the rest to Django, behind
+    the edge checks (client address, Host on /socket.io/; chat/edge.py)."""
+    return EdgeApp(socketio.WSGIApp(sio, django_app), allowed_hosts=settings.ALLOWED_HOSTS,
+                   trusted_proxies=settings.CHAT_TRUSTED_PROXIES)

@@ -13,25 +13,28 @@ carries our websocket class in its own ``_async`` table and our socket class.
 python-engineio has no socket-class hook (``Server._handle_connect`` calls
 ``engineio.socket.Socket`` by module name), so the server's ``sockets`` table
 turns each new ``Socket`` into a :class:`ChatSocket` as engineio stores it,
-before its OPEN packet and its first ping.  Library classes stay untouched
-except gevent-websocket's ``Header``, which has no per-server seam.
+before its OPEN packet and its first ping (:mod:`chat.engine_socket`).  Library
+classes stay untouched except gevent-websocket's ``Header`` and the handler
+module's ``WebSocket`` name (:mod:`chat.frames`), which have no per-server seam.
 """
 import importlib
 import importlib.metadata
 import inspect
+import socket as stdlib_socket
 import time
 from typing import NamedTuple
 
 import engineio
-import gevent
+import orjson
 import socketio
-from engineio import packet as engineio_packet
 from engineio import socket as engineio_socket
 from engineio.async_drivers import gevent as engineio_gevent
-from engineio.exceptions import QueueEmpty, SocketIsClosedError
+from geventwebsocket import handler as geventwebsocket_handler
 from geventwebsocket.websocket import Header
 from wsaccel.xormask import createXorMasker
 
+from .engine_socket import ChatSocket
+from .frames import BoundedWebSocket
 from .websocket import BatchingWebSocketWSGI
 
 # Read from the installed distributions, compared with requirements.txt's pins.
@@ -70,78 +73,19 @@ PATCHES = (
           "C instead of a Python loop per byte (~7 us -> 0.3 us per 125-byte frame)"),
     Patch("geventwebsocket.websocket.Header.unmask_payload", "wsaccel's XorMasker",
           "what WebSocket.read_frame calls for every client frame"),
-    Patch("geventwebsocket.websocket.WebSocket.handler", "relied on by BatchingWebSocketWSGI",
-          "frames go out through handler.socket._sock.send, non-blocking"),
+    Patch("geventwebsocket.websocket.WebSocket.handler",
+          "relied on by BatchingWebSocketWSGI and cut_off()",
+          "frames go out through handler.socket._sock.send, non-blocking; cut_off() shuts"
+          " handler.socket down, ending a writer blocked in sendall"),
     Patch("engineio.socket.Socket.close", "relied on by cut_off() (backpressure.py)",
           "abort a slow client and drain Socket.queue and Server.sockets; the queue is unbounded"),
+    Patch("engineio.server.Server._handle_connect", "ChatEngineServer._handle_connect",
+          "at max_sessions Engine.IO sessions (half-open ones count) a handshake is refused"
+          " (503) before a session exists"),
+    Patch("geventwebsocket.handler.WebSocket", "frames.BoundedWebSocket",
+          "a frame or message over max_http_buffer_size is refused at its header (close 1009),"
+          " never buffered; the handler makes its WebSocket by this module name"),
 )
-
-
-class ChatSocket(engineio_socket.Socket):
-    """engineio's Socket with the websocket writer's hooks and a libev ping timer."""
-
-    writer = None    # the BatchingWebSocketWSGI, once upgraded to websocket
-
-    def _websocket_handler(self, ws):
-        if not isinstance(ws, BatchingWebSocketWSGI):
-            raise RuntimeError("engineio.socket.Socket._websocket_handler got %r, not the"
-                               " BatchingWebSocketWSGI that ChatEngineServer installs" % (ws,))
-        self.writer = ws
-        return super()._websocket_handler(ws)
-
-    def poll(self):
-        while True:
-            try:
-                packets = super().poll()
-            except QueueEmpty:
-                # engineio's writer gives up on a queue that stays empty for ping
-                # interval + timeout, expecting at least the pings in it; pings and
-                # direct writes never pass through it.  The ping check finds dead clients.
-                if self.upgraded and not self.closed and not self.closing:
-                    continue
-                raise
-            if self.upgraded and self.writer is not None:   # not a long-poll GET
-                self.writer.batch(len(packets))
-            return packets
-
-    def send(self, pkt):
-        writer = self.writer
-        if (writer is None or pkt.binary or not self.upgraded or self.upgrading
-                or self.closed or not writer.idle or not self.queue.empty()):
-            return super().send(pkt)     # nothing may overtake what is queued
-        if not self.check_ping_timeout():
-            return                       # being closed: dropped, as engineio's send does
-        if not writer.write_now(pkt):
-            return super().send(pkt)     # the writer will find the error and close
-        if writer.unfinished:            # wake the writer to finish the frame first
-            self.queue.put(engineio_packet.Packet(engineio_packet.NOOP))
-
-    def schedule_ping(self):
-        """The next ping on a libev timer.
-
-        engineio starts a greenlet per connection that sleeps through the ping
-        interval; an idle connection then holds it (its stack and Thread object,
-        ~6 KB) for good.  A timer holds a few hundred bytes, and the ping is sent
-        from a short-lived greenlet when it is due.
-        """
-        if self.last_ping:               # only once the previous ping was answered
-            self.last_ping = None
-            timer = gevent.get_hub().loop.timer(self.server.ping_interval)
-            timer.start(_ping_due, self, timer)
-
-
-def _ping_due(socket, timer):
-    timer.close()
-    if not socket.closing and not socket.closed:
-        socket.last_ping = time.time()
-        gevent.spawn(_send_ping, socket)
-
-
-def _send_ping(socket):
-    try:
-        socket.send(engineio_packet.Packet(engineio_packet.PING))
-    except SocketIsClosedError:
-        pass                             # closed since the timer fired
 
 
 class _ChatSockets(dict):
@@ -158,6 +102,7 @@ class _ChatSockets(dict):
         elif not isinstance(socket, ChatSocket):
             raise RuntimeError("engineio.server.socket.Socket made a %s, not an"
                                " engineio.socket.Socket" % type(socket).__name__)
+        socket.opened_s = time.monotonic()  # for half_open()
         super().__setitem__(sid, socket)
 
 
@@ -172,6 +117,16 @@ class ChatEngineServer(engineio.Server):
                                " mode %s): gevent mode with gevent-websocket is required"
                                % (websocket, self.async_mode))
         self._async = dict(self._async, websocket=BatchingWebSocketWSGI)
+
+    max_sessions = None                  # no limit; node.build_server sets one
+
+    def _handle_connect(self, environ, start_response, transport, jsonp_index=None):
+        if self.max_sessions is not None and len(self.sockets) >= self.max_sessions:
+            detail = "this node holds %d sessions, its limit; try again" % self.max_sessions
+            return {"status": "503 Service Unavailable",
+                    "headers": [("Content-Type", "application/json")],
+                    "response": orjson.dumps({"error": "too_many_connections", "detail": detail})}
+        return super()._handle_connect(environ, start_response, transport, jsonp_index)
 
     @property
     def sockets(self):
@@ -203,6 +158,8 @@ def install(sio):
     for patch in PATCHES:
         resolve(patch.target)
     Header.mask_payload = Header.unmask_payload = _unmask
+    geventwebsocket_handler.WebSocket = BoundedWebSocket
+    BoundedWebSocket.max_message_bytes = sio.eio.max_http_buffer_size
     verify(sio)
 
 
@@ -249,6 +206,10 @@ def verify(sio):
             and resolve("engineio.server.socket.Socket") is engineio_socket.Socket,
         "geventwebsocket.websocket.Header.mask_payload": Header.mask_payload is _unmask,
         "geventwebsocket.websocket.Header.unmask_payload": Header.unmask_payload is _unmask,
+        "geventwebsocket.handler.WebSocket": geventwebsocket_handler.WebSocket is BoundedWebSocket,
+        "engineio.server.Server._handle_connect":
+            isinstance(eio, ChatEngineServer)
+            and ChatEngineServer._handle_connect is not engineio.Server._handle_connect,
         "engineio.socket.Socket.close":
             {"wait", "abort"} <= set(inspect.signature(engineio_socket.Socket.close).parameters),
     }
@@ -283,4 +244,25 @@ def cut_off(sio, eio_sid):
         socket.queue.task_done()
     socket.queue.put(None)
     sio.eio.sockets.pop(eio_sid, None)
+    _shutdown(socket.writer)
     return True
+
+
+def _shutdown(writer):
+    """Shut down a websocket's TCP connection: its writer may sit in ``sendall`` to a
+    client that reads nothing, which only an error ends (no send timeout)."""
+    ws = writer._sock if writer is not None else None    # gevent-websocket's WebSocket
+    handler = getattr(ws, "handler", None)
+    if handler is not None and handler.socket is not None:
+        try:
+            handler.socket.shutdown(stdlib_socket.SHUT_RDWR)
+        except OSError:
+            pass                         # already gone
+
+
+def half_open(sio, older_than_s):
+    """Engine.IO sids of ``sio`` open over ``older_than_s`` with no Socket.IO connection."""
+    now = time.monotonic()
+    return [eio_sid for eio_sid, socket in list(sio.eio.sockets.items())
+            if not socket.closed and now - getattr(socket, "opened_s", now) > older_than_s
+            and sio.manager.sid_from_eio_sid(eio_sid, "/") is None]

@@ -49,7 +49,27 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
+# Content-Security-Policy (django-csp: Django 5.2 has none of its own).  The pages have
+# no inline script or style: everything comes from this origin, the socket too.
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
+    "default-src": ["'self'"], "script-src": ["'self'"], "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"], "connect-src": ["'self'"], "object-src": ["'none'"],
+    "base-uri": ["'none'"], "form-action": ["'self'"], "frame-ancestors": ["'none'"],
+}}
+# Behind the balancer: the nodes believe X-Forwarded-Proto only from CHAT_TRUSTED_PROXIES
+# (chat/edge.py drops it from anyone else), so a request that came over TLS is secure.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Production over https only (README "TLS"): redirects, Secure cookies and HSTS from
+# Django too; /healthz stays plain for the balancer's checks.
+if env("DJANGO_HTTPS", "0") == "1":
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env("DJANGO_HSTS_PRELOAD", "0") == "1"
 ROOT_URLCONF = "chatsite.urls"
 WSGI_APPLICATION = "chatsite.wsgi.application"
 TEMPLATES = [{
@@ -115,6 +135,15 @@ CHAT_CURVE_KEYS = shared.curve_files({
     for name in ("broker_public", "node_secret")})
 CHAT_NODE_MAX_FRAME_BYTES = env_int("CHAT_NODE_MAX_FRAME_BYTES", shared.node_max_frame_bytes(
     CHAT_HISTORY_SIZE, CHAT_MAX_PAYLOAD_BYTES))
+# The edge (README "The edge"): browser origins allowed on /socket.io/, the proxies
+# whose X-Forwarded-* count, half-open sessions, request rates beside `message`.
+CHAT_BALANCER_PORT = env_int("CHAT_BALANCER_PORT", shared.BALANCER_PORT)
+CHAT_BALANCER_TLS_PORT = env_int("CHAT_BALANCER_TLS_PORT", shared.BALANCER_TLS_PORT)
+CHAT_ALLOWED_ORIGINS = [o.strip() for o in env("CHAT_ALLOWED_ORIGINS", ",".join(shared.own_origins(
+    CHAT_NODE_PORT, CHAT_BALANCER_PORT, CHAT_BALANCER_TLS_PORT))).split(",") if o.strip()]
+CHAT_TRUSTED_PROXIES = [p for p in env("CHAT_TRUSTED_PROXIES", ",".join(shared.TRUSTED_PROXIES)).split(",") if p]
+CHAT_HALF_OPEN_TIMEOUT_S = float(env("CHAT_HALF_OPEN_TIMEOUT_S", shared.HALF_OPEN_TIMEOUT_S))
+CHAT_REQUEST_RATES = shared.request_rates(env("CHAT_REQUEST_RATES", ""))
 
 LOGGING = {
     "version": 1,

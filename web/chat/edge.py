@@ -1,0 +1,66 @@
+"""The node's HTTP edge, in front of Socket.IO and Django: who the client is, which host it asked.
+
+- **Client address**: behind the balancer every peer is the balancer.  Only a peer
+  in ``trusted_proxies`` may say who the client is (``X-Forwarded-For``, and
+  ``X-Forwarded-Proto`` for Django's ``SECURE_PROXY_SSL_HEADER``); from anyone
+  else both headers are dropped, so a client cannot claim another address or TLS.
+- **Host**: Django checks ``ALLOWED_HOSTS`` on its own views only; ``/socket.io/``
+  never reaches Django, so the same check is made here (a DNS-rebinding page
+  talks to the node under its own host name and is refused, HTTP 400).
+
+The Origin allow-list is python-engineio's own (``cors_allowed_origins``, chat/node.py).
+"""
+import logging
+
+from django.http.request import split_domain_port, validate_host
+
+log = logging.getLogger(__name__)
+
+
+def client_address(environ, trusted_proxies):
+    """Set ``REMOTE_ADDR`` to the client's address; drop forwarded headers nobody vouches for.
+
+    :param trusted_proxies: addresses whose ``X-Forwarded-*`` headers are believed.
+    """
+    if environ.get("REMOTE_ADDR") not in trusted_proxies:
+        environ.pop("HTTP_X_FORWARDED_FOR", None)
+        environ.pop("HTTP_X_FORWARDED_PROTO", None)
+        return environ.get("REMOTE_ADDR")
+    # The balancer adds its own line; the nearest hop not a trusted proxy is the client.
+    hops = [hop.strip() for hop in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            environ["REMOTE_ADDR"] = hop
+            break
+    return environ["REMOTE_ADDR"]
+
+
+def host_allowed(environ, allowed_hosts):
+    """Django's ALLOWED_HOSTS rule for the request's Host header."""
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    domain, _ = split_domain_port(host)
+    return bool(domain) and validate_host(domain, allowed_hosts)
+
+
+class EdgeApp:
+    """WSGI middleware applying :func:`client_address` to every request and
+    :func:`host_allowed` to the Socket.IO path.
+
+    :param app: the node's WSGI app (Socket.IO around Django).
+    """
+
+    def __init__(self, app, allowed_hosts, trusted_proxies, socketio_path="/socket.io/"):
+        self.app = app
+        self.allowed_hosts = list(allowed_hosts)
+        self.trusted_proxies = frozenset(trusted_proxies)
+        self.socketio_path = socketio_path
+
+    def __call__(self, environ, start_response):
+        client_address(environ, self.trusted_proxies)
+        if (environ.get("PATH_INFO", "").startswith(self.socketio_path)
+                and not host_allowed(environ, self.allowed_hosts)):
+            log.warning("refused %s: Host %r is not in ALLOWED_HOSTS", environ.get("REMOTE_ADDR"),
+                        environ.get("HTTP_HOST"))
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [b"Host not allowed\n"]
+        return self.app(environ, start_response)
