@@ -13,12 +13,11 @@ import time
 
 import zmq
 
-from chatstream import rules, wire
-from chatstream.config import ROOM_SWEEP_MS
-from chatstream.clock import now_ms
+from chatstream import wire
 from . import keys
-from .presence import PresenceFull, PresenceRegistry
-from .reports import ReportAssembler, ReportError
+from .handlers import RequestError, RequestHandlers
+from .presence import PresenceRegistry
+from .reports import ReportAssembler
 from .sequencer import DAY_MS, Sequencer
 from .store import MemoryStore, SqliteStore
 
@@ -39,28 +38,7 @@ def open_store(config):
 log = logging.getLogger(__name__)
 
 
-class RequestError(Exception):
-    """A request the broker refuses; becomes an ``error`` reply."""
-
-
-def _ruled(rule, value):
-    """``rule(value)`` (chatstream.rules); a refusal names the contract's code."""
-    try:
-        return rule(value)
-    except rules.RuleError as exc:
-        raise RequestError("%s: %s" % (exc.code, exc.detail)) from None
-
-
-def _field(body, name, types, optional=False):
-    value = body.get(name)
-    if value is None and optional:
-        return None
-    if not isinstance(value, types) or isinstance(value, bool):
-        raise RequestError("field %r has the wrong type" % name)
-    return value
-
-
-class Broker:
+class Broker(RequestHandlers):
     """Sequences room messages from nodes and publishes them to every node.
 
     :param config: a :class:`broker.config.BrokerConfig`.
@@ -85,6 +63,7 @@ class Broker:
         self.running = False
         self.outbox = []   # (socket, frames) to send once the batch is committed
         self.next_room_sweep_ms = 0
+        self.node_keys = {}
         self.intake_handlers = {"publish": self.on_publish, "relay": self.on_relay,
                                 "presence": self.on_presence}
         self.snapshot_handlers = {"snapshot": self.on_snapshot, "history": self.on_history}
@@ -169,12 +148,21 @@ class Broker:
             self._flush()
 
     def _drain(self, sock, handlers, limit=1000):
-        """Handle what is queued on a ROUTER socket, at most ``limit`` at a time."""
+        """Handle what is queued on a ROUTER socket, at most ``limit`` at a time.
+
+        With CURVE, the last frame is read as a Frame for its ``User-Id``: the
+        peer's public key, which the handlers bind node names to."""
+        curve = self.curve is not None
         for _ in range(limit):
             try:
                 frames = [sock.recv(_NOBLOCK)]
                 while sock.getsockopt(_RCVMORE):
-                    frames.append(sock.recv(_NOBLOCK))
+                    if curve:
+                        frame = sock.recv(_NOBLOCK, copy=False)
+                        frames.append(frame.bytes)
+                        self.peer = frame.get("User-Id")
+                    else:
+                        frames.append(sock.recv(_NOBLOCK))
             except zmq.Again:
                 return
             self._serve(sock, handlers, frames)
@@ -224,132 +212,6 @@ class Broker:
                                 error="internal", detail="broker error")
         if reply is not None:
             self.outbox.append((sock, [identity, reply]))
-
-    # intake handlers
-
-    def on_publish(self, body):
-        # The client contract's rules, as the node applied them: a node cannot have
-        # sequenced what its clients could not send (chatstream.rules).
-        room = _ruled(rules.room, _field(body, "room", str))
-        nick = _ruled(rules.clean_nick, _field(body, "nick", str))
-        text = _ruled(rules.text, _field(body, "text", str))
-        node = _ruled(rules.node_name, _field(body, "node", str))
-        cid = _field(body, "cid", str, optional=True)
-        if cid is not None:
-            _ruled(rules.cid, cid)
-        uid = _field(body, "uid", str, optional=True)
-        message, duplicate = self.sequencer.sequence(
-            room, nick, text, node, cid, uid if uid is None else _ruled(rules.uid, uid))
-        if not duplicate:
-            epoch = self.sequencer.rooms[room].epoch
-            self._publish(wire.room_topic(room), wire.encode("message", message=message, epoch=epoch))
-        return wire.encode("published", rid=body.get("rid"), message=message, duplicate=duplicate)
-
-    def on_relay(self, body):
-        """Only the relay nodes send: an "<nick> joined/left" announcement to its room."""
-        topic = _field(body, "topic", str)
-        room = _ruled(rules.announcement_relay, body.get("data"))
-        if topic != room:
-            raise RequestError("invalid_relay: topic %r is not the relay's room %r" % (topic, room))
-        frame = wire.encode("relay", topic=topic, data=body["data"])
-        self._publish(wire.room_topic(topic), frame)
-        return None  # relays are fire-and-forget, like python-socketio's pub/sub
-
-    def on_presence(self, body):
-        """A node's members, maybe in parts (broker/reports.py); every part is
-        checked, and the report counts once its last part is in."""
-        node = _ruled(rules.node_name, _field(body, "node", str))
-        rooms = _field(body, "rooms", dict)
-        cfg = self.config
-        if len(rooms) > cfg.presence_max_rooms:
-            raise RequestError("presence of %d rooms; a report holds at most %d"
-                               % (len(rooms), cfg.presence_max_rooms))
-        for room, nicks in rooms.items():
-            _ruled(rules.room, room)
-            if not isinstance(nicks, list):
-                raise RequestError("presence of room %r is not a list of nicks" % room)
-            if len(nicks) > cfg.presence_max_nicks:
-                raise RequestError("presence of %d nicks in room %s; at most %d per room"
-                                   % (len(nicks), room, cfg.presence_max_nicks))
-            known = self.presence.held(node, room)   # checked when first reported
-            for nick in nicks:
-                if nick not in known:
-                    _ruled(rules.clean_nick, nick)
-        part = _field(body, "part", int, optional=True) or 0
-        try:
-            rooms = self.reports.add(node, rooms, part, body.get("more") is True)
-        except ReportError as exc:
-            raise RequestError(str(exc)) from None
-        if rooms is None:
-            return None                             # more parts to come
-        if body.get("bye") is True:
-            log.info("node %s said goodbye", node)
-            self._announce_departures(self.presence.remove(node))
-            return None
-        try:
-            self.presence.update(node, rooms, full=body.get("full") is True)
-        except PresenceFull as exc:
-            raise RequestError("presence from new node %r refused: %s" % (node, exc)) from None
-        return None
-
-    def _announce_departures(self, departed):
-        """"<nick> left" at once for the members of a node that is gone."""
-        ts = now_ms()
-        for room, nicks in sorted(departed.items()):
-            for nick in nicks:
-                self._publish(wire.room_topic(room), wire.encode(
-                    "announcement", room=room, text="%s left" % nick, ts=ts))
-
-    def _publish_presence_when_due(self):
-        """Each changed room's list, at most once per ``presence_interval_ms``:
-        400 joins in a burst cost every member a few lists, not 400."""
-        now = time.monotonic()
-        if not self.presence.dirty or now < self.next_presence:
-            return
-        self.next_presence = now + self.config.presence_interval_ms / 1000.0
-        for room, members in self.presence.take_changes().items():
-            self._publish(wire.PRESENCE_TOPIC, wire.encode("presence", room=room,
-                                                           members=members))
-
-    # snapshot handlers
-
-    def on_snapshot(self, body):
-        rooms = _field(body, "rooms", list, optional=True)
-        if rooms is not None and not all(isinstance(r, str) for r in rooms):
-            raise RequestError("rooms must be a list of room names")
-        return wire.encode("snapshot", rid=body.get("rid"), broker=self.instance,
-                           epoch=self.sequencer.epoch, rooms=self.sequencer.snapshot(rooms),
-                           presence=self.presence.snapshot())
-
-    def on_history(self, body):
-        room = _field(body, "room", str)
-        if not wire.ROOM_RE.fullmatch(room):
-            raise RequestError("invalid room name")
-        since = _field(body, "since", int, optional=True)
-        epoch = _field(body, "epoch", str, optional=True)
-        return wire.encode("history", rid=body.get("rid"),
-                           **self.sequencer.history(room, since, epoch))
-
-    def heartbeat(self):
-        self._expire_rooms()
-        departed = self.presence.expire()
-        if departed:
-            log.warning("nodes expired; gone from rooms: %s", departed)
-        self._announce_departures(departed)
-        self._publish(wire.HEARTBEAT_TOPIC, wire.encode(
-            "heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
-            ts=now_ms(), seqs=self.sequencer.take_changes()))
-
-    def _expire_rooms(self):
-        """At most every ROOM_SWEEP_MS: rooms idle past their TTL lose their messages."""
-        now = now_ms()
-        if now < self.next_room_sweep_ms:
-            return
-        self.next_room_sweep_ms = now + ROOM_SWEEP_MS
-        expired = self.sequencer.expire()
-        if expired:
-            log.info("%d rooms idle for %d days: their messages expired", expired,
-                     self.config.room_ttl_days)
 
     def _publish(self, topic, frame):
         self.outbox.append((self.publisher, [topic, frame]))

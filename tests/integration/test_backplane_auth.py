@@ -223,3 +223,30 @@ def test_chat_broker_insecure_binds_without_keys_and_says_so_every_start(make_cl
     plain = client(c.url("node1"))
     plain.join(room)
     assert plain.send(room, "over plain sockets")["ok"]
+
+
+def test_another_authorised_key_cannot_speak_for_a_present_node(make_cluster, client, zctx,
+                                                                tmp_path):
+    c = make_cluster()
+    c.start_broker()
+    c.start_nodes(("node1", "node2"))
+    other = keys.create(tmp_path, "host-b")               # a second host's node key
+    shutil.copy(other[0], c.keys_dir / "authorized_nodes")
+    c.broker.signal(signal.SIGHUP)
+    wait_until(lambda: "reloaded: 2" in c.broker.log(), 10, "the keys reloaded")
+    room, member = room_with_member(c, client, "node1", "owned")
+    watcher = client(c.url("node2"), name="watcher")
+    watcher.join(room)
+    members = lambda: watcher.call("members", {"room": room})["members"]   # noqa: E731
+    wait_until(lambda: "member" in members(), 10, "node1's member listed")
+    impostor = c.broker_socket(zctx, zmq.DEALER, "intake", key=str(other[1]))
+    impostor.send(wire.encode("presence", node="node1", rooms={}, full=True, bye=True))
+    impostor.send(publish_frame(room, "as node1", rid=7, nick="mallory", node="node1"))
+    replies = [wire.decode(frames[0]) for frames in frames_within(impostor, 3.0)]
+    assert [r["type"] for r in replies] == ["error", "error"]
+    assert all("belongs to another key" in r["detail"] for r in replies)
+    assert "member" in members()                           # node1's members stay
+    assert member.send(room, "still here")["seq"] == 1     # nothing was sequenced for mallory
+    # Under its own name the other host is an ordinary node.
+    impostor.send(publish_frame(room, "hello", rid=8, nick="bob", node="node9"))
+    assert impostor.poll(5000) and wire.decode(impostor.recv())["type"] == "published"
