@@ -29,6 +29,9 @@ class Cluster:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.ports = {"intake": free_port(), "publish": free_port(), "snapshot": free_port()}
+        # The balancer's ports are known before any node starts: its origins are the
+        # nodes' default CHAT_ALLOWED_ORIGINS (PROTOCOL.md "Origin").
+        self.balancer_port, self.tls_port = free_port(), free_port()
         # Without keys the folder stays empty, so broker and nodes run plain.
         self.keys_dir = self.log_dir / ("keys" if curve else "no-keys")
         if curve:
@@ -41,6 +44,8 @@ class Cluster:
             "CHAT_BROKER_STATE": str(self.log_dir / "broker.sqlite3"),
             "DJANGO_SECRET_KEY_FILE": str(self.log_dir / "secret_key"),
             "CHAT_DATABASE_PATH": str(self.log_dir / "web.sqlite3"),
+            "CHAT_BALANCER_PORT": str(self.balancer_port),
+            "CHAT_BALANCER_TLS_PORT": str(self.tls_port),
             **(env or {}),
         })
         self.env.pop("DJANGO_SECRET_KEY", None)   # the file above, as scripts/run has
@@ -48,7 +53,6 @@ class Cluster:
         self.broker = None
         self.nodes = {}       # name -> (Proc, port)
         self.balancer = None
-        self.balancer_port = None
         self.procs = []
 
     # processes
@@ -94,9 +98,15 @@ class Cluster:
         for name in names:
             self.wait_healthy(name, timeout)
 
-    def start_balancer(self):
-        self.balancer_port = free_port()
+    def start_balancer(self, tls=False):
+        """HAProxy on deploy/haproxy.cfg; with ``tls`` also https on :attr:`tls_url`
+        with a self-signed certificate made by scripts/tls-cert, as scripts/run has."""
         env = dict(self.env, BALANCER_BIND="127.0.0.1:%d" % self.balancer_port)
+        if tls:
+            cert = self.log_dir / "tls" / "chat.pem"
+            subprocess.run([str(ROOT / "scripts/tls-cert"), str(cert)], check=True,
+                           capture_output=True, timeout=60)
+            env.update(BALANCER_TLS_BIND="127.0.0.1:%d" % self.tls_port, BALANCER_TLS_CERT=str(cert))
         for i, (name, (_, port)) in enumerate(sorted(self.nodes.items()), start=1):
             env["NODE%d_ADDR" % i] = "127.0.0.1:%d" % port
         self.balancer = Proc("balancer", ["haproxy", "-W", "-db", "-f", str(ROOT / "deploy/haproxy.cfg")],
@@ -132,6 +142,10 @@ class Cluster:
     @property
     def balancer_url(self):
         return "http://127.0.0.1:%d" % self.balancer_port
+
+    @property
+    def tls_url(self):
+        return "https://127.0.0.1:%d" % self.tls_port
 
     @staticmethod
     def health(url):

@@ -21,6 +21,7 @@ from geventwebsocket.exceptions import ProtocolError, WebSocketError
 from geventwebsocket.websocket import Header, WebSocket
 
 CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN_LATER = 1013
 # RFC 6455 5.5: a control frame (close, ping, pong) carries at most 125 bytes.
 CONTROL_FRAME_MAX_BYTES = 125
 
@@ -46,7 +47,7 @@ class BoundedWebSocket(WebSocket):
             raise ProtocolError
         limit = self._allowance(header)
         if header.length > limit:
-            self._refuse()
+            self.refuse(CLOSE_MESSAGE_TOO_BIG, b"message too big")
             raise MessageTooBig("frame of %d bytes; %d allowed" % (header.length, limit))
         if not header.length:
             return header, b""
@@ -59,12 +60,11 @@ class BoundedWebSocket(WebSocket):
             payload = header.unmask_payload(payload)
         return header, payload
 
-    def _refuse(self):
-        """Close with 1009.  gevent-websocket's ``close(code)`` never sends its code, so
+    def refuse(self, code, reason=b""):
+        """Close with ``code``.  gevent-websocket's ``close(code)`` never sends its code, so
         the close frame is written here, then the socket is marked closed as ``close`` does."""
         try:
-            self.send_frame(struct.pack("!H", CLOSE_MESSAGE_TOO_BIG) + b"message too big",
-                            self.OPCODE_CLOSE)
+            self.send_frame(struct.pack("!H", code) + reason, self.OPCODE_CLOSE)
         except WebSocketError:
             pass                                     # the client is gone already
         self.closed = True

@@ -34,6 +34,7 @@ from geventwebsocket.websocket import Header
 from wsaccel.xormask import createXorMasker
 
 from .engine_socket import ChatSocket
+from . import frames
 from .frames import BoundedWebSocket
 from .websocket import BatchingWebSocketWSGI
 
@@ -122,6 +123,10 @@ class ChatEngineServer(engineio.Server):
 
     def _handle_connect(self, environ, start_response, transport, jsonp_index=None):
         if self.max_sessions is not None and len(self.sockets) >= self.max_sessions:
+            ws = environ.get("wsgi.websocket")
+            if ws is not None:           # already upgraded (101) by gevent-websocket
+                ws.refuse(frames.CLOSE_TRY_AGAIN_LATER, b"too many connections")
+                return []
             detail = "this node holds %d sessions, its limit; try again" % self.max_sessions
             return {"status": "503 Service Unavailable",
                     "headers": [("Content-Type", "application/json")],
