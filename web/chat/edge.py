@@ -9,6 +9,10 @@
   talks to the node under its own host name and is refused, HTTP 400).
 
 The Origin allow-list is python-engineio's own (``cors_allowed_origins``, chat/node.py).
+gevent-websocket answers an upgrade with 101 before any application runs, so
+:meth:`EdgeApp.pre_start_hook` (its server's hook) declines the upgrade of a
+request that would be refused anyway: a foreign Origin or Host, or a node out of
+sessions then gets engineio's or this module's HTTP refusal, not a 101 and a close.
 """
 import logging
 
@@ -49,11 +53,23 @@ class EdgeApp:
     :param app: the node's WSGI app (Socket.IO around Django).
     """
 
-    def __init__(self, app, allowed_hosts, trusted_proxies, socketio_path="/socket.io/"):
+    def __init__(self, app, allowed_hosts, trusted_proxies, socketio_path="/socket.io/",
+                 allowed_origins=None, full=lambda: False):
+        """:param allowed_origins: engineio's list (None: any); only read by the hook.
+        :param full: True when the node opens no more sessions."""
         self.app = app
         self.allowed_hosts = list(allowed_hosts)
         self.trusted_proxies = frozenset(trusted_proxies)
         self.socketio_path = socketio_path
+        self.allowed_origins = allowed_origins
+        self.full = full
+
+    def pre_start_hook(self, handler):
+        """gevent-websocket's server hook: True serves the request as plain HTTP (no upgrade)."""
+        environ = handler.environ
+        origin = environ.get("HTTP_ORIGIN")
+        return bool((origin and self.allowed_origins is not None and origin not in self.allowed_origins)
+                    or not host_allowed(environ, self.allowed_hosts) or self.full())
 
     def __call__(self, environ, start_response):
         client_address(environ, self.trusted_proxies)

@@ -77,5 +77,8 @@ def build_server():
 def build_app(sio, django_app):
     """The WSGI app of a node: /socket.io/ to Socket.IO, the rest to Django, behind
     the edge checks (client address, Host on /socket.io/; chat/edge.py)."""
+    eio = sio.eio
     return EdgeApp(socketio.WSGIApp(sio, django_app), allowed_hosts=settings.ALLOWED_HOSTS,
-                   trusted_proxies=settings.CHAT_TRUSTED_PROXIES)
+                   trusted_proxies=settings.CHAT_TRUSTED_PROXIES,
+                   allowed_origins=settings.CHAT_ALLOWED_ORIGINS,
+                   full=lambda: len(eio.sockets) >= eio.max_sessions)

@@ -104,6 +104,7 @@ class Command(BaseCommand):
         app = build_app(sio, django_app)
         server = _nodelay_server_class()((host, port), app, handler_class=handler_class, log=None,
                                    error_log=logging.getLogger("chat.wsgi"))
+        server.pre_start_hook = app.pre_start_hook   # refusals before a websocket upgrade
         def stop():
             sio.manager.goodbye()   # the broker announces this node's members as gone
             server.stop(2)
