@@ -1,5 +1,6 @@
 """Configured limits give clear errors; a client that stops reading is cut off."""
 import json
+import time
 import socket
 
 import pytest
@@ -101,6 +102,23 @@ def test_a_client_that_never_reads_is_disconnected_and_nobody_else_suffers(make_
         else:
             pytest.fail("the silent client was never disconnected")
         neighbour.wait_announcement(room, "silent left")
+        # the node shut its TCP connection down: what was in flight drains, then EOF
+        cut_at, drained = time.monotonic(), 0
+        silent.ws.sock.settimeout(2)
+        while time.monotonic() - cut_at < 15:             # bounded; a few MB at most
+            try:
+                chunk = silent.ws.sock.recv(1 << 20)
+            except socket.timeout:
+                continue                                  # still open: wait on
+            except ConnectionResetError:
+                break                                     # reset: closed as well
+            if not chunk:
+                break
+            drained += len(chunk)
+        else:
+            pytest.fail("the cut-off client's connection is still open")
+        print("cut-off connection closed by the node: %d bytes drained, EOF after %.1f s"
+              % (drained, time.monotonic() - cut_at))
         # the others got every acknowledged message, once, in order
         for other in (sender, neighbour):
             assert [m["seq"] for m in other.wait_messages(room, len(acked), timeout=60)] == acked

@@ -49,3 +49,18 @@ def test_request_rates_take_overrides_and_name_a_bad_one():
     for bad in ("typing=1/2", "rooms=fast"):
         with pytest.raises(ValueError, match="CHAT_REQUEST_RATES"):
             config.request_rates(bad)
+
+
+def test_check_deploy_is_clean_in_the_documented_production_environment(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "DJANGO_"))}
+    env.update(DJANGO_SECRET_KEY="x" * 50 + "production-like-secret-key", DJANGO_HTTPS="1",
+               DJANGO_HSTS_PRELOAD="1", DJANGO_ALLOWED_HOSTS="chat.example.com",
+               CHAT_DATABASE_PATH=str(tmp_path / "db.sqlite3"))
+    done = subprocess.run([sys.executable, "web/manage.py", "check", "--deploy", "--fail-level",
+                           "WARNING"], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "no issues" in done.stdout, done.stdout + done.stderr
