@@ -11,8 +11,9 @@ from harness.client import new_room
 from harness.cluster import start_cluster
 from harness.processes import wait_until
 
-from .hostile import (close_code, frame_header, handshakes, open_websocket, rss_kb,
-                      stream)
+from tests.wsframes import frame_header
+
+from .hostile import close_code, handshakes, open_websocket, rss_kb, stream
 
 CHUNK = b"x" * 65536
 MB = 2**20

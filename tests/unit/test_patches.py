@@ -21,6 +21,7 @@ from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header
 
 from chat import fanout, patches
+from tests.wsframes import frame_header
 from chat.backpressure import SlowClientReaper
 from chat.websocket import BatchingWebSocketWSGI
 
@@ -199,15 +200,7 @@ def test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off(sio, client
 
 def _frame(opcode, payload, fin=True, length=None):
     """A masked client frame; ``length`` announces another size than the payload's."""
-    length = len(payload) if length is None else length
-    head = bytes([(0x80 if fin else 0) | opcode])
-    if length < 126:
-        head += bytes([0x80 | length])
-    elif length < 65536:
-        head += bytes([0x80 | 126]) + struct.pack("!H", length)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", length)
-    return head + b"\0\0\0\0" + payload            # a zero mask leaves the payload as is
+    return frame_header(opcode, len(payload) if length is None else length, fin) + payload
 
 
 def _closed_with(client):
