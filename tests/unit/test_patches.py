@@ -21,6 +21,7 @@ from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header
 
 from chat import fanout, patches
+from tests.unit import test_room_index
 from tests.wsframes import frame_header
 from chat.backpressure import SlowClientReaper
 from chat.websocket import BatchingWebSocketWSGI
@@ -280,6 +281,8 @@ PROOFS = {
     "engineio.server.Server._handle_connect":
         test_a_node_at_max_sessions_refuses_the_handshake_and_half_open_sessions_expire,
     "geventwebsocket.handler.WebSocket": test_a_frame_or_message_over_the_limit_is_refused_1009_at_its_header,
+    "socketio.base_manager.BaseManager.basic_disconnect":
+        test_room_index.test_every_room_operation_leaves_the_same_rooms_as_the_library_and_no_index_behind,
 }
 
 

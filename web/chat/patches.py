@@ -36,6 +36,7 @@ from wsaccel.xormask import createXorMasker
 from .engine_socket import ChatSocket
 from . import frames
 from .frames import BoundedWebSocket
+from .room_index import IndexedManager, IndexedRooms
 from .websocket import BatchingWebSocketWSGI
 
 # Read from the installed distributions, compared with requirements.txt's pins.
@@ -86,6 +87,8 @@ PATCHES = (
     Patch("geventwebsocket.handler.WebSocket", "frames.BoundedWebSocket",
           "a frame or message over max_http_buffer_size is refused at its header (close 1009),"
           " never buffered; the handler makes its WebSocket by this module name"),
+    Patch("socketio.base_manager.BaseManager.basic_disconnect", "room_index.IndexedRooms (in ZmqManager)",
+          "the library scans every room (each sid is one) per disconnect: a storm is quadratic"),
 )
 
 
@@ -143,7 +146,13 @@ class ChatEngineServer(engineio.Server):
 
 
 class ChatServer(socketio.Server):
-    """python-socketio's Server on :class:`ChatEngineServer`; call :func:`install` next."""
+    """python-socketio's Server on :class:`ChatEngineServer`; call :func:`install` next.
+
+    Its client manager must mix in :class:`IndexedRooms` (default: an :class:`IndexedManager`).
+    """
+
+    def __init__(self, *args, client_manager=None, **kwargs):
+        super().__init__(*args, client_manager=client_manager or IndexedManager(), **kwargs)
 
     def _engineio_server_class(self):
         return ChatEngineServer
@@ -217,6 +226,7 @@ def verify(sio):
             and ChatEngineServer._handle_connect is not engineio.Server._handle_connect,
         "engineio.socket.Socket.close":
             {"wait", "abort"} <= set(inspect.signature(engineio_socket.Socket.close).parameters),
+        "socketio.base_manager.BaseManager.basic_disconnect": isinstance(sio.manager, IndexedRooms),
     }
     for name in ("_websocket_handler", "poll", "send", "schedule_ping"):
         checks["engineio.socket.Socket." + name] = (
