@@ -8,7 +8,9 @@ import signal
 import sys
 
 from . import config as broker_config
-from . import keys
+from chatstream.jsonlog import JsonFormatter
+
+from . import keys, metrics
 from .server import Broker
 
 
@@ -16,6 +18,9 @@ def main(argv=None):
     cfg = broker_config.from_env()
     logging.basicConfig(level=cfg.log_level,
                         format="%(asctime)s %(levelname)s broker %(name)s: %(message)s")
+    if cfg.log_format == "json":   # CHAT_LOG_FORMAT: one JSON object per line
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter(process="broker"))
     broker = Broker(cfg)
     try:
         broker.bind()
@@ -23,6 +28,7 @@ def main(argv=None):
         logging.getLogger("broker").error("cannot bind: %s", exc)
         broker.close()
         return 1
+    metrics.serve(broker, cfg.metrics_host, cfg.metrics_port)
     signal.signal(signal.SIGTERM, broker.stop)
     signal.signal(signal.SIGINT, broker.stop)
     if broker.auth is not None:

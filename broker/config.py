@@ -40,6 +40,10 @@ class BrokerConfig:
     # Without keys the broker binds loopback only, unless this is set.
     insecure: bool = False
     max_frame_bytes: int = shared.BROKER_MAX_FRAME_BYTES
+    # Prometheus /metrics (broker/metrics.py) on the broker's host; port 0: none.
+    metrics_host: str = shared.BROKER_HOST
+    metrics_port: int = shared.BROKER_METRICS_PORT
+    log_format: str = shared.LOG_FORMAT
 
 
 def from_env(environ=None):
@@ -74,4 +78,7 @@ def from_env(environ=None):
         max_frame_bytes=env_int("CHAT_BROKER_MAX_FRAME_BYTES", env_int(
             "CHAT_MAX_PAYLOAD_BYTES", shared.MAX_PAYLOAD_BYTES, environ) + shared.WIRE_ENVELOPE_BYTES,
             environ),
+        metrics_host=env_str("CHAT_BROKER_HOST", default.metrics_host, environ),
+        metrics_port=env_int("CHAT_BROKER_METRICS_PORT", default.metrics_port, environ),
+        log_format=env_str("CHAT_LOG_FORMAT", default.log_format, environ),
     )

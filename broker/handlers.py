@@ -14,6 +14,7 @@ import time
 from chatstream import rules, wire
 from chatstream.clock import now_ms
 from chatstream.config import ROOM_SWEEP_MS
+from . import metrics
 from .presence import PresenceFull
 from .reports import ReportError
 
@@ -49,6 +50,7 @@ class RequestHandlers:
     """
 
     peer = None
+    batch_sequenced = 0   # messages sequenced since the last commit (metrics)
     node_keys = {}   # node name -> the key that registered it (replaced per instance)
 
     def on_publish(self, body):
@@ -64,7 +66,10 @@ class RequestHandlers:
         uid = _field(body, "uid", str, optional=True)
         message, duplicate = self.sequencer.sequence(
             room, nick, text, node, cid, uid if uid is None else _ruled(rules.uid, uid))
-        if not duplicate:
+        if duplicate:
+            metrics.DUPLICATES.inc()
+        else:
+            self.batch_sequenced += 1
             epoch = self.sequencer.rooms[room].epoch
             self._publish(wire.room_topic(room), wire.encode("message", message=message, epoch=epoch))
         return wire.encode("published", rid=body.get("rid"), message=message, duplicate=duplicate)

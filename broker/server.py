@@ -14,7 +14,7 @@ import time
 import zmq
 
 from chatstream import wire
-from . import keys
+from . import keys, metrics
 from .handlers import RequestError, RequestHandlers
 from .presence import PresenceRegistry
 from .reports import ReportAssembler
@@ -172,6 +172,7 @@ class Broker(RequestHandlers):
         self._publish_presence_when_due()
         if not self.outbox:
             return
+        started = time.perf_counter()
         try:
             self.sequencer.commit()
         except Exception:
@@ -180,6 +181,11 @@ class Broker(RequestHandlers):
             # `unavailable` and retry with the same cid.
             log.critical("cannot commit broker state; exiting without acknowledging", exc_info=True)
             raise SystemExit(3)
+        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        if self.batch_sequenced:
+            metrics.BATCH_MESSAGES.observe(self.batch_sequenced)
+            metrics.SEQUENCED.inc(self.batch_sequenced)
+            self.batch_sequenced = 0
         outbox, self.outbox = self.outbox, []
         for sock, (first, last) in outbox:   # every outgoing message has two frames
             try:

@@ -234,6 +234,9 @@ def request_rates(text="", defaults=None):
     return rates
 
 
+# --- Operations: metrics, /ops/, log format (chatstream/config_ops.py) -----------
+from .config_ops import *  # noqa: E402,F401,F403  (one import: every default stays here)
+
 # --- Reading the environment ------------------------------------------------------
 
 def env_str(name, default, environ=None):

@@ -29,6 +29,7 @@ class Cluster:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.ports = {"intake": free_port(), "publish": free_port(), "snapshot": free_port()}
+        self.metrics_port = free_port()   # the broker's /metrics (never the default 5558)
         # The balancer's ports are known before any node starts: its origins are the
         # nodes' default CHAT_ALLOWED_ORIGINS (PROTOCOL.md "Origin").
         self.balancer_port, self.tls_port = free_port(), free_port()
@@ -41,6 +42,7 @@ class Cluster:
             "CHAT_BROKER_INTAKE_PORT": str(self.ports["intake"]),
             "CHAT_BROKER_PUBLISH_PORT": str(self.ports["publish"]),
             "CHAT_BROKER_SNAPSHOT_PORT": str(self.ports["snapshot"]),
+            "CHAT_BROKER_METRICS_PORT": str(self.metrics_port),
             "CHAT_BROKER_STATE": str(self.log_dir / "broker.sqlite3"),
             "DJANGO_SECRET_KEY_FILE": str(self.log_dir / "secret_key"),
             "CHAT_DATABASE_PATH": str(self.log_dir / "web.sqlite3"),
@@ -138,6 +140,15 @@ class Cluster:
 
     def url(self, name):
         return "http://127.0.0.1:%d" % self.nodes[name][1]
+
+    @property
+    def broker_metrics_url(self):
+        return "http://127.0.0.1:%d" % self.metrics_port
+
+    def ops_targets(self):
+        """CHAT_OPS_TARGETS for this cluster: every node started so far and the broker."""
+        return ",".join(["%s=%s" % (name, self.url(name)) for name in sorted(self.nodes)]
+                        + ["broker=" + self.broker_metrics_url])
 
     @property
     def balancer_url(self):

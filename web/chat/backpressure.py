@@ -18,7 +18,7 @@ import logging
 import gevent
 
 from chatstream import config
-from . import patches
+from . import metrics, patches
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class SlowClientReaper:
             log.warning("connection %s stopped reading (%d packets queued): disconnecting",
                         eio_sid, queued)
             cut += patches.cut_off(self.sio, eio_sid)
+        if cut:
+            metrics.SLOW_CLIENTS_CUT.inc(cut)
         return cut
 
     def sweep_half_open(self):

@@ -1,6 +1,7 @@
 """Socket.IO event handlers: join, leave, message, disconnect (PROTOCOL.md)."""
 import functools
 import logging
+import time
 from dataclasses import dataclass, field
 
 from socketio import exceptions as sio_exceptions
@@ -8,7 +9,7 @@ from socketio import exceptions as sio_exceptions
 from chatstream import config
 from chatstream.clock import now_ms
 
-from . import validation
+from . import metrics, validation
 from .identity import GuestIdentities
 from .ratelimit import TokenBucket
 from .validation import ContractError
@@ -50,11 +51,21 @@ def _acked(handler):
             validation.payload_size(payload, self.limits.max_payload_bytes)
             return handler(self, sid, payload)
         except ContractError as exc:
+            _count_refusal(handler.__name__, exc.code)
             return exc.ack()
         except Exception:
             log.exception("%s failed", handler.__name__)
+            _count_refusal(handler.__name__, "internal")
             return {"ok": False, "error": "internal", "detail": "server error"}
     return wrapper
+
+
+def _count_refusal(handler_name, code):
+    """Metrics of a refused request: messages by code, rate_limited by event."""
+    if handler_name == "on_message":
+        metrics.REFUSED.labels(code).inc()
+    if code == "rate_limited":
+        metrics.RATE_LIMITED.labels(handler_name[3:]).inc()
 
 
 class ChatEvents:
@@ -215,6 +226,7 @@ class ChatEvents:
 
     @_acked
     def on_message(self, sid, payload):
+        arrived = time.perf_counter()
         req = validation.message_request(payload)
         conn = self._connection(sid)
         nick = conn.rooms.get(req["room"])
@@ -227,8 +239,11 @@ class ChatEvents:
             message, _ = self.link.sequence(req["room"], nick, req["text"], req["cid"],
                                             uid=conn.identity.uid)
         except BrokerUnavailable as exc:
-            log.warning("message from %s not sequenced: %s", sid, exc)
+            log.warning("message from %s not sequenced: %s", sid, exc,
+                        extra={"room": req["room"], "cid": req["cid"], "uid": conn.identity.uid})
             raise ContractError("unavailable", "the message was not sequenced in time; "
                                 "retry with the same cid") from None
+        metrics.ACCEPTED.inc()
+        metrics.ACK_SECONDS.observe(time.perf_counter() - arrived)
         return {"ok": True, "id": message["id"], "seq": message["seq"]}
 

@@ -18,6 +18,8 @@ with Engine.IO's public ``send_packet``.
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from .metrics import DELIVERIES
+
 
 def emit_local(server, event, data, room, namespace="/"):
     """Emit ``event`` with ``data`` to this node's members of ``room``, not published.
@@ -27,6 +29,7 @@ def emit_local(server, event, data, room, namespace="/"):
     members = server.manager.rooms.get(namespace, {}).get(room)
     if not members:
         return
+    DELIVERIES.inc(len(members))   # once per broadcast, not per member (hot path)
     encoded = server.packet_class(sio_packet.EVENT, namespace=namespace,
                                   data=[event, data]).encode()
     if isinstance(encoded, list):       # binary attachments: python-socketio's own path

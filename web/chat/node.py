@@ -7,7 +7,7 @@ from django.conf import settings
 from chatstream import config, fastjson
 from .backpressure import SlowClientReaper
 from .edge import EdgeApp
-from . import patches
+from . import metrics, patches
 from .events import ChatEvents, Limits
 from .identity import SessionIdentities
 from .link import BrokerLink, ZmqTransport
@@ -65,6 +65,7 @@ def build_server():
     sio.eio.max_sessions = settings.CHAT_MAX_CONNECTIONS + config.SESSION_HEADROOM
     ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
                identities=SessionIdentities())
+    metrics.watch(sio, link)
     SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE,
                      half_open_timeout_s=settings.CHAT_HALF_OPEN_TIMEOUT_S).start()
     # Start the broker link now, not at the first client: /healthz depends on it.

@@ -1,9 +1,10 @@
-"""HTTP views: the lobby, a room's page and /healthz."""
+"""HTTP views: the lobby, a room's page, /healthz and /metrics."""
 from django.conf import settings
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from django.shortcuts import render
 
-from . import validation
+from . import metrics, validation
 from .node import current_server
 
 
@@ -32,3 +33,8 @@ def healthz(request):
     up = sio is not None and sio.manager.broker_up
     return JsonResponse({"ok": up, "node": settings.CHAT_NODE_NAME,
                          "broker": "up" if up else "down"}, status=200 if up else 503)
+
+
+def metrics_view(request):
+    """Prometheus text of this node: no database, no session (cheap to scrape every second)."""
+    return HttpResponse(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -144,14 +144,22 @@ CHAT_ALLOWED_ORIGINS = [o.strip() for o in env("CHAT_ALLOWED_ORIGINS", ",".join(
 CHAT_TRUSTED_PROXIES = [p for p in env("CHAT_TRUSTED_PROXIES", ",".join(shared.TRUSTED_PROXIES)).split(",") if p]
 CHAT_HALF_OPEN_TIMEOUT_S = float(env("CHAT_HALF_OPEN_TIMEOUT_S", shared.HALF_OPEN_TIMEOUT_S))
 CHAT_REQUEST_RATES = shared.request_rates(env("CHAT_REQUEST_RATES", ""))
+# Operations: what /ops/ scrapes ("name=url,..."), how long a scrape may take, its cache.
+CHAT_OPS_TARGETS = shared.ops_targets(env("CHAT_OPS_TARGETS", shared.OPS_TARGETS))
+CHAT_OPS_SCRAPE_TIMEOUT_S = float(env("CHAT_OPS_SCRAPE_TIMEOUT_S", shared.OPS_SCRAPE_TIMEOUT_S))
+CHAT_OPS_CACHE_S = float(env("CHAT_OPS_CACHE_S", shared.OPS_CACHE_S))
+CHAT_LOG_FORMAT = env("CHAT_LOG_FORMAT", shared.LOG_FORMAT)   # "plain" or "json"
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s " + CHAT_NODE_NAME + " %(name)s: %(message)s"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s " + CHAT_NODE_NAME + " %(name)s: %(message)s"},
+                   "json": {"()": "chatstream.jsonlog.JsonFormatter", "process": CHAT_NODE_NAME,
+                            "node": CHAT_NODE_NAME}},
     "filters": {"skip_healthz_503": {"()": "chat.logfilters.SkipHealthz503"},
                 "demote_closed_session": {"()": "chat.logfilters.DemoteClosedSession"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "formatter": "json" if CHAT_LOG_FORMAT == "json" else "plain",
                              "filters": ["skip_healthz_503", "demote_closed_session"]}},
     "root": {"handlers": ["console"], "level": env("CHAT_LOG_LEVEL", shared.LOG_LEVEL)},
     "loggers": {

@@ -1,0 +1,75 @@
+"""The node's Prometheus metrics (``GET /metrics``, prometheus_client's text format).
+
+Counters move on the hot path, so each costs one ``inc()`` (a lock and an add);
+deliveries are counted once per room broadcast with its member count
+(chat/fanout.py), not once per member.  Gauges that describe state
+(connections by transport, rooms with local members, the broker link) are read
+at scrape time from the node's objects: nothing to keep up to date.  No label
+names a room, a user or a connection (cardinality); ``error`` and ``event``
+take the contract's few codes and event names.
+"""
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+ACCEPTED = Counter("chat_messages_accepted", "Messages sequenced and acknowledged ok",
+                   registry=REGISTRY)
+REFUSED = Counter("chat_messages_refused", "Messages refused, by the contract's error code",
+                  ["error"], registry=REGISTRY)
+DELIVERIES = Counter("chat_deliveries", "Events sent to local members (one per member)",
+                     registry=REGISTRY)
+ACK_SECONDS = Histogram(
+    "chat_ack_seconds", "From a message's arrival to its ack (sequenced by the broker)",
+    registry=REGISTRY,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+RATE_LIMITED = Counter("chat_rate_limited", "Requests refused rate_limited, by event",
+                       ["event"], registry=REGISTRY)
+SLOW_CLIENTS_CUT = Counter("chat_slow_clients_cut", "Connections cut for not reading",
+                           registry=REGISTRY)
+
+LINK_STATES = ("connecting", "syncing", "live", "down")
+
+
+class NodeState:
+    """Gauges read at scrape time from the node's server and broker link."""
+
+    def __init__(self, sio, link):
+        self.sio = sio
+        self.link = link
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        by_transport = {"websocket": 0, "polling": 0}
+        for socket in list(self.sio.eio.sockets.values()):
+            by_transport["websocket" if socket.upgraded else "polling"] += 1
+        connections = GaugeMetricFamily("chat_connections", "Engine.IO sessions, by transport",
+                                        labels=["transport"])
+        for transport, count in by_transport.items():
+            connections.add_metric([transport], count)
+        yield connections
+        yield GaugeMetricFamily("chat_rooms_local", "Rooms with members on this node",
+                                value=len(self.link.local.rooms))
+        state = GaugeMetricFamily("chat_link_state", "1 for the broker link's current state",
+                                  labels=["state"])
+        for name in LINK_STATES:
+            state.add_metric([name], 1 if self.link.state.value == name else 0)
+        yield state
+        yield GaugeMetricFamily("chat_link_up", "1 while the link follows the broker (live)",
+                                value=1 if self.link.broker_up else 0)
+        yield GaugeMetricFamily("chat_heartbeat_age_seconds", "Since the broker was last heard",
+                                value=max(0.0, time.monotonic() - self.link.last_heard))
+
+
+def watch(sio, link):
+    """Serve ``sio``'s and ``link``'s state on this process's /metrics (once per process)."""
+    REGISTRY.register(NodeState(sio, link))
+
+
+def exposition():
+    """This process's metrics in the Prometheus text format (bytes)."""
+    return generate_latest(REGISTRY)
