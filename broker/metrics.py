@@ -14,12 +14,14 @@ has a per-room or per-node label (cardinality).  ``chat_broker_role`` and
 """
 import logging
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import (CollectorRegistry, Counter, Histogram, ProcessCollector,
+                               start_http_server)
 from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)   # CPU, memory, start time (a restart shows)
 
 SEQUENCED = Counter("chat_broker_messages_sequenced", "Messages given a seq and published",
                     registry=REGISTRY)

@@ -10,10 +10,12 @@ take the contract's few codes and event names.
 """
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (CollectorRegistry, Counter, Histogram, ProcessCollector,
+                               generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)   # CPU, memory, start time (a restart shows)
 
 ACCEPTED = Counter("chat_messages_accepted", "Messages sequenced and acknowledged ok",
                    registry=REGISTRY)
