@@ -1,0 +1,104 @@
+"""Nodes join and leave a running balancer through its runtime API (deploy/balancer.py),
+and "ready" means every node is UP in HAProxy (scripts/run): real HAProxy, real nodes."""
+import collections
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy import balancer
+from harness.client import new_room
+from harness.processes import free_port, wait_until
+
+NODES = ("node1", "node2", "node3")
+
+
+@pytest.fixture
+def stats_socket():
+    # A unix socket path has at most 107 bytes: pytest's tmp_path can be longer.
+    with tempfile.TemporaryDirectory(prefix="chat-hap") as folder:
+        yield Path(folder) / "haproxy.sock"
+
+
+@pytest.fixture
+def balanced(make_cluster, stats_socket):
+    c = make_cluster({"BALANCER_STATS_SOCKET": str(stats_socket),
+                      "CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"})
+    c.start_broker()
+    c.start_nodes(NODES)
+    c.start_balancer()
+    balancer.wait_all_up(stats_socket, timeout=20)
+    return c
+
+
+def _node_of(client, room):
+    return client.join(room)["node"]
+
+
+def test_a_node_added_at_runtime_gets_new_connections_and_an_existing_client_keeps_chatting(
+        balanced, client, stats_socket):
+    room = new_room()
+    old = client(balanced.balancer_url, name="old")
+    _node_of(old, room)
+    balancer_pid = balanced.balancer.pid
+    balanced.start_node("node4")
+    up = balancer.add_server(stats_socket, "node4", "127.0.0.1:%d" % balanced.nodes["node4"][1],
+                             timeout=20)
+    assert up == dict.fromkeys(NODES + ("node4",), "UP")
+    newcomers = [client(balanced.balancer_url, name="new%d" % i) for i in range(8)]
+    landed = collections.Counter(_node_of(c, room) for c in newcomers)
+    assert landed["node4"] >= 1, landed
+    assert old.send(room, "still here")["ok"]
+    assert [m["text"] for m in old.wait_messages(room, 1)] == ["still here"]
+    assert old.sio.connected and balanced.balancer.pid == balancer_pid and balanced.balancer.alive()
+
+
+def test_removing_a_node_disconnects_only_its_clients_and_it_gets_no_new_ones(
+        balanced, client, stats_socket):
+    balanced.start_node("node4")
+    balancer.add_server(stats_socket, "node4", "127.0.0.1:%d" % balanced.nodes["node4"][1], timeout=20)
+    room = new_room()
+    clients = [client(balanced.balancer_url, name="c%d" % i) for i in range(8)]
+    on = {c.name: _node_of(c, room) for c in clients}
+    assert "node4" in on.values(), on
+    node4_proc = balanced.nodes["node4"][0]
+    balancer.remove_server(stats_socket, "node4", stop=node4_proc.stop)
+    assert "node4" not in balancer.statuses(stats_socket)
+    wait_until(lambda: all(not c.sio.connected for c in clients if on[c.name] == "node4"), 10,
+               "node4's clients disconnected")
+    stayed = [c for c in clients if on[c.name] != "node4"]
+    assert all(c.sio.connected for c in stayed)
+    assert stayed[0].send(room, "after removal")["ok"]
+    for c in stayed:
+        assert [m["text"] for m in c.wait_messages(room, 1)] == ["after removal"]
+    later = [client(balanced.balancer_url, name="later%d" % i) for i in range(6)]
+    assert {_node_of(c, room) for c in later} == set(NODES)
+
+
+def test_ready_waits_until_late_nodes_are_up_and_the_first_30_connections_reach_all_three(
+        make_cluster, client, stats_socket):
+    c = make_cluster({"BALANCER_STATS_SOCKET": str(stats_socket)})
+    c.start_broker()
+    ports = {name: free_port() for name in NODES}
+    c.nodes = {name: (None, port) for name, port in ports.items()}   # addresses only, for now
+    ready = {}
+    waiter = threading.Thread(target=lambda: ready.update(
+        up=balancer.wait_all_up(stats_socket, timeout=60), at=time.monotonic()))
+    # start_balancer returns once a node answers through it: in a thread as well
+    starting = threading.Thread(target=c.start_balancer)
+    starting.start()
+    waiter.start()
+    time.sleep(2)
+    assert not ready, "ready before any node started: %s" % ready
+    started = time.monotonic()
+    for name in NODES:
+        c.start_node(name, port=ports[name], wait=False)
+    waiter.join(60)
+    starting.join(30)
+    assert ready["up"] == dict.fromkeys(NODES, "UP") and ready["at"] > started
+    room = new_room()
+    landed = collections.Counter(
+        _node_of(client(c.balancer_url, name="first%d" % i), room) for i in range(30))
+    assert set(landed) == set(NODES), landed
