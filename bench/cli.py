@@ -2,7 +2,9 @@
 
 Systems: ``ours`` (the product, CURVE on), ``ours-plain`` (the product without CURVE,
 ``burst`` and ``pipe`` only: what CURVE costs), ``redis`` (bench/baseline_redis:
-python-socketio + RedisManager), ``zmq`` (a raw pyzmq XSUB/XPUB proxy, ``pipe`` only).
+python-socketio + RedisManager), ``node`` (bench/node_baseline: Node socket.io 4.8 +
+@socket.io/redis-adapter on the same redis-server), ``zmq`` (a raw pyzmq XSUB/XPUB proxy,
+``pipe`` only).
 Workloads: ``fanout``, ``burst``, ``ramp``, ``idle`` (socket.io systems), ``pipe``
 (our broker alone vs the raw proxy), ``profile`` (burst under py-spy).  Each run
 starts its system on free loopback ports, drives it with scripts/loadgen.js (or
@@ -43,10 +45,11 @@ from bench.systems import SYSTEMS  # noqa: E402
 report.SYSTEM_LABELS.setdefault("ours-plain", SYSTEMS["ours-plain"].label)
 plots.COLORS.setdefault("ours-plain", "tab:cyan")
 
-ALL_SYSTEMS = ("ours", "ours-plain", "redis", "zmq")
+ALL_SYSTEMS = ("ours", "ours-plain", "redis", "node", "zmq")
 ALL_WORKLOADS = ("fanout", "burst", "ramp", "idle", "pipe", "profile")
-APPLIES = {"fanout": ("ours", "redis"), "burst": ("ours", "ours-plain", "redis"), "ramp": ("ours", "redis"),
-           "idle": ("ours", "redis"), "pipe": ("ours", "ours-plain", "zmq"), "profile": ("ours", "redis")}
+APPLIES = {"fanout": ("ours", "redis", "node"), "burst": ("ours", "ours-plain", "redis", "node"),
+           "ramp": ("ours", "redis", "node"), "idle": ("ours", "redis", "node"), "pipe": ("ours", "ours-plain", "zmq"),
+           "profile": ("ours", "redis")}
 REPEATED = ("fanout", "burst", "pipe")
 # Workload parameters measured in seconds (shown in --help).
 SECONDS_PARAMS = frozenset({"duration", "warmup", "drain", "hold", "settle", "flat"})

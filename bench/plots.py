@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .report import SYSTEM_LABELS  # noqa: E402
 
-COLORS = {"ours": "tab:blue", "redis": "tab:red", "zmq": "tab:green", "broker": "tab:purple"}
+COLORS = {"ours": "tab:blue", "redis": "tab:red", "node": "tab:orange", "zmq": "tab:green",
+          "broker": "tab:purple"}
 
 
 def _cdf_axes(ax_cdf, ax_tail, cdf, label, color):

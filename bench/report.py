@@ -7,7 +7,9 @@ number (rates, latencies, CPU, memory) is the median of the runs.
 from .repeats import merged
 
 SYSTEM_LABELS = {"ours": "ours (ZeroMQ broker)", "redis": "python-socketio + RedisManager",
-                 "zmq": "raw pyzmq XSUB/XPUB proxy"}
+                 "node": "Node socket.io + redis adapter", "zmq": "raw pyzmq XSUB/XPUB proxy"}
+# The headline's peers, each with a column and a ratio "ours / peer".
+PEERS = ("redis", "node")
 
 
 def _spread(r, name, value):
@@ -171,7 +173,7 @@ def profile_tables(records, limit=12):
 
 
 def headline(by):
-    """Ours vs the baseline vs the limit, one line per target."""
+    """Ours vs each baseline (PEERS), one line per target."""
     def get(system, workload, path):
         r = by.get((system, workload))
         for key in path:
@@ -182,10 +184,10 @@ def headline(by):
 
     rows = []
     def row(what, workload, path, fmt=_num, better="lower"):
-        ours, redis = get("ours", workload, path), get("redis", workload, path)
-        ratio = "%.2f×" % (ours / redis) if isinstance(ours, (int, float)) and isinstance(redis, (int, float)) \
-            and redis else "–"
-        rows.append([what, fmt(ours), fmt(redis), ratio])
+        ours, peers = get("ours", workload, path), [get(peer, workload, path) for peer in PEERS]
+        ratios = ["%.2f×" % (ours / peer) if isinstance(ours, (int, float)) and isinstance(peer, (int, float))
+                  and peer else "–" for peer in peers]
+        rows.append([what, fmt(ours)] + [fmt(peer) for peer in peers] + ratios)
     for wl in ("burst", "fanout"):
         row("%s: server CPU µs / delivery" % wl, wl, ("figures", "server_cpu_us_per_delivery"))
         row("%s: delivery p99 ms" % wl, wl, ("figures", "latency_ms", "p99"))
@@ -193,7 +195,8 @@ def headline(by):
             fmt=lambda f: "%d / %d / %d" % (f["lost"], f["duplicated"], f["out_of_order"]) if f and "lost" in f else "–")
     row("ramp: max sustainable msg/s", "ramp", ("max_sustainable_msgs_per_s",), better="higher")
     row("idle: RSS KB / connection (nodes)", "idle", ("figures", "rss_kb_per_connection_nodes"))
-    table = _table(["figure", "ours", "python-socketio + RedisManager", "ours / baseline"], rows)
+    table = _table(["figure", "ours"] + [SYSTEM_LABELS[peer] for peer in PEERS]
+                   + ["ours / %s" % peer for peer in PEERS], rows)
     zmq, broker = get("zmq", "pipe", ("pipe", "flat", "messages_per_s")), get("ours", "pipe", ("pipe", "flat",
                                                                                               "messages_per_s"))
     if zmq or broker:

@@ -4,7 +4,9 @@
   on every broker socket as deployed;
 - ``ours-plain``: the same without CURVE, to measure what CURVE costs;
 - ``redis``: redis-server + N nodes of bench/baseline_redis/app.py
-  (python-socketio + RedisManager, gevent).
+  (python-socketio + RedisManager, gevent);
+- ``node``: the same redis-server + N Node processes of bench/node_baseline/server.js
+  (socket.io 4.8 + @socket.io/redis-adapter).
 
 Both expose the same interface: ``start(nodes)`` -> node URLs, ``procs``
 ({name: process} of every server process, for /proc sampling), ``stop()``,
@@ -17,6 +19,7 @@ from harness.cluster import Cluster
 from harness.processes import PYTHON, ROOT, Proc, base_env, free_port, wait_until
 
 BASELINE_APP = ROOT / "bench" / "baseline_redis" / "app.py"
+NODE_BASELINE = ROOT / "bench" / "node_baseline"
 # Per-connection rate limit of our nodes, raised out of the benchmark's way
 # (a burst client sends ~17 msg/s; the ramp goes higher).
 RATE_LIMIT_OUT_OF_THE_WAY = 100000
@@ -107,14 +110,17 @@ class RedisSystem:
         url = "redis://127.0.0.1:%d/0" % self.redis_port
         for i in range(1, nodes + 1):
             name, port = "node%d" % i, free_port()
-            proc = Proc(name, [PYTHON, str(BASELINE_APP), "--name", name, "--port", str(port), "--redis", url],
-                        self.env, self.log_dir).start()
+            proc = Proc(name, self.node_argv(name, port, url), self.env, self.log_dir).start()
             self.all.append(proc)
             self.nodes[name] = (proc, port)
         for name, (proc, port) in self.nodes.items():
             wait_until(lambda: Cluster.health("http://127.0.0.1:%d" % port) == 200 or self._check_alive(proc),
                        START_TIMEOUT_SECS, "%s /healthz 200" % name)
         return ["http://127.0.0.1:%d" % port for _, port in self.nodes.values()]
+
+    @staticmethod
+    def node_argv(name, port, redis_url):
+        return [PYTHON, str(BASELINE_APP), "--name", name, "--port", str(port), "--redis", redis_url]
 
     @staticmethod
     def _check_alive(proc):
@@ -147,4 +153,18 @@ def _redis_ping(port):
         return False
 
 
-SYSTEMS = {"ours": OursSystem, "ours-plain": OursPlainSystem, "redis": RedisSystem}
+class NodeSystem(RedisSystem):
+    """Node socket.io + @socket.io/redis-adapter: the same redis-server, Node processes as nodes
+    (bench/node_baseline, ``npm ci`` by scripts/setup --dev)."""
+    name = "node"
+    label = "Node socket.io + redis adapter"
+
+    @staticmethod
+    def node_argv(name, port, redis_url):
+        if not (NODE_BASELINE / "node_modules" / "socket.io").is_dir():
+            raise RuntimeError("bench/node_baseline/node_modules is missing: run scripts/setup --dev")
+        return [shutil.which("node") or "node", str(NODE_BASELINE / "server.js"), "--name", name,
+                "--port", str(port), "--redis", redis_url]
+
+
+SYSTEMS = {"ours": OursSystem, "ours-plain": OursPlainSystem, "redis": RedisSystem, "node": NodeSystem}
