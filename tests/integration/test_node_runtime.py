@@ -1,6 +1,7 @@
 """Nodes join and leave a running balancer through its runtime API (deploy/balancer.py),
 and "ready" means every node is UP in HAProxy (scripts/run): real HAProxy, real nodes."""
 import collections
+import subprocess
 import tempfile
 import threading
 import time
@@ -102,3 +103,41 @@ def test_ready_waits_until_late_nodes_are_up_and_the_first_30_connections_reach_
     landed = collections.Counter(
         _node_of(client(c.balancer_url, name="first%d" % i), room) for i in range(30))
     assert set(landed) == set(NODES), landed
+
+
+def test_scripts_node_adds_and_removes_a_supervisor_program_and_its_server(tmp_path, client):
+    """scripts/node against supervisord.conf itself (relocated to free ports), as a user runs it."""
+    from tests.integration.test_supervisor import SUPERVISORD, _relocated_config
+    from harness.processes import ROOT, Proc, base_env
+    ports = {p: free_port() for p in (8000, 8001, 8002, 8003, 8443)}
+    conf = _relocated_config(tmp_path, ports)
+    subprocess.run([str(ROOT / "scripts/tls-cert"), str(tmp_path / "var/tls/chat.pem")], check=True,
+                   capture_output=True, timeout=60)
+    env = base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port()) for k in ("INTAKE", "PUBLISH", "SNAPSHOT")})
+    env.update(CHAT_BALANCER_PORT=str(ports[8000]), CHAT_BALANCER_TLS_PORT=str(ports[8443]))  # origins
+    sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
+    var = tmp_path / "var"
+    node = [str(ROOT / "scripts/node"), "--config", str(conf), "--socket", str(var / "haproxy.sock"),
+            "--programs", str(var / "nodes")]
+    run = lambda *args: subprocess.run(node + list(args), env=env, capture_output=True, text=True,
+                                       timeout=120)
+    try:
+        ready = run("ready")
+        assert ready.returncode == 0, ready.stderr
+        url = "http://127.0.0.1:%d" % ports[8000]
+        room = new_room()
+        old = client(url, name="old")
+        old.join(room)
+        port = free_port()
+        added = run("add", "node4", "--port", str(port))
+        assert added.returncode == 0, added.stdout + added.stderr
+        assert (var / "nodes" / "node4.conf").exists()
+        landed = {client(url, name="n%d" % i).join(room)["node"] for i in range(8)}
+        assert "node4" in landed, landed
+        removed = run("remove", "node4")
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert not (var / "nodes" / "node4.conf").exists()
+        assert "node4" not in balancer.statuses(var / "haproxy.sock")
+        assert old.sio.connected and old.send(room, "still here")["ok"]
+    finally:
+        sup.stop(timeout=30)
