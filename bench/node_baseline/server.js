@@ -110,8 +110,9 @@ function joinRequest(payload) {
 function serve(io, store, node, epoch, historySize) {
   const announce = (r, t) => io.to(r).emit("announcement", { room: r, text: t, ts: Date.now() });
   // an ack that arrives as a function; anything else (no ack asked) is dropped
-  const handler = (fn) => async (payload, ack) => {
-    if (typeof ack !== "function") { ack = () => {}; }
+  const handler = (fn) => async (...args) => {
+    const ack = typeof args[args.length - 1] === "function" ? args.pop() : () => {};
+    const payload = args[0];
     try {
       ack(await fn(payload));
     } catch (e) {
