@@ -9,6 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness.client import new_room
 from harness.processes import wait_until
 
+from .traffic import send_across
+
 
 def _samples(url):
     """{(name, labels as sorted tuple): value} of one /metrics page."""
@@ -18,13 +20,7 @@ def _samples(url):
 
 
 def test_metrics_move_with_traffic_on_nodes_and_broker(cluster, client):
-    room = new_room()
-    a, b = client(cluster.url("node1"), name="a"), client(cluster.url("node2"), name="b")
-    a.join(room, "ann")
-    b.join(room, "bob")
-    for i in range(3):
-        a.send(room, "hello %d" % i)
-    b.wait_messages(room, 3)
+    room, a, _ = send_across(cluster, client, 3)
     a.sio.emit("message", {"room": "not-" + room, "text": "x"})   # refused: not_joined
 
     node1 = _samples(cluster.url("node1"))

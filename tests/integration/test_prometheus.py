@@ -7,8 +7,9 @@ import subprocess
 import pytest
 import requests
 
-from harness.client import new_room
 from harness.processes import ROOT, Proc, base_env, free_port, wait_until
+
+from .traffic import send_across
 
 PROMETHEUS, PROMTOOL = shutil.which("prometheus"), shutil.which("promtool")
 pytestmark = pytest.mark.skipif(
@@ -53,13 +54,7 @@ def test_prometheus_scrapes_every_node_and_the_broker(cluster, client, tmp_path)
             return len(targets) == 4 and all(t["health"] == "up" for t in targets)
         wait_until(lambda: _ok(all_up), 30, "every target up in Prometheus")
 
-        room = new_room()
-        a, b = client(cluster.url("node1"), name="a"), client(cluster.url("node2"), name="b")
-        a.join(room, "ann")
-        b.join(room, "bob")
-        for i in range(20):
-            a.send(room, "m%d" % i)
-        b.wait_messages(room, 20)
+        send_across(cluster, client, 20)
 
         def delivering():
             result = _query(url, "sum(rate(chat_deliveries_total[15s]))")
