@@ -27,7 +27,7 @@ def _relocated_config(tmp_path, ports):
 def supervised(tmp_path):
     ports = {p: free_port() for p in (8000, 8001, 8002, 8003)}
     conf = _relocated_config(tmp_path, ports)
-    env = _base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port()) for k in ("INTAKE", "PUBLISH", "SNAPSHOT")})
+    env = _base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port()) for k in ("INTAKE", "PUBLISH", "SNAPSHOT", "METRICS")})
     env.update(CHAT_RATE_PER_S="10000", CHAT_RATE_BURST="10000")
     sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
 
