@@ -66,6 +66,7 @@ def main(argv=None):
         env = dict(os.environ, CHAT_BROKER_STATE=path, CHAT_BROKER_HOST="127.0.0.1",
                    CHAT_BROKER_INTAKE_PORT=str(ports[0]), CHAT_BROKER_PUBLISH_PORT=str(ports[1]),
                    CHAT_BROKER_SNAPSHOT_PORT=str(ports[2]), CHAT_LOG_LEVEL="WARNING",
+                   CHAT_BROKER_METRICS_PORT="0",   # no metrics server (never :5558 here)
                    CHAT_KEYS_DIR=os.path.join(tmp, "no-keys"))   # plain sockets on loopback
         ctx = zmq.Context()
         sock = ctx.socket(zmq.DEALER)
