@@ -18,9 +18,11 @@ def _check_logs(cluster):
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Broker + node1..node3, shared by a module's tests (each test uses its own rooms)."""
-    # Tests send faster than people do; the rate limit has its own test.
+    # Tests send and ask faster than people do; the rate limits have their own tests.
     c = start_cluster(tmp_path_factory.mktemp("cluster"), balancer=False,
-                      env={"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"})
+                      env={"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000",
+                           "CHAT_REQUEST_RATES": ",".join("%s=10000/10000" % event for event in
+                                                          ("join", "leave", "rooms", "members"))})
     try:
         yield c
     finally:

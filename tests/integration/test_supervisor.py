@@ -25,8 +25,11 @@ def _relocated_config(tmp_path, ports):
 
 @pytest.fixture
 def supervised(tmp_path):
-    ports = {p: free_port() for p in (8000, 8001, 8002, 8003)}
+    ports = {p: free_port() for p in (8000, 8001, 8002, 8003, 8443)}
     conf = _relocated_config(tmp_path, ports)
+    # What scripts/run makes in var/ before it starts supervisord: the balancer's certificate.
+    subprocess.run([str(ROOT / "scripts/tls-cert"), str(tmp_path / "var/tls/chat.pem")],
+                   check=True, capture_output=True, timeout=60)
     env = _base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port()) for k in ("INTAKE", "PUBLISH", "SNAPSHOT", "METRICS")})
     env.update(CHAT_RATE_PER_S="10000", CHAT_RATE_BURST="10000")
     sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
