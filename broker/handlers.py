@@ -8,6 +8,7 @@ publishes with ``_publish``; a refusal is a :class:`RequestError`.  A node's
 name belongs to the CURVE key that registered it while that node is present:
 another key cannot report, say goodbye or publish under it.
 """
+import functools
 import logging
 import time
 
@@ -19,6 +20,11 @@ from .presence import PresenceFull
 from .reports import ReportError
 
 log = logging.getLogger(__name__)
+
+# An author's nick and node come again with every message: the verdict on a
+# valid one is remembered (a refusal raises, and is never cached).
+_clean_nick = functools.lru_cache(maxsize=4096)(rules.clean_nick)
+_node_name = functools.lru_cache(maxsize=256)(rules.node_name)
 
 
 class RequestError(Exception):
@@ -57,9 +63,9 @@ class RequestHandlers:
         # The client contract's rules, as the node applied them: a node cannot have
         # sequenced what its clients could not send (chatstream.rules).
         room = _ruled(rules.room, _field(body, "room", str))
-        nick = _ruled(rules.clean_nick, _field(body, "nick", str))
+        nick = _ruled(_clean_nick, _field(body, "nick", str))
         text = _ruled(rules.text, _field(body, "text", str))
-        node = self._own_node(_ruled(rules.node_name, _field(body, "node", str)))
+        node = self._own_node(_ruled(_node_name, _field(body, "node", str)))
         cid = _field(body, "cid", str, optional=True)
         if cid is not None:
             _ruled(rules.cid, cid)
