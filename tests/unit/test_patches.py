@@ -24,6 +24,7 @@ from chat import fanout, patches
 from tests.unit import test_room_index
 from tests.wsframes import frame_header
 from chat.backpressure import SlowClientReaper
+from chat.engine_socket import TcpSocketInEnviron
 from chat.websocket import BatchingWebSocketWSGI
 
 UPGRADE = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: node\r\n"
@@ -199,6 +200,40 @@ def test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off(sio, client
             pass
 
 
+def test_the_reaper_shuts_down_a_long_poll_stuck_writing_to_a_client_that_stopped_reading(sio):
+    class Handler(TcpSocketInEnviron, WebSocketHandler):   # as runnode's handler
+        pass
+    server_end, client = gevent.socket.socketpair()
+    wsgi = pywsgi.WSGIServer(("127.0.0.1", 0), sio.handle_request, handler_class=Handler,
+                             log=None)
+    serving = gevent.spawn(Handler(server_end, ("127.0.0.1", 1), wsgi).handle)
+    poll = b"GET /socket.io/?EIO=4&transport=polling%s HTTP/1.1\r\nHost: node\r\n\r\n"
+    client.sendall(poll % b"")
+    with gevent.Timeout(WAIT_S):
+        opened = b""
+        while b"}" not in opened:
+            opened += client.recv(65536)
+    sid = opened.split(b'"sid":"')[1].split(b'"')[0]
+    socket = sio.eio.sockets[sid.decode()]
+    for n in range(40):                       # a long-poll answer far larger than the pair's buffers
+        socket.queue.put(eio_packet.Packet(eio_packet.MESSAGE, "2[%d,\"%s\"]" % (n, "x" * 100_000)))
+    client.sendall(poll % (b"&sid=" + sid))    # ... which the client never reads
+    with gevent.Timeout(WAIT_S):
+        while not socket.queue.empty():       # the answer is being written, stuck in sendall
+            gevent.sleep(0.01)
+    assert socket.poll_connection is not None
+    for n in range(5):                        # and the backlog grows behind it
+        socket.queue.put(eio_packet.Packet(eio_packet.MESSAGE, "2[%d]" % n))
+    gevent.sleep(0.1)
+    assert not serving.dead                   # still stuck
+    assert SlowClientReaper(sio, max_queue=3).sweep() == 1
+    with gevent.Timeout(WAIT_S):              # its TCP connection is shut down: the client
+        while client.recv(1 << 20):           # reaches EOF once it drains what was sent
+            pass
+        serving.join()
+    client.close()
+
+
 def _frame(opcode, payload, fin=True, length=None):
     """A masked client frame; ``length`` announces another size than the payload's."""
     return frame_header(opcode, len(payload) if length is None else length, fin) + payload
@@ -278,6 +313,8 @@ PROOFS = {
     "geventwebsocket.websocket.WebSocket.handler":
         test_a_packet_for_an_idle_websocket_is_written_directly_not_queued,
     "engineio.socket.Socket.close": test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off,
+    "engineio.socket.Socket.handle_get_request":
+        test_the_reaper_shuts_down_a_long_poll_stuck_writing_to_a_client_that_stopped_reading,
     "engineio.server.Server._handle_connect":
         test_a_node_at_max_sessions_refuses_the_handshake_and_half_open_sessions_expire,
     "geventwebsocket.handler.WebSocket": test_a_frame_or_message_over_the_limit_is_refused_1009_at_its_header,

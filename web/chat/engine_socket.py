@@ -14,10 +14,31 @@ from engineio.exceptions import QueueEmpty, SocketIsClosedError
 from .websocket import BatchingWebSocketWSGI
 
 
+# The WSGI environ key under which a node's request handler puts the request's TCP
+# socket (runnode's handler, through TcpSocketInEnviron).
+TCP_SOCKET_KEY = "chat.tcp_socket"
+
+
+class TcpSocketInEnviron:
+    """A gevent pywsgi handler mixin: each request's TCP socket in its environ
+    (``TCP_SOCKET_KEY``), so that a long-poll stuck writing to a client that
+    stopped reading can be shut down (``patches.cut_off``)."""
+
+    def get_environ(self):
+        environ = super().get_environ()
+        environ[TCP_SOCKET_KEY] = self.socket
+        return environ
+
+
 class ChatSocket(engineio_socket.Socket):
     """engineio's Socket with the websocket writer's hooks and a libev ping timer."""
 
-    writer = None    # the BatchingWebSocketWSGI, once upgraded to websocket
+    writer = None         # the BatchingWebSocketWSGI, once upgraded to websocket
+    poll_connection = None  # the TCP socket of the latest long-poll GET
+
+    def handle_get_request(self, environ, start_response):
+        self.poll_connection = environ.get(TCP_SOCKET_KEY)
+        return super().handle_get_request(environ, start_response)
 
     def _websocket_handler(self, ws):
         if not isinstance(ws, BatchingWebSocketWSGI):

@@ -79,6 +79,9 @@ PATCHES = (
           "relied on by BatchingWebSocketWSGI and cut_off()",
           "frames go out through handler.socket._sock.send, non-blocking; cut_off() shuts"
           " handler.socket down, ending a writer blocked in sendall"),
+    Patch("engineio.socket.Socket.handle_get_request", "ChatSocket.handle_get_request",
+          "remembers the long-poll's TCP socket (runnode's handler puts it in environ), so"
+          " cut_off() can shut down a polling client's response stuck in sendall"),
     Patch("engineio.socket.Socket.close", "relied on by cut_off() (backpressure.py)",
           "abort a slow client and drain Socket.queue and Server.sockets; the queue is unbounded"),
     Patch("engineio.server.Server._handle_connect", "ChatEngineServer._handle_connect",
@@ -228,7 +231,7 @@ def verify(sio):
             {"wait", "abort"} <= set(inspect.signature(engineio_socket.Socket.close).parameters),
         "socketio.base_manager.BaseManager.basic_disconnect": isinstance(sio.manager, IndexedRooms),
     }
-    for name in ("_websocket_handler", "poll", "send", "schedule_ping"):
+    for name in ("_websocket_handler", "poll", "send", "schedule_ping", "handle_get_request"):
         checks["engineio.socket.Socket." + name] = (
             getattr(ChatSocket, name) is not getattr(engineio_socket.Socket, name))
     checks["geventwebsocket.websocket.WebSocket.handler"] = True   # resolved by install
@@ -259,18 +262,19 @@ def cut_off(sio, eio_sid):
         socket.queue.task_done()
     socket.queue.put(None)
     sio.eio.sockets.pop(eio_sid, None)
-    _shutdown(socket.writer)
+    ws = socket.writer._sock if socket.writer is not None else None   # gevent-websocket's
+    handler = getattr(ws, "handler", None)
+    _shutdown(handler.socket if handler is not None else socket.poll_connection)
     return True
 
 
-def _shutdown(writer):
-    """Shut down a websocket's TCP connection: its writer may sit in ``sendall`` to a
-    client that reads nothing, which only an error ends (no send timeout)."""
-    ws = writer._sock if writer is not None else None    # gevent-websocket's WebSocket
-    handler = getattr(ws, "handler", None)
-    if handler is not None and handler.socket is not None:
+def _shutdown(tcp):
+    """Shut down a cut-off client's TCP connection: a websocket writer or a long-poll
+    response may sit in ``sendall`` to a client that reads nothing, which only an
+    error ends (no send timeout)."""
+    if tcp is not None:
         try:
-            handler.socket.shutdown(stdlib_socket.SHUT_RDWR)
+            tcp.shutdown(stdlib_socket.SHUT_RDWR)
         except OSError:
             pass                         # already gone
 

@@ -49,7 +49,9 @@ def _require_websocket_handler():
         from geventwebsocket.handler import WebSocketHandler
     except ImportError as exc:  # never silently fall back to long-polling only
         raise CommandError("gevent-websocket is required (pip install -r requirements.txt): %s" % exc)
-    class SmallBufferHandler(WebSocketHandler):
+    from chat.engine_socket import TcpSocketInEnviron
+
+    class SmallBufferHandler(TcpSocketInEnviron, WebSocketHandler):
         """Reads requests through a 1 KB buffer instead of io's default 8 KB:
         the reader lives as long as the connection, and an idle websocket
         never needs more (an HTTP request or frame larger than the buffer
