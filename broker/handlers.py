@@ -56,6 +56,7 @@ class RequestHandlers:
     """
 
     peer = None
+    pair = None   # a broker.pair.BrokerPair when this broker is one of a failover pair
     batch_sequenced = 0   # messages sequenced since the last commit (metrics)
     node_keys = {}   # node name -> the key that registered it (replaced per instance)
 
@@ -77,6 +78,8 @@ class RequestHandlers:
         else:
             self.batch_sequenced += 1
             epoch = self.sequencer.rooms[room].epoch
+            if self.pair is not None:
+                self.pair.replicate(room, epoch, message)
             self._publish(wire.room_topic(room), wire.encode("message", message=message, epoch=epoch))
         return wire.encode("published", rid=body.get("rid"), message=message, duplicate=duplicate)
 

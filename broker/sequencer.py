@@ -112,6 +112,41 @@ class Sequencer:
         self.store.append(room, history.epoch, message, self.history_size)
         return message, False
 
+    def apply(self, room, epoch, message):
+        """A replica's step (broker/replication.py): add a message the active
+        sequenced, with its own seq, id, ts, cid and uid.  Returns False (and
+        changes nothing) when it does not follow the room's last seq in the
+        same epoch: the replica is out of step and needs a catch-up."""
+        history = self.find(room)
+        if history is None:
+            if message["seq"] != 1:
+                return False
+            history = self.rooms[room] = RoomHistory(room, epoch, size=self.history_size)
+            self.cids[room] = {}
+        if history.epoch != epoch or message["seq"] != history.seq + 1:
+            return False
+        evicted = history.append(message)
+        cids = self.cids[room]
+        if evicted is not None and "cid" in evicted:
+            cids.pop(evicted["cid"], None)
+        if "cid" in message:
+            cids[message["cid"]] = message
+        self.changed[room] = message["seq"]
+        self.store.append(room, epoch, message, self.history_size)
+        return True
+
+    def restore(self, room, state):
+        """A replica's catch-up: the room becomes the active's snapshot entry
+        {epoch, seq, history}, in memory and in the store."""
+        history = self.rooms[room] = RoomHistory.from_state(room, state, self.history_size)
+        self.cids[room] = {m["cid"]: m for m in history.buffer if "cid" in m}
+        self.store.replace_room(room, state)
+
+    def adopt_epoch(self, epoch):
+        """New rooms take the active's epoch (same epoch across a failover)."""
+        self.epoch = epoch
+        self.store.set_epoch(epoch)
+
     def commit(self):
         """Make everything sequenced so far durable (before anyone hears of it);
         then rooms beyond ``rooms_in_memory`` leave memory, least recently used

@@ -168,9 +168,12 @@ class Broker(RequestHandlers):
             self._serve(sock, handlers, frames)
 
     def _flush(self):
-        """Commit the batch, then send what it produced (and presence, when due)."""
+        """Commit the batch, then send what it produced (and presence, when due).
+
+        In a failover pair the output waits for the passive's acks
+        (broker/pair.py); what they released goes first."""
         self._publish_presence_when_due()
-        if not self.outbox:
+        if not self.outbox and not (self.pair is not None and self.pair.released):
             return
         started = time.perf_counter()
         try:
@@ -187,6 +190,8 @@ class Broker(RequestHandlers):
             metrics.SEQUENCED.inc(self.batch_sequenced)
             self.batch_sequenced = 0
         outbox, self.outbox = self.outbox, []
+        if self.pair is not None:
+            outbox = self.pair.take_released() + self.pair.hold(outbox)
         for sock, (first, last) in outbox:   # every outgoing message has two frames
             try:
                 sock.send(first, _NOBLOCK | _SNDMORE)
@@ -204,6 +209,11 @@ class Broker(RequestHandlers):
                 raise RequestError("expected 1 body frame, got %d" % (len(frames) - 1))
             body = wire.decode(frames[1])
             rid = body.get("rid")
+            if self.pair is not None and not self.pair.accept():
+                reply = wire.encode("error", rid=rid if isinstance(rid, (str, int)) else None,
+                                    error="not_active", detail="this broker is %s" % self.pair.state)
+                self.outbox.append((sock, [identity, reply]))
+                return
             handler = handlers.get(body["type"])
             if handler is None:
                 raise RequestError("type %r not accepted on this socket" % body["type"])

@@ -56,6 +56,16 @@ class MemoryStore:
         """Drop the messages of rooms silent since before ``before_ms``."""
         return 0
 
+    def set_epoch(self, epoch):
+        pass
+
+    def replace_room(self, room, state):
+        """Make a room exactly a snapshot entry {epoch, seq, history} (replica catch-up)."""
+
+    def room_names(self):
+        """Every stored room (a catch-up sends them all)."""
+        return []
+
     def commit(self):
         pass
 
@@ -112,6 +122,34 @@ class SqliteStore:
         epoch = new_epoch()
         self.db.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
         return epoch
+
+    def set_epoch(self, epoch):
+        """Store ``epoch`` as this state's epoch (a replica adopts the active's)."""
+        self.db.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (epoch,))
+
+    def room_names(self):
+        return [room for (room,) in self.db.execute("SELECT room FROM rooms ORDER BY room")]
+
+    def replace_room(self, room, state):
+        """Make a room exactly a snapshot entry {epoch, seq, history}, at once
+        (a replica's catch-up, before it acknowledges anything)."""
+        self.commit()
+        history = state["history"]
+        last_ms = history[-1]["ts"] if history else 0
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute("DELETE FROM messages WHERE room=?", (room,))
+            self.db.executemany("INSERT INTO messages (room, seq, body) VALUES (?, ?, ?)", [
+                (room, m["seq"], fastjson.dumps(m, separators=fastjson.COMPACT)) for m in history])
+            self.db.execute("INSERT INTO rooms (room, epoch, seq, last_ms) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT(room) DO UPDATE SET epoch=excluded.epoch, "
+                            "seq=excluded.seq, last_ms=excluded.last_ms",
+                            (room, state["epoch"], state["seq"], last_ms))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def load_room(self, room, history_size):
         """A room's state {"epoch", "seq", "history"} as last committed, or None."""
