@@ -11,6 +11,7 @@ from . import config as broker_config
 from chatstream.jsonlog import JsonFormatter
 
 from . import keys, metrics
+from .bstar import BStarError
 from .server import Broker
 
 
@@ -38,6 +39,9 @@ def main(argv=None):
     gc.freeze()     # the loaded state and modules stay: keep them out of full collections
     try:
         broker.run()
+    except BStarError as exc:   # two actives or two passives: restart as PRIMARY/BACKUP
+        logging.getLogger("broker").critical("%s", exc)
+        return 4
     finally:
         broker.close()
         logging.getLogger("broker").info("broker stopped")

@@ -7,6 +7,7 @@ and the rule for reading the broker's endpoints come from
 from dataclasses import dataclass
 
 from chatstream import config as shared
+from chatstream import pair as shared_pair
 from chatstream.config import env_int, env_str
 
 
@@ -44,13 +45,22 @@ class BrokerConfig:
     metrics_host: str = shared.BROKER_HOST
     metrics_port: int = shared.BROKER_METRICS_PORT
     log_format: str = shared.LOG_FORMAT
+    # The failover pair (broker/pair.py): "" runs alone (the default run today),
+    # "primary" (supervisor's broker) or "backup" (broker2); peer_bind is this
+    # broker's peer ROUTER, peer the partner's.
+    pair_role: str = ""
+    peer_bind: str = ""
+    peer: str = ""
 
 
 def from_env(environ=None):
     """Build a BrokerConfig from CHAT_* environment variables (default ``os.environ``)."""
     default = BrokerConfig()
     endpoints = shared.broker_endpoints(environ, bind=True)
+    role = env_str("CHAT_BROKER_ROLE", "", environ)
+    peer_bind, peer = shared_pair.peer_endpoints(role, environ) if role else ("", "")
     return BrokerConfig(
+        pair_role=role, peer_bind=peer_bind, peer=peer,
         intake=endpoints["intake"],
         publish=endpoints["publish"],
         snapshot=endpoints["snapshot"],

@@ -15,7 +15,10 @@ import zmq
 
 from chatstream import wire
 from . import keys, metrics
+from .bstar import ACTIVE
 from .handlers import RequestError, RequestHandlers
+from .pair import BrokerPair
+from .peer_link import PeerLink
 from .presence import PresenceRegistry
 from .reports import ReportAssembler
 from .sequencer import DAY_MS, Sequencer
@@ -88,6 +91,10 @@ class Broker(RequestHandlers):
         self.snapshots = self._socket(zmq.ROUTER, cfg.snapshot)
         self.publisher = self._socket(zmq.PUB, cfg.publish)
         self.instance = "%s-%d" % (self.sequencer.epoch, int(time.time()))
+        if cfg.pair_role:
+            self.peer_link = PeerLink(self.context, cfg.peer_bind, cfg.peer, insecure=cfg.insecure)
+            self.pair = BrokerPair(cfg.pair_role == "primary", self.peer_link.send,
+                                   self.sequencer, self.instance, cfg.heartbeat_ms)
         log.info("broker %s listening: intake %s, publish %s, snapshot %s, %s, frames up to %d "
                  "bytes, history %d, state %s (rooms load on first use, at most %d in memory)",
                  self.instance, cfg.intake, cfg.publish, cfg.snapshot,
@@ -107,10 +114,14 @@ class Broker(RequestHandlers):
         sock.bind(endpoint)
         return sock
 
+    peer_link = None   # broker/peer_link.py, in a failover pair
+
     def close(self):
         for sock in (self.intake, self.snapshots, self.publisher):
             if sock is not None:
                 sock.close(0)
+        if self.peer_link is not None:
+            self.peer_link.close()
         if self.auth is not None:
             self.auth.stop()
             self.auth = None
@@ -124,13 +135,18 @@ class Broker(RequestHandlers):
         poller = zmq.Poller()
         poller.register(self.intake, zmq.POLLIN)
         poller.register(self.snapshots, zmq.POLLIN)
+        if self.peer_link is not None:
+            poller.register(self.peer_link.inbox, zmq.POLLIN)
         interval = self.config.heartbeat_ms / 1000.0
         next_beat = time.monotonic()
         self.running = True
         while self.running:
             now = time.monotonic()
             if now >= next_beat:
-                self.heartbeat()
+                if self.pair is not None:
+                    self.pair.tick()   # a passive says nothing on PUB: nodes follow the active
+                if self.pair is None or self.pair.state == ACTIVE:
+                    self.heartbeat()
                 self._flush()
                 next_beat = now + interval
             wake = min(next_beat, self.next_presence) if self.presence.dirty else next_beat
@@ -145,6 +161,9 @@ class Broker(RequestHandlers):
                 self._drain(self.intake, self.intake_handlers)
             if self.snapshots in events:
                 self._drain(self.snapshots, self.snapshot_handlers)
+            if self.peer_link is not None and self.peer_link.inbox in events:
+                self.peer_link.drain(self.pair.on_peer_frame)
+                self.pair.flush()
             self._flush()
 
     def _drain(self, sock, handlers, limit=1000):

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 # The ports of a development cluster (scripts/run) that may be up on this machine:
 # never taken by a test or a benchmark.
-RESERVED_PORTS = frozenset({8000, 8001, 8002, 8003, 5555, 5556, 5557})
+RESERVED_PORTS = frozenset({8000, 8001, 8002, 8003, 8004, 8443, 5555, 5556, 5557, 5558, 5559,
+                            5565, 5566, 5567, 5568, 5569})   # 556x: broker2 of the pair
 
 
 def free_port():

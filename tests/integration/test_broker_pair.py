@@ -1,0 +1,105 @@
+"""The broker failover pair as real processes (python -m broker, plain sockets on
+loopback): the primary serves, the backup refuses, kill -9 of the primary, a
+node's resend with the same cid is answered by the backup with the same epoch
+and seq, and the restarted primary comes back passive and caught up."""
+import time
+import uuid
+
+import pytest
+import zmq
+
+from chatstream import wire
+from harness.processes import PYTHON, Proc, base_env, free_port, wait_until
+
+
+def broker_env(tmp_path, name, role, ports, peer_ports):
+    return base_env({
+        "CHAT_BROKER_ROLE": role,
+        "CHAT_KEYS_DIR": str(tmp_path / "no-keys"),
+        "CHAT_BROKER_STATE": str(tmp_path / ("%s.sqlite3" % name)),
+        "CHAT_BROKER_INTAKE_PORT": str(ports[0]),
+        "CHAT_BROKER_PUBLISH_PORT": str(ports[1]),
+        "CHAT_BROKER_SNAPSHOT_PORT": str(ports[2]),
+        "CHAT_BROKER_METRICS_PORT": "0",
+        "CHAT_BROKER_PEER_BIND": "tcp://127.0.0.1:%d" % peer_ports[0],
+        "CHAT_BROKER_PEER": "tcp://127.0.0.1:%d" % peer_ports[1],
+        "CHAT_BROKER_HEARTBEAT_MS": "200",
+    })
+
+
+class Node:
+    """A node's intake DEALER to one broker: publish and wait for the reply."""
+
+    def __init__(self, ctx, port):
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect("tcp://127.0.0.1:%d" % port)
+
+    def publish(self, cid, text, timeout=1.0):
+        rid = uuid.uuid4().hex
+        self.sock.send(wire.encode("publish", rid=rid, room="pair", nick="ann", text=text,
+                                   node="node1", cid=cid, uid="g" + "0" * 20))
+        if not self.sock.poll(int(timeout * 1000)):
+            return None
+        reply = wire.decode(self.sock.recv())
+        assert reply["rid"] == rid
+        return reply
+
+
+@pytest.fixture
+def pair(tmp_path):
+    ports = {"a": [free_port() for _ in range(4)], "b": [free_port() for _ in range(4)]}
+    procs = {}
+
+    def start(name):
+        role, own, other = (("primary", "a", "b") if name == "broker" else ("backup", "b", "a"))
+        env = broker_env(tmp_path, name, role, ports[own], (ports[own][3], ports[other][3]))
+        procs[name] = Proc(name, [PYTHON, "-m", "broker"], env, tmp_path).start()
+        return procs[name]
+    ctx = zmq.Context()
+    yield start, ports, ctx
+    for proc in procs.values():
+        proc.stop()
+    ctx.destroy(0)
+
+
+def until_reply(node, cid, text, timeout=10.0):
+    """Resend (same cid) until the broker answers something else than not_active."""
+    return wait_until(lambda: _served(node.publish(cid, text)), timeout, "a serving broker")
+
+
+def _served(reply):
+    return reply if reply is not None and reply.get("error") != "not_active" else None
+
+
+def test_kill_9_of_the_active_fails_over_with_same_epoch_and_seq(pair):
+    start, ports, ctx = pair
+    primary, backup = start("broker"), start("broker2")
+    a, b = Node(ctx, ports["a"][0]), Node(ctx, ports["b"][0])
+    first = until_reply(a, "c1", "one")
+    assert first["type"] == "published" and first["message"]["seq"] == 1
+    time.sleep(0.5)                                        # the backup is passive by now
+    assert b.publish("c2", "two")["error"] == "not_active"
+    second = a.publish("c2", "two")
+    assert second["message"]["seq"] == 2
+    primary.kill()
+    killed = time.monotonic()
+    again = until_reply(b, "c2", "two")                   # the node's resend, same cid
+    took = time.monotonic() - killed
+    assert again["duplicate"] is True and again["message"] == second["message"]
+    third = b.publish("c3", "three")
+    assert (third["duplicate"], third["message"]["seq"]) == (False, 3)
+    assert took < 5.0, "first ack %.2f s after kill -9" % took
+    print("first ack after kill -9 of the active: %.2f s" % took)
+
+    restarted = start("broker")                            # comes back passive
+    a2 = Node(ctx, ports["a"][0])
+    time.sleep(1.5)
+    assert a2.publish("c4", "four")["error"] == "not_active"
+    fourth = b.publish("c4", "four")
+    assert fourth["message"]["seq"] == 4
+    backup.kill()                                          # now the restarted one takes over
+    fourth_again = until_reply(a2, "c4", "four")
+    assert fourth_again["duplicate"] and fourth_again["message"] == fourth["message"]
+    assert a2.publish("c5", "five")["message"]["seq"] == 5
+    assert restarted.alive()
