@@ -75,8 +75,8 @@ class BrokerLink:
         self.transport.open()
         for topic in wire.CLUSTER_TOPICS:   # a room's topic only while it has local members
             self.transport.subscribe(topic)
-        self.intake = RequestChannel(self.transport, "intake")
-        self.snapshots = RequestChannel(self.transport, "snapshot")
+        channel = getattr(self.transport, "request_channel", RequestChannel)   # pair: failover.py
+        self.intake, self.snapshots = (channel(self.transport, c) for c in ("intake", "snapshot"))
         self.local = LocalMembers(self.intake.send, self.node)
         self.greenlets = [gevent.spawn(f) for f in (self._read_forever, self._watch_heartbeats,
                                                     self._report_presence_forever)]

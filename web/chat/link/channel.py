@@ -15,6 +15,10 @@ class BrokerUnavailable(Exception):
     """The broker did not answer in time (or cannot be reached at all)."""
 
 
+class NotActive(BrokerUnavailable):
+    """The broker is the passive one of a failover pair (link/failover.py)."""
+
+
 class RequestChannel:
     """One of the transport's request sockets (``intake`` or ``snapshot``).
 
@@ -52,7 +56,8 @@ class RequestChannel:
         finally:
             self.pending.pop(rid, None)
         if reply["type"] == "error":
-            raise BrokerUnavailable("broker refused: %s" % reply.get("detail"))
+            refused = NotActive if reply.get("error") == "not_active" else BrokerUnavailable
+            raise refused("broker refused: %s" % reply.get("detail"))
         return reply
 
     def close(self):

@@ -1,0 +1,119 @@
+"""chat.link over the in-memory broker pair (link/failover.py, link/memory_pair.py):
+the real broker handlers, Binary Star and replication, no sockets."""
+import gevent
+import pytest
+
+from broker import bstar
+from chat.link import BrokerLink, LinkState
+from chat.link.channel import NotActive, RequestChannel
+from chat.link.memory_pair import MemoryPair
+
+from .link_twin import Recorder, wait_for
+
+pytestmark = pytest.mark.timeout(20)
+
+HEARTBEAT_MS = 50
+
+
+def started(count=2):
+    pair = MemoryPair(heartbeat_ms=HEARTBEAT_MS)
+    wait_for(lambda: pair.state(0) == bstar.ACTIVE and pair.state(1) == bstar.PASSIVE
+             and pair.brokers[1].broker.pair.replica.in_sync, what="the pair to form")
+    links = []
+    for i in range(count):
+        link = BrokerLink(pair.transport(), node="n%d" % (i + 1), ack_timeout_s=2.0,
+                          heartbeat_ms=HEARTBEAT_MS, dead_after_ms=3 * HEARTBEAT_MS)
+        recorder = Recorder()
+        link.start(recorder)
+        links.append((link, recorder))
+    for link, _ in links:
+        assert link.wait_synced(2.0)
+        link.follow("r")
+    return pair, links
+
+
+def test_publishes_are_acked_through_the_active_and_replicated():
+    pair, ((a, rec_a), (b, rec_b)) = started()
+    for i in range(5):
+        a.sequence("r", "ann", "a%d" % i, cid="a%d" % i)
+        b.sequence("r", "bob", "b%d" % i)
+    wait_for(lambda: len(rec_a.messages()) == 10 == len(rec_b.messages()))
+    assert rec_a.messages() == rec_b.messages()
+    backup = pair.brokers[1].sequencer.rooms["r"].state()
+    assert backup == pair.brokers[0].sequencer.rooms["r"].state()
+    assert all(m.get("cid") for m in rec_a.messages())   # the node gave every publish a cid
+    pair.close()
+
+
+def test_the_passive_refuses_and_requests_move_to_the_active():
+    pair, ((a, _),) = started(1)
+    a.transport.current = 1                      # as if the node took broker2 for the active
+    with pytest.raises(NotActive):
+        RequestChannel.request(a.intake, "publish", 1.0, room="r", nick="x", text="t",
+                               node="n1", cid="c", uid=None)   # one attempt, no failover
+    message, duplicate = a.sequence("r", "ann", "hi", cid="c1")
+    assert (message["seq"], duplicate) == (1, False)
+    assert a.transport.current == 0 and pair.active() == [0]
+    pair.close()
+
+
+def test_kill_of_the_active_with_an_unacked_publish_resent_with_same_cid_delivered_once():
+    pair, ((a, rec_a), (b, rec_b)) = started()
+    a.sequence("r", "ann", "before", cid="c0")
+    epoch = a.view("r")["epoch"]
+    pair.brokers[0].hold_replies("intake")       # sequenced and replicated, ack never sent
+    pending = gevent.spawn(a.sequence, "r", "ann", "in flight", "c1")
+    wait_for(lambda: pair.brokers[0].held, what="the held ack")
+    pair.kill(0)
+    message, duplicate = pending.get(timeout=5)
+    assert pair.active() == [1]
+    assert message["seq"] == 2 and duplicate is True
+    b.sequence("r", "bob", "after", cid="c2")
+    wait_for(lambda: rec_a.texts() == rec_b.texts() == ["before", "in flight", "after"])
+    assert [m["seq"] for m in rec_b.messages()] == [1, 2, 3]
+    assert a.view("r")["epoch"] == b.view("r")["epoch"] == epoch
+    assert rec_a.restarted == rec_b.restarted == []
+    pair.close()
+
+
+def test_a_hung_active_fails_over_and_what_it_never_published_is_delivered_once():
+    pair, ((a, rec_a), (b, rec_b)) = started()
+    a.sequence("r", "ann", "before")
+    gevent.killall(pair.greenlets[0])            # hung: takes requests, never answers again
+    message, duplicate = a.sequence("r", "ann", "stuck", cid="c1")
+    assert (message["seq"], duplicate, pair.state(1)) == (2, True, bstar.ACTIVE)
+    wait_for(lambda: rec_a.texts() == rec_b.texts() == ["before", "stuck"],
+             what="the resync to deliver what the hung broker held")
+    gevent.sleep(0.1)
+    assert rec_b.texts() == ["before", "stuck"]
+    assert rec_a.restarted == []
+    pair.close()
+
+
+def test_a_cut_peer_link_alone_never_makes_two_actives():
+    pair, ((a, rec_a), (b, _)) = started()
+    pair.cut()
+    for i in range(10):
+        a.sequence("r", "ann", "m%d" % i)
+        gevent.sleep(HEARTBEAT_MS / 1000.0)
+    assert pair.state(0) == bstar.ACTIVE and pair.state(1) == bstar.PASSIVE
+    assert a.transport.current == 0 and b.transport.current == 0
+    assert a.state is LinkState.LIVE
+    pair.close()
+
+
+def test_restarted_former_active_comes_back_passive_and_serves_after_the_next_failover():
+    pair, ((a, rec_a), _) = started()
+    a.sequence("r", "ann", "one")
+    pair.kill(0)
+    a.sequence("r", "ann", "two")
+    pair.start(0)
+    wait_for(lambda: pair.state(0) == bstar.PASSIVE and pair.brokers[0].broker.pair.in_sync,
+             what="the restarted primary to catch up")
+    a.sequence("r", "ann", "three")
+    pair.kill(1)
+    a.sequence("r", "ann", "four")
+    wait_for(lambda: rec_a.texts() == ["one", "two", "three", "four"])
+    assert [m["seq"] for m in rec_a.messages()] == [1, 2, 3, 4]
+    assert rec_a.restarted == []
+    pair.close()
