@@ -64,6 +64,35 @@ class Cluster:
         self.procs.append(self.broker)
         return self.broker
 
+    def start_pair(self):
+        """``broker`` (primary) and ``broker2`` (backup) of the failover pair, same
+        key pair (nodes trust one broker key); nodes started after it know both."""
+        if not hasattr(self, "pair_env"):
+            peer = {"broker": free_port(), "broker2": free_port()}
+            ports2 = {name: free_port() for name in ("intake", "publish", "snapshot")}
+            self.env.update({"CHAT_BROKER2_%s_PORT" % k.upper(): str(v) for k, v in ports2.items()})
+            self.pair_env = {
+                "broker": {"CHAT_BROKER_ROLE": "primary",
+                           "CHAT_BROKER_PEER_BIND": "tcp://127.0.0.1:%d" % peer["broker"],
+                           "CHAT_BROKER_PEER": "tcp://127.0.0.1:%d" % peer["broker2"]},
+                "broker2": {"CHAT_BROKER_ROLE": "backup",
+                            "CHAT_BROKER_PEER_BIND": "tcp://127.0.0.1:%d" % peer["broker2"],
+                            "CHAT_BROKER_PEER": "tcp://127.0.0.1:%d" % peer["broker"],
+                            "CHAT_BROKER_STATE": str(self.log_dir / "broker2.sqlite3"),
+                            "CHAT_BROKER_METRICS_PORT": "0",
+                            **{"CHAT_BROKER_%s_PORT" % k.upper(): str(v)
+                               for k, v in ports2.items()}}}
+        return [self.start_pair_broker(name) for name in ("broker", "broker2")]
+
+    def start_pair_broker(self, name):
+        """(Re)start one broker of the pair (``broker`` or ``broker2``)."""
+        proc = Proc(name, [PYTHON, "-m", "broker"], {**self.env, **self.pair_env[name]},
+                    self.log_dir).start()
+        self.procs.append(proc)
+        if name == "broker":
+            self.broker = proc
+        return proc
+
     def prepare_web(self):
         """The nodes' secret key and database migrations, once per cluster."""
         if self.web_ready:

@@ -11,6 +11,7 @@ from . import metrics, patches
 from .events import ChatEvents, Limits
 from .identity import SessionIdentities
 from .link import BrokerLink, ZmqTransport
+from .link.failover import PairTransport
 from .zmq_manager import ZmqManager
 
 log = logging.getLogger(__name__)
@@ -23,14 +24,25 @@ def current_server():
     return _sio
 
 
+def _transport():
+    """The broker's sockets; with broker2 configured, both brokers' (link/failover.py)."""
+    def zmq_transport(endpoints):
+        return ZmqTransport(**endpoints, hwm=settings.CHAT_ZMQ_HWM,
+                            curve_keys=settings.CHAT_CURVE_KEYS,
+                            max_frame_bytes=settings.CHAT_NODE_MAX_FRAME_BYTES)
+    primary = zmq_transport({"intake": settings.CHAT_BROKER_INTAKE,
+                             "publish": settings.CHAT_BROKER_PUBLISH,
+                             "snapshot": settings.CHAT_BROKER_SNAPSHOT})
+    if settings.CHAT_BROKER2 is None:
+        return primary
+    return PairTransport(primary, zmq_transport(settings.CHAT_BROKER2))
+
+
 def build_server():
     """Create the process's Socket.IO server and its broker link from settings."""
     global _sio
     link = BrokerLink(
-        ZmqTransport(intake=settings.CHAT_BROKER_INTAKE, publish=settings.CHAT_BROKER_PUBLISH,
-                     snapshot=settings.CHAT_BROKER_SNAPSHOT, hwm=settings.CHAT_ZMQ_HWM,
-                     curve_keys=settings.CHAT_CURVE_KEYS,
-                     max_frame_bytes=settings.CHAT_NODE_MAX_FRAME_BYTES),
+        _transport(),
         node=settings.CHAT_NODE_NAME,
         history_size=settings.CHAT_HISTORY_SIZE,
         ack_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,

@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from chatsite import database, secret_key
 from chatstream import config as shared
+from chatstream import pair as shared_pair
 from chatstream.config import env_int
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -112,6 +113,8 @@ _broker = shared.broker_endpoints()       # where the broker binds by the same r
 CHAT_BROKER_INTAKE = _broker["intake"]
 CHAT_BROKER_PUBLISH = _broker["publish"]
 CHAT_BROKER_SNAPSHOT = _broker["snapshot"]
+# broker2 of the failover pair, {"intake", "publish", "snapshot"} or None (chatstream/pair.py)
+CHAT_BROKER2 = shared_pair.broker2_endpoints()
 CHAT_HISTORY_SIZE = env_int("CHAT_HISTORY_SIZE", shared.HISTORY_SIZE)
 CHAT_ACK_TIMEOUT_MS = env_int("CHAT_ACK_TIMEOUT_MS", shared.ACK_TIMEOUT_MS)
 # Must match the broker's CHAT_BROKER_HEARTBEAT_MS.

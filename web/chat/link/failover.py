@@ -35,6 +35,8 @@ ATTEMPT_S = 1.0
 # Pause after a "not active" refusal before asking again (the backup waits
 # out its peer expiry): bounds the retries to ~10 per second.
 REFUSED_PAUSE_S = 0.1
+# Switches within this long of the previous one are one failover (logged once).
+QUIET_S = 10.0
 _CLOSED = object()
 CHANNELS = ("intake", "snapshot", "publish")
 
@@ -73,6 +75,7 @@ class PairTransport:
         self.sides = (primary, backup)
         self.attempt_s = attempt_s
         self.current = 0
+        self.last_switch = float("-inf")
         self.queues = {channel: Queue() for channel in CHANNELS}
         self.readers = []
 
@@ -91,7 +94,11 @@ class PairTransport:
         """The broker at ``index`` did not serve: take the other one as active."""
         if index == self.current:
             self.current = 1 - index
-            log.warning("broker %s did not serve (%s): asking %s", self.sides[index].endpoint(
+            now = time.monotonic()
+            # a failover asks back and forth until the backup serves: say so once
+            level = logging.WARNING if now - self.last_switch > QUIET_S else logging.DEBUG
+            self.last_switch = now
+            log.log(level, "broker %s did not serve (%s): asking %s", self.sides[index].endpoint(
                 "intake"), why, self.sides[self.current].endpoint("intake"))
 
     def send(self, channel, data):
