@@ -19,7 +19,7 @@ PRIMARY       PEER_ACTIVE     PASSIVE (a restarted primary whose backup took ove
 PRIMARY       CLIENT_REQUEST  * ACTIVE once the peer expiry passed, else refused
 BACKUP        PEER_ACTIVE     PASSIVE
 BACKUP        CLIENT_REQUEST  refused
-ACTIVE        PEER_ACTIVE     fatal: two actives (:class:`DualActive`)
+ACTIVE        PEER_ACTIVE     * the older term exits (:class:`DualActive`), see below
 ACTIVE        any other       stays ACTIVE (requests served)
 PASSIVE       PEER_PRIMARY    ACTIVE (the former active restarted) *if in sync
 PASSIVE       PEER_BACKUP     ACTIVE (the former active restarted) *if in sync
@@ -37,6 +37,12 @@ PRIMARY serve at once; here it waits for the peer expiry too, so a primary
 restarted while its backup is active cannot serve before it heard that backup.
 A passive serves only once it holds everything the active had
 (``in_sync``: its catch-up snapshot applied, see broker/replication.py).
+
+Two actives (the guide: fatal for both) happen when a hung active wakes up
+after its backup took over.  Each activation takes a ``term`` one above any
+term it has heard (heartbeats carry it), so the active that took over holds
+the higher term: only the lower one exits (equal terms: the backup exits),
+and the nodes, which follow the broker that publishes, lose nothing.
 """
 import logging
 import time
@@ -81,6 +87,9 @@ class BinaryStar:
         self.peer_expiry = clock() + 2 * heartbeat_ms / 1000.0
         self.peer_state = None     # last state the peer announced
         self.peer_in_sync = True
+        self.primary = primary
+        self.term = 0              # raised on every activation (see the module docstring)
+        self.peer_term = 0
         self.in_sync = primary     # a backup has nothing to lose; see set_in_sync
         self.on_active = None      # called with no argument when we become ACTIVE
 
@@ -92,13 +101,14 @@ class BinaryStar:
         """The peer was heard within ``2 * heartbeat_ms``."""
         return self.clock() < self.peer_expiry
 
-    def peer_heartbeat(self, peer_state, peer_in_sync=True):
-        """The peer announced ``peer_state`` (one of STATES) and whether its
-        replica is whole."""
+    def peer_heartbeat(self, peer_state, peer_in_sync=True, peer_term=0):
+        """The peer announced ``peer_state`` (one of STATES), whether its
+        replica is whole, and its term."""
         if peer_state not in PEER_EVENTS:
             raise ValueError("unknown peer state %r" % (peer_state,))
         self.peer_state = peer_state
         self.peer_in_sync = peer_in_sync
+        self.peer_term = peer_term
         self.peer_expiry = self.clock() + 2 * self.heartbeat_ms / 1000.0
         self._execute(PEER_EVENTS[peer_state])
 
@@ -114,6 +124,8 @@ class BinaryStar:
     def _become(self, state, why):
         log.warning("bstar: %s -> %s (%s)", self.state, state, why)
         self.state = state
+        if state == ACTIVE:
+            self.term = max(self.term, self.peer_term) + 1
         if state == ACTIVE and self.on_active is not None:
             self.on_active()
 
@@ -136,8 +148,11 @@ class BinaryStar:
             elif event == PEER_PASSIVE and not self.peer_in_sync and self.in_sync:
                 self._become(ACTIVE, "the passive primary is not in sync, ready as active")
         elif state == ACTIVE:
+            if event == PEER_ACTIVE and (self.term, self.primary) < (self.peer_term, True):
+                raise DualActive("both brokers are active, the peer since term %d, this one "
+                                 "since %d: exiting" % (self.peer_term, self.term))
             if event == PEER_ACTIVE:
-                raise DualActive("both brokers are active: exiting")
+                log.warning("bstar: the peer is active too, with an older term: it will exit")
         elif state == PASSIVE:
             if event in (PEER_PRIMARY, PEER_BACKUP) and self.in_sync:
                 self._become(ACTIVE, "the former active restarted, ready as active")

@@ -87,7 +87,7 @@ class BrokerPair:
             self.released.extend(self.replicator.detach("no peer heartbeat"))
         self.replica.flush()
         self.send(encode("peer_state", state=self.star.state, in_sync=self.in_sync,
-                         instance=self.instance, epoch=self.sequencer.epoch))
+                         term=self.star.term, instance=self.instance, epoch=self.sequencer.epoch))
 
     def _on_peer_state(self, body):
         instance = body.get("instance")
@@ -97,7 +97,9 @@ class BrokerPair:
         self.peer_instance = instance
         before = self.star.state
         self.star.set_in_sync(self.in_sync)
-        self.star.peer_heartbeat(body["state"], peer_in_sync=body.get("in_sync") is True)
+        term = body.get("term")
+        self.star.peer_heartbeat(body["state"], peer_in_sync=body.get("in_sync") is True,
+                                 peer_term=term if isinstance(term, int) else 0)
         if self.star.state == bstar.PASSIVE and before != bstar.PASSIVE:
             self.replica.start()
 

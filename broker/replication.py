@@ -13,7 +13,7 @@ Peer link (version 1), one JSON body per ZeroMQ message, each broker's DEALER
 connected to the other's ROUTER on its peer port (``broker`` 5559,
 ``broker2`` 5569); every frame flows one way on one connection, so order holds::
 
-    peer_state  {state, in_sync, instance, epoch}   both ways, every heartbeat
+    peer_state  {state, in_sync, term, instance, epoch}   both ways, every heartbeat
     catchup     {instance}                          passive -> active: send all
     rooms       {epoch, rooms: {room: RoomState}, more}   active -> passive
     replicate   {room, epoch, message: Message}     active -> passive

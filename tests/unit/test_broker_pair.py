@@ -205,12 +205,17 @@ def test_out_of_step_replica_catches_up_again():
     assert [r["message"]["seq"] for r in a.replies()] == [1, 2]
 
 
-def test_two_actives_is_fatal():
-    clock = Clock()
-    a = Side("A-1", True, clock, "EA")
-    a.pair.star.state = bstar.ACTIVE
+def test_a_woken_hung_active_meets_the_new_active_and_exits():
+    clock, a, b = started_pair()
+    clock.now += 2.5
+    b.request(publish_frame(rid=1))                 # a hung: b took over (term 2)
+    assert b.pair.state == bstar.ACTIVE
+    b.pair.tick()
     try:
-        a.pair.on_peer_frame(b'{"v":1,"type":"peer_state","state":"ACTIVE","instance":"B"}')
+        pump_one_way(b, a)
     except bstar.DualActive:
+        a.pair.tick()
+        pump_one_way(a, b)                          # b hears a's older term: stays
+        assert b.pair.state == bstar.ACTIVE
         return
     raise AssertionError("two actives were accepted")

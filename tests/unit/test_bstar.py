@@ -90,10 +90,27 @@ def test_backup_ignores_primary_or_backup_peer(peer):
     assert star.state == BACKUP
 
 
-def test_two_actives_is_fatal():
-    star, _ = make(True, state=ACTIVE)
+def test_two_actives_the_older_term_exits():
+    """A hung primary wakes up after its backup took over (term 2): it exits."""
+    primary, _ = make(True)
+    primary.peer_heartbeat(BACKUP)
+    assert (primary.state, primary.term) == (ACTIVE, 1)
+    backup, bclock = make(False, state=PASSIVE, in_sync=True)
+    backup.peer_heartbeat(ACTIVE, peer_term=primary.term)
+    expire(bclock)
+    assert backup.client_request() and backup.term == 2
+    backup.peer_heartbeat(ACTIVE, peer_term=primary.term)       # the woken primary: it exits
+    assert backup.state == ACTIVE
     with pytest.raises(bstar.DualActive):
-        star.peer_heartbeat(ACTIVE)
+        primary.peer_heartbeat(ACTIVE, peer_term=backup.term)
+
+
+def test_two_actives_with_equal_terms_the_backup_exits():
+    primary, _ = make(True, state=ACTIVE)
+    backup, _ = make(False, state=ACTIVE)
+    primary.peer_heartbeat(ACTIVE)
+    with pytest.raises(bstar.DualActive):
+        backup.peer_heartbeat(ACTIVE)
 
 
 @pytest.mark.parametrize("peer", [PRIMARY, BACKUP, PASSIVE])
