@@ -1,4 +1,4 @@
-"""supervisord.conf itself: the five programs run, and `restart node3` is harmless."""
+"""supervisord.conf itself: the six programs run, and `restart node3` is harmless."""
 import re
 import subprocess
 
@@ -16,7 +16,7 @@ def _relocated_config(tmp_path, ports):
     text = (ROOT / "supervisord.conf").read_text()
     text = text.replace("%(here)s/var", str(tmp_path / "var")).replace("%(here)s", str(ROOT))
     for default, port in ports.items():
-        text = re.sub(r"(?<=[ :])%d\b" % default, str(port), text)
+        text = re.sub(r"(?<=[ :\"])%d\b" % default, str(port), text)
     path = tmp_path / "supervisord.conf"
     path.write_text(text)
     (tmp_path / "var" / "log").mkdir(parents=True)
@@ -25,7 +25,8 @@ def _relocated_config(tmp_path, ports):
 
 @pytest.fixture
 def supervised(tmp_path):
-    ports = {p: free_port() for p in (8000, 8001, 8002, 8003, 8443)}
+    ports = {p: free_port() for p in (8000, 8001, 8002, 8003, 8443,
+                                      5559, 5565, 5566, 5567, 5568, 5569)}   # 55xx: the pair
     conf = _relocated_config(tmp_path, ports)
     # What scripts/run makes in var/ before it starts supervisord: the balancer's certificate.
     subprocess.run([str(ROOT / "scripts/tls-cert"), str(tmp_path / "var/tls/chat.pem")],
@@ -51,7 +52,7 @@ def _status(ctl):
 def test_supervisor_runs_the_cluster_and_restarts_node3(supervised, client):
     from harness.cluster import Cluster
     conf, ports, ctl = supervised
-    programs = {"broker", "node1", "node2", "node3", "balancer"}
+    programs = {"broker", "broker2", "node1", "node2", "node3", "balancer"}
     wait_until(lambda: _status(ctl) == {p: "RUNNING" for p in programs}, 30, "all programs RUNNING")
     url = {n: "http://127.0.0.1:%d" % ports[8000 + i] for i, n in enumerate(("balancer", "node1", "node2", "node3"))}
     for name, u in url.items():
