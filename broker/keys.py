@@ -25,6 +25,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from chatstream import config as shared
+from chatstream.pair import AUTHORIZED_PEERS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 # unlisted key in).  With ZAP_ENFORCE_DOMAIN a handshake that no authenticator
 # answers is refused, not waved through.
 ZAP_DOMAIN = "chat"
+PEER_ZAP_DOMAIN = "chat-peer"   # the pair's peer link: other keys (chatstream/pair.py)
 
 
 class InsecureBind(Exception):
@@ -75,6 +77,11 @@ def init(keys_dir=shared.KEYS_DIR):
     if not (authorized / "node.key").exists():
         shutil.copyfile(keys_dir / "node.key", authorized / "node.key")
         made.append(authorized / "node.key")
+    peers = keys_dir / AUTHORIZED_PEERS     # the failover pair shares the broker key
+    peers.mkdir(exist_ok=True)
+    if not (peers / "broker.key").exists():
+        shutil.copyfile(keys_dir / "broker.key", peers / "broker.key")
+        made.append(peers / "broker.key")
     return made
 
 
@@ -141,16 +148,35 @@ def reload_authorized(auth, authorized_dir):
              authorized_dir)
 
 
-def make_server(sock, secret_file):
+def make_server(sock, secret_file, domain=ZAP_DOMAIN):
     """Make ``sock`` a CURVE server with the broker's key pair (before bind)."""
-    public, secret = zmq.auth.load_certificate(secret_file)
-    if secret is None:
-        raise ValueError("%s holds no secret key" % secret_file)
+    public, secret = _key_pair(secret_file)
     sock.curve_secretkey = secret
     sock.curve_publickey = public
     sock.curve_server = True
-    sock.zap_domain = ZAP_DOMAIN.encode()
+    sock.zap_domain = domain.encode()
     sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
+
+
+def _key_pair(secret_file):
+    public, secret = zmq.auth.load_certificate(secret_file)
+    if secret is None:
+        raise ValueError("%s holds no secret key" % secret_file)
+    return public, secret
+
+
+def make_peer(inbox, outbox, auth, secret_file, keys_dir):
+    """CURVE on the pair's peer link: ``inbox`` (ROUTER) admits only the keys in
+    ``keys_dir/authorized_peers/``; ``outbox`` (DEALER) is a client of the partner,
+    which holds the same key pair."""
+    peers = Path(keys_dir) / AUTHORIZED_PEERS
+    if not peers.is_dir():
+        raise ValueError("%s missing: the pair's peer link admits the keys there "
+                         "(scripts/keys init makes it)" % peers)
+    auth.configure_curve(domain=PEER_ZAP_DOMAIN, location=str(peers))
+    make_server(inbox, secret_file, PEER_ZAP_DOMAIN)
+    public, secret = _key_pair(secret_file)
+    outbox.curve_serverkey, outbox.curve_publickey, outbox.curve_secretkey = public, public, secret
 
 
 # --- scripts/keys ------------------------------------------------------------------------

@@ -7,8 +7,9 @@ DEALER is ``IMMEDIATE``: while the partner is down nothing queues for it, so a
 restarted partner never reads a dead instance's backlog (it catches up).
 The frames are broker/replication.py's.
 
-CURVE on this link is not done yet (issue 15, next step): today the pair
-runs with plain sockets on local endpoints only (keys.check_plain).
+With the broker's keys, both sockets use CURVE (:func:`broker.keys.make_peer`):
+the ROUTER admits only ``authorized_peers/`` keys, under its own ZAP domain, so
+a node's key cannot reach it.  Without keys: local endpoints only.
 """
 import logging
 
@@ -26,20 +27,25 @@ class PeerLink:
     :param connect: the partner's.
     :param hwm: high-water mark both ways (a full queue drops: the partner
         then catches up because the seqs no longer follow).
+    :param curve: ``(authenticator, broker secret file, keys folder)``, or None.
     """
 
-    def __init__(self, context, bind, connect, hwm=100_000, insecure=False):
-        keys.check_plain((bind, connect), insecure)
+    def __init__(self, context, bind, connect, hwm=100_000, insecure=False, curve=None):
+        if curve is None:
+            keys.check_plain((bind, connect), insecure)
         self.inbox = context.socket(zmq.ROUTER)
         self.inbox.setsockopt(zmq.LINGER, 0)
         self.inbox.setsockopt(zmq.RCVHWM, hwm)
-        self.inbox.bind(bind)
         self.outbox = context.socket(zmq.DEALER)
         self.outbox.setsockopt(zmq.LINGER, 0)
         self.outbox.setsockopt(zmq.SNDHWM, hwm)
         self.outbox.setsockopt(zmq.IMMEDIATE, 1)
+        if curve is not None:
+            keys.make_peer(self.inbox, self.outbox, *curve)
+        self.inbox.bind(bind)
         self.outbox.connect(connect)
-        log.info("peer link: listening on %s, partner at %s", bind, connect)
+        log.info("peer link: listening on %s, partner at %s, %s", bind, connect,
+                 "CURVE" if curve else "no CURVE")
 
     def send(self, frame):
         try:

@@ -92,7 +92,9 @@ class Broker(RequestHandlers):
         self.publisher = self._socket(zmq.PUB, cfg.publish)
         self.instance = "%s-%d" % (self.sequencer.epoch, int(time.time()))
         if cfg.pair_role:
-            self.peer_link = PeerLink(self.context, cfg.peer_bind, cfg.peer, insecure=cfg.insecure)
+            curve = self.curve and (self.auth, self.curve["broker_secret"], cfg.keys_dir)
+            self.peer_link = PeerLink(self.context, cfg.peer_bind, cfg.peer,
+                                      insecure=cfg.insecure, curve=curve or None)
             self.pair = BrokerPair(cfg.pair_role == "primary", self.peer_link.send,
                                    self.sequencer, self.instance, cfg.heartbeat_ms)
         log.info("broker %s listening: intake %s, publish %s, snapshot %s, %s, frames up to %d "

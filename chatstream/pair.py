@@ -12,6 +12,10 @@ PEER_PORT = 5559          # broker's ROUTER for broker2's peer DEALER
 BROKER2_PORT_OFFSET = 10  # broker2's ports: 5565-5567 and 5569
 BROKER2_PEER_PORT = PEER_PORT + BROKER2_PORT_OFFSET
 ROLES = ("primary", "backup")
+# CURVE on the peer link: both brokers hold the same key pair (broker.key_secret), so the
+# nodes trust one broker key; a broker's peer ROUTER admits only the public keys in
+# CHAT_KEYS_DIR/authorized_peers/ (scripts/keys init puts broker.key there), never a node's.
+AUTHORIZED_PEERS = "authorized_peers"
 
 
 def peer_endpoints(role, environ=None):

@@ -7,7 +7,9 @@ import uuid
 
 import pytest
 import zmq
+import zmq.auth
 
+from broker import keys, replication
 from chatstream import wire
 from harness.processes import PYTHON, Proc, base_env, free_port, wait_until
 
@@ -103,3 +105,43 @@ def test_kill_9_of_the_active_fails_over_with_same_epoch_and_seq(pair):
     assert fourth_again["duplicate"] and fourth_again["message"] == fourth["message"]
     assert a2.publish("c5", "five")["message"]["seq"] == 5
     assert restarted.alive()
+
+
+def _peer_dealer(ctx, port, keys_dir, key):
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    server_public, _ = zmq.auth.load_certificate(str(keys_dir / "broker.key"))
+    sock.curve_serverkey = server_public
+    sock.curve_publickey, sock.curve_secretkey = zmq.auth.load_certificate(
+        str(keys_dir / ("%s.key_secret" % key)))
+    sock.connect("tcp://127.0.0.1:%d" % port)
+    return sock
+
+
+@pytest.mark.timeout(60)
+def test_the_peer_link_admits_the_broker_key_only(tmp_path):
+    """A node's key cannot speak on the peer link (it could fake a partner); the broker key can."""
+    keys.init(tmp_path / "keys")
+    ports = [free_port() for _ in range(4)]
+    env = broker_env(tmp_path, "broker2", "backup", ports, (ports[3], free_port()))
+    env["CHAT_KEYS_DIR"] = str(tmp_path / "keys")
+    backup = Proc("broker2", [PYTHON, "-m", "broker"], env, tmp_path).start()
+    ctx = zmq.Context()
+    try:
+        wait_until(lambda: "peer link: listening" in backup.log(), 10, "the backup")
+        active = replication.encode("peer_state", state="ACTIVE", in_sync=True, term=1,
+                                    instance="fake", epoch="E")
+        rogue = _peer_dealer(ctx, ports[3], tmp_path / "keys", "node")
+        for _ in range(10):
+            try:
+                rogue.send(active, zmq.NOBLOCK)   # refused at the handshake: nowhere to queue
+            except zmq.Again:
+                pass
+            time.sleep(0.1)
+        assert "-> PASSIVE" not in backup.log()
+        partner = _peer_dealer(ctx, ports[3], tmp_path / "keys", "broker")
+        partner.send(active)
+        wait_until(lambda: "BACKUP -> PASSIVE" in backup.log(), 5, "the partner to be heard")
+    finally:
+        backup.stop()
+        ctx.destroy(0)

@@ -36,8 +36,9 @@ def test_create_never_overwrites_a_key(tmp_path):
 def test_init_makes_the_development_set_once(tmp_path):
     made = keys.init(tmp_path)
     names = sorted(p.relative_to(tmp_path).as_posix() for p in made)
-    assert names == ["authorized_nodes/node.key", "broker.key", "broker.key_secret",
-                     "node.key", "node.key_secret"]
+    assert names == ["authorized_nodes/node.key", "authorized_peers/broker.key", "broker.key",
+                     "broker.key_secret", "node.key", "node.key_secret"]
+    assert (tmp_path / "authorized_peers/broker.key").read_bytes() == (tmp_path / "broker.key").read_bytes()
     assert (tmp_path / "authorized_nodes/node.key").read_bytes() == (tmp_path / "node.key").read_bytes()
     secret = (tmp_path / "broker.key_secret").read_bytes()
     assert keys.init(tmp_path) == []
