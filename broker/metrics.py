@@ -9,9 +9,11 @@ one counter increment per message and two histogram observations per batch.
 
 Gauges (connected nodes, rooms in memory) are read at scrape time from the
 broker's objects: ``len()`` of a dict is safe from another thread.  No metric
-has a per-room or per-node label (cardinality).  ``chat_broker_role`` and
-``chat_broker_replication_lag_seconds`` are placeholders for the failover pair
-(issue 15): a single broker is always ``primary`` with no lag.
+has a per-room or per-node label (cardinality).  ``chat_broker_role`` is the
+Binary Star state of a broker of the failover pair (``active``, ``passive``,
+``primary``, ``backup``: broker/bstar.py), ``primary`` for a broker alone;
+``chat_broker_replication_lag_seconds`` is how long the active's oldest output
+has waited for the passive's ack (0 alone or when nothing waits).
 """
 import logging
 
@@ -54,10 +56,12 @@ class BrokerState:
                                 value=len(broker.sequencer.rooms))
         role = GaugeMetricFamily("chat_broker_role", "1 for this broker's role in the pair",
                                  labels=["role"])
-        role.add_metric(["primary"], 1)
+        pair = broker.pair
+        role.add_metric(["primary" if pair is None else pair.state.lower()], 1)
         yield role
         yield GaugeMetricFamily("chat_broker_replication_lag_seconds",
-                                "Backup's lag behind the primary (0 without a pair)", value=0)
+                                "How long output has waited for the passive's ack (0 alone)",
+                                value=0 if pair is None else pair.replicator.lag_seconds())
 
 
 def serve(broker, host, port):

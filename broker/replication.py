@@ -26,6 +26,7 @@ epoch, so rooms created after a failover share it too.
 """
 import collections
 import logging
+import time
 
 from chatstream import fastjson
 
@@ -71,7 +72,7 @@ class Replicator:
         self.attached = False         # a passive asked for a catch-up and is being fed
         self.acked = {}               # room -> highest seq the passive has stored
         self.batch = {}               # room -> highest seq replicated in the open batch
-        self.held = collections.deque()   # (needs {room: seq}, outbox) in commit order
+        self.held = collections.deque()   # (needs {room: seq}, outbox, since) in commit order
 
     def replicate(self, room, epoch, message):
         """Called for every newly sequenced message (before the batch's commit)."""
@@ -107,7 +108,7 @@ class Replicator:
         needs, self.batch = self.batch, {}
         if not needs and not self.held:
             return outbox
-        self.held.append((needs, outbox))
+        self.held.append((needs, outbox, time.monotonic()))
         return self._release()
 
     def detach(self, why):
@@ -117,24 +118,27 @@ class Replicator:
                         why, len(self.held))
         self.attached = False
         self.batch = {}
-        released = [item for _, outbox in self.held for item in outbox]
+        released = [item for _, outbox, _ in self.held for item in outbox]
         self.held.clear()
         return released
 
     def _release(self):
         released = []
         while self.held:
-            needs, outbox = self.held[0]
+            needs, outbox, _ = self.held[0]
             if any(self.acked.get(room, 0) < seq for room, seq in needs.items()):
                 break
             self.held.popleft()
             released.extend(outbox)
         return released
 
-    @property
-    def lag(self):
-        """Batches waiting for the passive (the metrics' replication lag)."""
-        return len(self.held)
+    def lag_seconds(self):
+        """How long the oldest output waiting for the passive has waited (metrics;
+        read from the scrape thread, so a batch released meanwhile reads as 0)."""
+        try:
+            return time.monotonic() - self.held[0][2]
+        except IndexError:
+            return 0.0
 
 
 class Replica:

@@ -11,7 +11,8 @@ BROKER_METRICS_PORT = 5558
 # What /ops/ and scripts/status scrape, "name=url" by comma: the default cluster
 # of scripts/run (supervisord.conf).  A name starting with "broker" is a broker.
 OPS_TARGETS = ("node1=http://127.0.0.1:8001,node2=http://127.0.0.1:8002,"
-               "node3=http://127.0.0.1:8003,broker=http://127.0.0.1:5558")
+               "node3=http://127.0.0.1:8003,broker=http://127.0.0.1:5558,"
+               "broker2=http://127.0.0.1:5568")
 # One scrape may take this long before its target counts as down: well under the
 # dashboard's 1 s period, and far above a loopback scrape (about 2 ms).
 OPS_SCRAPE_TIMEOUT_S = 0.5

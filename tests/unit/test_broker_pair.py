@@ -219,3 +219,21 @@ def test_a_woken_hung_active_meets_the_new_active_and_exits():
         assert b.pair.state == bstar.ACTIVE
         return
     raise AssertionError("two actives were accepted")
+
+
+def test_metrics_show_the_role_and_how_long_output_waits_for_the_passive():
+    from broker.metrics import BrokerState
+    _, a, b = started_pair()
+
+    def figures(side):
+        got = {}
+        for family in BrokerState(side.broker).collect():
+            for sample in family.samples:
+                got[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return got
+    assert figures(a)[("chat_broker_role", (("role", "active"),))] == 1
+    assert figures(b)[("chat_broker_role", (("role", "passive"),))] == 1
+    a.request(publish_frame(rid=1))                  # held until b acks
+    assert figures(a)[("chat_broker_replication_lag_seconds", ())] > 0
+    pump(a, b)
+    assert figures(a)[("chat_broker_replication_lag_seconds", ())] == 0
