@@ -36,7 +36,7 @@ class BrokerPair:
         self.send = send
         self.sequencer = sequencer
         self.instance = instance
-        self.replicator = Replicator(send, sequencer)
+        self.replicator = Replicator(send, sequencer, self.star.clock)
         self.replica = Replica(send, sequencer, instance)
         self.peer_instance = None
         self.released = []   # outbox items released by acks or detach, for the server to send
@@ -82,12 +82,22 @@ class BrokerPair:
         self.replica.flush()
 
     def tick(self):
-        """Every heartbeat: our state to the peer; a dead passive released; acks out."""
-        if self.star.state == bstar.ACTIVE and not self.star.peer_alive():
-            self.released.extend(self.replicator.detach("no peer heartbeat"))
+        """Every heartbeat: our state to the peer; output released from a passive
+        that is dead or whose acks are overdue (bounded wait); a catch-up asked
+        again when unanswered; acks out."""
+        expiry_s = 2 * self.star.heartbeat_ms / 1000.0
+        if self.star.state == bstar.ACTIVE:
+            if not self.star.peer_alive():
+                self.released.extend(self.replicator.detach("no peer heartbeat"))
+            elif self.replicator.lag_seconds() > expiry_s:
+                self.released.extend(self.replicator.detach("acks overdue"))
+        elif self.star.state == bstar.PASSIVE and not self.replica.in_sync:
+            if self.star.clock() - self.replica.asked_at > 2 * expiry_s:
+                self.replica.start(self.star.clock())
         self.replica.flush()
         self.send(encode("peer_state", state=self.star.state, in_sync=self.in_sync,
-                         term=self.star.term, instance=self.instance, epoch=self.sequencer.epoch))
+                         term=self.star.term, instance=self.instance, epoch=self.sequencer.epoch,
+                         feeding=self.replicator.attached))
 
     def _on_peer_state(self, body):
         instance = body.get("instance")
@@ -101,7 +111,11 @@ class BrokerPair:
         self.star.peer_heartbeat(body["state"], peer_in_sync=body.get("in_sync") is True,
                                  peer_term=term if isinstance(term, int) else 0)
         if self.star.state == bstar.PASSIVE and before != bstar.PASSIVE:
-            self.replica.start()
+            self.replica.start(self.star.clock())
+        elif (self.star.state == bstar.PASSIVE and body["state"] == bstar.ACTIVE
+              and self.replica.in_sync and body.get("feeding") != self.instance):
+            log.warning("the active no longer replicates to this broker: catching up again")
+            self.replica.start(self.star.clock())
 
     def _on_catchup(self, body):
         if self.star.state != bstar.ACTIVE:

@@ -13,15 +13,18 @@ Peer link (version 1), one JSON body per ZeroMQ message, each broker's DEALER
 connected to the other's ROUTER on its peer port (``broker`` 5559,
 ``broker2`` 5569); every frame flows one way on one connection, so order holds::
 
-    peer_state  {state, in_sync, term, instance, epoch}   both ways, every heartbeat
+    peer_state  {state, in_sync, term, instance, epoch, feeding}   both ways, every
+                heartbeat; ``feeding``: the passive instance an active replicates to
     catchup     {instance}                          passive -> active: send all
     rooms       {epoch, rooms: {room: RoomState}, more}   active -> passive
     replicate   {room, epoch, message: Message}     active -> passive
     replicated  {acks: {room: seq}}                 passive -> active, after commit
 
-A passive asks ``catchup`` when it becomes passive (and again whenever a
-``replicate`` does not follow its room's seq); it is ``in_sync`` -- allowed to
-take over -- once the last ``rooms`` part is stored.  It adopts the active's
+A passive asks ``catchup`` when it becomes passive, again whenever a
+``replicate`` does not follow its room's seq or its request got no answer, and
+whenever the active's ``feeding`` does not name it (the active stopped
+replicating to it: it was declared dead, or its acks were overdue); it is
+``in_sync`` -- allowed to take over -- once the last ``rooms`` part is stored.  It adopts the active's
 epoch, so rooms created after a failover share it too.
 """
 import collections
@@ -64,19 +67,21 @@ class Replicator:
 
     :param send: sends one encoded peer frame to the passive.
     :param sequencer: the active's :class:`broker.sequencer.Sequencer`.
+    :param clock: monotonic seconds (for the lag; injectable).
     """
 
-    def __init__(self, send, sequencer):
+    def __init__(self, send, sequencer, clock=time.monotonic):
         self.send = send
         self.sequencer = sequencer
-        self.attached = False         # a passive asked for a catch-up and is being fed
+        self.clock = clock
+        self.attached = None          # the passive instance being fed (it asked a catch-up)
         self.acked = {}               # room -> highest seq the passive has stored
         self.batch = {}               # room -> highest seq replicated in the open batch
         self.held = collections.deque()   # (needs {room: seq}, outbox, since) in commit order
 
     def replicate(self, room, epoch, message):
         """Called for every newly sequenced message (before the batch's commit)."""
-        if not self.attached:
+        if self.attached is None:
             return
         self.send(encode("replicate", room=room, epoch=epoch, message=message))
         self.batch[room] = message["seq"]
@@ -92,7 +97,7 @@ class Replicator:
             self.send(encode("rooms", epoch=epoch, rooms=self.sequencer.snapshot(part),
                              more=start + CATCHUP_ROOMS_PER_PART < len(names)))
         log.info("replication: passive %s catching up on %d rooms", body.get("instance"), len(names))
-        self.attached = True
+        self.attached = body.get("instance") or "?"
         self.acked = {}
 
     def on_replicated(self, body):
@@ -108,15 +113,15 @@ class Replicator:
         needs, self.batch = self.batch, {}
         if not needs and not self.held:
             return outbox
-        self.held.append((needs, outbox, time.monotonic()))
+        self.held.append((needs, outbox, self.clock()))
         return self._release()
 
     def detach(self, why):
         """The passive is gone (dead by Binary Star, or restarted): release all."""
-        if self.attached or self.held:
+        if self.attached is not None or self.held:
             log.warning("replication: passive detached (%s); %d batches released unreplicated",
                         why, len(self.held))
-        self.attached = False
+        self.attached = None
         self.batch = {}
         released = [item for _, outbox, _ in self.held for item in outbox]
         self.held.clear()
@@ -136,7 +141,7 @@ class Replicator:
         """How long the oldest output waiting for the passive has waited (metrics;
         read from the scrape thread, so a batch released meanwhile reads as 0)."""
         try:
-            return time.monotonic() - self.held[0][2]
+            return self.clock() - self.held[0][2]
         except IndexError:
             return 0.0
 
@@ -155,12 +160,14 @@ class Replica:
         self.instance = instance
         self.in_sync = False
         self.catching_up = False
+        self.asked_at = 0.0   # when the last catch-up was asked (monotonic seconds)
         self.applied = {}   # room -> seq applied since the last commit (to acknowledge)
 
-    def start(self):
+    def start(self, now=None):
         """Ask the active for everything (on becoming passive, or out of step)."""
         self.in_sync = False
         self.catching_up = True
+        self.asked_at = time.monotonic() if now is None else now
         self.applied = {}
         self.send(encode("catchup", instance=self.instance))
 

@@ -223,7 +223,7 @@ def test_a_woken_hung_active_meets_the_new_active_and_exits():
 
 def test_metrics_show_the_role_and_how_long_output_waits_for_the_passive():
     from broker.metrics import BrokerState
-    _, a, b = started_pair()
+    clock, a, b = started_pair()
 
     def figures(side):
         got = {}
@@ -234,6 +234,46 @@ def test_metrics_show_the_role_and_how_long_output_waits_for_the_passive():
     assert figures(a)[("chat_broker_role", (("role", "active"),))] == 1
     assert figures(b)[("chat_broker_role", (("role", "passive"),))] == 1
     a.request(publish_frame(rid=1))                  # held until b acks
-    assert figures(a)[("chat_broker_replication_lag_seconds", ())] > 0
+    clock.now += 0.25
+    assert figures(a)[("chat_broker_replication_lag_seconds", ())] == 0.25
     pump(a, b)
     assert figures(a)[("chat_broker_replication_lag_seconds", ())] == 0
+
+
+def test_a_lost_catch_up_request_is_asked_again():
+    clock = Clock()
+    a = Side("A-1", True, clock, "EA")
+    b = Side("B-1", False, clock, "EB")
+    a.pair.star.peer_heartbeat(bstar.BACKUP)           # a is active
+    a.request(publish_frame(rid=1))
+    tick(a)
+    pump_one_way(a, b)                                # b goes passive and asks ...
+    assert b.pair.state == bstar.PASSIVE and b.to_peer
+    b.to_peer.clear()                                 # ... but the request is lost
+    clock.now += 1.0
+    tick(b)
+    b.to_peer[:] = [f for f in b.to_peer if b'"catchup"' not in f]
+    assert not b.pair.replica.in_sync
+    clock.now += 4.5
+    tick(a, b)
+    pump(a, b)
+    assert b.pair.replica.in_sync and b.sequencer.rooms["lobby"].seq == 1
+
+
+def test_overdue_acks_release_the_output_and_the_passive_catches_up_again():
+    clock, a, b = started_pair()
+    a.request(publish_frame(rid=1, cid="c1"))
+    a.to_peer.clear()                                 # the replicate frame is lost ...
+    clock.now += 1.0
+    tick(b)
+    pump_one_way(b, a)                                # ... while b's heartbeats still arrive
+    clock.now += 1.5
+    a.pair.tick()                                     # acks overdue: released, b detached
+    a.broker._flush()
+    assert a.replies()[-1]["message"]["seq"] == 1
+    assert a.pair.replicator.attached is None
+    pump(a, b)                                        # b hears feeding != itself: catches up
+    tick(a, b)
+    pump(a, b)
+    assert b.pair.replica.in_sync and b.sequencer.cids["lobby"]["c1"]["seq"] == 1
+    assert a.pair.replicator.attached == "B-1"
