@@ -14,6 +14,16 @@ from chatstream import wire
 from harness.processes import PYTHON, Proc, base_env, free_port, wait_until
 
 
+def distinct_ports(count):
+    """``count`` free ports, no two the same (free_port alone may repeat one)."""
+    ports = set()
+    for _ in range(100 * count):
+        ports.add(free_port())
+        if len(ports) == count:
+            return list(ports)
+    raise RuntimeError("no %d distinct free ports" % count)
+
+
 def broker_env(tmp_path, name, role, ports, peer_ports):
     return base_env({
         "CHAT_BROKER_ROLE": role,
@@ -50,7 +60,8 @@ class Node:
 
 @pytest.fixture
 def pair(tmp_path):
-    ports = {"a": [free_port() for _ in range(4)], "b": [free_port() for _ in range(4)]}
+    both = distinct_ports(8)
+    ports = {"a": both[:4], "b": both[4:]}
     procs = {}
 
     def start(name):
@@ -122,8 +133,8 @@ def _peer_dealer(ctx, port, keys_dir, key):
 def test_the_peer_link_admits_the_broker_key_only(tmp_path):
     """A node's key cannot speak on the peer link (it could fake a partner); the broker key can."""
     keys.init(tmp_path / "keys")
-    ports = [free_port() for _ in range(4)]
-    env = broker_env(tmp_path, "broker2", "backup", ports, (ports[3], free_port()))
+    ports = distinct_ports(5)
+    env = broker_env(tmp_path, "broker2", "backup", ports, (ports[3], ports[4]))
     env["CHAT_KEYS_DIR"] = str(tmp_path / "keys")
     backup = Proc("broker2", [PYTHON, "-m", "broker"], env, tmp_path).start()
     ctx = zmq.Context()

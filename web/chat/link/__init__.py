@@ -12,6 +12,9 @@
 ``state``          the link's named states and its listener (the node)
 ``transport``      the three ZeroMQ sockets (``zmq.green``)
 ``memory``         the in-memory twin of the transport, over the real broker
+``failover``       both brokers of the failover pair as one transport; requests
+                   resent to the other broker (same cid) within the ack timeout
+``memory_pair``    the in-memory twin of the pair (real Binary Star and replication)
 =================  ==========================================================
 """
 from .broker_link import BrokerLink
