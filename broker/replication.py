@@ -9,7 +9,7 @@ declares the passive dead, which releases everything held (the Guide: a pair
 runs on alone).  So a publish a node saw acknowledged is in both stores
 while both brokers are up, and a failover keeps epoch, seqs and cids.
 
-Peer link (version 1), one JSON body per ZeroMQ message, each broker's DEALER
+Peer link (chatstream/wire.py's format and version), one JSON body per ZeroMQ message, each broker's DEALER
 connected to the other's ROUTER on its peer port (``broker`` 5559,
 ``broker2`` 5569); every frame flows one way on one connection, so order holds::
 
@@ -31,35 +31,24 @@ import collections
 import logging
 import time
 
-from chatstream import fastjson
+from chatstream import wire
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
 PEER_TYPES = frozenset({"peer_state", "catchup", "rooms", "replicate", "replicated"})
 CATCHUP_ROOMS_PER_PART = 200   # a part stays well under a frame limit of a few MB
 
 
-class PeerError(ValueError):
-    """A malformed peer frame."""
+PeerError = wire.WireError   # a malformed peer frame
 
 
 def encode(type_, **fields):
-    if type_ not in PEER_TYPES:
-        raise PeerError("unknown peer type %r" % (type_,))
-    fields["v"] = VERSION
-    fields["type"] = type_
-    return fastjson.dumpb(fields)
+    """A peer frame (chatstream/wire.py's format, version and checks)."""
+    return wire.encode_typed(PEER_TYPES, type_, fields)
 
 
 def decode(frame):
-    try:
-        body = fastjson.loads(frame)
-    except (ValueError, TypeError) as exc:
-        raise PeerError("not JSON: %s" % exc) from None
-    if not isinstance(body, dict) or body.get("v") != VERSION or body.get("type") not in PEER_TYPES:
-        raise PeerError("not a peer frame of version %d" % VERSION)
-    return body
+    return wire.decode(frame, PEER_TYPES)
 
 
 class Replicator:

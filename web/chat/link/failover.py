@@ -24,7 +24,7 @@ import gevent
 from gevent.queue import Queue
 
 from .channel import BrokerUnavailable, RequestChannel
-from .transport import TransportClosed
+from .transport import CLOSED, QueueReader, TransportClosed
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ ATTEMPT_S = 1.0
 REFUSED_PAUSE_S = 0.1
 # Switches within this long of the previous one are one failover (logged once).
 QUIET_S = 10.0
-_CLOSED = object()
 CHANNELS = ("intake", "snapshot", "publish")
 
 
@@ -61,7 +60,7 @@ class FailoverChannel(RequestChannel):
                 gevent.sleep(min(REFUSED_PAUSE_S, max(0.0, deadline - time.monotonic())))
 
 
-class PairTransport:
+class PairTransport(QueueReader):
     """Two transports seen as one: requests to the active broker, SUB from both.
 
     :param primary: the transport to ``broker``.
@@ -108,15 +107,6 @@ class PairTransport:
         self.failed(self.current, "not connected")
         return self.sides[self.current].send(channel, data)
 
-    def recv(self, channel):
-        item = self.queues[channel].get()
-        if item is _CLOSED:
-            raise TransportClosed(channel)
-        return item
-
-    def recv_published(self):
-        return self.recv("publish")
-
     def subscribe(self, topic):
         for side in self.sides:
             side.subscribe(topic)
@@ -130,7 +120,7 @@ class PairTransport:
         for side in self.sides:
             side.close()
         for queue in self.queues.values():
-            queue.put(_CLOSED)
+            queue.put(CLOSED)
 
     def _forward(self, index, side, channel):
         while True:

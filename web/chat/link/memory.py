@@ -21,9 +21,7 @@ from broker.config import BrokerConfig
 from broker.presence import PresenceRegistry
 from broker.sequencer import Sequencer
 from broker.server import Broker
-from .transport import TransportClosed
-
-_CLOSED = object()
+from .transport import CLOSED, QueueReader
 _SNDMORE = 2   # zmq.SNDMORE, as the broker passes it (this module needs no zmq)
 
 
@@ -149,7 +147,7 @@ class MemoryBroker:
                 transport.queues["publish"].put([topic, body])
 
 
-class MemoryTransport:
+class MemoryTransport(QueueReader):
     """The node side of a :class:`MemoryBroker`; the methods of
     :class:`~chat.link.transport.ZmqTransport`."""
 
@@ -172,15 +170,6 @@ class MemoryTransport:
         self.broker.handle(self, channel, data)
         return True
 
-    def recv(self, channel):
-        item = self.queues[channel].get()
-        if item is _CLOSED:
-            raise TransportClosed(channel)
-        return item
-
-    def recv_published(self):
-        return self.recv("publish")
-
     def subscribe(self, topic):
         self.topics.add(topic)
 
@@ -190,4 +179,4 @@ class MemoryTransport:
     def close(self):
         self.closed = True
         for queue in self.queues.values():
-            queue.put(_CLOSED)
+            queue.put(CLOSED)

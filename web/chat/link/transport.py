@@ -29,6 +29,25 @@ class TransportClosed(Exception):
     """The transport was closed while a reader waited on it."""
 
 
+CLOSED = object()   # put in a queue of a QueueReader: its reader hears TransportClosed
+
+
+class QueueReader:
+    """``recv`` and ``recv_published`` over ``self.queues`` ({channel: gevent
+    Queue}): the transports that are fed by greenlets (memory.py, failover.py)."""
+
+    queues = None
+
+    def recv(self, channel):
+        item = self.queues[channel].get()
+        if item is CLOSED:
+            raise TransportClosed(channel)
+        return item
+
+    def recv_published(self):
+        return self.recv("publish")
+
+
 class ZmqTransport:
     """The node side of the three broker sockets.
 
