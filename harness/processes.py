@@ -3,6 +3,7 @@
 Everything started here is stopped by pid (its own process group), never by name.
 """
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,15 +19,35 @@ RESERVED_PORTS = frozenset({8000, 8001, 8002, 8003, 8004, 8443, 5555, 5556, 5557
                             5565, 5566, 5567, 5568, 5569})   # 556x: broker2 of the pair
 
 
+def _ephemeral_range():
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_HANDED_OUT = set()
+
+
 def free_port():
-    """A free loopback port, never one of RESERVED_PORTS."""
-    for _ in range(100):
+    """A free loopback port: never one of RESERVED_PORTS, never one handed out before by
+    this process, and below the kernel's ephemeral range, so that no outgoing connection
+    takes it as its source port between this call and the server's bind."""
+    low, _ = _ephemeral_range()
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(10000, low)
+        if port in RESERVED_PORTS or port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in RESERVED_PORTS:
-            return port
-    raise RuntimeError("no free port outside %s" % sorted(RESERVED_PORTS))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port in 10000-%d outside %s" % (low - 1, sorted(RESERVED_PORTS)))
 
 
 def wait_until(predicate, timeout, what, interval=0.05):
