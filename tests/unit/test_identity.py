@@ -138,3 +138,44 @@ def test_uid_survives_the_store_and_messages_stored_without_one_still_load(tmp_p
     again = Sequencer(history_size=5, store=SqliteStore(path))
     history = again.snapshot(["r"])["r"]["history"]
     assert [m.get("uid") for m in history] == [None, ALICE.uid]
+
+
+# --- the node's nick checks: one query for every check waiting at once -------------
+
+def _batcher(taken=(), fail=False):
+    from chat.identity import NickBatcher
+    asked = []
+
+    def query(keys):
+        asked.append(list(keys))
+        if fail:
+            raise RuntimeError("database down")
+        return {key for key in keys if key in taken}
+    return NickBatcher(query), asked
+
+
+@pytest.mark.timeout(10)
+def test_a_join_storm_asks_the_database_once_per_batch_not_once_per_join():
+    import gevent
+    batcher, asked = _batcher(taken={"alice"})
+    keys = ["alice"] + ["guest%d" % i for i in range(1199)] + ["alice"]   # alice twice
+    jobs = [gevent.spawn(batcher.taken, key) for key in keys]
+    gevent.joinall(jobs, raise_error=True)
+    verdicts = [job.value for job in jobs]
+    assert verdicts[0] is verdicts[-1] is True and not any(verdicts[1:-1])
+    # 1,200 distinct keys: three queries of at most MAX_BATCH (500) keys, each key asked once
+    assert [len(batch) for batch in asked] == [500, 500, 200]
+    assert sorted(key for batch in asked for key in batch) == sorted(set(keys))
+    assert batcher.worker is None and not batcher.pending
+    assert batcher.taken("alice") is True and len(asked) == 4   # quiet: one query per check
+
+
+@pytest.mark.timeout(10)
+def test_a_failed_nick_query_fails_its_waiting_checks_and_the_next_one_asks_again():
+    import gevent
+    batcher, asked = _batcher(fail=True)
+    jobs = [gevent.spawn(batcher.taken, "n%d" % i) for i in range(3)]
+    gevent.joinall(jobs)
+    assert all(isinstance(job.exception, RuntimeError) for job in jobs) and len(asked) == 1
+    batcher.query = lambda keys: {"n0"}
+    assert batcher.taken("n0") is True and batcher.worker is None
