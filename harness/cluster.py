@@ -7,6 +7,7 @@ import zmq
 import zmq.auth
 
 from broker import keys
+from chatstream.config import tcp_endpoint
 from .client import new_room
 from .processes import PYTHON, ROOT, Proc, base_env, free_port, wait_until
 
@@ -59,9 +60,19 @@ class Cluster:
 
     # processes
 
+    def address(self, name):
+        """The IP address ``name`` (broker, broker2, a node, balancer) serves on:
+        loopback here; harness/netns.py gives each its own host's address."""
+        return "127.0.0.1"
+
+    def spawn(self, name, argv, env):
+        """Start ``argv`` as process ``name`` (harness/netns.py: inside its host's namespace)."""
+        proc = Proc(name, argv, env, self.log_dir).start()
+        self.procs.append(proc)
+        return proc
+
     def start_broker(self):
-        self.broker = Proc("broker", [PYTHON, "-m", "broker"], self.env, self.log_dir).start()
-        self.procs.append(self.broker)
+        self.broker = self.spawn("broker", [PYTHON, "-m", "broker"], self.env)
         return self.broker
 
     def start_pair(self):
@@ -73,22 +84,24 @@ class Cluster:
             self.env.update({"CHAT_BROKER2_%s_PORT" % k.upper(): str(v) for k, v in ports2.items()})
             self.pair_env = {
                 "broker": {"CHAT_BROKER_ROLE": "primary",
-                           "CHAT_BROKER_PEER_BIND": "tcp://127.0.0.1:%d" % peer["broker"],
-                           "CHAT_BROKER_PEER": "tcp://127.0.0.1:%d" % peer["broker2"]},
+                           "CHAT_BROKER_PEER_BIND": self._peer(peer, "broker"),
+                           "CHAT_BROKER_PEER": self._peer(peer, "broker2")},
                 "broker2": {"CHAT_BROKER_ROLE": "backup",
-                            "CHAT_BROKER_PEER_BIND": "tcp://127.0.0.1:%d" % peer["broker2"],
-                            "CHAT_BROKER_PEER": "tcp://127.0.0.1:%d" % peer["broker"],
+                            "CHAT_BROKER_HOST": self.address("broker2"),
+                            "CHAT_BROKER_PEER_BIND": self._peer(peer, "broker2"),
+                            "CHAT_BROKER_PEER": self._peer(peer, "broker"),
                             "CHAT_BROKER_STATE": str(self.log_dir / "broker2.sqlite3"),
                             "CHAT_BROKER_METRICS_PORT": "0",
                             **{"CHAT_BROKER_%s_PORT" % k.upper(): str(v)
                                for k, v in ports2.items()}}}
         return [self.start_pair_broker(name) for name in ("broker", "broker2")]
 
+    def _peer(self, ports, name):
+        return tcp_endpoint(self.address(name), ports[name])
+
     def start_pair_broker(self, name):
         """(Re)start one broker of the pair (``broker`` or ``broker2``)."""
-        proc = Proc(name, [PYTHON, "-m", "broker"], {**self.env, **self.pair_env[name]},
-                    self.log_dir).start()
-        self.procs.append(proc)
+        proc = self.spawn(name, [PYTHON, "-m", "broker"], {**self.env, **self.pair_env[name]})
         if name == "broker":
             self.broker = proc
         return proc
@@ -114,9 +127,8 @@ class Cluster:
         self.prepare_web()
         port = port or free_port()
         node_env = dict(self.env, CHAT_NODE_NAME=name, **(env or {}))
-        proc = Proc(name, [PYTHON, "web/manage.py", "runnode", "--name", name, "--port", str(port)],
-                    node_env, self.log_dir).start()
-        self.procs.append(proc)
+        proc = self.spawn(name, [PYTHON, "web/manage.py", "runnode", "--name", name,
+                                 "--host", self.address(name), "--port", str(port)], node_env)
         self.nodes[name] = (proc, port)
         if wait:
             self.wait_healthy(name)
@@ -132,17 +144,17 @@ class Cluster:
     def start_balancer(self, tls=False):
         """HAProxy on deploy/haproxy.cfg; with ``tls`` also https on :attr:`tls_url`
         with a self-signed certificate made by scripts/tls-cert, as scripts/run has."""
-        env = dict(self.env, BALANCER_BIND="127.0.0.1:%d" % self.balancer_port)
+        env = dict(self.env, BALANCER_BIND="%s:%d" % (self.address("balancer"), self.balancer_port))
         if tls:
             cert = self.log_dir / "tls" / "chat.pem"
             subprocess.run([str(ROOT / "scripts/tls-cert"), str(cert)], check=True,
                            capture_output=True, timeout=60)
-            env.update(BALANCER_TLS_BIND="127.0.0.1:%d" % self.tls_port, BALANCER_TLS_CERT=str(cert))
+            env.update(BALANCER_TLS_BIND="%s:%d" % (self.address("balancer"), self.tls_port),
+                       BALANCER_TLS_CERT=str(cert))
         for i, (name, (_, port)) in enumerate(sorted(self.nodes.items()), start=1):
-            env["NODE%d_ADDR" % i] = "127.0.0.1:%d" % port
-        self.balancer = Proc("balancer", ["haproxy", "-W", "-db", "-f", str(ROOT / "deploy/haproxy.cfg")],
-                             env, self.log_dir).start()
-        self.procs.append(self.balancer)
+            env["NODE%d_ADDR" % i] = "%s:%d" % (self.address(name), port)
+        self.balancer = self.spawn("balancer", ["haproxy", "-W", "-db", "-f",
+                                                str(ROOT / "deploy/haproxy.cfg")], env)
         wait_until(lambda: self.health(self.balancer_url) == 200, 20, "balancer health")
         return self.balancer
 
@@ -168,11 +180,11 @@ class Cluster:
     # addresses and health
 
     def url(self, name):
-        return "http://127.0.0.1:%d" % self.nodes[name][1]
+        return "http://%s:%d" % (self.address(name), self.nodes[name][1])
 
     @property
     def broker_metrics_url(self):
-        return "http://127.0.0.1:%d" % self.metrics_port
+        return "http://%s:%d" % (self.address("broker"), self.metrics_port)
 
     def ops_targets(self):
         """CHAT_OPS_TARGETS for this cluster: every node started so far and the broker."""
@@ -181,11 +193,11 @@ class Cluster:
 
     @property
     def balancer_url(self):
-        return "http://127.0.0.1:%d" % self.balancer_port
+        return "http://%s:%d" % (self.address("balancer"), self.balancer_port)
 
     @property
     def tls_url(self):
-        return "https://127.0.0.1:%d" % self.tls_port
+        return "https://%s:%d" % (self.address("balancer"), self.tls_port)
 
     @staticmethod
     def health(url):
