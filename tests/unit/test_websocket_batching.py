@@ -8,7 +8,7 @@ from engineio import packet as eio_packet
 from geventwebsocket.exceptions import WebSocketError
 
 from chat import patches
-from chat.websocket import BatchingWebSocketWSGI
+from chat.websocket import BatchingWebSocketWSGI, flush_held
 
 
 class RawSocket:
@@ -52,6 +52,7 @@ def make(capacity=10**9):
     wrapper = engine.writer = BatchingWebSocketWSGI(engine._websocket_handler, sio.eio)
     raw = RawSocket(capacity)
     wrapper._sock = FakeWS(raw)
+    wrapper.wake = engine._wake_writer            # as ChatSocket._websocket_handler does
     return engine, wrapper, raw
 
 
@@ -115,10 +116,35 @@ def test_an_idle_writer_s_packet_is_written_directly_and_its_frame_built_once():
     engine, wrapper, raw = make()
     pkt = message_packet('2["message",{"seq":1}]')
     engine.send(pkt)
-    assert raw.sends == [frame('42["message",{"seq":1}]')] and engine.queue.empty()
+    assert raw.sends == [] and engine.queue.empty()     # held until the loop tick ends
     other_engine, other, other_raw = make()
     other_engine.send(pkt)                       # the same broadcast packet, another member
+    flush_held()
+    assert raw.sends == [frame('42["message",{"seq":1}]')]
     assert other_raw.sends == raw.sends and pkt._ws_frame == raw.sends[0]
+
+
+def test_frames_due_to_one_connection_in_one_tick_go_out_in_one_send_in_order():
+    engine, wrapper, raw = make()
+    for text in ("2a", "2b", "2c"):
+        engine.send(message_packet(text))
+    flush_held()
+    assert raw.sends == [frame("42a") + frame("42b") + frame("42c")]
+    flush_held()                                 # nothing held: nothing sent
+    engine.send(message_packet("2d"))
+    flush_held()
+    assert raw.sends[1:] == [frame("42d")]
+
+
+def test_held_frames_go_before_a_packet_the_writer_sends_later():
+    engine, wrapper, raw = make()
+    engine.send(message_packet("2held"))
+    later = eio_packet.Packet(eio_packet.MESSAGE, data=b"binary")   # binary: queued
+    engine.send(later)
+    assert list(engine.queue.queue) == [later]
+    run_writer(engine, wrapper)                  # the writer runs before the tick's end
+    flush_held()
+    assert raw.sends[0].startswith(frame("42held")) and len(raw.sends) == 1
 
 
 def test_nothing_overtakes_queued_packets():
@@ -131,7 +157,8 @@ def test_nothing_overtakes_queued_packets():
 
 def test_a_partial_direct_write_is_finished_by_the_writer_first():
     engine, wrapper, raw = make(capacity=3)
-    engine.send(message_packet("2" + "a" * 20))     # kernel takes 3 bytes
+    engine.send(message_packet("2" + "a" * 20))
+    flush_held()                                     # kernel takes 3 bytes
     whole = frame("42" + "a" * 20)
     assert raw.sends == [whole[:3]]
     [noop] = list(engine.queue.queue)               # the writer is woken ...

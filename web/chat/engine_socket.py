@@ -45,7 +45,12 @@ class ChatSocket(engineio_socket.Socket):
             raise RuntimeError("engineio.socket.Socket._websocket_handler got %r, not the"
                                " BatchingWebSocketWSGI that ChatEngineServer installs" % (ws,))
         self.writer = ws
+        ws.wake = self._wake_writer
         return super()._websocket_handler(ws)
+
+    def _wake_writer(self):
+        """The writer finishes a held frame the kernel did not take, before anything else."""
+        self.queue.put(engineio_packet.Packet(engineio_packet.NOOP))
 
     def poll(self):
         while True:
@@ -69,10 +74,8 @@ class ChatSocket(engineio_socket.Socket):
             return super().send(pkt)     # nothing may overtake what is queued
         if not self.check_ping_timeout():
             return                       # being closed: dropped, as engineio's send does
-        if not writer.write_now(pkt):
-            return super().send(pkt)     # the writer will find the error and close
-        if writer.unfinished:            # wake the writer to finish the frame first
-            self.queue.put(engineio_packet.Packet(engineio_packet.NOOP))
+        writer.write_now(pkt)            # held to the tick's end; the writer is woken
+                                         # (wake) if the kernel does not take it all
 
     def schedule_ping(self):
         """The next ping on a libev timer.

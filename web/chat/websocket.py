@@ -14,13 +14,19 @@ member.  When a member's writer is :attr:`idle`, the packet's frame -- built
 once per packet, not once per member -- is written to the member's socket
 right away (:meth:`write_now`), skipping the queue, the writer greenlet's
 wake-up and its bookkeeping.  Whatever the kernel does not take is kept as a
-prefix (:attr:`unfinished`) that the writer sends before anything else, so
+prefix that the writer sends before anything else, so
 the order on the wire is always the queue's order.
+
+Held for the loop tick: a direct write is not sent at once but held until the end
+of the current gevent loop iteration (one ``run_callback`` for all writers), so all
+the frames due to one connection in one tick -- several messages of one broker read,
+a join's announcement and the room's presence -- go out in one ``send``.
 
 This module knows gevent-websocket's side only.  Which Engine.IO socket calls
 :meth:`batch` and :meth:`write_now`, and when, is ``patches.ChatSocket``;
 every library internal both rely on is listed in ``patches.PATCHES``.
 """
+import gevent
 from engineio.async_drivers import gevent as engineio_gevent
 from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.websocket import Header, WebSocket
@@ -38,6 +44,17 @@ def text_frame(pkt):
     return data
 
 
+_held = []           # writers holding frames until the end of this loop tick
+
+
+def flush_held():
+    """Send every writer's held frames (the loop's callback; tests call it directly)."""
+    writers = list(_held)
+    del _held[:]
+    for writer in writers:
+        writer.flush_tick()
+
+
 class BatchingWebSocketWSGI(engineio_gevent.WebSocketWSGI):
     """Drop-in for engineio's gevent WebSocketWSGI (gevent-websocket based)."""
 
@@ -48,6 +65,8 @@ class BatchingWebSocketWSGI(engineio_gevent.WebSocketWSGI):
         self._prefix = b""     # bytes of a direct write the kernel did not take
         self._blocked = False  # the writer is waiting in sendall
         self._sock = None      # the gevent-websocket WebSocket, once called
+        self._tick = []        # direct writes held until the end of this loop tick
+        self.wake = None       # wakes the writer greenlet (set by patches.ChatSocket)
 
     def batch(self, count):
         """Engine.IO's writer took ``count`` packets; their frames go out in one write."""
@@ -60,23 +79,29 @@ class BatchingWebSocketWSGI(engineio_gevent.WebSocketWSGI):
         return (ws is not None and not ws.closed and not self._blocked
                 and not self._prefix and not self._pending)
 
-    @property
-    def unfinished(self):
-        """A direct write left bytes for the writer to send first."""
-        return bool(self._prefix)
-
     def write_now(self, pkt):
-        """Write an idle writer's text packet at once; False: it could not (queue it)."""
-        data = text_frame(pkt)
+        """Hold an idle writer's text packet for this tick's one send (:func:`flush_held`)."""
+        if not self._tick:
+            if not _held:
+                gevent.get_hub().loop.run_callback(flush_held)
+            _held.append(self)
+        self._tick.append(text_frame(pkt))
+
+    def flush_tick(self):
+        """Send the frames held this tick; what the kernel does not take the writer sends."""
+        frames, self._tick = self._tick, []
+        ws = self._sock
+        if not frames or ws is None or ws.closed:
+            return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
         try:
-            sent = self._sock.handler.socket._sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            return False                # let the writer find out and close
+            sent = ws.handler.socket._sock.send(data)
+        except OSError:                # BlockingIOError included: the writer
+            sent = 0                   # retries, and finds and closes a broken socket
         if sent < len(data):
             self._prefix = data[sent:]
-        return True
+            if self.wake is not None:
+                self.wake()
 
     def send(self, message):
         ws = self._sock
@@ -89,6 +114,9 @@ class BatchingWebSocketWSGI(engineio_gevent.WebSocketWSGI):
         if self._prefix:               # the rest of a direct write goes first
             self._pending.append(self._prefix)
             self._prefix = b""
+        if self._tick:                 # then what was held this tick
+            self._pending.extend(self._tick)
+            self._tick = []
         self._pending.append(Header.encode_header(True, opcode, b"", len(payload), 0))
         self._pending.append(payload)
         if self._expected > 1:
