@@ -8,7 +8,9 @@ sends peer frames through ``send`` and is fed the peer's frames by
 
 - ``accept()`` for every node request: False -> refuse ``not_active``;
 - ``replicate(room, epoch, message)`` for every newly sequenced message;
-- ``hold(outbox)`` after every commit: what may be sent now.
+- ``hold(outbox)`` after every commit: what may be sent now;
+- ``step()`` after every commit: the next part of a catch-up being streamed
+  (``streaming``: one is, so the loop does not wait for a socket meanwhile).
 
 and calls :meth:`tick` every heartbeat: it sends our state to the peer,
 detaches a passive Binary Star declared dead, and flushes the replica's acks.
@@ -28,16 +30,18 @@ class BrokerPair:
     :param instance: this broker's instance name ("<epoch>-<start>").
     :param heartbeat_ms: peer heartbeat period (and expiry = twice it).
     :param clock: monotonic seconds (tests inject one).
+    :param max_part_bytes: a catch-up part's size bound (broker/catchup.py).
     """
 
-    def __init__(self, primary, send, sequencer, instance, heartbeat_ms=1000, clock=None):
+    def __init__(self, primary, send, sequencer, instance, heartbeat_ms=1000, clock=None,
+                 max_part_bytes=None):
         kwargs = {"clock": clock} if clock is not None else {}
         self.star = bstar.BinaryStar(primary, heartbeat_ms=heartbeat_ms, **kwargs)
         self.send = send
         self.sequencer = sequencer
         self.instance = instance
-        self.replicator = Replicator(send, sequencer, self.star.clock)
-        self.replica = Replica(send, sequencer, instance)
+        self.replicator = Replicator(send, sequencer, self.star.clock, max_part_bytes)
+        self.replica = Replica(send, sequencer, instance, self.star.clock)
         self.peer_instance = None
         self.released = []   # outbox items released by acks or detach, for the server to send
         self.handlers = {"peer_state": self._on_peer_state, "catchup": self._on_catchup,
@@ -63,6 +67,13 @@ class BrokerPair:
 
     def hold(self, outbox):
         return self.replicator.hold(outbox)
+
+    @property
+    def streaming(self):
+        return self.replicator.stream is not None
+
+    def step(self):
+        self.replicator.step()
 
     def take_released(self):
         released, self.released = self.released, []

@@ -28,14 +28,18 @@ class PeerLink:
     :param hwm: high-water mark both ways (a full queue drops: the partner
         then catches up because the seqs no longer follow).
     :param curve: ``(authenticator, broker secret file, keys folder)``, or None.
+    :param max_frame_bytes: the largest frame read (``ZMQ_MAXMSGSIZE``; a larger one
+        drops the connection): a catch-up part is at most half of it (broker/catchup.py).
     """
 
-    def __init__(self, context, bind, connect, hwm=100_000, insecure=False, curve=None):
+    def __init__(self, context, bind, connect, hwm=100_000, insecure=False, curve=None,
+                 max_frame_bytes=-1):
         if curve is None:
             keys.check_plain((bind, connect), insecure)
         self.inbox = context.socket(zmq.ROUTER)
         self.inbox.setsockopt(zmq.LINGER, 0)
         self.inbox.setsockopt(zmq.RCVHWM, hwm)
+        self.inbox.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
         self.outbox = context.socket(zmq.DEALER)
         self.outbox.setsockopt(zmq.LINGER, 0)
         self.outbox.setsockopt(zmq.SNDHWM, hwm)

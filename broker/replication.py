@@ -15,28 +15,31 @@ connected to the other's ROUTER on its peer port (``broker`` 5559,
 
     peer_state  {state, in_sync, term, instance, epoch, feeding}   both ways, every
                 heartbeat; ``feeding``: the passive instance an active replicates to
-    catchup     {instance}                          passive -> active: send all
-    rooms       {epoch, rooms: {room: RoomState}, more}   active -> passive
+    catchup     {instance, ask}                     passive -> active: send all
+    rooms       {epoch, rooms: {room: RoomState}, after, more, ask}   active -> passive
     replicate   {room, epoch, message: Message}     active -> passive
     replicated  {acks: {room: seq}}                 passive -> active, after commit
 
-A passive asks ``catchup`` when it becomes passive, again whenever a
-``replicate`` does not follow its room's seq or its request got no answer, and
-whenever the active's ``feeding`` does not name it (the active stopped
-replicating to it: it was declared dead, or its acks were overdue); it is
-``in_sync`` -- allowed to take over -- once the last ``rooms`` part is stored.  It adopts the active's
+A passive asks ``catchup`` (``ask`` numbers its requests) when it becomes
+passive, again whenever a ``replicate`` does not follow its room's seq, a
+``rooms`` part is missing, or no part came for a while, and whenever the
+active's ``feeding`` does not name it (the active stopped replicating to it:
+it was declared dead, or its acks were overdue).  The active streams its rooms
+in bounded parts between its batches (broker/catchup.py: how parts and
+``replicate`` frames interleave); the passive is ``in_sync`` -- allowed to take
+over -- once the last part (``more`` false) is stored.  It adopts the active's
 epoch, so rooms created after a failover share it too.
 """
 import collections
 import logging
 import time
 
-from chatstream import wire
+from chatstream import config, wire
+from .catchup import CatchupStream, part_bytes
 
 log = logging.getLogger(__name__)
 
 PEER_TYPES = frozenset({"peer_state", "catchup", "rooms", "replicate", "replicated"})
-CATCHUP_ROOMS_PER_PART = 200   # a part stays well under a frame limit of a few MB
 
 
 PeerError = wire.WireError   # a malformed peer frame
@@ -57,12 +60,16 @@ class Replicator:
     :param send: sends one encoded peer frame to the passive.
     :param sequencer: the active's :class:`broker.sequencer.Sequencer`.
     :param clock: monotonic seconds (for the lag; injectable).
+    :param max_part_bytes: a catch-up part's size bound (broker/catchup.py).
     """
 
-    def __init__(self, send, sequencer, clock=time.monotonic):
+    def __init__(self, send, sequencer, clock=time.monotonic, max_part_bytes=None):
         self.send = send
         self.sequencer = sequencer
         self.clock = clock
+        self.max_part_bytes = max_part_bytes or part_bytes(sequencer.history_size,
+                                                           config.BROKER_MAX_FRAME_BYTES)
+        self.stream = None            # the catch-up being streamed (a CatchupStream)
         self.attached = None          # the passive instance being fed (it asked a catch-up)
         self.acked = {}               # room -> highest seq the passive has stored
         self.batch = {}               # room -> highest seq replicated in the open batch
@@ -72,22 +79,26 @@ class Replicator:
         """Called for every newly sequenced message (before the batch's commit)."""
         if self.attached is None:
             return
+        if self.stream is not None and self.stream.pending(room):
+            return    # the room's catch-up part, read after this batch's commit, holds it
         self.send(encode("replicate", room=room, epoch=epoch, message=message))
         self.batch[room] = message["seq"]
 
     def on_catchup(self, body):
-        """The passive asks for everything: every room, in parts, then the live stream."""
-        names = sorted(set(self.sequencer.store.room_names()) | set(self.sequencer.rooms))
-        epoch = self.sequencer.epoch
-        if not names:
-            self.send(encode("rooms", epoch=epoch, rooms={}, more=False))
-        for start in range(0, len(names), CATCHUP_ROOMS_PER_PART):
-            part = names[start:start + CATCHUP_ROOMS_PER_PART]
-            self.send(encode("rooms", epoch=epoch, rooms=self.sequencer.snapshot(part),
-                             more=start + CATCHUP_ROOMS_PER_PART < len(names)))
-        log.info("replication: passive %s catching up on %d rooms", body.get("instance"), len(names))
+        """The passive asks for everything: every room, in parts (:meth:`step`),
+        with the live stream of the rooms already sent."""
+        self.stream = CatchupStream(self.sequencer, self.send, encode, body.get("ask"),
+                                    self.max_part_bytes)
+        log.info("replication: passive %s catching up", body.get("instance"))
         self.attached = body.get("instance") or "?"
         self.acked = {}
+
+    def step(self):
+        """Right after a commit: the catch-up's next part, if one is being streamed."""
+        if self.stream is not None and self.stream.step():
+            log.info("replication: passive %s sent %d rooms in %d parts", self.attached,
+                     self.stream.rooms, self.stream.parts)
+            self.stream = None
 
     def on_replicated(self, body):
         """Acks arrived; returns the held outboxes that may now go, in order."""
@@ -111,6 +122,7 @@ class Replicator:
             log.warning("replication: passive detached (%s); %d batches released unreplicated",
                         why, len(self.held))
         self.attached = None
+        self.stream = None
         self.batch = {}
         released = [item for _, outbox, _ in self.held for item in outbox]
         self.held.clear()
@@ -141,41 +153,56 @@ class Replica:
     :param send: sends one encoded peer frame to the active.
     :param sequencer: the passive's :class:`broker.sequencer.Sequencer`.
     :param instance: this broker's instance name (for the active's log).
+    :param clock: monotonic seconds (injectable).
     """
 
-    def __init__(self, send, sequencer, instance=None):
+    def __init__(self, send, sequencer, instance=None, clock=time.monotonic):
         self.send = send
         self.sequencer = sequencer
         self.instance = instance
+        self.clock = clock
         self.in_sync = False
         self.catching_up = False
-        self.asked_at = 0.0   # when the last catch-up was asked (monotonic seconds)
+        self.asked_at = 0.0   # when the catch-up was asked or last moved (monotonic seconds)
+        self.ask = 0          # the number of the last catch-up request
+        self.cursor = None    # the last room of its parts so far (None: no part yet)
         self.applied = {}   # room -> seq applied since the last commit (to acknowledge)
 
     def start(self, now=None):
         """Ask the active for everything (on becoming passive, or out of step)."""
         self.in_sync = False
         self.catching_up = True
-        self.asked_at = time.monotonic() if now is None else now
+        self.asked_at = self.clock() if now is None else now
         self.applied = {}
-        self.send(encode("catchup", instance=self.instance))
+        self.ask += 1
+        self.cursor = None
+        self.send(encode("catchup", instance=self.instance, ask=self.ask))
 
     def on_rooms(self, body):
-        if not self.catching_up:
+        if not self.catching_up or body.get("ask") != self.ask:
+            return                  # an answer to an earlier request
+        after, rooms, more = body.get("after", ""), body["rooms"], body.get("more") is True
+        if after != (self.cursor or ""):
+            log.warning("replication: a catch-up part is missing (one after %r came, %r "
+                        "expected); asking again", after, self.cursor)
+            self.start()
             return
         if self.sequencer.epoch != body["epoch"]:
             log.warning("replication: adopting the active's epoch %s (was %s)",
                         body["epoch"], self.sequencer.epoch)
             self.sequencer.adopt_epoch(body["epoch"])
-        for room, state in body["rooms"].items():
-            self.sequencer.restore(room, state)
-        if not body.get("more"):
-            self.sequencer.commit()
+        self.sequencer.restore_part(rooms, after, max(rooms) if more else None)
+        self.sequencer.commit()
+        self.cursor = max(rooms) if rooms else after
+        self.asked_at = self.clock()   # the catch-up moves: no need to ask again
+        if not more:
             self.catching_up = False
             self.in_sync = True
             log.info("replication: caught up with the active")
 
     def on_replicate(self, body):
+        if self.catching_up and self.cursor is None:
+            return    # sent before the active heard the request: the parts will hold it
         message = body["message"]
         if not self.sequencer.apply(body["room"], body["epoch"], message):
             log.warning("replication: room %s out of step at seq %d; catching up again",

@@ -6,6 +6,7 @@ messages.  So the broker's memory and start-up time do not grow with the
 number of rooms it has ever seen.
 """
 import collections
+import heapq
 import os
 
 from chatstream import config
@@ -135,12 +136,36 @@ class Sequencer:
         self.store.append(room, epoch, message, self.history_size)
         return True
 
-    def restore(self, room, state):
-        """A replica's catch-up: the room becomes the active's snapshot entry
-        {epoch, seq, history}, in memory and in the store."""
-        history = self.rooms[room] = RoomHistory.from_state(room, state, self.history_size)
-        self.cids[room] = {m["cid"]: m for m in history.buffer if "cid" in m}
-        self.store.replace_room(room, state)
+    def names_after(self, after, limit):
+        """Up to ``limit`` room names after ``after``, in name order, loading none
+        (a catch-up's next part): from a durable store, which holds every room
+        once committed, else from memory, where every room then is."""
+        if self.store.durable:
+            return self.store.room_names_after(after, limit)
+        return heapq.nsmallest(limit, (name for name in self.rooms if name > after))
+
+    def peek(self, name):
+        """A room's state {epoch, seq, history}, from memory or the store, without
+        loading it into memory; None if it never had a message."""
+        history = self.rooms.get(name)
+        if history is not None:
+            return history.state()
+        return self.store.load_room(name, self.history_size)
+
+    def restore_part(self, states, after, upto=None):
+        """A replica's catch-up part: the rooms after ``after`` up to ``upto``
+        (None: every room after it) become exactly ``states`` {room: {epoch, seq,
+        history}}, in the store; they leave memory (a durable store loads them on
+        their next use), so memory stays within ``rooms_in_memory``."""
+        for name in [n for n in self.rooms if n > after and (upto is None or n <= upto)]:
+            del self.rooms[name]
+            del self.cids[name]
+        if not self.store.durable:     # memory is all there is
+            for room, state in states.items():
+                history = self.rooms[room] = RoomHistory.from_state(room, state,
+                                                                    self.history_size)
+                self.cids[room] = {m["cid"]: m for m in history.buffer if "cid" in m}
+        self.store.replace_rooms(states, after, upto)
 
     def adopt_epoch(self, epoch):
         """New rooms take the active's epoch (same epoch across a failover)."""

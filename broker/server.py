@@ -14,7 +14,7 @@ import time
 import zmq
 
 from chatstream import wire
-from . import keys, metrics
+from . import catchup, keys, metrics
 from .bstar import ACTIVE
 from .handlers import RequestError, RequestHandlers
 from .pair import BrokerPair
@@ -93,10 +93,13 @@ class Broker(RequestHandlers):
         self.instance = "%s-%d" % (self.sequencer.epoch, int(time.time()))
         if cfg.pair_role:
             curve = self.curve and (self.auth, self.curve["broker_secret"], cfg.keys_dir)
-            self.peer_link = PeerLink(self.context, cfg.peer_bind, cfg.peer,
-                                      insecure=cfg.insecure, curve=curve or None)
+            self.peer_link = PeerLink(
+                self.context, cfg.peer_bind, cfg.peer, insecure=cfg.insecure, curve=curve or None,
+                max_frame_bytes=catchup.peer_max_frame_bytes(cfg.history_size, cfg.max_frame_bytes))
             self.pair = BrokerPair(cfg.pair_role == "primary", self.peer_link.send,
-                                   self.sequencer, self.instance, cfg.heartbeat_ms)
+                                   self.sequencer, self.instance, cfg.heartbeat_ms,
+                                   max_part_bytes=catchup.part_bytes(cfg.history_size,
+                                                                     cfg.max_frame_bytes))
         log.info("broker %s listening: intake %s, publish %s, snapshot %s, %s, frames up to %d "
                  "bytes, history %d, state %s (rooms load on first use, at most %d in memory)",
                  self.instance, cfg.intake, cfg.publish, cfg.snapshot,
@@ -153,6 +156,8 @@ class Broker(RequestHandlers):
                 next_beat = now + interval
             wake = min(next_beat, self.next_presence) if self.presence.dirty else next_beat
             timeout_ms = max(0, math.ceil((wake - now) * 1000))
+            if self.pair is not None and self.pair.streaming:
+                timeout_ms = 0     # a catch-up part goes out every turn (_flush)
             try:
                 events = dict(poller.poll(timeout_ms))
             except zmq.ZMQError as exc:
@@ -192,9 +197,11 @@ class Broker(RequestHandlers):
         """Commit the batch, then send what it produced (and presence, when due).
 
         In a failover pair the output waits for the passive's acks
-        (broker/pair.py); what they released goes first."""
+        (broker/pair.py); what they released goes first.  A catch-up being
+        streamed sends its next part right after the commit (broker/catchup.py)."""
         self._publish_presence_when_due()
-        if not self.outbox and not (self.pair is not None and self.pair.released):
+        pair = self.pair
+        if not self.outbox and not (pair is not None and (pair.released or pair.streaming)):
             return
         started = time.perf_counter()
         try:
@@ -211,8 +218,9 @@ class Broker(RequestHandlers):
             metrics.SEQUENCED.inc(self.batch_sequenced)
             self.batch_sequenced = 0
         outbox, self.outbox = self.outbox, []
-        if self.pair is not None:
-            outbox = self.pair.take_released() + self.pair.hold(outbox)
+        if pair is not None:
+            pair.step()
+            outbox = pair.take_released() + pair.hold(outbox)
         for sock, (first, last) in outbox:   # every outgoing message has two frames
             try:
                 sock.send(first, _NOBLOCK | _SNDMORE)

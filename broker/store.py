@@ -59,11 +59,12 @@ class MemoryStore:
     def set_epoch(self, epoch):
         pass
 
-    def replace_room(self, room, state):
-        """Make a room exactly a snapshot entry {epoch, seq, history} (replica catch-up)."""
+    def replace_rooms(self, states, after, upto=None):
+        """Make the stored rooms after ``after`` up to ``upto`` exactly ``states``
+        (a replica's catch-up part; see :meth:`SqliteStore.replace_rooms`)."""
 
-    def room_names(self):
-        """Every stored room (a catch-up sends them all)."""
+    def room_names_after(self, after, limit):
+        """Up to ``limit`` stored rooms after ``after``, in name order."""
         return []
 
     def commit(self):
@@ -128,24 +129,34 @@ class SqliteStore:
         self.db.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?) "
                         "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (epoch,))
 
-    def room_names(self):
-        return [room for (room,) in self.db.execute("SELECT room FROM rooms ORDER BY room")]
+    def room_names_after(self, after, limit):
+        """Up to ``limit`` stored rooms after ``after``, in name order (a catch-up
+        reads the store a part at a time; the primary key's order, no sort)."""
+        return [room for (room,) in self.db.execute(
+            "SELECT room FROM rooms WHERE room > ? ORDER BY room LIMIT ?", (after, limit))]
 
-    def replace_room(self, room, state):
-        """Make a room exactly a snapshot entry {epoch, seq, history}, at once
-        (a replica's catch-up, before it acknowledges anything)."""
+    def replace_rooms(self, states, after, upto=None):
+        """Make the stored rooms after ``after`` up to ``upto`` (None: every room
+        after it) exactly ``states`` {room: {epoch, seq, history}}, in one
+        transaction: a replica's catch-up part; a room of that range the part
+        does not hold is gone from the active, so it goes here too."""
         self.commit()
-        history = state["history"]
-        last_ms = history[-1]["ts"] if history else 0
+        span = "room > ?" if upto is None else "room > ? AND room <= ?"
+        bounds = (after,) if upto is None else (after, upto)
+        rows, positions = [], []
+        for room, state in states.items():
+            history = state["history"]
+            rows.extend((room, m["seq"], fastjson.dumps(m, separators=fastjson.COMPACT))
+                        for m in history)
+            positions.append((room, state["epoch"], state["seq"],
+                              history[-1]["ts"] if history else 0))
         self.db.execute("BEGIN")
         try:
-            self.db.execute("DELETE FROM messages WHERE room=?", (room,))
-            self.db.executemany("INSERT INTO messages (room, seq, body) VALUES (?, ?, ?)", [
-                (room, m["seq"], fastjson.dumps(m, separators=fastjson.COMPACT)) for m in history])
-            self.db.execute("INSERT INTO rooms (room, epoch, seq, last_ms) VALUES (?, ?, ?, ?) "
-                            "ON CONFLICT(room) DO UPDATE SET epoch=excluded.epoch, "
-                            "seq=excluded.seq, last_ms=excluded.last_ms",
-                            (room, state["epoch"], state["seq"], last_ms))
+            self.db.execute("DELETE FROM messages WHERE " + span, bounds)
+            self.db.execute("DELETE FROM rooms WHERE " + span, bounds)
+            self.db.executemany("INSERT INTO messages (room, seq, body) VALUES (?, ?, ?)", rows)
+            self.db.executemany("INSERT INTO rooms (room, epoch, seq, last_ms) VALUES (?, ?, ?, ?)",
+                                positions)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")

@@ -166,7 +166,7 @@ def test_restarted_former_active_comes_back_passive_and_catches_up(tmp_path):
     assert a2.pair.state == bstar.PASSIVE and a2.pair.replica.in_sync
     assert a2.sequencer.epoch == "EA"
     for room in ("r0", "r1", "r2"):
-        assert a2.sequencer.rooms[room].state() == b.sequencer.rooms[room].state()
+        assert a2.sequencer.find(room).state() == b.sequencer.rooms[room].state()
     assert a2.sequencer.store.load_room("r0", 50)["seq"] == 2
     assert a2.sequencer.store.epoch() == "EA"
     b.request(publish_frame(rid=10, cid="c10", room="r1"))
