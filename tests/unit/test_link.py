@@ -25,6 +25,22 @@ def test_link_goes_live_on_the_first_heartbeat_and_down_when_they_stop():
     wait_for(lambda: link.state is LinkState.LIVE, what="the link to come back")
 
 
+def test_a_busy_node_loop_is_not_taken_for_a_silent_broker():
+    """A connection storm can keep a node's loop busy for seconds; the broker's heartbeats
+    then wait unread.  That stall must not mark the link down (nor /healthz red)."""
+    import time
+    _, [(link, _)] = synced_links(1)
+    downs = []
+    set_state = link._set_state
+    link._set_state = lambda state, why: (downs.append(why) if state is LinkState.DOWN
+                                          else None, set_state(state, why))
+    end = time.monotonic() + 0.5             # 0.5 s without yielding: dead_after is 0.15 s
+    while time.monotonic() < end:
+        pass
+    gevent.sleep(0.03)                       # the watchdog wakes late, sees the stall
+    assert link.state is LinkState.LIVE and downs == []
+    wait_for(lambda: link.state is LinkState.DOWN, what="a real silence to count")
+
 def test_every_node_delivers_a_room_in_the_brokers_order():
     broker, ((a, rec_a), (b, rec_b)) = synced_links()
     a.follow("r")

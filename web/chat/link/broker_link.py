@@ -30,8 +30,7 @@ class BrokerLink:
     :param node: this node's name, stamped on messages its clients author.
     :param history_size: messages kept per room (as on the broker).
     :param ack_timeout_s: how long a request waits for the broker.
-    :param heartbeat_ms: the broker's heartbeat period (also the period of
-        this node's full presence report).
+    :param heartbeat_ms: the broker's heartbeat period (= this node's full presence report's).
     :param dead_after_ms: silence after which the broker counts as down.
     :param rooms_per_request: rooms asked for in one snapshot request.
     :param presence_interval_ms: how often changed local members are reported.
@@ -58,9 +57,8 @@ class BrokerLink:
         self.last_heard = 0.0
         self.listener = self.intake = self.snapshots = self.local = None
         self.greenlets = []
-        self.frame_handlers = {"message": self._on_message, "relay": self._on_relay,
-                               "heartbeat": self._on_heartbeat, "presence": self._on_presence,
-                               "announcement": self._on_announcement}
+        self.frame_handlers = {name: getattr(self, "_on_" + name) for name in
+                               ("message", "relay", "heartbeat", "presence", "announcement")}
 
     # lifecycle
 
@@ -185,8 +183,12 @@ class BrokerLink:
             handler(body)
 
     def _watch_heartbeats(self):
+        period = min(self.heartbeat_ms, self.dead_after_ms) / 4000.0
         while True:
-            gevent.sleep(min(self.heartbeat_ms, self.dead_after_ms) / 4000.0)
+            due = time.monotonic() + period
+            gevent.sleep(period)
+            # woken late: our own loop was busy (a storm), the heartbeats wait unread
+            self.last_heard += max(0.0, time.monotonic() - due - period)
             self.check_heartbeats()
 
     def check_heartbeats(self):
@@ -234,9 +236,8 @@ class BrokerLink:
         self.listener.deliver("presence", {"room": room, "members": members}, room)
 
     def _on_announcement(self, body):
-        room = body["room"]
-        self.listener.deliver("announcement", {"room": room, "text": body["text"],
-                                               "ts": body["ts"]}, room)
+        announcement = {"room": body["room"], "text": body["text"], "ts": body["ts"]}
+        self.listener.deliver("announcement", announcement, body["room"])
 
     def _on_relay(self, body):
         data = body.get("data")
@@ -244,9 +245,8 @@ class BrokerLink:
             self.listener.relay(data)
 
     def _sync(self, instance):
-        """Install a full snapshot (Clone pattern): SUB is connected first, and
-        this reader handles nothing else meanwhile, so everything published
-        after the snapshot waits on it and is then merged by seq."""
+        """Install a full snapshot (Clone pattern): SUB is connected first, and this reader
+        handles nothing else meanwhile, so what is published after it waits, merged by seq."""
         self._set_state(LinkState.SYNCING, "broker %s" % instance)
         try:
             reply = self._snapshot()
