@@ -27,7 +27,7 @@ from types import SimpleNamespace
 
 import gevent
 from django.http.cookie import parse_cookie
-from gevent.event import AsyncResult
+from gevent.event import AsyncResult, Event
 
 from chatstream import rules
 
@@ -134,11 +134,20 @@ class SessionIdentities:
 
 
 def _taken_nick_keys(keys):
-    """The ``keys`` (nick keys) that registered accounts hold: one query for all of them."""
+    """The ``keys`` (nick keys) that registered accounts hold: one query for all of them.
+
+    Runs in :class:`NickBatcher`'s one long-lived greenlet, which keeps its database
+    connection open between batches (opening one per check was most of a join's cost);
+    a broken connection (a database restart) is closed and the query asked once more.
+    """
     from django.contrib.auth import get_user_model
-    with _database():
-        return set(get_user_model().objects.filter(nick_key__in=keys)
-                   .values_list("nick_key", flat=True))
+    from django.db import connections
+    query = get_user_model().objects.filter(nick_key__in=keys).values_list("nick_key", flat=True)
+    try:
+        return set(query)
+    except Exception:              # noqa: BLE001 - a stale connection: a new one, once
+        connections.close_all()
+        return set(query.all())
 
 
 class NickBatcher:
@@ -148,14 +157,15 @@ class NickBatcher:
     database connection and query per join: 45 % of a node's CPU while it accepts
     clients, measured with py-spy.  Callers block (their greenlet) on a result; one
     worker greenlet asks ``query(keys) -> set of taken keys`` for everything pending,
-    at most :attr:`MAX_BATCH` keys per query, until nothing is pending.  A failed query
-    fails the checks of its batch only.
+    at most :attr:`MAX_BATCH` keys per query, then waits for the next checks.  A failed
+    query fails the checks of its batch only.
     """
     MAX_BATCH = 500
 
     def __init__(self, query):
         self.query = query
         self.pending = {}      # nick key -> gevent AsyncResult
+        self.wakeup = Event()
         self.worker = None
         self.queries = 0       # for tests and profiles
 
@@ -163,23 +173,26 @@ class NickBatcher:
         result = self.pending.get(key)
         if result is None:
             result = self.pending[key] = AsyncResult()
-            if self.worker is None:
-                self.worker = gevent.spawn(self._answer)
+            if self.worker is None or self.worker.dead:
+                self.worker = gevent.spawn(self._answer_forever)
+            self.wakeup.set()
         return result.get()
 
-    def _answer(self):
-        try:
+    def _answer_forever(self):
+        while True:
+            self.wakeup.wait()
+            self.wakeup.clear()
             while self.pending:
-                batch = {key: self.pending.pop(key)
-                         for key in list(itertools.islice(self.pending, self.MAX_BATCH))}
-                self.queries += 1
-                try:
-                    taken = self.query(list(batch))
-                except Exception as exc:   # noqa: BLE001 - each caller gets it (-> "unavailable")
-                    for result in batch.values():
-                        result.set_exception(exc)
-                    continue
-                for key, result in batch.items():
-                    result.set(key in taken)
-        finally:
-            self.worker = None
+                self._answer(list(itertools.islice(self.pending, self.MAX_BATCH)))
+
+    def _answer(self, keys):
+        batch = {key: self.pending.pop(key) for key in keys}
+        self.queries += 1
+        try:
+            taken = self.query(keys)
+        except Exception as exc:       # noqa: BLE001 - each caller gets it (-> "unavailable")
+            for result in batch.values():
+                result.set_exception(exc)
+            return
+        for key, result in batch.items():
+            result.set(key in taken)
