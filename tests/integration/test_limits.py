@@ -129,3 +129,16 @@ def test_a_client_that_never_reads_is_disconnected_and_nobody_else_suffers(make_
         silent.close()
     log = c.nodes["node1"][0].log()
     assert "stopped reading" in log
+
+
+@pytest.mark.timeout(60)
+def test_a_node_listens_with_a_backlog_for_a_reconnect_storm(cluster):
+    """gevent's default accept backlog (128) overflowed when thousands reconnected at once
+    (each overflow a ~1 s SYN retry); a node asks 4096, which the kernel caps at somaxconn."""
+    import subprocess
+    from pathlib import Path
+    port = cluster.nodes["node1"][1]
+    listening = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True,
+                               text=True, timeout=10, check=True).stdout.split()
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert listening[0] == "LISTEN" and int(listening[2]) == min(4096, somaxconn)

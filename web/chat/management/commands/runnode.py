@@ -83,6 +83,12 @@ def _nodelay_server_class():
     return NoDelayWSGIServer
 
 
+# Connections the kernel queues before the node accepts them (gevent's default is 128; a
+# reconnect storm overflowed it, each overflow a ~1 s SYN retry).  The kernel caps it at
+# net.core.somaxconn (README "Limits").
+LISTEN_BACKLOG = 4096
+
+
 class Command(BaseCommand):
     help = "Serve a chat node (Django + Socket.IO over gevent) on the given port."
 
@@ -105,7 +111,8 @@ class Command(BaseCommand):
         sio = build_server()
         app = build_app(sio, django_app)
         server = _nodelay_server_class()((host, port), app, handler_class=handler_class, log=None,
-                                   error_log=logging.getLogger("chat.wsgi"))
+                                   error_log=logging.getLogger("chat.wsgi"),
+                                   backlog=LISTEN_BACKLOG)
         server.pre_start_hook = app.pre_start_hook   # refusals before a websocket upgrade
         def stop():
             sio.manager.goodbye()   # the broker announces this node's members as gone
