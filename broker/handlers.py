@@ -190,8 +190,10 @@ class RequestHandlers:
         if departed:
             log.warning("nodes expired; gone from rooms: %s", departed)
         self._announce_departures(departed)
+        pair = getattr(self, "pair", None)   # a pair's term: nodes follow the newest active
         self._publish(wire.HEARTBEAT_TOPIC, wire.encode(
             "heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
+            term=pair.star.term if pair is not None else 0,
             ts=now_ms(), seqs=self.sequencer.take_changes()))
 
     def _expire_rooms(self):

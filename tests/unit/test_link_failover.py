@@ -5,8 +5,10 @@ import pytest
 
 from broker import bstar
 from chat.link import BrokerLink, LinkState
-from chat.link.channel import NotActive, RequestChannel
+from chat.link.channel import NoReply, NotActive, RequestChannel
+from chat.link.failover import SILENT_S, PairTransport
 from chat.link.memory_pair import MemoryPair
+from chatstream import wire
 
 from .link_twin import Recorder, wait_for
 
@@ -15,13 +17,13 @@ pytestmark = pytest.mark.timeout(20)
 HEARTBEAT_MS = 50
 
 
-def started(count=2):
+def started(count=2, attempt_s=0.2):
     pair = MemoryPair(heartbeat_ms=HEARTBEAT_MS)
     wait_for(lambda: pair.state(0) == bstar.ACTIVE and pair.state(1) == bstar.PASSIVE
              and pair.brokers[1].broker.pair.replica.in_sync, what="the pair to form")
     links = []
     for i in range(count):
-        link = BrokerLink(pair.transport(), node="n%d" % (i + 1), ack_timeout_s=2.0,
+        link = BrokerLink(pair.transport(attempt_s), node="n%d" % (i + 1), ack_timeout_s=2.0,
                           heartbeat_ms=HEARTBEAT_MS, dead_after_ms=3 * HEARTBEAT_MS)
         recorder = Recorder()
         link.start(recorder)
@@ -117,3 +119,66 @@ def test_restarted_former_active_comes_back_passive_and_serves_after_the_next_fa
     assert [m["seq"] for m in rec_a.messages()] == [1, 2, 3, 4]
     assert rec_a.restarted == []
     pair.close()
+
+
+def test_an_active_slow_to_ack_for_its_cut_off_passive_is_asked_again_never_the_passive():
+    """Across hosts: the active holds its acks up to 2 heartbeats for a passive cut off from
+    it.  A node whose attempt is shorter must not ask the passive, which has lost its peer
+    too and would take over while the active still serves (two actives)."""
+    pair, ((a, rec_a),) = started(1, attempt_s=HEARTBEAT_MS / 1000.0 / 2)
+    pair.cut()
+    seen = []
+
+    def watch():
+        while True:
+            seen.append(tuple(pair.active()))
+            gevent.sleep(0.002)
+    watcher = gevent.spawn(watch)
+    for i in range(8):
+        a.sequence("r", "ann", "m%d" % i)
+    watcher.kill()
+    assert set(seen) == {(0,)} and a.transport.current == 0
+    wait_for(lambda: rec_a.texts() == ["m%d" % i for i in range(8)])
+    pair.close()
+
+
+class _Side:
+    def __init__(self, name):
+        self.name = name
+
+    def endpoint(self, channel):
+        return self.name
+
+
+def _heartbeat(term):
+    return [wire.HEARTBEAT_TOPIC, wire.encode("heartbeat", broker="b", epoch="e", term=term,
+                                              ts=0, seqs={})]
+
+
+def test_nodes_follow_the_newest_term_and_drop_what_an_older_active_publishes():
+    transport = PairTransport(_Side("broker"), _Side("broker2"))
+    room_frame = [wire.room_topic("r"), b"{}"]
+    assert transport._follows(0, _heartbeat(1)) and transport.current == 0
+    assert not transport._follows(1, room_frame)       # the other side, before its heartbeat
+    assert transport._follows(1, _heartbeat(2)) and transport.current == 1   # took over
+    assert transport._follows(1, room_frame)
+    assert not transport._follows(0, _heartbeat(1))    # the old active, back: ignored
+    assert not transport._follows(0, room_frame) and transport.current == 1
+    assert transport._follows(0, _heartbeat(3)) and transport.current == 0   # a later takeover
+
+
+def test_a_request_moves_to_the_other_broker_only_when_this_one_is_gone():
+    transport = PairTransport(_Side("broker"), _Side("broker2"))
+    transport.failed(0, NoReply("slow"))               # never heard: a cold start moves on
+    assert transport.current == 1
+    transport._follows(1, _heartbeat(1))
+    transport.failed(1, NoReply("slow"))               # heard just now: asked again
+    assert transport.current == 1
+    transport.heard[1] -= SILENT_S                      # silent since: hung or cut off
+    transport.failed(1, NoReply("slow"))
+    assert transport.current == 0
+    transport.failed(0, NotActive("passive"))           # the other is silent: wait here
+    assert transport.current == 0
+    transport.heard[1] += SILENT_S                      # heard again: it is the active
+    transport.failed(0, NotActive("passive"))
+    assert transport.current == 1

@@ -19,6 +19,10 @@ class NotActive(BrokerUnavailable):
     """The broker is the passive one of a failover pair (link/failover.py)."""
 
 
+class NoReply(BrokerUnavailable):
+    """The broker took the request but did not answer in time."""
+
+
 class RequestChannel:
     """One of the transport's request sockets (``intake`` or ``snapshot``).
 
@@ -52,7 +56,7 @@ class RequestChannel:
                 raise BrokerUnavailable("broker not connected at %s" % where)
             reply = result.get(timeout=timeout)
         except gevent.Timeout:
-            raise BrokerUnavailable("no reply from %s in %.1f s" % (where, timeout)) from None
+            raise NoReply("no reply from %s in %.1f s" % (where, timeout)) from None
         finally:
             self.pending.pop(rid, None)
         if reply["type"] == "error":

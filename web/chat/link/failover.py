@@ -6,15 +6,23 @@ twins): ``broker`` (primary) and ``broker2`` (backup).
 
 - Requests go to the broker currently taken as active; replies of both are
   merged (requests are matched by rid, so a late one is simply dropped).
-- Both SUB sockets are subscribed alike and merged: only the active publishes,
-  so a frame from the other broker means it became active, and requests follow
-  it.  Its heartbeat names a new broker instance: the link's usual resync runs,
-  and with the same epoch no room reader restarts.
+- Both SUB sockets are subscribed alike; only the active publishes.  Every
+  heartbeat carries the active's Binary Star term (one above any term it had
+  heard when it took over), and the nodes follow the **newest term**: a
+  heartbeat of the other broker with a newer term makes it the one asked, and
+  whatever else the other broker publishes is dropped -- an old active cut off
+  and back (older term) is ignored until its peer makes it exit.  The new
+  active's heartbeat names a new broker instance: the link's usual resync
+  runs, and with the same epoch no room reader restarts.
 - :class:`FailoverChannel` (the link's request channel over a pair) retries a
-  request on the other broker when the current one refuses ``not_active``, is
-  not connected, or is silent for ``attempt_s``, until the request's own
-  timeout: so a client's ack arrives across a failover.  A publish without a
-  cid gets one here, so its resend can never be sequenced twice.
+  request until the request's own timeout, so a client's ack arrives across a
+  failover.  It asks the other broker when the current one refuses
+  ``not_active``, is not connected, or does not answer within ``attempt_s``
+  *and* has been silent on PUB for :data:`SILENT_S`.  A broker still heard is
+  asked again instead: an active holding its acks while it waits for a passive
+  cut off from it (up to 2 heartbeats) is alive, and asking the passive then
+  would make it take over too (two actives, seen across hosts).  A publish
+  without a cid gets one here, so its resend can never be sequenced twice.
 """
 import logging
 import time
@@ -23,7 +31,8 @@ import uuid
 import gevent
 from gevent.queue import Queue
 
-from .channel import BrokerUnavailable, RequestChannel
+from chatstream import wire
+from .channel import BrokerUnavailable, NoReply, NotActive, RequestChannel
 from .transport import CLOSED, QueueReader, TransportClosed
 
 log = logging.getLogger(__name__)
@@ -32,6 +41,9 @@ log = logging.getLogger(__name__)
 # that a hung active still leaves the 5 s ack timeout room for the backup, which
 # itself refuses for up to 2 broker heartbeats (its peer expiry) before serving.
 ATTEMPT_S = 1.0
+# A broker heard on PUB within this long is alive (the active heartbeats every second):
+# a request it is slow to answer is asked of it again, never of the other broker.
+SILENT_S = 1.5
 # Pause after a "not active" refusal before asking again (the backup waits
 # out its peer expiry): bounds the retries to ~10 per second.
 REFUSED_PAUSE_S = 0.1
@@ -56,7 +68,7 @@ class FailoverChannel(RequestChannel):
             except BrokerUnavailable as exc:
                 if deadline - time.monotonic() <= 0:
                     raise
-                self.transport.failed(asked, str(exc))
+                self.transport.failed(asked, exc)
                 gevent.sleep(min(REFUSED_PAUSE_S, max(0.0, deadline - time.monotonic())))
 
 
@@ -74,6 +86,8 @@ class PairTransport(QueueReader):
         self.sides = (primary, backup)
         self.attempt_s = attempt_s
         self.current = 0
+        self.heard = [None, None]   # when each side last published (monotonic s)
+        self.terms = [0, 0]         # each side's term, from its heartbeats
         self.last_switch = float("-inf")
         self.queues = {channel: Queue() for channel in CHANNELS}
         self.readers = []
@@ -89,16 +103,32 @@ class PairTransport(QueueReader):
     def endpoint(self, channel):
         return self.sides[self.current].endpoint(channel)
 
+    def silent(self, index):
+        """Heard on PUB before, but not for :data:`SILENT_S`: hung, dead or cut off."""
+        heard = self.heard[index]
+        return heard is not None and time.monotonic() - heard >= SILENT_S
+
     def failed(self, index, why):
-        """The broker at ``index`` did not serve: take the other one as active."""
-        if index == self.current:
-            self.current = 1 - index
-            now = time.monotonic()
-            # a failover asks back and forth until the backup serves: say so once
-            level = logging.WARNING if now - self.last_switch > QUIET_S else logging.DEBUG
-            self.last_switch = now
-            log.log(level, "broker %s did not serve (%s): asking %s", self.sides[index].endpoint(
-                "intake"), why, self.sides[self.current].endpoint("intake"))
+        """The broker at ``index`` did not serve (``why``: the exception or a reason):
+        take the other one as active -- unless this one is still heard (it is slow, not
+        gone), or it refused as passive while the other one is gone (it takes over
+        once its peer expiry passes: asking the silent one again would only wait)."""
+        if index != self.current:
+            return
+        if isinstance(why, NoReply) and self.heard[index] is not None and not self.silent(index):
+            return
+        if isinstance(why, NotActive) and self.silent(1 - index):
+            return
+        self._switch(1 - index, "broker %s did not serve (%s)" % (
+            self.sides[index].endpoint("intake"), why))
+
+    def _switch(self, index, why):
+        self.current = index
+        now = time.monotonic()
+        # a failover asks back and forth until the backup serves: say so once
+        level = logging.WARNING if now - self.last_switch > QUIET_S else logging.DEBUG
+        self.last_switch = now
+        log.log(level, "%s: asking %s", why, self.sides[index].endpoint("intake"))
 
     def send(self, channel, data):
         """Send to the active broker; if it is not connected, to the other one."""
@@ -128,8 +158,31 @@ class PairTransport(QueueReader):
                 item = side.recv_published() if channel == "publish" else side.recv(channel)
             except TransportClosed:
                 return
-            if channel == "publish" and index != self.current:
-                log.warning("broker %s publishes: it is the active one now",
-                            side.endpoint("intake"))
-                self.current = index
+            if channel == "publish" and not self._follows(index, item):
+                continue
             self.queues[channel].put(item)
+
+    def _follows(self, index, frames):
+        """Note a PUB frame of side ``index``; False drops it (not the newest active)."""
+        self.heard[index] = time.monotonic()
+        term = _heartbeat_term(frames)
+        if term is not None:
+            self.terms[index] = term
+        if index == self.current:
+            return True
+        if term is None or term <= self.terms[self.current]:
+            return False     # an old active not gone yet, or frames before its heartbeat
+        self._switch(index, "broker %s publishes with term %d" % (
+            self.sides[index].endpoint("intake"), term))
+        return True
+
+
+def _heartbeat_term(frames):
+    """The term a heartbeat frame carries, or None (not a heartbeat, no term)."""
+    if len(frames) != 2 or frames[0] != wire.HEARTBEAT_TOPIC:
+        return None
+    try:
+        term = wire.decode(frames[1]).get("term")
+    except wire.WireError:
+        return None
+    return term if type(term) is int else None
