@@ -14,6 +14,7 @@ import time
 import zmq
 
 from chatstream import wire
+from chatstream.clock import now_ms
 from . import catchup, keys, metrics
 from .bstar import ACTIVE
 from .handlers import RequestError, RequestHandlers
@@ -148,11 +149,7 @@ class Broker(RequestHandlers):
         while self.running:
             now = time.monotonic()
             if now >= next_beat:
-                if self.pair is not None:
-                    self.pair.tick()   # a passive says nothing on PUB: nodes follow the active
-                if self.pair is None or self.pair.state == ACTIVE:
-                    self.heartbeat()
-                self._flush()
+                self.beat()
                 next_beat = now + interval
             wake = min(next_beat, self.next_presence) if self.presence.dirty else next_beat
             timeout_ms = max(0, math.ceil((wake - now) * 1000))
@@ -192,6 +189,27 @@ class Broker(RequestHandlers):
             except zmq.Again:
                 return
             self._serve(sock, handlers, frames)
+
+    def beat(self):
+        """Every heartbeat: the pair's tick, the heartbeat (a passive says nothing on PUB:
+        nodes follow the active), the batch out.  While output waits for the passive, a
+        heartbeat without seqs goes straight out too: an active waiting for its passive
+        is alive, and nodes that heard nothing would ask the backup, which, cut off from
+        this broker, would take over as well (two actives, seen across hosts)."""
+        pair = self.pair
+        if pair is not None:
+            pair.tick()
+        if pair is None or pair.state == ACTIVE:
+            self.heartbeat()
+        self._flush()
+        if pair is not None and pair.state == ACTIVE and pair.replicator.held:
+            alive = wire.encode("heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
+                                term=pair.star.term, ts=now_ms(), seqs={})
+            try:
+                self.publisher.send(wire.HEARTBEAT_TOPIC, _NOBLOCK | _SNDMORE)
+                self.publisher.send(alive, _NOBLOCK)
+            except zmq.ZMQError as exc:
+                log.warning("heartbeat not sent: %s", exc)
 
     def _flush(self):
         """Commit the batch, then send what it produced (and presence, when due).

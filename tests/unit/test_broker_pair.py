@@ -121,6 +121,27 @@ def test_a_dead_passive_releases_held_acks_after_its_expiry():
     assert a.request(publish_frame(rid=2))[-1]["message"]["seq"] == 2   # runs on alone
 
 
+def test_an_active_waiting_for_its_passive_still_heartbeats_to_the_nodes():
+    """Its output (acks, messages, the usual heartbeat) waits for the passive; a heartbeat
+    without seqs does not, so nodes do not take it for gone and ask the backup."""
+    clock, a, b = started_pair()
+    a.request(publish_frame(rid=1))
+    in_flight = list(a.to_peer)             # the peer link is slow: no replication ack yet
+    a.to_peer.clear()
+    a.broker.publisher.sent.clear()
+    clock.now += 1.0
+    a.broker.beat()
+    [alive] = a.published()
+    assert (alive["type"], alive["seqs"], alive["term"]) == ("heartbeat", {}, a.pair.star.term)
+    assert a.pair.star.term >= 1 and a.replies() == []       # the message and its ack wait
+    a.to_peer[:0] = in_flight
+    pump(a, b)                               # acked: the held output follows, in order
+    assert [(m["type"], m.get("seqs")) for m in a.published()[1:]] == [
+        ("message", None), ("heartbeat", {"lobby": 1})]
+    a.broker.publisher.sent.clear()
+    a.broker.beat()                          # nothing held: only the usual heartbeat
+    assert [m["type"] for m in a.published()] == ["heartbeat"]
+
 def test_failover_resend_with_same_cid_is_delivered_once_with_same_epoch_and_seq():
     clock, a, b = started_pair()
     a.request(publish_frame(rid=1, cid="c1", text="one"))
