@@ -7,8 +7,10 @@ Fills a SQLite state file with ``--rooms`` rooms of ``--messages`` messages
 (bench/broker_rooms.py's fill; ``--state`` copies a filled one instead), starts
 ``python -m broker`` as the pair's primary on it and, once it serves alone, the
 backup on an empty state file.  While the backup catches up, one client
-publishes to random rooms (one publish in flight, its ack awaited): the
-slowest ack shows how long the active's loop was held.  Reported: the time
+publishes to random rooms (one publish in flight, its ack awaited; an ack
+also waits for the passive to store the message once its room was sent), or
+with ``--probe history`` reads one room's history (the active's loop alone):
+the slowest answer shows how long the active's loop was held.  Reported: the time
 from the backup's start to "caught up", the active's RSS before and its peak
 (VmHWM) after, the acks' latency.  Then both brokers are stopped (by pid) and
 their state files compared room by room: epoch, seq, last message time and
@@ -77,6 +79,15 @@ def publish(sock, room, i, timeout_s):
     return time.monotonic() - t0, wire.decode(sock.recv())
 
 
+def history(sock, room, i, timeout_s):
+    t0 = time.monotonic()
+    sock.send(wire.encode("history", rid=i, room=room))
+    if not sock.poll(int(timeout_s * 1000)):
+        return time.monotonic() - t0, None
+    reply = wire.decode(sock.recv())
+    return time.monotonic() - t0, dict(reply, type="published")   # answered
+
+
 def dump(path):
     db = sqlite3.connect(path)
     try:
@@ -103,6 +114,9 @@ def run(args, tmp):
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect("tcp://127.0.0.1:%d" % ports["a"][0])
+    reader = ctx.socket(zmq.DEALER)
+    reader.setsockopt(zmq.LINGER, 0)
+    reader.connect("tcp://127.0.0.1:%d" % ports["a"][2])
     procs = {}
     try:
         procs["a"] = start(args.broker_root, tmp, "broker",
@@ -120,13 +134,17 @@ def run(args, tmp):
         procs["b"] = start(args.broker_root, tmp, "broker2",
                            broker_env(tmp, "broker2", "backup", ports["b"], ports["a"]))
         log_b = os.path.join(tmp, "broker2.log")
-        waits, lost = [], 0
+        waits, lost, slowest = [], 0, (0.0, 0.0)
         while "caught up with the active" not in Path(log_b).read_text(errors="replace"):
             if time.monotonic() > deadline or procs["b"].poll() is not None:
                 raise SystemExit("no catch-up within %.0f s" % args.timeout)
             i += 1
-            took, reply = publish(sock, "room-%d" % random.randrange(rooms), i, 30.0)
+            if args.probe == "history":
+                took, reply = history(reader, "room-0", i, 30.0)
+            else:
+                took, reply = publish(sock, "room-%d" % random.randrange(rooms), i, 30.0)
             waits.append(took)
+            slowest = max(slowest, (took, time.monotonic() - started - took))
             lost += reply is None or reply.get("type") != "published"
         caught_s = time.monotonic() - started
         hwm = status_kb(procs["a"].pid, "VmHWM")
@@ -137,15 +155,21 @@ def run(args, tmp):
             lost += reply is None or reply.get("type") != "published"
         waits.sort()
         print("%d rooms: caught up %.1f s after the backup started; active RSS %.1f MB before, "
-              "peak %.1f MB (VmHWM before %.1f MB), %.1f MB after; %d publishes during it, ack "
-              "median %.3f s, max %.3f s; %d unanswered" % (
+              "peak %.1f MB (VmHWM before %.1f MB), %.1f MB after; %d %s requests during it, answer "
+              "median %.4f s, p99 %.3f s, max %.3f s; %d unanswered" % (
                   rooms, caught_s, before_rss / 1024, hwm / 1024, before_hwm / 1024, rss / 1024,
-                  len(waits), waits[len(waits) // 2] if waits else 0, waits[-1] if waits else 0,
+                  len(waits), args.probe, waits[len(waits) // 2] if waits else 0,
+                  waits[int(len(waits) * 0.99)] if waits else 0, waits[-1] if waits else 0,
                   lost))
+        said = Path(tmp, "broker.log").read_text(errors="replace")
+        print("the slowest answer came %.1f s after the backup started; the active served %d "
+              "catch-up requests and detached the passive %d times" % (
+                  slowest[1], said.count("catching up"), said.count("passive detached")))
     finally:
         for proc in procs.values():
             stop(proc)
         sock.close()
+        reader.close()
         ctx.term()
     a, b = dump(path), dump(os.path.join(tmp, "broker2.sqlite3"))
     same = [x == y for x, y in zip(a, b)]
@@ -166,11 +190,19 @@ def main(argv=None):
     p.add_argument("--messages", type=int, default=5)
     p.add_argument("--state", help="a filled state file to copy instead of filling one")
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--probe", choices=("publish", "history"), default="publish",
+                   help="what a client asks of the active while the backup catches up")
     p.add_argument("--broker-root", default=str(ROOT),
                    help="checkout whose broker to start (e.g. an export of an older commit)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pair-catchup-") as tmp:
-        ok = run(args, tmp)
+        try:
+            ok = run(args, tmp)
+        except SystemExit:
+            for name in ("broker", "broker2"):   # what the brokers said, for the failure
+                lines = Path(tmp, name + ".log").read_text(errors="replace").splitlines()
+                print("--- %s.log (last 15 lines)\n%s" % (name, "\n".join(lines[-15:])))
+            raise
     return 0 if ok else 1
 
 

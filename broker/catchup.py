@@ -16,6 +16,12 @@ continues ``after``: the passive makes the rooms of ``(after, last room]``
 (the last part: everything after ``after``) exactly the part, and asks again
 when a part is missing.
 
+Flow: the passive acknowledges every part it stored (``replicated`` with
+``ask`` and ``parts``, how many so far) and the active keeps at most
+``WINDOW`` parts unacknowledged, so neither broker queues the store in its
+socket buffers and the passive's loop, applying a few parts per turn, keeps its
+heartbeat on time.
+
 Sizes: a part holds at most ``ROOMS_PER_PART`` rooms and :func:`part_bytes`
 bytes, and the peer link reads frames of up to twice that
 (:func:`peer_max_frame_bytes`); a single room larger than a part (messages
@@ -28,6 +34,7 @@ from chatstream import fastjson
 log = logging.getLogger(__name__)
 
 ROOMS_PER_PART = 200
+WINDOW = 4                 # parts sent and not yet acknowledged, at most
 PART_BYTES = 1 << 20       # 1 MiB: a few ms of work per part, many rooms per frame
 ENVELOPE_BYTES = 1024      # a part's other fields (type, epoch, after, ask, more)
 
@@ -82,6 +89,14 @@ class CatchupStream:
         self.rooms_per_part = max(1, rooms_per_part)
         self.cursor = ""       # the last room sent; the rooms after it are still to come
         self.parts = self.rooms = 0
+        self.acked = 0         # parts the passive has stored
+
+    def ready(self):
+        """True while fewer than ``WINDOW`` parts wait for the passive."""
+        return self.parts - self.acked < WINDOW
+
+    def on_ack(self, parts):
+        self.acked = max(self.acked, parts)
 
     def pending(self, room):
         """True while ``room``'s part is still to come (it will hold what the room has then)."""

@@ -10,7 +10,7 @@ sends peer frames through ``send`` and is fed the peer's frames by
 - ``replicate(room, epoch, message)`` for every newly sequenced message;
 - ``hold(outbox)`` after every commit: what may be sent now;
 - ``step()`` after every commit: the next part of a catch-up being streamed
-  (``streaming``: one is, so the loop does not wait for a socket meanwhile).
+  (``streaming``: a part may go out now, so the loop does not wait for a socket).
 
 and calls :meth:`tick` every heartbeat: it sends our state to the peer,
 detaches a passive Binary Star declared dead, and flushes the replica's acks.
@@ -70,7 +70,9 @@ class BrokerPair:
 
     @property
     def streaming(self):
-        return self.replicator.stream is not None
+        """A catch-up part may go out now (one is streamed and the passive keeps up)."""
+        stream = self.replicator.stream
+        return stream is not None and stream.ready()
 
     def step(self):
         self.replicator.step()

@@ -18,7 +18,8 @@ connected to the other's ROUTER on its peer port (``broker`` 5559,
     catchup     {instance, ask}                     passive -> active: send all
     rooms       {epoch, rooms: {room: RoomState}, after, more, ask}   active -> passive
     replicate   {room, epoch, message: Message}     active -> passive
-    replicated  {acks: {room: seq}}                 passive -> active, after commit
+    replicated  {acks: {room: seq}, ask?, parts?}   passive -> active, after commit
+                (``parts``: catch-up parts of request ``ask`` stored so far)
 
 A passive asks ``catchup`` (``ask`` numbers its requests) when it becomes
 passive, again whenever a ``replicate`` does not follow its room's seq, a
@@ -95,13 +96,16 @@ class Replicator:
 
     def step(self):
         """Right after a commit: the catch-up's next part, if one is being streamed."""
-        if self.stream is not None and self.stream.step():
+        if self.stream is not None and self.stream.ready() and self.stream.step():
             log.info("replication: passive %s sent %d rooms in %d parts", self.attached,
                      self.stream.rooms, self.stream.parts)
             self.stream = None
 
     def on_replicated(self, body):
         """Acks arrived; returns the held outboxes that may now go, in order."""
+        if self.stream is not None and body.get("ask") == self.stream.ask:
+            parts = body.get("parts")
+            self.stream.on_ack(parts if isinstance(parts, int) else 0)
         for room, seq in body["acks"].items():
             if seq > self.acked.get(room, 0):
                 self.acked[room] = seq
@@ -166,6 +170,8 @@ class Replica:
         self.asked_at = 0.0   # when the catch-up was asked or last moved (monotonic seconds)
         self.ask = 0          # the number of the last catch-up request
         self.cursor = None    # the last room of its parts so far (None: no part yet)
+        self.parts = 0        # parts of this request stored
+        self.parts_acked = 0  # ... and acknowledged
         self.applied = {}   # room -> seq applied since the last commit (to acknowledge)
 
     def start(self, now=None):
@@ -176,6 +182,7 @@ class Replica:
         self.applied = {}
         self.ask += 1
         self.cursor = None
+        self.parts = self.parts_acked = 0
         self.send(encode("catchup", instance=self.instance, ask=self.ask))
 
     def on_rooms(self, body):
@@ -195,6 +202,7 @@ class Replica:
         self.sequencer.commit()
         self.cursor = max(rooms) if rooms else after
         self.asked_at = self.clock()   # the catch-up moves: no need to ask again
+        self.parts += 1            # acknowledged by flush, once per loop turn
         if not more:
             self.catching_up = False
             self.in_sync = True
@@ -212,9 +220,16 @@ class Replica:
         self.applied[body["room"]] = message["seq"]
 
     def flush(self):
-        """Commit what was applied, then acknowledge it (durable first)."""
-        if not self.applied:
+        """Commit what was applied, then acknowledge it (durable first), with the
+        catch-up parts stored.  Once per loop turn: the active sends the next
+        parts only then, so a passive's turn (and its heartbeat) waits for a few
+        parts at most, never for a stream that keeps coming."""
+        if not self.applied and self.parts == self.parts_acked:
             return
         self.sequencer.commit()
         applied, self.applied = self.applied, {}
-        self.send(encode("replicated", acks=applied))
+        parts = {}
+        if self.parts != self.parts_acked:
+            parts = {"ask": self.ask, "parts": self.parts}
+            self.parts_acked = self.parts
+        self.send(encode("replicated", acks=applied, **parts))

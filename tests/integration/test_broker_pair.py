@@ -1,7 +1,12 @@
 """The broker failover pair as real processes (python -m broker, plain sockets on
 loopback): the primary serves, the backup refuses, kill -9 of the primary, a
 node's resend with the same cid is answered by the backup with the same epoch
-and seq, and the restarted primary comes back passive and caught up."""
+and seq, and the restarted primary comes back passive and caught up; a backup
+catches up on thousands of stored rooms, streamed while publishes go on, and
+ends with the same store."""
+import random
+import re
+import sqlite3
 import time
 import uuid
 
@@ -10,6 +15,8 @@ import zmq
 import zmq.auth
 
 from broker import keys, replication
+from broker.sequencer import Sequencer
+from broker.store import SqliteStore
 from chatstream import wire
 from harness.processes import PYTHON, Proc, base_env, free_port, wait_until
 
@@ -47,9 +54,9 @@ class Node:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect("tcp://127.0.0.1:%d" % port)
 
-    def publish(self, cid, text, timeout=1.0):
+    def publish(self, cid, text, timeout=1.0, room="pair"):
         rid = uuid.uuid4().hex
-        self.sock.send(wire.encode("publish", rid=rid, room="pair", nick="ann", text=text,
+        self.sock.send(wire.encode("publish", rid=rid, room=room, nick="ann", text=text,
                                    node="node1", cid=cid, uid="g" + "0" * 20))
         if not self.sock.poll(int(timeout * 1000)):
             return None
@@ -64,9 +71,10 @@ def pair(tmp_path):
     ports = {"a": both[:4], "b": both[4:]}
     procs = {}
 
-    def start(name):
+    def start(name, **extra):
         role, own, other = (("primary", "a", "b") if name == "broker" else ("backup", "b", "a"))
         env = broker_env(tmp_path, name, role, ports[own], (ports[own][3], ports[other][3]))
+        env.update(extra)
         procs[name] = Proc(name, [PYTHON, "-m", "broker"], env, tmp_path).start()
         return procs[name]
     ctx = zmq.Context()
@@ -156,3 +164,50 @@ def test_the_peer_link_admits_the_broker_key_only(tmp_path):
     finally:
         backup.stop()
         ctx.destroy(0)
+
+
+def _store_contents(path):
+    db = sqlite3.connect(str(path))
+    try:
+        return (db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone(),
+                db.execute("SELECT room, epoch, seq, last_ms FROM rooms ORDER BY room").fetchall(),
+                db.execute("SELECT room, seq, body FROM messages ORDER BY room, seq").fetchall())
+    finally:
+        db.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_backup_catches_up_on_many_rooms_streamed_while_publishes_go_on(pair, tmp_path):
+    start, ports, ctx = pair
+    rooms = 5000
+    filled = Sequencer(store=SqliteStore(str(tmp_path / "broker.sqlite3")))
+    for r in range(rooms):
+        for m in range(3):
+            filled.sequence("room-%04d" % r, "ann", "m%d" % m, "node1", "c%d-%d" % (r, m))
+    filled.commit()
+    filled.store.close()
+    small = {"CHAT_BROKER_ROOMS_IN_MEMORY": "100"}
+    primary = start("broker", **small)
+    node = Node(ctx, ports["a"][0])
+    until_reply(node, "first", "first", timeout=15.0)       # serving alone
+    backup = start("broker2", **small)
+    rng, i, deadline = random.Random(3), 0, time.monotonic() + 30
+    while "caught up with the active" not in backup.log():
+        assert time.monotonic() < deadline, "no catch-up within 30 s"
+        i += 1
+        reply = node.publish("p%d" % i, "during", timeout=5.0,
+                             room="room-%04d" % rng.randrange(rooms))
+        assert reply["type"] == "published", reply
+    for j in range(10):                                     # acked once the passive has them
+        reply = node.publish("q%d" % j, "after", timeout=5.0,
+                             room="room-%04d" % rng.randrange(rooms))
+        assert reply["type"] == "published", reply
+    sent = wait_until(lambda: re.search(r"sent (\d+) rooms in (\d+) parts", primary.log()), 5,
+                      "the active's catch-up line")
+    assert int(sent.group(1)) >= rooms and int(sent.group(2)) >= rooms // 200
+    primary.stop()
+    backup.stop()
+    assert _store_contents(tmp_path / "broker.sqlite3") == _store_contents(
+        tmp_path / "broker2.sqlite3")
+    print("%d publishes while the backup caught up on %d rooms in %s parts" % (
+        i, rooms, sent.group(2)))

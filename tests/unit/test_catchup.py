@@ -80,9 +80,10 @@ def stream(a, b, between=None, max_rounds=5000, bound=BOUND):
             dst.broker._flush()
             if bound is not None:                       # memory, every turn
                 assert len(a.sequencer.rooms) <= bound and len(b.sequencer.rooms) <= bound
-        if between is not None and a.pair.streaming:
+        if between is not None and a.pair.replicator.stream is not None:
             between(turn)
-        if b.pair.replica.in_sync and not a.pair.streaming and not a.to_peer and not b.to_peer:
+        if (b.pair.replica.in_sync and a.pair.replicator.stream is None
+                and not a.to_peer and not b.to_peer):
             return parts
     raise AssertionError("no catch-up in %d turns" % max_rounds)
 
@@ -120,7 +121,7 @@ def test_rooms_published_to_while_the_catch_up_streams_end_up_identical(tmp_path
     kinds = set()      # True: a room whose part is still to come; False: one already sent
 
     def publish(turn):
-        cursor = a.pair.replicator.stream.cursor if a.pair.streaming else None
+        cursor = a.pair.replicator.stream.cursor
         rooms = ["room-%04d" % rng.randrange(ROOMS) for _ in range(4)]
         rooms += ["new-%d" % turn, "zz-new-%d" % turn]            # before and after any cursor
         if cursor and cursor.startswith("room-"):
@@ -267,3 +268,33 @@ def test_the_memory_store_streams_from_memory(tmp_path):
     assert {n: b.sequencer.rooms[n].state() for n in b.sequencer.rooms} == \
         {n: a.sequencer.rooms[n].state() for n in a.sequencer.rooms}
     assert b.sequencer.cids == a.sequencer.cids
+
+
+def test_the_active_keeps_at_most_a_window_of_parts_unacknowledged(tmp_path):
+    clock, a = active_with_rooms(tmp_path, rooms=2000)
+    b = passive(tmp_path, clock)
+    tick(a, b)
+    for frame in a.to_peer:
+        b.pair.on_peer_frame(frame)              # b goes passive and asks
+    a.to_peer.clear()
+    for frame in b.to_peer:
+        a.pair.on_peer_frame(frame)
+    b.to_peer.clear()
+    for _ in range(20):                          # b stores nothing: no acks come back
+        a.broker._flush()
+    assert sum(b'"rooms"' in f for f in a.to_peer) == catchup.WINDOW
+    assert not a.pair.streaming                  # the loop waits on its sockets meanwhile
+    parts = [f for f in a.to_peer if b'"rooms"' in f]
+    a.to_peer.clear()
+    for frame in parts[:2]:
+        b.pair.on_peer_frame(frame)
+    assert b.to_peer == []                       # acknowledged at the end of b's loop turn
+    b.pair.flush()
+    [ack] = b.to_peer
+    assert (replication.decode(ack)["parts"], replication.decode(ack)["ask"]) == (2, 1)
+    for frame in b.to_peer:                      # two parts acknowledged: two more go
+        a.pair.on_peer_frame(frame)
+    a.broker._flush()
+    a.broker._flush()
+    a.broker._flush()
+    assert sum(b'"rooms"' in f for f in a.to_peer) == 2
