@@ -29,6 +29,9 @@ ACK_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 RATE_LIMITED = Counter("chat_rate_limited", "Requests refused rate_limited, by event",
                        ["event"], registry=REGISTRY)
+GC_SECONDS = Histogram("chat_gc_seconds", "Time the cyclic garbage collector stopped the "
+                       "node, per collection, by generation", ["generation"],
+                       buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5), registry=REGISTRY)
 SLOW_CLIENTS_CUT = Counter("chat_slow_clients_cut", "Connections cut for not reading",
                            registry=REGISTRY)
 

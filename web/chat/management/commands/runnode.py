@@ -106,6 +106,7 @@ class Command(BaseCommand):
                                    % option)
         name, host, port = settings.CHAT_NODE_NAME, settings.CHAT_NODE_HOST, settings.CHAT_NODE_PORT
         from chatsite.wsgi import application as django_app
+        from chat import gcwatch
         from chat.node import build_app, build_server
         handler_class = _require_websocket_handler()
         sio = build_server()
@@ -124,5 +125,6 @@ class Command(BaseCommand):
         # keep it out of the cyclic collector's full passes, which otherwise walk it all.
         gc.collect()
         gc.freeze()
+        gcwatch.install()
         server.serve_forever()
         log.info("node %s stopped", name)

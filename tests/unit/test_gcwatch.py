@@ -1,0 +1,33 @@
+"""chat.gcwatch: every collection timed, slow ones logged, full collections made rare."""
+import gc
+import logging
+
+import pytest
+
+from chat import gcwatch
+from chat.metrics import GC_SECONDS, REGISTRY
+
+
+@pytest.fixture
+def watched():
+    before_threshold, before_callbacks = gc.get_threshold(), list(gc.callbacks)
+    yield
+    gc.set_threshold(*before_threshold)
+    gc.callbacks[:] = before_callbacks
+
+
+def _count(generation):
+    return REGISTRY.get_sample_value("chat_gc_seconds_count", {"generation": str(generation)}) or 0
+
+
+def test_full_collections_wait_for_many_middle_ones_and_every_collection_is_timed(watched, caplog):
+    young, middle, _ = gc.get_threshold()
+    gcwatch.install(slow_s=0.0, full_after=1234)
+    gcwatch.install(slow_s=0.0, full_after=1234)          # once per process: one callback
+    assert gc.get_threshold() == (young, middle, 1234)
+    assert sum(getattr(cb, "__name__", "") == "watch" for cb in gc.callbacks) == 1
+    before = _count(2)
+    with caplog.at_level(logging.WARNING, logger="chat.gcwatch"):
+        gc.collect()
+    assert _count(2) == before + 1 and GC_SECONDS is not None
+    assert "generation-2 collection stopped the node" in caplog.text
