@@ -379,3 +379,47 @@ def test_fanout_emit_local_sends_one_packet_to_every_member_of_the_room(sio):
     finally:
         for client in clients:
             client.close()
+
+
+class _CountingQueue:
+    def __init__(self, queued):
+        self.queued, self.looks = queued, 0
+
+    def qsize(self):
+        self.looks += 1
+        return self.queued
+
+
+def _swept_node(count, connected=()):
+    """A stand-in node with ``count`` open sessions s0..s<count-1>, opened in that order."""
+    from types import SimpleNamespace
+    sockets = patches._ChatSockets()
+    for i in range(count):
+        dict.__setitem__(sockets, "s%d" % i, SimpleNamespace(closed=False, queue=_CountingQueue(0)))
+        sockets.opened["s%d" % i] = float(i)
+    looks = []
+    manager = SimpleNamespace(sid_from_eio_sid=lambda sid, ns: looks.append(sid) or (
+        "sio-" + sid if sid in connected else None))
+    return SimpleNamespace(eio=SimpleNamespace(sockets=sockets), manager=manager), looks
+
+
+def test_the_slow_client_sweep_looks_only_at_connections_that_queued_something():
+    sio, _ = _swept_node(10_000)
+    sockets = sio.eio.sockets
+    sockets["s7"].queue.queued = 5
+    sockets.backlogged.add("s7")
+    assert patches.backlogs(sio) == [("s7", 5)]
+    assert sum(s.queue.looks for s in sockets.values()) == 1     # not 10,000 looks a second
+    sockets["s7"].queue.queued = 0                                 # drained: forgotten
+    assert patches.backlogs(sio) == [] and sockets.backlogged == set()
+
+
+def test_the_half_open_sweep_looks_at_each_session_about_once(monkeypatch):
+    sio, looks = _swept_node(10_000, connected={"s0", "s1"})
+    from chat import sweeps
+    monkeypatch.setattr(sweeps.time, "monotonic", lambda: 3.5)
+    assert patches.half_open(sio, 0.0) == ["s2", "s3"]      # s0, s1 connected; s4.. too young
+    assert looks == ["s0", "s1", "s2", "s3", "s4"]          # stops at the first young one
+    assert list(sio.eio.sockets.opened)[:3] == ["s2", "s3", "s4"]   # connected ones forgotten
+    sio.eio.sockets["s2"].closed = True                     # cut off by the sweep
+    assert patches.half_open(sio, 0.0) == ["s3"]

@@ -71,6 +71,7 @@ class ChatSocket(engineio_socket.Socket):
         writer = self.writer
         if (writer is None or pkt.binary or not self.upgraded or self.upgrading
                 or self.closed or not writer.idle or not self.queue.empty()):
+            self.server.sockets.backlogged.add(self.sid)   # for patches.backlogs
             return super().send(pkt)     # nothing may overtake what is queued
         if not self.check_ping_timeout():
             return                       # being closed: dropped, as engineio's send does

@@ -1,0 +1,74 @@
+"""What the node's periodic sweeps (backpressure.py) find, and how they cut a
+connection off: the Engine.IO internals they rely on are rows of ``patches.PATCHES``
+(``Socket.close``, ``Server.sockets``, ``WebSocket.handler``); the tables they read
+(``opened``, ``backlogged``) are kept by ``patches._ChatSockets`` and ``ChatSocket.send``.
+"""
+import socket as stdlib_socket
+import time
+
+
+def backlogs(sio):
+    """``(eio_sid, packets queued)`` for every open connection of ``sio`` with a
+    packet queued since the last look (drained ones are forgotten)."""
+    sockets = sio.eio.sockets
+    found = []
+    for eio_sid in list(sockets.backlogged):
+        socket = sockets.get(eio_sid)
+        queued = 0 if socket is None or socket.closed else socket.queue.qsize()
+        if queued:
+            found.append((eio_sid, queued))
+        else:
+            sockets.backlogged.discard(eio_sid)
+    return found
+
+
+def cut_off(sio, eio_sid):
+    """Abort a connection at once and drop what was queued for it.
+
+    A CLOSE packet would only queue behind the backlog, so the socket is
+    aborted, its queue emptied and its writer let go (``None``) once its
+    blocked send returns.
+    """
+    socket = sio.eio.sockets.get(eio_sid)
+    if socket is None or socket.closed:
+        return False
+    socket.close(wait=False, abort=True)
+    while not socket.queue.empty():
+        socket.queue.get_nowait()
+        socket.queue.task_done()
+    socket.queue.put(None)
+    sio.eio.sockets.pop(eio_sid, None)
+    ws = socket.writer._sock if socket.writer is not None else None   # gevent-websocket's
+    handler = getattr(ws, "handler", None)
+    _shutdown(handler.socket if handler is not None else socket.poll_connection)
+    return True
+
+
+def _shutdown(tcp):
+    """Shut down a cut-off client's TCP connection: a websocket writer or a long-poll
+    response may sit in ``sendall`` to a client that reads nothing, which only an
+    error ends (no send timeout)."""
+    if tcp is not None:
+        try:
+            tcp.shutdown(stdlib_socket.SHUT_RDWR)
+        except OSError:
+            pass                         # already gone
+
+
+def half_open(sio, older_than_s):
+    """Engine.IO sids of ``sio`` open over ``older_than_s`` with no Socket.IO connection.
+
+    Looks at the sessions not yet found connected, oldest first, and stops at the
+    first one too young: each session is looked at about once."""
+    sockets = sio.eio.sockets
+    limit = time.monotonic() - older_than_s
+    stale = []
+    for eio_sid, opened_s in list(sockets.opened.items()):
+        socket = sockets.get(eio_sid)
+        if socket is None or socket.closed or sio.manager.sid_from_eio_sid(eio_sid, "/") is not None:
+            del sockets.opened[eio_sid]              # gone, or connected: never half-open again
+        elif opened_s >= limit:
+            break
+        else:
+            stale.append(eio_sid)                    # forgotten once closed (cut_off)
+    return stale
