@@ -100,3 +100,25 @@ def test_the_twin_drops_a_frame_over_the_limit_like_zeromq():
     with pytest.raises(Exception):
         a.sequence("r", "alice", "x" * 2000)        # no reply: BrokerUnavailable
     assert broker.oversize and broker.oversize[0][0] == "intake"
+
+
+def test_unchanged_members_cost_a_small_keepalive_and_the_whole_set_only_now_and_then():
+    import gevent
+    from chat.link.presence import LocalMembers
+    sent = []
+    local = LocalMembers(lambda type_, **report: sent.append(report), "n1")
+    for i in range(50):
+        local.joined("room-%d" % i, "nick-%d" % i)
+    local.report_all()
+    sent.clear()
+    reporter = gevent.spawn(local.report_forever, 10, 40, 300)
+    gevent.sleep(0.2)
+    local.joined("room-0", "late")                   # one change: its room only
+    gevent.sleep(0.17)
+    reporter.kill()
+    full = [r for r in sent if r["full"]]
+    alive = [r for r in sent if not r["full"] and not r["rooms"]]
+    changed = [r["rooms"] for r in sent if not r["full"] and r["rooms"]]
+    assert len(full) == 1 and len(full[0]["rooms"]) == 50            # at 300 ms, not every beat
+    assert changed == [{"room-0": ["late", "nick-0"]}]
+    assert len(alive) >= 4 and len(alive) < len(sent) - 1             # ~ every 40 ms meanwhile

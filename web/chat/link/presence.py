@@ -8,6 +8,10 @@ import gevent
 from chatstream import config, fastjson
 
 
+# The whole member set, however unchanged, at least this often (anti-entropy).
+FULL_REPORT_MS = 30_000
+
+
 class LocalMembers:
     """This node's members: room -> nick -> number of connections using it.
 
@@ -55,28 +59,39 @@ class LocalMembers:
     def nicks(self, room):
         return sorted(self.rooms.get(room, ()))
 
-    def flush(self):
-        """Report the rooms whose nicks changed since the last report."""
-        if self.dirty:
-            dirty, self.dirty = self.dirty, set()
-            self._report({room: self.nicks(room) for room in sorted(dirty)})
+    def flush(self, alive=False):
+        """Report the rooms whose nicks changed since the last report (with ``alive``,
+        an empty report when none did); True when a report went."""
+        if not (self.dirty or alive):
+            return False
+        dirty, self.dirty = self.dirty, set()
+        self._report({room: self.nicks(room) for room in sorted(dirty)})
+        return True
 
     def report_all(self):
-        """The whole member set: sent every heartbeat, it keeps this node alive
-        in the broker's registry and heals any report that was lost."""
+        """The whole member set: it heals any report that was lost (sent after every
+        resync and every ``full_every_ms``)."""
         self.dirty.clear()
         self._report({room: self.nicks(room) for room in self.rooms}, full=True)
 
-    def report_forever(self, interval_ms, full_every_ms):
-        """Changed rooms every ``interval_ms``, everything every ``full_every_ms``."""
-        next_full = time.monotonic()
+    def report_forever(self, interval_ms, alive_every_ms, full_every_ms=FULL_REPORT_MS):
+        """Changed rooms every ``interval_ms``; at least one report (an empty one when
+        nothing changed) every ``alive_every_ms``, which keeps this node alive in the
+        broker's registry; everything every ``full_every_ms``.
+
+        The whole set every heartbeat cost, with 16,000 members in 10,000 rooms per
+        node, a 300 KB report per node per second for the broker to parse and diff."""
+        now = time.monotonic()
+        next_full, next_alive = now + full_every_ms / 1000.0, now
         while True:
-            gevent.sleep(min(interval_ms, full_every_ms) / 1000.0)
-            if time.monotonic() >= next_full:
-                next_full = time.monotonic() + full_every_ms / 1000.0
+            gevent.sleep(min(interval_ms, alive_every_ms) / 1000.0)
+            now = time.monotonic()
+            if now >= next_full:
+                next_full = now + full_every_ms / 1000.0
                 self.report_all()
-            else:
-                self.flush()
+            elif not self.flush(alive=now >= next_alive):
+                continue
+            next_alive = now + alive_every_ms / 1000.0
 
     def goodbye(self):
         """This node is stopping: the broker drops its members at once."""
