@@ -103,3 +103,16 @@ def test_forged_relays_on_the_sub_socket_close_and_disconnect_nothing():
         ("emit", "announcement", "bob joined"), ("emit", "announcement", "alice joined")]
     assert b.manager.is_connected(bob, "/")
     assert [sid for sid, _ in b.manager.get_participants("/", "r")] == [bob]
+
+
+def test_a_full_relay_queue_drops_announcements_with_one_log_line_a_second(caplog):
+    from gevent.queue import Queue
+    from chat.zmq_manager import ZmqManager
+    manager = ZmqManager(link=None, max_relays=2)
+    manager.relays = Queue(2)                  # nothing reads it: the storm's backlog
+    with caplog.at_level("WARNING", logger="chat.zmq_manager"):
+        for i in range(500):
+            manager.relay(announcement(text="n%d left" % i))
+    assert manager.relays.qsize() == 2
+    lines = [r for r in caplog.records if "relay queue full" in r.getMessage()]
+    assert len(lines) == 1 and manager.relays_dropped == 497   # 498 dropped: 1 logged, 497 counted

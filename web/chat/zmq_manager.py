@@ -11,6 +11,7 @@ every node (this one too) only once the broker has sequenced it, in seq order.
 The link delivers those through :meth:`ZmqManager.deliver`.
 """
 import logging
+import time
 
 from gevent.queue import Full, Queue
 from socketio.pubsub_manager import PubSubManager
@@ -42,6 +43,7 @@ class ZmqManager(IndexedRooms, PubSubManager):
         super().__init__(channel="chat", logger=logger)
         self.link = link
         self.relays = Queue(max_relays)
+        self.relays_dropped, self.drop_logged_at = 0, float("-inf")
 
     def initialize(self):
         """Start the listener and the link (once, before serving)."""
@@ -77,9 +79,13 @@ class ZmqManager(IndexedRooms, PubSubManager):
             return
         try:
             self.relays.put_nowait(data)
-        except Full:
-            log.warning("relay queue full (%d): %s dropped", self.relays.maxsize,
-                        data.get("method"))
+        except Full:   # logged at most once a second: a line per drop cost a storm 37 % CPU
+            self.relays_dropped += 1
+            now = time.monotonic()
+            if now - self.drop_logged_at >= 1.0:
+                log.warning("relay queue full (%d): %d relays (announcements) dropped",
+                            self.relays.maxsize, self.relays_dropped)
+                self.relays_dropped, self.drop_logged_at = 0, now
 
     def deliver(self, event, data, room):
         """Emit to this node's members of a room (the link's order is kept)."""

@@ -80,6 +80,6 @@ class RequestChannel:
                 continue
             result = self.pending.get(body.get("rid"))
             if result is None:
-                log.info("late reply on %s dropped: %s", self.channel, body.get("type"))
+                log.debug("late reply on %s dropped: %s", self.channel, body.get("type"))
             else:
                 result.set(body)
