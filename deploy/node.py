@@ -75,8 +75,24 @@ class Cluster:
         print("%s is out of the balancer and stopped" % name)
 
     def ready(self, timeout):
-        up = balancer.wait_all_up(self.socket, timeout=timeout)
+        up = balancer.wait_all_up(self.socket, timeout=timeout)   # the balancer is up too
+        if self.restore():
+            up = balancer.wait_all_up(self.socket, timeout=timeout)
         print("every node is UP in the balancer: %s" % ", ".join(sorted(up)))
+
+    def restore(self):
+        """Nodes added earlier (``var/nodes/*.conf``, which supervisord starts with the
+        cluster) back into a balancer that restarted with only its static servers."""
+        known, restored = balancer.servers(self.socket), []
+        for path in sorted(self.programs.glob("*.conf")):
+            port = re.search(r"--port (\d+)", path.read_text())
+            if path.stem in known or port is None:
+                continue
+            wait_healthy("http://127.0.0.1:%s/healthz" % port.group(1))
+            balancer.add_server(self.socket, path.stem, "127.0.0.1:%s" % port.group(1))
+            print("%s (added earlier, var/nodes/) is back in the balancer" % path.stem)
+            restored.append(path.stem)
+        return restored
 
 
 def wait_healthy(url, timeout=HEALTHY_TIMEOUT_S):

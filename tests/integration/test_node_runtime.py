@@ -134,6 +134,19 @@ def test_scripts_node_adds_and_removes_a_supervisor_program_and_its_server(tmp_p
         assert (var / "nodes" / "node4.conf").exists()
         landed = {client(url, name="n%d" % i).join(room)["node"] for i in range(8)}
         assert "node4" in landed, landed
+        assert old.sio.connected and old.send(room, "after the add")["ok"]
+        # the balancer restarts (as with the whole cluster) knowing only its static servers:
+        # `ready` (what scripts/run waits on) puts the node added earlier back
+        restarted = subprocess.run([SUPERVISORD.replace("supervisord", "supervisorctl"), "-c",
+                                    str(conf), "restart", "balancer"], env=env, timeout=120,
+                                   capture_output=True, text=True)
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        again = run("ready")
+        assert again.returncode == 0 and "node4 (added earlier" in again.stdout, again.stderr
+        assert balancer.statuses(var / "haproxy.sock").get("node4") == "UP"
+        # the restart cut every proxied connection: one more client, on a node that stays
+        old = next(c for c in (client(url, name="old%d" % i) for i in range(6))
+                   if c.join(room)["node"] != "node4")
         removed = run("remove", "node4")
         assert removed.returncode == 0, removed.stdout + removed.stderr
         assert not (var / "nodes" / "node4.conf").exists()

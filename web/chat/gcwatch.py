@@ -42,7 +42,7 @@ def install(slow_s=SLOW_S, full_after=FULL_AFTER):
             return
         took = time.perf_counter() - started.pop() if started else 0.0
         GC_SECONDS.labels(str(info["generation"])).observe(took)
-        if took >= slow_s:
+        if took >= slow_s and info["generation"] == 2:   # young ones: the histogram
             log.warning("gc: a generation-%d collection stopped the node for %.2f s "
                         "(%d objects freed, %d tracked)", info["generation"], took,
                         info["collected"], len(gc.get_objects(info["generation"])))

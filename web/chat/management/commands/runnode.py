@@ -8,6 +8,7 @@ calls :func:`options_to_env` first; this command then reads only settings.
 import argparse
 import gc
 import logging
+import os
 import signal
 import socket
 
@@ -87,6 +88,7 @@ def _nodelay_server_class():
 # reconnect storm overflowed it, each overflow a ~1 s SYN retry).  The kernel caps it at
 # net.core.somaxconn (README "Limits").
 LISTEN_BACKLOG = 4096
+EXIT_GRACE_S = 0.2
 
 
 class Command(BaseCommand):
@@ -128,3 +130,16 @@ class Command(BaseCommand):
         gcwatch.install()
         server.serve_forever()
         log.info("node %s stopped", name)
+        _exit_now()
+
+
+def _exit_now():
+    """Leave without tearing down what the clients held: the interpreter's shutdown
+    (a full collection, millions of objects freed one by one, every connection's
+    greenlet unwound) took 20+ s with 16,000 clients, past supervisor's stopwaitsecs.
+    The broker has heard goodbye, so the clients' disconnect handlers have nothing to
+    tell it; the kernel closes their sockets and they reconnect to another node.  The
+    pause lets ZeroMQ's I/O thread put the goodbye on the wire (its sockets linger 0)."""
+    gevent.sleep(EXIT_GRACE_S)
+    logging.shutdown()
+    os._exit(0)
