@@ -122,3 +122,25 @@ def test_unchanged_members_cost_a_small_keepalive_and_the_whole_set_only_now_and
     assert len(full) == 1 and len(full[0]["rooms"]) == 50            # at 300 ms, not every beat
     assert changed == [{"room-0": ["late", "nick-0"]}]
     assert len(alive) >= 4 and len(alive) < len(sent) - 1             # ~ every 40 ms meanwhile
+
+
+def test_a_node_whose_loop_stalled_sends_the_whole_set_at_once():
+    """Stalled past half the broker's node TTL, it may have been expired there: only the
+    whole set brings its members back (changes alone would wait for the next full report)."""
+    import time
+    import gevent
+    from chat.link.presence import LocalMembers
+    sent = []
+    local = LocalMembers(lambda type_, **report: sent.append(report), "n1")
+    local.joined("r", "alice")
+    local.report_all()
+    sent.clear()
+    reporter = gevent.spawn(local.report_forever, 10, 20, 60_000)
+    gevent.sleep(0.05)
+    assert sent and not any(r["full"] for r in sent)
+    end = time.monotonic() + 2.6                         # the loop busy: no greenlet runs
+    while time.monotonic() < end:
+        pass
+    gevent.sleep(0.05)
+    reporter.kill()
+    assert any(r["full"] and r["rooms"] == {"r": ["alice"]} for r in sent)

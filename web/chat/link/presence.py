@@ -86,7 +86,10 @@ class LocalMembers:
         while True:
             gevent.sleep(min(interval_ms, alive_every_ms) / 1000.0)
             now = time.monotonic()
-            if now >= next_full:
+            # silent for half the broker's node TTL (this node's loop was stalled): the
+            # broker may have expired its members, and only the whole set brings them back
+            stalled = now - next_alive > config.NODE_TTL_MS / 2000.0
+            if now >= next_full or stalled:
                 next_full = now + full_every_ms / 1000.0
                 self.report_all()
             elif not self.flush(alive=now >= next_alive):
