@@ -45,7 +45,7 @@ def test_metrics_move_with_traffic_on_nodes_and_broker(cluster, client):
     assert broker[("chat_broker_role", (("role", "primary"),))] == 1
 
     labels = {k for (_, labels) in list(node1) + list(broker) for k, _ in labels}
-    assert labels <= {"transport", "error", "event", "state", "role", "le"}, labels
+    assert labels <= {"transport", "error", "event", "state", "role", "le", "generation"}, labels
 
 
 def test_a_resent_cid_counts_as_a_broker_duplicate(cluster, client):

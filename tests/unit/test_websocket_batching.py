@@ -169,3 +169,30 @@ def test_a_partial_direct_write_is_finished_by_the_writer_first():
     raw.capacity = 10**9
     run_writer(engine, wrapper)
     assert raw.sends[1] == whole[3:] + frame("6") + frame("42b")
+
+
+def test_one_writer_failing_at_the_tick_end_never_leaves_anothers_frames_held():
+    broken_engine, broken, _ = make()
+    engine, wrapper, raw = make()
+    broken_engine.send(message_packet("2x"))
+    engine.send(message_packet("2y"))
+
+    def fails():
+        raise RuntimeError("boom")
+    broken.flush_tick = fails
+    flush_held()
+    assert raw.sends == [frame("42y")] and broken._tick == []
+    broken_engine.send(message_packet("2z"))         # held again, and flushed again
+    del broken.flush_tick
+    flush_held()
+    assert broken._sock.handler.socket._sock.sends == [frame("42z")]
+
+
+def test_frames_held_for_a_connection_whose_request_ended_are_dropped_quietly():
+    gone_engine, gone, _ = make()
+    engine, wrapper, raw = make()
+    gone_engine.send(message_packet("2x"))
+    engine.send(message_packet("2y"))
+    gone._sock.handler.socket = None             # pywsgi's handler let its socket go
+    flush_held()
+    assert raw.sends == [frame("42y")] and gone._tick == []

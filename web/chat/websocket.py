@@ -26,10 +26,14 @@ This module knows gevent-websocket's side only.  Which Engine.IO socket calls
 :meth:`batch` and :meth:`write_now`, and when, is ``patches.ChatSocket``;
 every library internal both rely on is listed in ``patches.PATCHES``.
 """
+import logging
+
 import gevent
 from engineio.async_drivers import gevent as engineio_gevent
 from geventwebsocket.exceptions import WebSocketError
 from geventwebsocket.websocket import Header, WebSocket
+
+log = logging.getLogger(__name__)
 
 _TEXT = WebSocket.OPCODE_TEXT
 _BINARY = WebSocket.OPCODE_BINARY
@@ -48,11 +52,16 @@ _held = []           # writers holding frames until the end of this loop tick
 
 
 def flush_held():
-    """Send every writer's held frames (the loop's callback; tests call it directly)."""
+    """Send every writer's held frames (the loop's callback; tests call it directly).
+    One writer's failure never leaves another's frames held."""
     writers = list(_held)
     del _held[:]
     for writer in writers:
-        writer.flush_tick()
+        try:
+            writer.flush_tick()
+        except Exception:              # noqa: BLE001 - logged; the writer finds the error
+            writer._tick = []
+            log.exception("websocket: held frames not sent")
 
 
 class BatchingWebSocketWSGI(engineio_gevent.WebSocketWSGI):
@@ -91,11 +100,13 @@ class BatchingWebSocketWSGI(engineio_gevent.WebSocketWSGI):
         """Send the frames held this tick; what the kernel does not take the writer sends."""
         frames, self._tick = self._tick, []
         ws = self._sock
-        if not frames or ws is None or ws.closed:
+        # pywsgi drops the handler's socket once the request ends (a closing connection)
+        tcp = getattr(getattr(ws, "handler", None), "socket", None)
+        if not frames or ws.closed or tcp is None:
             return
         data = frames[0] if len(frames) == 1 else b"".join(frames)
         try:
-            sent = ws.handler.socket._sock.send(data)
+            sent = tcp._sock.send(data)
         except OSError:                # BlockingIOError included: the writer
             sent = 0                   # retries, and finds and closes a broken socket
         if sent < len(data):
