@@ -154,3 +154,38 @@ def test_scripts_node_adds_and_removes_a_supervisor_program_and_its_server(tmp_p
         assert old.sio.connected and old.send(room, "still here")["ok"]
     finally:
         sup.stop(timeout=30)
+
+
+@pytest.mark.timeout(180)
+def test_a_node_added_and_removed_under_a_stream_loses_nothing_and_disconnects_nobody(
+        balanced, stats_socket):
+    """The contract's figures for docs/FAULTS.md: a sender on each node, node4 added and
+    taken out at runtime (what scripts/node does through HAProxy's runtime API)."""
+    from tests.integration.test_failover import Sender, _more, check_stream, record
+    room = new_room()
+    senders = [Sender(balanced.url(name), room, name) for name in NODES]
+    for s in senders:
+        s.thread.start()
+    wait_until(lambda: all(len(s.acked) >= 20 for s in senders), 30, "a steady stream")
+    began = time.monotonic()
+    balanced.start_node("node4")
+    balancer.add_server(stats_socket, "node4", "127.0.0.1:%d" % balanced.nodes["node4"][1],
+                        timeout=20)
+    newcomer = Sender(balanced.url("node4"), room, "node4")
+    newcomer.thread.start()
+    _more(senders + [newcomer], 20, "the stream with node4 in it")
+    newcomer.stop.set()
+    newcomer.thread.join(15)
+    newcomer.client.close()
+    balancer.remove_server(stats_socket, "node4", stop=balanced.nodes["node4"][0].stop)
+    assert "node4" not in balancer.statuses(stats_socket)
+    _more(senders, 20, "the stream after node4 left")
+    times = sorted(t for s in senders for _, t in s.acked.values() if t >= began)
+    pause_s = max(b - a for a, b in zip(times, times[1:]))
+    total = check_stream(senders, room)                 # nobody disconnected, exactly once
+    record({"fault": "node4 added at runtime, then taken out (balancer runtime API)",
+            "acked": total + len(newcomer.acked), "longest_ack_pause_s": round(pause_s, 2),
+            "disconnects": 0, "same_epoch": True})
+    for s in senders:
+        s.client.close()
+    assert pause_s < 5.0
