@@ -37,8 +37,9 @@ Bodies by type (besides ``v`` and ``type``):
 - ``relay``     {topic: "room"|null, data: {...}}  a python-socketio pub/sub
   message (emit, disconnect, callback ...) forwarded to every node
 - ``presence``  node -> broker {node, rooms: {room: [nick]}, full, bye, part,
-  more}: the node's members (changed rooms every presence interval; ``full``:
-  its whole state, sent every heartbeat; ``bye``: the node is stopping), in
+  more}: the node's members (changed rooms every presence interval, an empty
+  report as keepalive every heartbeat; ``full``: its whole state, every 30 s and
+  after a resync or a stall; ``bye``: the node is stopping), in
   parts of at most one payload's size each (``part`` 0, 1 ...; ``more`` on all
   but the last; a room may continue in the next part); broker -> node {room,
   members: [nick]} when a room's cluster-wide member list changed (at most
@@ -46,8 +47,10 @@ Bodies by type (besides ``v`` and ``type``):
 - ``announcement`` {room, text, ts}: said by the broker (e.g. "<nick> left"
   for the members of a node that died)
 - ``message``   {message: Message, epoch}
-- ``heartbeat`` {broker, epoch, ts, seqs: {room: seq}} seqs holds the rooms that
-  changed since the previous heartbeat, so a node notices a lost tail
+- ``heartbeat`` {broker, epoch, term, ts, seqs: {room: seq}} seqs holds the rooms that
+  changed since the previous heartbeat, so a node notices a lost tail; ``term``
+  is the failover pair's Binary Star term (0 alone): nodes follow the newest.  An
+  active whose output waits for its passive also sends one with empty seqs
 - ``snapshot``  request {rid, rooms: [room]|null (null: all)}; reply {rid, broker, epoch, rooms: {room: RoomState},
   presence: {room: [nick]}}
 - ``history``   request {rid, room, since, epoch}; reply {rid, room, epoch,
