@@ -190,11 +190,13 @@ class RequestHandlers:
         if departed:
             log.warning("nodes expired; gone from rooms: %s", departed)
         self._announce_departures(departed)
-        pair = getattr(self, "pair", None)   # a pair's term: nodes follow the newest active
-        self._publish(wire.HEARTBEAT_TOPIC, wire.encode(
-            "heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
-            term=pair.star.term if pair is not None else 0,
-            ts=now_ms(), seqs=self.sequencer.take_changes()))
+        self._publish(wire.HEARTBEAT_TOPIC, self.heartbeat_body(self.sequencer.take_changes()))
+
+    def heartbeat_body(self, seqs):
+        """A heartbeat frame's body; a pair's term: nodes follow the newest active."""
+        pair = getattr(self, "pair", None)
+        return wire.encode("heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
+                           term=pair.star.term if pair is not None else 0, ts=now_ms(), seqs=seqs)
 
     def _expire_rooms(self):
         """At most every ROOM_SWEEP_MS: rooms idle past their TTL lose their messages."""

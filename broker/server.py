@@ -14,7 +14,6 @@ import time
 import zmq
 
 from chatstream import wire
-from chatstream.clock import now_ms
 from . import catchup, keys, metrics
 from .bstar import ACTIVE
 from .handlers import RequestError, RequestHandlers
@@ -203,11 +202,9 @@ class Broker(RequestHandlers):
             self.heartbeat()
         self._flush()
         if pair is not None and pair.state == ACTIVE and pair.replicator.held:
-            alive = wire.encode("heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
-                                term=pair.star.term, ts=now_ms(), seqs={})
             try:
                 self.publisher.send(wire.HEARTBEAT_TOPIC, _NOBLOCK | _SNDMORE)
-                self.publisher.send(alive, _NOBLOCK)
+                self.publisher.send(self.heartbeat_body({}), _NOBLOCK)
             except zmq.ZMQError as exc:
                 log.warning("heartbeat not sent: %s", exc)
 

@@ -43,9 +43,8 @@ def install(slow_s=SLOW_S, full_after=FULL_AFTER):
         took = time.perf_counter() - started.pop() if started else 0.0
         GC_SECONDS.labels(str(info["generation"])).observe(took)
         if took >= slow_s and info["generation"] == 2:   # young ones: the histogram
-            log.warning("gc: a generation-%d collection stopped the node for %.2f s "
-                        "(%d objects freed, %d tracked)", info["generation"], took,
-                        info["collected"], len(gc.get_objects(info["generation"])))
+            log.warning("gc: a full collection stopped the node for %.2f s (%d objects freed)",
+                        took, info["collected"])
 
     if not any(getattr(cb, "__name__", "") == "watch" for cb in gc.callbacks):
         gc.callbacks.append(watch)

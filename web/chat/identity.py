@@ -167,7 +167,6 @@ class NickBatcher:
         self.pending = {}      # nick key -> gevent AsyncResult
         self.wakeup = Event()
         self.worker = None
-        self.queries = 0       # for tests and profiles
 
     def taken(self, key):
         result = self.pending.get(key)
@@ -187,7 +186,6 @@ class NickBatcher:
 
     def _answer(self, keys):
         batch = {key: self.pending.pop(key) for key in keys}
-        self.queries += 1
         try:
             taken = self.query(keys)
         except Exception as exc:       # noqa: BLE001 - each caller gets it (-> "unavailable")

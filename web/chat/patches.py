@@ -119,7 +119,7 @@ class _ChatSockets(dict):
         elif not isinstance(socket, ChatSocket):
             raise RuntimeError("engineio.server.socket.Socket made a %s, not an"
                                " engineio.socket.Socket" % type(socket).__name__)
-        socket.opened_s = self.opened[sid] = time.monotonic()  # for half_open()
+        self.opened[sid] = time.monotonic()  # for half_open()
         super().__setitem__(sid, socket)
 
 
