@@ -62,14 +62,14 @@ def top_costs(raw_path, limit=15):
 
 # Where a node's and the broker's samples go, by the first rule whose text
 # appears anywhere on the sampled stack (rules in priority order).  Greenlets
-# have their own stacks, so e.g. a websocket write (engine.io's writer greenlet)
-# never shares a stack with the broker link that queued it.
+# have their own stacks, and a websocket's frames go out from a loop callback at the
+# tick's end, never on the stack of the broker link that emitted them.
 NODE_CATEGORIES = [
-    ("websocket writes: frames written straight to idle members, or by engine.io's writer "
-     "greenlet -> socket send",
-     ("_write_directly (chat/websocket.py", "writer (engineio/socket.py")),
+    ("websocket writes: the frames of each tick, one send per connection (WsConn)",
+     ("flush_tick (chat/websocket.py", "_writable (chat/websocket.py")),
     ("client events: websocket read, Socket.IO decode, handlers, request to the broker",
-     ("_handle_event_internal", "_websocket_handler", "chat/events.py", "handle_request (engineio/server.py")),
+     ("_handle_event_internal", "_readable (chat/websocket.py", "chat/events.py",
+      "handle_request (engineio/server.py")),
     ("broker link: SUB read, decode, mirror, emit to the room (encode once), replies",
      ("ZmqManager._thread", "RequestChannel._read", "chat/mirror.py")),
     ("gevent hub: libev loop in C (polling, timers, switching)", ("Hub.run (gevent/hub.py",)),

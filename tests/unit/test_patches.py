@@ -25,7 +25,7 @@ from tests.unit import test_room_index
 from tests.wsframes import frame_header
 from chat.backpressure import SlowClientReaper
 from chat.engine_socket import TcpSocketInEnviron
-from chat.websocket import BatchingWebSocketWSGI
+from chat.websocket import WsConn
 
 UPGRADE = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: node\r\n"
            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -122,35 +122,58 @@ def client(sio):
     client.close()
 
 
-def test_the_node_server_runs_engineio_on_the_chat_engine_server_and_batching_websocket(sio):
+def test_the_node_server_runs_engineio_on_the_chat_engine_server(sio):
     assert isinstance(sio.eio, patches.ChatEngineServer)
-    assert sio.eio._async["websocket"] is BatchingWebSocketWSGI
-    assert engineio_gevent._async["websocket"] is engineio_gevent.WebSocketWSGI  # per server
+    assert sio.eio._async["websocket"] is engineio_gevent.WebSocketWSGI  # gevent-websocket's
 
 
-def test_a_real_connection_gets_a_chat_socket_and_hands_it_the_batching_writer(sio, client):
+def test_a_real_connection_gets_a_chat_socket_and_leaves_its_request_as_a_wsconn(sio, client):
     socket = sio.eio.sockets[client.sid]
     assert type(socket) is patches.ChatSocket
-    assert isinstance(socket.writer, BatchingWebSocketWSGI) and socket.writer.idle
+    assert isinstance(socket.conn, WsConn) and socket.queue is socket.conn
+    client.serving.join(WAIT_S)               # the request's greenlet is done: no greenlet
+    assert client.serving.dead                # holds the connection, and it still works
+    client.send('42["ping-me"]')
+    sio.emit("pong", {"n": 1}, to=sio.manager.sid_from_eio_sid(client.sid, "/"))
+    assert client.receive() == '42["pong",{"n":1}]'
 
 
-def test_a_packet_for_an_idle_websocket_is_written_directly_not_queued(sio, client):
+def test_a_session_keeps_the_strings_of_its_environ_not_the_request_s_objects(sio, client):
+    environ = sio.environ[client.sid]
+    assert environ["REQUEST_METHOD"] == "GET" and environ["HTTP_UPGRADE"] == "websocket"
+    assert "wsgi.input" not in environ and "wsgi.websocket" not in environ
+    assert all(type(value) is str for value in environ.values())
+
+
+def test_a_packet_for_a_websocket_goes_to_its_conn_not_to_engineio_s_queue(sio, client):
     socket = sio.eio.sockets[client.sid]
     pkt = eio_packet.Packet(eio_packet.MESSAGE, '2["message",{"seq":1}]')
     sio.eio.send_packet(client.sid, pkt)
-    assert socket.queue.empty() and pkt._ws_frame     # no writer greenlet was needed
+    assert socket.queue.empty() and pkt._ws_frame     # the frame is built once per packet
     assert client.receive() == '42["message",{"seq":1}]'
 
 
-def test_the_writer_sends_a_polled_batch_with_one_write(sio, client, monkeypatch):
-    socket = sio.eio.sockets[client.sid]
-    writes = []
-    write = socket.writer._write
-    monkeypatch.setattr(socket.writer, "_write", lambda ws, data: writes.append(data) or write(ws, data))
-    for n in range(3):                        # queued before the writer greenlet runs
-        socket.queue.put(eio_packet.Packet(eio_packet.MESSAGE, "2[%d]" % n))
+class CountingSocket:
+    """A WsConn's socket that counts its sends."""
+
+    def __init__(self, sock):
+        self.sock, self.sends = sock, []
+
+    def send(self, data):
+        self.sends.append(bytes(data))
+        return self.sock.send(data)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def test_the_packets_of_one_tick_go_out_in_one_send_in_order(sio, client):
+    conn = sio.eio.sockets[client.sid].conn
+    conn._sock = counting = CountingSocket(conn._sock)
+    for n in range(3):                        # in one tick
+        sio.eio.send_packet(client.sid, eio_packet.Packet(eio_packet.MESSAGE, "2[%d]" % n))
     assert [client.receive() for _ in range(3)] == ["42[0]", "42[1]", "42[2]"]
-    assert len(writes) == 1
+    assert len(counting.sends) == 1
 
 
 def test_pings_come_from_a_timer_and_an_idle_websocket_outlives_interval_plus_timeout(monkeypatch):
@@ -189,14 +212,16 @@ def test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off(sio, client
     left = []
     sio.on("disconnect", lambda sid, reason=None: left.append(sid))
     socket = sio.eio.sockets[client.sid]
-    for n in range(5):                        # a client that stopped reading
-        socket.queue.put(eio_packet.Packet(eio_packet.MESSAGE, "2[%d]" % n))
-    assert dict(patches.backlogs(sio))[client.sid] == 5
+    for n in range(40):                       # far more than the pair's buffers: a client
+        socket.send(eio_packet.Packet(eio_packet.MESSAGE, "2[%d,\"%s\"]" % (n, "x" * 100_000)))
+    gevent.sleep(0)                           # the tick ends: what the kernel took is sent
+    queued = dict(patches.backlogs(sio))[client.sid]   # that stopped reading
+    assert 3 < queued <= 40 and socket.conn.backlog == queued
     assert SlowClientReaper(sio, max_queue=3).sweep() == 1
     assert socket.closed and client.sid not in sio.eio.sockets and left
-    assert socket.queue.qsize() == 1 and socket.queue.get_nowait() is None  # the writer's cue
-    with gevent.Timeout(WAIT_S):              # and its TCP connection is shut down
-        while client.sock.recv(65536):
+    assert socket.conn.closed and socket.conn.backlog == 0        # dropped, not sent
+    with gevent.Timeout(WAIT_S):              # and its TCP connection is closed
+        while client.sock.recv(1 << 20):
             pass
 
 
@@ -265,7 +290,7 @@ def test_a_frame_or_message_over_the_limit_is_refused_1009_at_its_header(frames)
     try:
         client.send("40")
         assert client.receive().startswith("40")
-        assert type(sio.eio.sockets[client.sid].writer._sock).__name__ == "BoundedWebSocket"
+        assert isinstance(sio.eio.sockets[client.sid].conn, WsConn)
         client.sock.sendall(_frame(1, b'42["hello",', fin=False) + _frame(0, b"1]"))  # two frames pass
         with gevent.Timeout(WAIT_S):
             while not received:
@@ -296,28 +321,26 @@ def test_a_node_at_max_sessions_refuses_the_handshake_and_half_open_sessions_exp
 
 
 PROOFS = {
-    "socketio.Server._engineio_server_class":
-        test_the_node_server_runs_engineio_on_the_chat_engine_server_and_batching_websocket,
-    "engineio.async_drivers.gevent._async[websocket]":
-        test_the_node_server_runs_engineio_on_the_chat_engine_server_and_batching_websocket,
+    "socketio.Server._engineio_server_class": test_the_node_server_runs_engineio_on_the_chat_engine_server,
     "engineio.server.socket.Socket":
-        test_a_real_connection_gets_a_chat_socket_and_hands_it_the_batching_writer,
+        test_a_real_connection_gets_a_chat_socket_and_leaves_its_request_as_a_wsconn,
     "engineio.socket.Socket._websocket_handler":
-        test_a_real_connection_gets_a_chat_socket_and_hands_it_the_batching_writer,
-    "engineio.socket.Socket.poll": test_the_writer_sends_a_polled_batch_with_one_write,
-    "engineio.socket.Socket.send": test_a_packet_for_an_idle_websocket_is_written_directly_not_queued,
+        test_a_real_connection_gets_a_chat_socket_and_leaves_its_request_as_a_wsconn,
+    "engineio.socket.Socket.send": test_a_packet_for_a_websocket_goes_to_its_conn_not_to_engineio_s_queue,
     "engineio.socket.Socket.schedule_ping":
         test_pings_come_from_a_timer_and_an_idle_websocket_outlives_interval_plus_timeout,
     "geventwebsocket.websocket.Header.mask_payload": test_client_frames_are_unmasked_by_wsaccel,
     "geventwebsocket.websocket.Header.unmask_payload": test_client_frames_are_unmasked_by_wsaccel,
     "geventwebsocket.websocket.WebSocket.handler":
-        test_a_packet_for_an_idle_websocket_is_written_directly_not_queued,
+        test_a_real_connection_gets_a_chat_socket_and_leaves_its_request_as_a_wsconn,
     "engineio.socket.Socket.close": test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off,
     "engineio.socket.Socket.handle_get_request":
         test_the_reaper_shuts_down_a_long_poll_stuck_writing_to_a_client_that_stopped_reading,
     "engineio.server.Server._handle_connect":
         test_a_node_at_max_sessions_refuses_the_handshake_and_half_open_sessions_expire,
     "geventwebsocket.handler.WebSocket": test_a_frame_or_message_over_the_limit_is_refused_1009_at_its_header,
+    "socketio.server.Server._handle_eio_connect":
+        test_a_session_keeps_the_strings_of_its_environ_not_the_request_s_objects,
     "socketio.base_manager.BaseManager.basic_disconnect":
         test_room_index.test_every_room_operation_leaves_the_same_rooms_as_the_library_and_no_index_behind,
 }

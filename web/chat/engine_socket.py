@@ -1,4 +1,4 @@
-"""engineio's Socket as a chat node uses it: the batching writer's hooks, a libev ping timer.
+"""engineio's Socket as a chat node uses it: a websocket without greenlets, a libev ping timer.
 
 Every engineio internal this relies on is a row of ``patches.PATCHES``; the
 server turns each new engineio ``Socket`` into a :class:`ChatSocket`
@@ -9,9 +9,9 @@ import time
 import gevent
 from engineio import packet as engineio_packet
 from engineio import socket as engineio_socket
-from engineio.exceptions import QueueEmpty, SocketIsClosedError
+from engineio.exceptions import SocketIsClosedError
 
-from .websocket import BatchingWebSocketWSGI
+from .websocket import WsConn
 
 
 # The WSGI environ key under which a node's request handler puts the request's TCP
@@ -31,9 +31,9 @@ class TcpSocketInEnviron:
 
 
 class ChatSocket(engineio_socket.Socket):
-    """engineio's Socket with the websocket writer's hooks and a libev ping timer."""
+    """engineio's Socket on a :class:`WsConn` once on websocket, with a libev ping timer."""
 
-    writer = None         # the BatchingWebSocketWSGI, once upgraded to websocket
+    conn = None             # the WsConn, once on websocket (also the socket's queue)
     poll_connection = None  # the TCP socket of the latest long-poll GET
 
     def handle_get_request(self, environ, start_response):
@@ -41,50 +41,66 @@ class ChatSocket(engineio_socket.Socket):
         return super().handle_get_request(environ, start_response)
 
     def _websocket_handler(self, ws):
-        if not isinstance(ws, BatchingWebSocketWSGI):
-            raise RuntimeError("engineio.socket.Socket._websocket_handler got %r, not the"
-                               " BatchingWebSocketWSGI that ChatEngineServer installs" % (ws,))
-        self.writer = ws
-        ws.wake = self._wake_writer
-        return super()._websocket_handler(ws)
+        """engine.io's handler up to the loop it would run for the connection's life: the
+        upgrade probe of a long-polling client, then the connection leaves the request."""
+        gws = getattr(ws, "_sock", None)
+        if getattr(getattr(gws, "handler", None), "socket", None) is None:
+            raise RuntimeError("engineio.socket.Socket._websocket_handler got %r, not"
+                               " engineio's gevent-websocket WebSocketWSGI" % (ws,))
+        if self.connected:
+            if not self._upgrade_probe(ws):
+                return []
+        else:
+            self.connected = True
+            self.upgraded = True
+        conn = WsConn.detach(self, gws)
+        queued, self.queue = self.queue, conn
+        while not queued.empty():        # the OPEN packet, what the upgrade held back
+            pkt = queued.get_nowait()
+            if pkt is not None:
+                conn.put(pkt)
+        self.conn = conn
+        self.poll_connection = None
+        if self.closed:                  # closed while the handshake ran
+            conn.put(None)
+        return []
 
-    def _wake_writer(self):
-        """The writer finishes a held frame the kernel did not take, before anything else."""
-        self.queue.put(engineio_packet.Packet(engineio_packet.NOOP))
-
-    def poll(self):
-        while True:
-            try:
-                packets = super().poll()
-            except QueueEmpty:
-                # engineio's writer gives up on a queue that stays empty for ping
-                # interval + timeout, expecting at least the pings in it; pings and
-                # direct writes never pass through it.  The ping check finds dead clients.
-                if self.upgraded and not self.closed and not self.closing:
-                    continue
-                raise
-            if self.upgraded and self.writer is not None:   # not a long-poll GET
-                self.writer.batch(len(packets))
-            return packets
+    def _upgrade_probe(self, ws):
+        """engine.io's upgrade exchange (``2probe``, ``3probe``, ``5``); False if it fails."""
+        self.upgrading = True            # hold packet sends during the upgrade
+        ws._sock.handler.socket.settimeout(self.server.ping_interval + self.server.ping_timeout)
+        try:
+            pkt = engineio_packet.Packet(encoded_packet=ws.wait())
+            if pkt.packet_type != engineio_packet.PING or pkt.data != "probe":
+                return False
+            ws.send(engineio_packet.Packet(engineio_packet.PONG, data="probe").encode())
+            self.queue.put(engineio_packet.Packet(engineio_packet.NOOP))  # ends the poll
+            pkt = engineio_packet.Packet(encoded_packet=ws.wait())
+            if pkt.packet_type != engineio_packet.UPGRADE:
+                self.upgraded = False
+                return False
+            self.upgraded = True
+            return True
+        except Exception:                # noqa: BLE001 - a client gone or talking nonsense
+            return False
+        finally:
+            self.upgrading = False
 
     def send(self, pkt):
-        writer = self.writer
-        if (writer is None or pkt.binary or not self.upgraded or self.upgrading
-                or self.closed or not writer.idle or not self.queue.empty()):
-            self.server.sockets.backlogged.add(self.sid)   # for patches.backlogs
-            return super().send(pkt)     # nothing may overtake what is queued
-        if not self.check_ping_timeout():
-            return                       # being closed: dropped, as engineio's send does
-        writer.write_now(pkt)            # held to the tick's end; the writer is woken
-                                         # (wake) if the kernel does not take it all
+        conn = self.conn
+        if conn is None:                 # long-polling, or before the websocket is ours
+            self.server.sockets.backlogged.add(self.sid)   # for sweeps.backlogs
+            return super().send(pkt)
+        if self.check_ping_timeout():    # False: being closed, dropped as engineio's send does
+            conn.put(pkt)
 
     def schedule_ping(self):
         """The next ping on a libev timer.
 
         engineio starts a greenlet per connection that sleeps through the ping
         interval; an idle connection then holds it (its stack and Thread object,
-        ~6 KB) for good.  A timer holds a few hundred bytes, and the ping is sent
-        from a short-lived greenlet when it is due.
+        ~6 KB) for good.  A timer holds a few hundred bytes; on websocket the ping
+        is written from the timer's callback, on long-polling from a short-lived greenlet.
         """
         if self.last_ping:               # only once the previous ping was answered
             self.last_ping = None
@@ -92,11 +108,17 @@ class ChatSocket(engineio_socket.Socket):
             timer.start(_ping_due, self, timer)
 
 
+_PING = engineio_packet.Packet(engineio_packet.PING)   # its frame is built once
+
+
 def _ping_due(socket, timer):
     timer.close()
     if not socket.closing and not socket.closed:
         socket.last_ping = time.time()
-        gevent.spawn(_send_ping, socket)
+        if socket.conn is not None:
+            socket.conn.put(_PING)
+        else:
+            gevent.spawn(_send_ping, socket)
 
 
 def _send_ping(socket):

@@ -8,8 +8,8 @@ has gone: a patch that cannot apply fails loudly instead of silently leaving
 the library's behaviour in place.
 
 How they are applied: :class:`ChatServer` is python-socketio's ``Server`` whose
-``_engineio_server_class()`` is :class:`ChatEngineServer`, and that server
-carries our websocket class in its own ``_async`` table and our socket class.
+``_engineio_server_class()`` is :class:`ChatEngineServer`, which carries our socket
+class; on websocket a socket runs on a :class:`chat.websocket.WsConn`.
 python-engineio has no socket-class hook (``Server._handle_connect`` calls
 ``engineio.socket.Socket`` by module name), so the server's ``sockets`` table
 turns each new ``Socket`` into a :class:`ChatSocket` as engineio stores it,
@@ -37,7 +37,7 @@ from . import frames
 from .frames import BoundedWebSocket
 from .room_index import IndexedManager, IndexedRooms
 from .sweeps import backlogs, cut_off, half_open  # noqa: F401 - patches API (backpressure.py)
-from .websocket import BatchingWebSocketWSGI
+from .websocket import WsConn
 
 # Read from the installed distributions, compared with requirements.txt's pins.
 PINNED_VERSIONS = {
@@ -57,28 +57,23 @@ class Patch(NamedTuple):
 PATCHES = (
     Patch("socketio.Server._engineio_server_class", "ChatServer._engineio_server_class",
           "the seam: the Engine.IO server below is ChatEngineServer"),
-    Patch("engineio.async_drivers.gevent._async[websocket]",
-          "ChatEngineServer._async[websocket] = websocket.BatchingWebSocketWSGI",
-          "one send per batch of frames; direct writes to idle members (BENCHMARKS.md)"),
     Patch("engineio.server.socket.Socket", "ChatSocket, through ChatEngineServer.sockets",
           "engineio has no socket-class hook; the methods below"),
     Patch("engineio.socket.Socket._websocket_handler", "ChatSocket._websocket_handler",
-          "hands the socket its websocket writer"),
-    Patch("engineio.socket.Socket.poll", "ChatSocket.poll",
-          "tells the writer the batch size; keeps an open websocket's writer waiting on an"
-          " empty queue (pings and direct writes bypass it)"),
+          "the upgrade probe in the request's greenlet, then the connection leaves the request"
+          " as a websocket.WsConn: no reader or writer greenlet per connection (idle RSS)"),
     Patch("engineio.socket.Socket.send", "ChatSocket.send",
-          "a packet for an idle websocket is written at once, not queued"),
+          "on websocket a packet goes to the WsConn (held to the tick's end, one send), not"
+          " to engine.io's queue"),
     Patch("engineio.socket.Socket.schedule_ping", "ChatSocket.schedule_ping",
           "a libev timer, not a sleeping greenlet per connection (idle RSS)"),
     Patch("geventwebsocket.websocket.Header.mask_payload", "wsaccel's XorMasker",
           "C instead of a Python loop per byte (~7 us -> 0.3 us per 125-byte frame)"),
     Patch("geventwebsocket.websocket.Header.unmask_payload", "wsaccel's XorMasker",
           "what WebSocket.read_frame calls for every client frame"),
-    Patch("geventwebsocket.websocket.WebSocket.handler",
-          "relied on by BatchingWebSocketWSGI and cut_off()",
-          "frames go out through handler.socket._sock.send, non-blocking; cut_off() shuts"
-          " handler.socket down, ending a writer blocked in sendall"),
+    Patch("geventwebsocket.websocket.WebSocket.handler", "relied on by WsConn.detach",
+          "the request's socket (detached from pywsgi) and the bytes its rfile read past the"
+          " handshake become the WsConn's"),
     Patch("engineio.socket.Socket.handle_get_request", "ChatSocket.handle_get_request",
           "remembers the long-poll's TCP socket (runnode's handler puts it in environ), so"
           " cut_off() can shut down a polling client's response stuck in sendall"),
@@ -90,6 +85,8 @@ PATCHES = (
     Patch("geventwebsocket.handler.WebSocket", "frames.BoundedWebSocket",
           "a frame or message over max_http_buffer_size is refused at its header (close 1009),"
           " never buffered; the handler makes its WebSocket by this module name"),
+    Patch("socketio.server.Server._handle_eio_connect", "ChatServer._handle_eio_connect",
+          "keeps the strings of a session's environ, not the request's objects (idle RSS)"),
     Patch("socketio.base_manager.BaseManager.basic_disconnect", "room_index.IndexedRooms (in ZmqManager)",
           "the library scans every room (each sid is one) per disconnect: a storm is quadratic"),
 )
@@ -124,7 +121,7 @@ class _ChatSockets(dict):
 
 
 class ChatEngineServer(engineio.Server):
-    """engineio's Server (gevent mode) with our websocket and socket classes."""
+    """engineio's Server (gevent mode, gevent-websocket) with our socket class."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -133,7 +130,6 @@ class ChatEngineServer(engineio.Server):
             raise RuntimeError("engineio.async_drivers.gevent._async[websocket] is %r (async"
                                " mode %s): gevent mode with gevent-websocket is required"
                                % (websocket, self.async_mode))
-        self._async = dict(self._async, websocket=BatchingWebSocketWSGI)
 
     max_sessions = None                  # no limit; node.build_server sets one
 
@@ -170,6 +166,16 @@ class ChatServer(socketio.Server):
     def _engineio_server_class(self):
         return ChatEngineServer
 
+    def _handle_eio_connect(self, eio_sid, environ):
+        """python-socketio keeps each session's environ for the session's life; the
+        request's objects in it (input stream, buffered reader, socket) with it."""
+        return super()._handle_eio_connect(eio_sid, strings_of(environ))
+
+
+def strings_of(environ):
+    """The environ's CGI and header variables: what a Socket.IO connect handler reads."""
+    return {key: value for key, value in environ.items() if type(value) is str}
+
 
 def _unmask(header, payload):
     return createXorMasker(header.mask).process(payload)
@@ -187,6 +193,7 @@ def install(sio):
     Header.mask_payload = Header.unmask_payload = _unmask
     geventwebsocket_handler.WebSocket = BoundedWebSocket
     BoundedWebSocket.max_message_bytes = sio.eio.max_http_buffer_size
+    WsConn.max_message_bytes = sio.eio.max_http_buffer_size
     verify(sio)
 
 
@@ -226,8 +233,6 @@ def verify(sio):
     eio = getattr(sio, "eio", None)
     checks = {
         "socketio.Server._engineio_server_class": isinstance(eio, ChatEngineServer),
-        "engineio.async_drivers.gevent._async[websocket]":
-            eio is not None and eio._async["websocket"] is BatchingWebSocketWSGI,
         "engineio.server.socket.Socket":
             eio is not None and isinstance(eio.sockets, _ChatSockets)
             and resolve("engineio.server.socket.Socket") is engineio_socket.Socket,
@@ -240,8 +245,9 @@ def verify(sio):
         "engineio.socket.Socket.close":
             {"wait", "abort"} <= set(inspect.signature(engineio_socket.Socket.close).parameters),
         "socketio.base_manager.BaseManager.basic_disconnect": isinstance(sio.manager, IndexedRooms),
+        "socketio.server.Server._handle_eio_connect": isinstance(sio, ChatServer),
     }
-    for name in ("_websocket_handler", "poll", "send", "schedule_ping", "handle_get_request"):
+    for name in ("_websocket_handler", "send", "schedule_ping", "handle_get_request"):
         checks["engineio.socket.Socket." + name] = (
             getattr(ChatSocket, name) is not getattr(engineio_socket.Socket, name))
     checks["geventwebsocket.websocket.WebSocket.handler"] = True   # resolved by install

@@ -1,7 +1,7 @@
 """What the node's periodic sweeps (backpressure.py) find, and how they cut a
 connection off: the Engine.IO internals they rely on are rows of ``patches.PATCHES``
-(``Socket.close``, ``Server.sockets``, ``WebSocket.handler``); the tables they read
-(``opened``, ``backlogged``) are kept by ``patches._ChatSockets`` and ``ChatSocket.send``.
+(``Socket.close``, ``Server.sockets``); the tables they read (``opened``,
+``backlogged``) are kept by ``patches._ChatSockets``, ``ChatSocket.send`` and ``WsConn``.
 """
 import socket as stdlib_socket
 import time
@@ -26,21 +26,23 @@ def cut_off(sio, eio_sid):
     """Abort a connection at once and drop what was queued for it.
 
     A CLOSE packet would only queue behind the backlog, so the socket is
-    aborted, its queue emptied and its writer let go (``None``) once its
-    blocked send returns.
+    aborted: a websocket's connection closed with its unsent frames dropped; a
+    long-poll's queue emptied, its writer let go (``None``) and its TCP connection
+    shut down, as its response may be stuck in ``sendall``.
     """
     socket = sio.eio.sockets.get(eio_sid)
     if socket is None or socket.closed:
         return False
     socket.close(wait=False, abort=True)
+    sio.eio.sockets.pop(eio_sid, None)
+    if socket.conn is not None:
+        socket.conn.abort()
+        return True
     while not socket.queue.empty():
         socket.queue.get_nowait()
         socket.queue.task_done()
     socket.queue.put(None)
-    sio.eio.sockets.pop(eio_sid, None)
-    ws = socket.writer._sock if socket.writer is not None else None   # gevent-websocket's
-    handler = getattr(ws, "handler", None)
-    _shutdown(handler.socket if handler is not None else socket.poll_connection)
+    _shutdown(socket.poll_connection)
     return True
 
 
