@@ -188,7 +188,9 @@ class RequestHandlers:
         self._expire_rooms()
         departed = self.presence.expire()
         if departed:
-            log.warning("nodes expired; gone from rooms: %s", departed)
+            log.warning("nodes expired: %d members gone from %d rooms (e.g. %s)",
+                        sum(len(nicks) for nicks in departed.values()), len(departed),
+                        dict(list(departed.items())[:3]))
         self._announce_departures(departed)
         self._publish(wire.HEARTBEAT_TOPIC, self.heartbeat_body(self.sequencer.take_changes()))
 

@@ -43,6 +43,10 @@ class EngineSocket:
         self.closes.append(reason)
         self.closed = True
 
+    def close_soon(self):
+        gevent.spawn(self.close, reason=self.server.reason.TRANSPORT_CLOSE)
+        del self.server.sockets[self.sid]
+
 
 class _Sockets(dict):
     backlogged = set()
@@ -216,3 +220,39 @@ def test_a_close_that_cannot_be_sent_is_given_up_after_the_flush_bound(monkeypat
     conn.put(None)
     wait_for(lambda: conn.closed)
     assert conn.backlog == 0
+
+
+def test_open_connections_are_counted_as_they_open_and_close():
+    before = WsConn.open
+    conn, engine, client = make()
+    assert WsConn.open == before + 1
+    client.close()
+    wait_for(lambda: conn.closed)
+    conn._stop()                                # closing twice counts once
+    assert WsConn.open == before
+
+
+def test_a_mass_drop_is_closed_by_one_greenlet_that_lets_the_node_run_between_batches():
+    from chat import engine_socket
+    order = []
+
+    class Closing:
+        server = SimpleNamespace(sockets={}, reason=SimpleNamespace(TRANSPORT_CLOSE="t"))
+
+        def __init__(self, sid):
+            self.sid = sid
+            self.server.sockets[sid] = self
+
+        def close(self, wait=True, abort=False, reason=None):
+            order.append(self.sid)
+            if self.sid == 7:
+                raise RuntimeError("a failing disconnect handler")
+
+    for sid in range(200):
+        engine_socket._close_soon(Closing(sid))
+    gevent.spawn(lambda: order.append("keepalive"))      # due while the drop is handled
+    wait_for(lambda: len(order) == 201)
+    assert order.index("keepalive") == engine_socket.CLOSE_BATCH   # not after all 200
+    assert [sid for sid in order if sid != "keepalive"] == list(range(200))
+    assert Closing.server.sockets == {}
+    wait_for(lambda: not engine_socket._closer)

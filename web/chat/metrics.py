@@ -14,6 +14,8 @@ from prometheus_client import (CollectorRegistry, Counter, Histogram, ProcessCol
                                generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 
+from .websocket import WsConn
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)   # CPU, memory, start time (a restart shows)
 
@@ -49,9 +51,9 @@ class NodeState:
         return []
 
     def collect(self):
-        by_transport = {"websocket": 0, "polling": 0}
-        for socket in list(self.sio.eio.sockets.values()):
-            by_transport["websocket" if socket.upgraded else "polling"] += 1
+        websocket = WsConn.open       # counted as they open and close: a scrape
+        by_transport = {"websocket": websocket,   # never walks every connection
+                        "polling": max(0, len(self.sio.eio.sockets) - websocket)}
         connections = GaugeMetricFamily("chat_connections", "Engine.IO sessions, by transport",
                                         labels=["transport"])
         for transport, count in by_transport.items():

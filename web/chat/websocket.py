@@ -14,8 +14,8 @@ input buffer and the frames waiting for the kernel.
   against the message limit, close 1009 as ``frames.BoundedWebSocket`` does) and
   hands each Engine.IO packet to the socket: a PONG schedules the next ping (a
   timer), a MESSAGE starts engine.io's handler greenlet (``async_handlers``);
-  anything else, and a lost connection, runs in a greenlet of its own, as
-  disconnect handlers may block.
+  anything else runs in a greenlet of its own, and a lost connection is closed
+  by the socket's ``close_soon`` (disconnect handlers may block).
 - **Writing**: every frame is held until the end of the current loop iteration
   (:func:`flush_held`, one ``run_callback`` for all connections), so all frames
   due to one connection in one tick go out in one ``send``; a broadcast frame is
@@ -78,6 +78,7 @@ class WsConn(FrameParser):
     __slots__ = ("socket", "_sock", "_reader", "_writer", "_in", "_parts", "_received",
                  "_tick", "_out", "backlog", "closing", "closed", "_timer")
     max_message_bytes = 1_000_000    # the server's max_http_buffer_size (patches.install)
+    open = 0                         # connections of this process not yet closed (metrics)
 
     def __init__(self, eio_socket, sock, buffered=b""):
         """:param sock: a connected non-blocking ``_socket.socket``, ours from now on.
@@ -95,6 +96,7 @@ class WsConn(FrameParser):
         loop = gevent.get_hub().loop
         self._reader = loop.io(sock.fileno(), 1)
         self._reader.start(self._readable)
+        WsConn.open += 1
         if self._in:
             loop.run_callback(self._parse)
 
@@ -223,7 +225,7 @@ class WsConn(FrameParser):
         if not self.closing:
             self._close_when_sent(code, reason)
             if not self.socket.closed:
-                gevent.spawn(_close_socket, self.socket)
+                self.socket.close_soon()
 
     def _close_when_sent(self, code=CLOSE_NORMAL, reason=b""):
         """Send what is due and a close frame, then close; nothing more is read."""
@@ -254,12 +256,13 @@ class WsConn(FrameParser):
             return
         self._stop()
         if not self.socket.closed:
-            gevent.spawn(_close_socket, self.socket)
+            self.socket.close_soon()
 
     def _stop(self):
         if self.closed:
             return
         self.closed = self.closing = True
+        WsConn.open -= 1
         for watcher in (self._reader, self._writer, self._timer):
             if watcher is not None:
                 watcher.stop()
@@ -278,10 +281,3 @@ def _receive(socket, pkt):
         socket.receive(pkt)
     except Exception:                # noqa: BLE001 - as engine.io's reader loop
         log.debug("websocket %s: receive failed", socket.sid, exc_info=True)
-
-
-def _close_socket(socket):
-    socket.close(wait=False, abort=True, reason=socket.server.reason.TRANSPORT_CLOSE)
-    sockets = socket.server.sockets
-    if sockets.get(socket.sid) is socket:
-        del sockets[socket.sid]
