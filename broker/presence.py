@@ -53,8 +53,15 @@ class PresenceRegistry:
         return state["rooms"].get(room, frozenset()) if state is not None else frozenset()
 
     def snapshot(self):
-        """{room: [nick...]} for every room with members."""
-        return {room: self.members(room) for room in sorted(self.rooms)}
+        """{room: [nick...]} for every room with members.
+
+        A room no report changed since the last :meth:`take_changes` has the list
+        that gave, so a snapshot computes the changed rooms only (resyncing nodes
+        each ask for one; at 100,000 members recomputing every list stalled the
+        broker for seconds)."""
+        taken, dirty = self.taken, self.dirty
+        return {room: (self.members(room) if room in dirty or room not in taken else taken[room])
+                for room in sorted(self.rooms)}
 
     def update(self, node, rooms, full):
         """Take a node's report; returns the rooms where this node's nicks changed

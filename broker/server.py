@@ -29,6 +29,8 @@ from .store import MemoryStore, SqliteStore
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE = int(zmq.SNDMORE)
 _RCVMORE = int(zmq.RCVMORE)
+# The most one turn of the loop spends on the requests of one socket (see _drain).
+DRAIN_BUDGET_S = 0.1
 
 
 def open_store(config):
@@ -169,12 +171,15 @@ class Broker(RequestHandlers):
                 self.pair.flush()
             self._flush()
 
-    def _drain(self, sock, handlers, limit=1000):
-        """Handle what is queued on a ROUTER socket, at most ``limit`` at a time.
+    def _drain(self, sock, handlers, limit=1000, budget_s=DRAIN_BUDGET_S):
+        """Handle what is queued on a ROUTER socket, at most ``limit`` requests and
+        about ``budget_s`` at a time: the loop's heartbeats (to nodes and to the
+        peer, which takes over after two missed) wait for nothing longer.
 
         With CURVE, the last frame is read as a Frame for its ``User-Id``: the
         peer's public key, which the handlers bind node names to."""
         curve = self.curve is not None
+        deadline = time.monotonic() + budget_s
         for _ in range(limit):
             try:
                 frames = [sock.recv(_NOBLOCK)]
@@ -188,6 +193,8 @@ class Broker(RequestHandlers):
             except zmq.Again:
                 return
             self._serve(sock, handlers, frames)
+            if time.monotonic() > deadline:
+                return
 
     def beat(self):
         """Every heartbeat: the pair's tick, the heartbeat (a passive says nothing on PUB:

@@ -12,6 +12,7 @@ import zmq
 from broker.config import BrokerConfig
 from broker.presence import PresenceRegistry
 from broker.sequencer import Sequencer
+from broker import server as server_module
 from broker.server import Broker
 from chatstream import wire
 
@@ -669,3 +670,38 @@ def test_run_loop_refuses_a_hostile_peer_coalesces_presence_and_keeps_serving():
             seen.append(wire.decode(recv(sub)[1]))
         assert [b["message"]["nick"] for b in seen if b["type"] == "message"] == ["ann"]
         assert not any(b["type"] == "relay" for b in seen)
+
+
+class QueuedSocket:
+    """A ROUTER socket with requests queued: recv gives them, then raises Again."""
+
+    def __init__(self, requests):
+        self.requests = [list(r) for r in requests]
+        self.frames = []
+        self.sent = []
+
+    def recv(self, flags=0, copy=True):
+        if not self.frames:
+            if not self.requests:
+                raise zmq.Again()
+            self.frames = self.requests.pop(0)
+        return self.frames.pop(0)
+
+    def getsockopt(self, option):
+        return 1 if self.frames else 0
+
+    def send(self, frame, flags=0):
+        self.sent.append(frame)
+
+
+def test_one_turn_of_the_loop_serves_requests_for_about_its_budget_only(monkeypatch):
+    broker = make_broker()
+    served = []
+    monkeypatch.setattr(broker, "_serve", lambda sock, handlers, frames: served.append(frames))
+    clock = itertools.count(0.0, 0.03)                   # each request takes 30 ms
+    monkeypatch.setattr(server_module.time, "monotonic", lambda: next(clock))
+    sock = QueuedSocket([[PEER, b"x%d" % i] for i in range(50)])
+    broker._drain(sock, broker.intake_handlers, budget_s=0.1)
+    assert 3 <= len(served) <= 5                          # the heartbeat is not kept waiting
+    broker._drain(sock, broker.intake_handlers, budget_s=10.0)
+    assert len(served) == 50                              # the rest, next turns

@@ -97,3 +97,21 @@ def test_held_is_what_a_node_last_reported_in_a_room():
     reg.update("n1", {"r": ["a", "b"]}, full=False)
     assert reg.held("n1", "r") == {"a", "b"}
     assert reg.held("n1", "s") == frozenset() and reg.held("n9", "r") == frozenset()
+
+
+def test_a_snapshot_reuses_the_lists_last_taken_and_computes_only_changed_rooms(monkeypatch):
+    reg, _ = registry()
+    for i in range(100):
+        reg.update("n%d" % (i % 3), {"r%d" % i: ["u%d" % i, "v%d" % i]}, full=False)
+    reg.take_changes()
+    reg.update("n0", {"r0": ["u0", "w0"]}, full=False)     # changed since the lists were taken
+    reg.update("n1", {"new": ["x"]}, full=False)            # a room never taken
+    reg.update("n2", {"r2": []}, full=False)                # emptied
+    computed = []
+    members = reg.members
+    monkeypatch.setattr(reg, "members", lambda room: computed.append(room) or members(room))
+    snap = reg.snapshot()
+    assert sorted(computed) == ["new", "r0"]                # not 100 rooms
+    monkeypatch.setattr(reg, "members", members)
+    assert snap == {room: reg.members(room) for room in sorted(reg.rooms)}   # the same lists
+    assert snap["r0"] == ["u0", "w0"] and "r2" not in snap and snap["new"] == ["x"]
