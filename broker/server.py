@@ -167,8 +167,7 @@ class Broker(RequestHandlers):
             if self.snapshots in events:
                 self._drain(self.snapshots, self.snapshot_handlers)
             if self.peer_link is not None and self.peer_link.inbox in events:
-                self.peer_link.drain(self.pair.on_peer_frame)
-                self.pair.flush()
+                self._hear_peer()
             self._flush()
 
     def _drain(self, sock, handlers, limit=1000, budget_s=DRAIN_BUDGET_S):
@@ -196,6 +195,11 @@ class Broker(RequestHandlers):
             if time.monotonic() > deadline:
                 return
 
+    def _hear_peer(self):
+        """The peer's frames waiting on the link, then what the replica applied, acked."""
+        self.peer_link.drain(self.pair.on_peer_frame)
+        self.pair.flush()
+
     def beat(self):
         """Every heartbeat: the pair's tick, the heartbeat (a passive says nothing on PUB:
         nodes follow the active), the batch out.  While output waits for the passive, a
@@ -204,6 +208,8 @@ class Broker(RequestHandlers):
         this broker, would take over as well (two actives, seen across hosts)."""
         pair = self.pair
         if pair is not None:
+            if self.peer_link is not None:
+                self._hear_peer()   # what came while this loop was busy: then judge silence
             pair.tick()
         if pair is None or pair.state == ACTIVE:
             self.heartbeat()

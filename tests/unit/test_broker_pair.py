@@ -298,3 +298,34 @@ def test_overdue_acks_release_the_output_and_the_passive_catches_up_again():
     pump(a, b)
     assert b.pair.replica.in_sync and b.sequencer.cids["lobby"]["c1"]["seq"] == 1
     assert a.pair.replicator.attached == "B-1"
+
+
+class Link:
+    """A peer link whose frames wait until the broker's loop drains them."""
+
+    def __init__(self):
+        self.waiting = []
+
+    def drain(self, callback):
+        frames, self.waiting[:] = list(self.waiting), []
+        for frame in frames:
+            callback(frame)
+
+
+def test_a_broker_busy_past_the_expiry_reads_what_its_peer_sent_before_judging_it_silent():
+    clock, a, b = started_pair()
+    b.broker.peer_link = link = Link()
+    for _ in range(3):                      # the active beats on; the passive's loop is busy
+        clock.now += 1.0
+        a.pair.tick()
+        link.waiting.extend(a.to_peer)
+        a.to_peer.clear()
+    b.broker.beat()                         # its first turn after the stall
+    assert not link.waiting and b.pair.state == bstar.PASSIVE
+    assert b.pair.star.peer_alive()         # heard, so a node's ask would not fail over
+    a.broker.peer_link = Link()             # and the active, busy as long, keeps its passive
+    clock.now += 3.0
+    a.broker.peer_link.waiting.extend(b.to_peer)
+    b.to_peer.clear()
+    a.broker.beat()
+    assert a.pair.replicator.attached
