@@ -145,6 +145,20 @@ def test_a_session_keeps_the_strings_of_its_environ_not_the_request_s_objects(si
     assert all(type(value) is str for value in environ.values())
 
 
+def test_an_event_is_handed_over_from_the_read_callback_and_handled_in_a_greenlet(
+        sio, client, monkeypatch):
+    from chat import websocket
+    spawned, handled = [], []
+    monkeypatch.setattr(websocket, "_receive", lambda *args: spawned.append(args))
+    sio.on("hello", lambda sid, data: handled.append((data, gevent.getcurrent())))
+    client.send('42["hello",1]')
+    with gevent.Timeout(WAIT_S):
+        while not handled:
+            gevent.sleep(0.01)
+    assert handled[0][0] == 1 and handled[0][1] is not gevent.get_hub()
+    assert spawned == []                      # no greenlet of the connection's own
+
+
 def test_a_packet_for_a_websocket_goes_to_its_conn_not_to_engineio_s_queue(sio, client):
     socket = sio.eio.sockets[client.sid]
     pkt = eio_packet.Packet(eio_packet.MESSAGE, '2["message",{"seq":1}]')
@@ -341,6 +355,8 @@ PROOFS = {
     "geventwebsocket.handler.WebSocket": test_a_frame_or_message_over_the_limit_is_refused_1009_at_its_header,
     "socketio.server.Server._handle_eio_connect":
         test_a_session_keeps_the_strings_of_its_environ_not_the_request_s_objects,
+    "socketio.server.Server._handle_eio_message":
+        test_an_event_is_handed_over_from_the_read_callback_and_handled_in_a_greenlet,
     "socketio.base_manager.BaseManager.basic_disconnect":
         test_room_index.test_every_room_operation_leaves_the_same_rooms_as_the_library_and_no_index_behind,
 }

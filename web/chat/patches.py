@@ -87,6 +87,9 @@ PATCHES = (
           " never buffered; the handler makes its WebSocket by this module name"),
     Patch("socketio.server.Server._handle_eio_connect", "ChatServer._handle_eio_connect",
           "keeps the strings of a session's environ, not the request's objects (idle RSS)"),
+    Patch("socketio.server.Server._handle_eio_message", "relied on by WsConn._message",
+          "a Socket.IO EVENT is decoded and its handler started in a greenlet (async_handlers),"
+          " so the loop's read callback hands it over without a greenlet of its own"),
     Patch("socketio.base_manager.BaseManager.basic_disconnect", "room_index.IndexedRooms (in ZmqManager)",
           "the library scans every room (each sid is one) per disconnect: a storm is quadratic"),
 )
@@ -194,6 +197,7 @@ def install(sio):
     geventwebsocket_handler.WebSocket = BoundedWebSocket
     BoundedWebSocket.max_message_bytes = sio.eio.max_http_buffer_size
     WsConn.max_message_bytes = sio.eio.max_http_buffer_size
+    WsConn.events_in_loop = sio.async_handlers is True
     verify(sio)
 
 
@@ -246,6 +250,7 @@ def verify(sio):
             {"wait", "abort"} <= set(inspect.signature(engineio_socket.Socket.close).parameters),
         "socketio.base_manager.BaseManager.basic_disconnect": isinstance(sio.manager, IndexedRooms),
         "socketio.server.Server._handle_eio_connect": isinstance(sio, ChatServer),
+        "socketio.server.Server._handle_eio_message": True,    # resolved by install
     }
     for name in ("_websocket_handler", "send", "schedule_ping", "handle_get_request"):
         checks["engineio.socket.Socket." + name] = (

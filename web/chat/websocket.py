@@ -79,6 +79,7 @@ class WsConn(FrameParser):
                  "_tick", "_out", "backlog", "closing", "closed", "_timer")
     max_message_bytes = 1_000_000    # the server's max_http_buffer_size (patches.install)
     open = 0                         # connections of this process not yet closed (metrics)
+    events_in_loop = False           # python-socketio starts event handlers in greenlets
 
     def __init__(self, eio_socket, sock, buffered=b""):
         """:param sock: a connected non-blocking ``_socket.socket``, ours from now on.
@@ -213,8 +214,11 @@ class WsConn(FrameParser):
         socket = self.socket
         if pkt.packet_type == engineio_packet.PONG:
             socket.schedule_ping()   # a timer: fine from the loop
-        elif pkt.packet_type == engineio_packet.MESSAGE and socket.server.async_handlers:
-            socket.receive(pkt)      # engine.io starts the handler's greenlet
+        elif pkt.packet_type == engineio_packet.MESSAGE and (
+                socket.server.async_handlers
+                or (self.events_in_loop and type(pkt.data) is str and pkt.data[:1] == "2")):
+            socket.receive(pkt)      # a Socket.IO EVENT: python-socketio decodes it and
+                                     # starts its handler's greenlet (patches.PATCHES)
         else:
             gevent.spawn(_receive, socket, pkt)
 
