@@ -15,6 +15,9 @@ from chatstream.history import RoomHistory
 from .store import MemoryStore
 
 DAY_MS = 86_400_000
+# Names of rooms with nothing stored that find() remembers (a join asks for its room's
+# history before anyone wrote there); past this many it forgets them all.
+ABSENT_MAX = 200_000
 _ID_POOL = []
 
 
@@ -57,6 +60,7 @@ class Sequencer:
         self.rooms = collections.OrderedDict()   # room -> RoomHistory, least recently used first
         self.cids = {}           # room -> {cid: message} for buffered messages
         self.changed = {}        # room -> seq, since the last take_changes()
+        self.absent = set()      # rooms the store was asked for and had nothing of
 
     def find(self, name):
         """The room's history, from memory or the store; None if it never had a message."""
@@ -64,8 +68,13 @@ class Sequencer:
         if history is not None:
             self.rooms.move_to_end(name)
             return history
+        if name in self.absent:  # joins and snapshots ask for rooms never written to
+            return None
         state = self.store.load_room(name, self.history_size)
         if state is None:
+            if len(self.absent) >= ABSENT_MAX:
+                self.absent.clear()
+            self.absent.add(name)
             return None
         history = self.rooms[name] = RoomHistory.from_state(name, state, self.history_size)
         self.cids[name] = {m["cid"]: m for m in history.buffer if "cid" in m}
@@ -77,6 +86,7 @@ class Sequencer:
         if history is None:
             history = self.rooms[name] = RoomHistory(name, self.epoch, size=self.history_size)
             self.cids[name] = {}
+            self.absent.discard(name)
         return history
 
     def sequence(self, room, nick, text, node, cid=None, uid=None):
@@ -124,6 +134,7 @@ class Sequencer:
                 return False
             history = self.rooms[room] = RoomHistory(room, epoch, size=self.history_size)
             self.cids[room] = {}
+            self.absent.discard(room)
         if history.epoch != epoch or message["seq"] != history.seq + 1:
             return False
         evicted = history.append(message)
@@ -166,6 +177,7 @@ class Sequencer:
                                                                     self.history_size)
                 self.cids[room] = {m["cid"]: m for m in history.buffer if "cid" in m}
         self.store.replace_rooms(states, after, upto)
+        self.absent.clear()            # the store changed under every name
 
     def adopt_epoch(self, epoch):
         """New rooms take the active's epoch (same epoch across a failover)."""

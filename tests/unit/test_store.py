@@ -150,3 +150,42 @@ def test_a_state_file_from_before_the_ttl_counts_its_rooms_from_now(tmp_path):
     assert seq.epoch == "E0"
     assert seq.expire() == 0                       # not expired by a ts of 1970
     assert seq.history("a")["history"][0]["text"] == "t"
+
+
+class CountingStore(SqliteStore):
+    """Counts the rooms it is asked for."""
+
+    asked = 0
+
+    def load_room(self, name, history_size):
+        self.asked += 1
+        return super().load_room(name, history_size)
+
+
+def test_a_room_never_written_is_looked_up_in_the_store_once_until_written(tmp_path):
+    store = CountingStore(str(tmp_path / "state.sqlite3"))
+    seq = Sequencer(history_size=5, store=store)
+    for _ in range(3):                                   # joins asking for its history
+        assert seq.history("quiet")["history"] == []
+    assert seq.snapshot(["quiet"]) == {} and store.asked == 1
+    _fill(seq, "quiet", 2)                               # now written: found again
+    seq.commit()
+    again = Sequencer(history_size=5, store=store)       # and after a restart
+    assert again.history("quiet")["seq"] == 2
+
+
+def test_a_replica_s_applied_and_restored_rooms_are_not_taken_for_absent(tmp_path):
+    active = Sequencer(history_size=5, store=SqliteStore(str(tmp_path / "a.sqlite3")))
+    replica = Sequencer(epoch=active.epoch, history_size=5, rooms_in_memory=1,
+                        store=SqliteStore(str(tmp_path / "b.sqlite3")))
+    assert replica.find("r") is None and replica.find("s") is None   # remembered absent
+    message, _ = active.sequence("r", "ann", "hi", "node1")
+    assert replica.apply("r", active.epoch, message)
+    replica.commit()
+    replica.room("other")
+    replica.commit()                                    # "r" leaves memory: in the store only
+    assert "r" not in replica.rooms and replica.find("r").seq == 1
+    _fill(active, "s", 1)
+    active.commit()
+    replica.restore_part({"s": active.peek("s")}, after="")          # a catch-up part
+    assert replica.find("s").seq == 1
