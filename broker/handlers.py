@@ -184,9 +184,16 @@ class RequestHandlers:
         return wire.encode("history", rid=body.get("rid"),
                            **self.sequencer.history(room, since, epoch))
 
+    # When the intake was last left with requests unread (None: read to the end); see heartbeat.
+    intake_behind_since = None
+
     def heartbeat(self):
         self._expire_rooms()
-        departed = self.presence.expire()
+        behind = self.intake_behind_since
+        if behind is not None and time.monotonic() - behind < 3 * self.presence.node_ttl_ms / 1000.0:
+            departed = {}       # a node's report may be waiting behind them: not judged silent
+        else:
+            departed = self.presence.expire()
         if departed:
             log.warning("nodes expired: %d members gone from %d rooms (e.g. %s)",
                         sum(len(nicks) for nicks in departed.values()), len(departed),

@@ -190,10 +190,14 @@ class Broker(RequestHandlers):
                     else:
                         frames.append(sock.recv(_NOBLOCK))
             except zmq.Again:
+                if sock is self.intake:
+                    self.intake_behind_since = None
                 return
             self._serve(sock, handlers, frames)
             if time.monotonic() > deadline:
-                return
+                break
+        if sock is self.intake and self.intake_behind_since is None:
+            self.intake_behind_since = time.monotonic()   # requests left unread (heartbeat)
 
     def _hear_peer(self):
         """The peer's frames waiting on the link, then what the replica applied, acked."""

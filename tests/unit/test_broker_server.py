@@ -705,3 +705,32 @@ def test_one_turn_of_the_loop_serves_requests_for_about_its_budget_only(monkeypa
     assert 3 <= len(served) <= 5                          # the heartbeat is not kept waiting
     broker._drain(sock, broker.intake_handlers, budget_s=10.0)
     assert len(served) == 50                              # the rest, next turns
+
+
+def test_no_node_is_judged_silent_while_the_intake_holds_unread_requests(monkeypatch):
+    clock = [1_000_000]
+    broker = make_broker(presence_interval_ms=60_000)
+    broker.presence = PresenceRegistry(node_ttl_ms=5000, clock_ms=lambda: clock[0])
+    intake(broker, presence_frame(rooms={"lobby": ["ann"]}))
+    broker.intake = QueuedSocket([[PEER, b"{}"] for _ in range(5)])   # a storm's relays
+    monkeypatch.setattr(broker, "_serve", lambda sock, handlers, frames: None)
+    broker._drain(broker.intake, broker.intake_handlers, budget_s=-1.0)  # its budget spent
+    assert broker.intake_behind_since is not None
+    clock[0] += 6000                                     # node1's report may be behind them
+    broker.heartbeat()
+    assert "node1" in broker.presence.nodes
+    broker._drain(broker.intake, broker.intake_handlers)  # read to the end: now it is judged
+    assert broker.intake_behind_since is None
+    broker.heartbeat()
+    assert "node1" not in broker.presence.nodes
+
+
+def test_an_intake_that_stays_behind_for_three_ttls_no_longer_shields_silent_nodes(monkeypatch):
+    clock = [1_000_000]
+    broker = make_broker(presence_interval_ms=60_000)
+    broker.presence = PresenceRegistry(node_ttl_ms=5000, clock_ms=lambda: clock[0])
+    intake(broker, presence_frame(rooms={"lobby": ["ann"]}))
+    broker.intake_behind_since = server_module.time.monotonic() - 16.0
+    clock[0] += 6000
+    broker.heartbeat()
+    assert "node1" not in broker.presence.nodes
