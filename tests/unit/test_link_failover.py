@@ -167,6 +167,17 @@ def test_nodes_follow_the_newest_term_and_drop_what_an_older_active_publishes():
     assert transport._follows(0, _heartbeat(3)) and transport.current == 0   # a later takeover
 
 
+def test_a_node_that_asked_the_passive_follows_the_active_back_at_the_same_term():
+    transport = PairTransport(_Side("broker"), _Side("broker2"))
+    assert transport._follows(0, _heartbeat(0)) and transport.current == 0   # no failover yet
+    transport.heard[0] -= SILENT_S                      # the active starved for a moment
+    transport.failed(0, NoReply("slow"))                # so the passive was asked
+    assert transport.current == 1
+    assert transport._follows(0, _heartbeat(0)) and transport.current == 0   # and left again
+    transport._follows(1, _heartbeat(1))                # a takeover, then the old active's
+    assert not transport._follows(0, _heartbeat(0)) and transport.current == 1
+
+
 def test_a_request_moves_to_the_other_broker_only_when_this_one_is_gone():
     transport = PairTransport(_Side("broker"), _Side("broker2"))
     transport.failed(0, NoReply("slow"))               # never heard: a cold start moves on

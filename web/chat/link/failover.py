@@ -9,7 +9,9 @@ twins): ``broker`` (primary) and ``broker2`` (backup).
 - Both SUB sockets are subscribed alike; only the active publishes.  Every
   heartbeat carries the active's Binary Star term (one above any term it had
   heard when it took over), and the nodes follow the **newest term**: a
-  heartbeat of the other broker with a newer term makes it the one asked, and
+  heartbeat of the other broker with a newer term makes it the one asked (with the
+  same term too while the one asked publishes nothing: a passive asked when the
+  active was slow, never followed back by a node no request of which failed), and
   whatever else the other broker publishes is dropped -- an old active cut off
   and back (older term) is ignored until its peer makes it exit.  The new
   active's heartbeat names a new broker instance: the link's usual resync
@@ -108,6 +110,10 @@ class PairTransport(QueueReader):
         heard = self.heard[index]
         return heard is not None and time.monotonic() - heard >= SILENT_S
 
+    def _gone(self, index):
+        """Never heard on PUB (a passive publishes nothing) or silent since."""
+        return self.heard[index] is None or self.silent(index)
+
     def failed(self, index, why):
         """The broker at ``index`` did not serve (``why``: the exception or a reason):
         take the other one as active -- unless this one is still heard (it is slow, not
@@ -170,7 +176,9 @@ class PairTransport(QueueReader):
             self.terms[index] = term
         if index == self.current:
             return True
-        if term is None or term <= self.terms[self.current]:
+        current = self.current
+        if term is None or term < self.terms[current] or (
+                term == self.terms[current] and not self._gone(current)):
             return False     # an old active not gone yet, or frames before its heartbeat
         self._switch(index, "broker %s publishes with term %d" % (
             self.sides[index].endpoint("intake"), term))
