@@ -173,6 +173,7 @@ def test_a_node_that_asked_the_passive_follows_the_active_back_at_the_same_term(
     transport.heard[0] -= SILENT_S                      # the active starved for a moment
     transport.failed(0, NoReply("slow"))                # so the passive was asked
     assert transport.current == 1
+    transport._follows(1, [wire.PRESENCE_TOPIC, b"{}"])   # it publishes, but never heartbeats
     assert transport._follows(0, _heartbeat(0)) and transport.current == 0   # and left again
     transport._follows(1, _heartbeat(1))                # a takeover, then the old active's
     assert not transport._follows(0, _heartbeat(0)) and transport.current == 1

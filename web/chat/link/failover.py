@@ -10,7 +10,7 @@ twins): ``broker`` (primary) and ``broker2`` (backup).
   heartbeat carries the active's Binary Star term (one above any term it had
   heard when it took over), and the nodes follow the **newest term**: a
   heartbeat of the other broker with a newer term makes it the one asked (with the
-  same term too while the one asked publishes nothing: a passive asked when the
+  same term too while the one asked sends no heartbeat: a passive asked when the
   active was slow, never followed back by a node no request of which failed), and
   whatever else the other broker publishes is dropped -- an old active cut off
   and back (older term) is ignored until its peer makes it exit.  The new
@@ -89,6 +89,7 @@ class PairTransport(QueueReader):
         self.attempt_s = attempt_s
         self.current = 0
         self.heard = [None, None]   # when each side last published (monotonic s)
+        self.beats = [None, None]   # ... and last heartbeat (only an active heartbeats)
         self.terms = [0, 0]         # each side's term, from its heartbeats
         self.last_switch = float("-inf")
         self.queues = {channel: Queue() for channel in CHANNELS}
@@ -111,8 +112,9 @@ class PairTransport(QueueReader):
         return heard is not None and time.monotonic() - heard >= SILENT_S
 
     def _gone(self, index):
-        """Never heard on PUB (a passive publishes nothing) or silent since."""
-        return self.heard[index] is None or self.silent(index)
+        """No heartbeat from it for :data:`SILENT_S` (a passive never heartbeats)."""
+        beat = self.beats[index]
+        return beat is None or time.monotonic() - beat >= SILENT_S
 
     def failed(self, index, why):
         """The broker at ``index`` did not serve (``why``: the exception or a reason):
@@ -174,6 +176,7 @@ class PairTransport(QueueReader):
         term = _heartbeat_term(frames)
         if term is not None:
             self.terms[index] = term
+            self.beats[index] = self.heard[index]
         if index == self.current:
             return True
         current = self.current
