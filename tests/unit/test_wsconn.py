@@ -256,3 +256,15 @@ def test_a_mass_drop_is_closed_by_one_greenlet_that_lets_the_node_run_between_ba
     assert [sid for sid in order if sid != "keepalive"] == list(range(200))
     assert Closing.server.sockets == {}
     wait_for(lambda: not engine_socket._closer)
+
+
+def test_a_message_in_thousands_of_tiny_frames_holds_its_bytes_not_an_object_per_frame():
+    conn, engine, client = make()
+    parts = [client_frame(1, b"4", fin=False)]
+    parts += [client_frame(0, b"" if n % 2 else b"x", fin=False) for n in range(20_000)]
+    client.sendall(b"".join(parts))
+    wait_for(lambda: conn._parts is not None and len(conn._parts[1]) == 1 + 10_000)
+    assert len(conn._parts) == 2                   # one buffer, whatever the frame count
+    client.sendall(client_frame(0, b"!"))
+    wait_for(lambda: engine.received)
+    assert engine.received[0].data == "x" * 10_000 + "!"

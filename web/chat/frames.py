@@ -153,13 +153,13 @@ class FrameParser:
         elif opcode == _PONG:
             pass
         elif not fin:                # the first or a middle part of a message
-            if self._parts is None:
-                self._parts, self._received = [opcode], 0
-            self._parts.append(payload)
+            if self._parts is None:   # [opcode, the payloads so far in one buffer]: a
+                self._parts, self._received = [opcode, bytearray()], 0   # million tiny
+            self._parts[1] += payload  # frames hold their bytes, not a million objects
             self._received += len(payload)
         else:
             if self._parts is not None:
-                opcode, payload = self._parts[0], b"".join(self._parts[1:]) + payload
+                opcode, payload = self._parts[0], bytes(self._parts[1]) + payload
                 self._parts = None
             self._message(opcode, payload)
 
