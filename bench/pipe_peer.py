@@ -119,15 +119,19 @@ class Peer:
                 if len(frames) != 2 or frames[0].startswith(b"\x01"):
                     continue   # heartbeats and relays
                 body = self.wire.decode(frames[1])
-                if body.get("type") != "message":
+                if body.get("type") == "message":
+                    batch = (body["message"],)
+                elif body.get("type") == "messages":   # a room's messages of one broker batch
+                    batch = body["messages"]
+                else:
                     continue
-                m = body["message"]
-                try:
-                    phase, sender, k, t_send = (int(x) for x in m["text"].split(" ", 4)[:4])
-                except ValueError:
-                    self.integrity["foreign"] += 1
-                    continue
-                self.on_delivery(phase, sender, k, t_send, now_ns, m["room"], m["seq"])
+                for m in batch:
+                    try:
+                        phase, sender, k, t_send = (int(x) for x in m["text"].split(" ", 4)[:4])
+                    except ValueError:
+                        self.integrity["foreign"] += 1
+                        continue
+                    self.on_delivery(phase, sender, k, t_send, now_ns, m["room"], m["seq"])
 
     def drain_replies(self):
         for _ in range(10000):

@@ -22,7 +22,7 @@ from .peer_link import PeerLink
 from .presence import PresenceRegistry
 from .reports import ReportAssembler
 from .sequencer import DAY_MS, Sequencer
-from .store import MemoryStore, SqliteStore
+from .store import open_store
 
 # Plain ints: pyzmq's send_multipart/recv_multipart combine its IntFlag
 # constants per frame, which showed up at ~6 % of the broker's time flat out.
@@ -31,15 +31,6 @@ _SNDMORE = int(zmq.SNDMORE)
 _RCVMORE = int(zmq.RCVMORE)
 # The most one turn of the loop spends on the requests of one socket (see _drain).
 DRAIN_BUDGET_S = 0.1
-
-
-def open_store(config):
-    """The store the configuration names: a SQLite file, or memory."""
-    if config.state_path in ("", "memory"):
-        log.warning("broker state is in memory only: a restart starts a new epoch")
-        return MemoryStore()
-    return SqliteStore(config.state_path, synchronous=config.state_sync)
-
 log = logging.getLogger(__name__)
 
 
@@ -67,6 +58,7 @@ class Broker(RequestHandlers):
         self.intake = self.publisher = self.snapshots = None
         self.running = False
         self.outbox = []   # (socket, frames) to send once the batch is committed
+        self.batches = {}  # room topic -> (epoch, [message]) in the outbox, still open
         self.next_room_sweep_ms = 0
         self.node_keys = {}
         self.intake_handlers = {"publish": self.on_publish, "relay": self.on_relay,
@@ -122,7 +114,6 @@ class Broker(RequestHandlers):
         return sock
 
     peer_link = None   # broker/peer_link.py, in a failover pair
-
     def close(self):
         for sock in (self.intake, self.snapshots, self.publisher):
             if sock is not None:
@@ -250,10 +241,13 @@ class Broker(RequestHandlers):
             metrics.SEQUENCED.inc(self.batch_sequenced)
             self.batch_sequenced = 0
         outbox, self.outbox = self.outbox, []
+        self.batches = {}
         if pair is not None:
             pair.step()
             outbox = pair.take_released() + pair.hold(outbox)
         for sock, (first, last) in outbox:   # every outgoing message has two frames
+            if last.__class__ is tuple:
+                last = wire.encode_messages(*last)
             try:
                 sock.send(first, _NOBLOCK | _SNDMORE)
                 sock.send(last, _NOBLOCK)
@@ -291,4 +285,15 @@ class Broker(RequestHandlers):
             self.outbox.append((sock, [identity, reply]))
 
     def _publish(self, topic, frame):
+        self.batches.pop(topic, None)   # what follows on this topic stays after this frame
         self.outbox.append((self.publisher, [topic, frame]))
+
+    def _publish_message(self, room, epoch, message):
+        """A sequenced message, in one PUB frame with the room's others of this batch
+        (wire.encode_messages): one send, and one wake-up of each node, per room."""
+        topic = wire.room_topic(room)
+        batch = self.batches.get(topic)
+        if batch is not None and batch[0] == epoch and len(batch[1]) < wire.MESSAGES_PER_FRAME:
+            return batch[1].append(message)
+        self.batches[topic] = batch = (epoch, [message])
+        self.outbox.append((self.publisher, [topic, batch]))

@@ -226,3 +226,11 @@ class SqliteStore:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
         self.db.close()
+
+
+def open_store(config):
+    """The store the configuration names: a SQLite file, or memory."""
+    if config.state_path in ("", "memory"):
+        log.warning("broker state is in memory only: a restart starts a new epoch")
+        return MemoryStore()
+    return SqliteStore(config.state_path, synchronous=config.state_sync)

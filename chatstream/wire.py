@@ -30,9 +30,12 @@ echoes, so one DEALER can have many requests in flight.
 
 Bodies by type (besides ``v`` and ``type``):
 
-- ``publish``   {rid, room, nick, text, node, cid|null, uid}: ``uid`` is the
+- ``publish``   {rid, room, nick, text, node, cid|null, uid, quiet?}: ``uid`` is the
   author's identity (chatstream.rules.uid), copied into the Message; the broker
-  sequences a publish without one (a node from before uids) into a Message without one
+  sequences a publish without one (a node from before uids) into a Message without one.
+  ``quiet: true`` (a node subscribed to the room, with a cid): no ``published``
+  reply when the message is new -- the node takes the message on PUB (it carries
+  node and cid) as the ack; a duplicate or a refusal is still answered
 - ``published`` {rid, message: Message, duplicate: bool}
 - ``relay``     {topic: "room"|null, data: {...}}  a python-socketio pub/sub
   message (emit, disconnect, callback ...) forwarded to every node
@@ -47,6 +50,9 @@ Bodies by type (besides ``v`` and ``type``):
 - ``announcement`` {room, text, ts}: said by the broker (e.g. "<nick> left"
   for the members of a node that died)
 - ``message``   {message: Message, epoch}
+- ``messages``  {messages: [Message], epoch}: consecutive messages of one room
+  sequenced in one batch (2 to MESSAGES_PER_FRAME), in seq order; read as
+  that many ``message`` bodies
 - ``heartbeat`` {broker, epoch, term, ts, seqs: {room: seq}} seqs holds the rooms that
   changed since the previous heartbeat, so a node notices a lost tail; ``term``
   is the failover pair's Binary Star term (0 alone): nodes follow the newest.  An
@@ -81,7 +87,7 @@ CLUSTER_TOPICS = (HEARTBEAT_TOPIC, BROADCAST_TOPIC, PRESENCE_TOPIC)
 
 # Request/reply and publish types; anything else is refused by decode().
 TYPES = frozenset({
-    "publish", "published", "relay", "message", "heartbeat",
+    "publish", "published", "relay", "message", "messages", "heartbeat",
     "snapshot", "history", "error", "presence", "announcement",
 })
 
@@ -97,6 +103,18 @@ def room_topic(room):
     from receiving room "ab".
     """
     return room.encode("utf-8") + b"\x00"
+
+
+# Most messages in one ``messages`` frame: 64 of the largest are ~1.5 MB, far
+# under a node's frame limit (config.NODE_MAX_FRAME_BYTES).
+MESSAGES_PER_FRAME = 64
+
+
+def encode_messages(epoch, messages):
+    """One room's messages of a batch as one PUB body (``message`` for one)."""
+    if len(messages) == 1:
+        return encode("message", message=messages[0], epoch=epoch)
+    return encode("messages", messages=messages, epoch=epoch)
 
 
 def encode(type_, **fields):

@@ -15,6 +15,7 @@ BODIES = {
     "published": {"rid": 1, "message": MESSAGE, "duplicate": False},
     "relay": {"topic": "lobby", "data": {"method": "emit", "event": "x", "data": [1, 2]}},
     "message": {"message": MESSAGE, "epoch": "e1"},
+    "messages": {"messages": [MESSAGE, dict(MESSAGE, seq=4, id="m2")], "epoch": "e1"},
     "heartbeat": {"broker": "e1-1", "epoch": "e1", "ts": 1, "seqs": {"lobby": 3}},
     "snapshot": {"rid": "r2", "broker": "e1-1", "epoch": "e1",
                  "rooms": {"lobby": {"epoch": "e1", "seq": 3, "history": [MESSAGE]}},
@@ -29,6 +30,14 @@ BODIES = {
 
 def test_every_type_has_a_round_trip_case():
     assert set(BODIES) == set(wire.TYPES)
+
+
+def test_one_message_of_a_batch_is_a_message_body_and_more_a_messages_body():
+    second = dict(MESSAGE, seq=4, id="m2")
+    assert wire.decode(wire.encode_messages("e1", [MESSAGE])) == dict(
+        BODIES["message"], v=wire.VERSION, type="message")
+    assert wire.decode(wire.encode_messages("e1", [MESSAGE, second])) == dict(
+        messages=[MESSAGE, second], epoch="e1", v=wire.VERSION, type="messages")
 
 
 @pytest.mark.parametrize("type_", sorted(BODIES))

@@ -12,6 +12,7 @@ import gevent
 from gevent.event import Event
 
 from chatstream import config, wire
+from .acks import QuietAcks
 from .channel import BrokerUnavailable, RequestChannel
 from .mirror import Mirror, Outcome
 from .presence import ClusterPresence, LocalMembers
@@ -55,10 +56,11 @@ class BrokerLink:
         self.synced = Event()        # set once the first snapshot is installed
         self.broker_instance = None  # the broker instance the mirror was synced with
         self.last_heard = 0.0
-        self.listener = self.intake = self.snapshots = self.local = None
+        self.listener = self.intake = self.snapshots = self.local = self.acks = None
         self.greenlets = []
         self.frame_handlers = {name: getattr(self, "_on_" + name) for name in
-                               ("message", "relay", "heartbeat", "presence", "announcement")}
+                               ("message", "messages", "relay", "heartbeat", "presence",
+                                "announcement")}
 
     # lifecycle
 
@@ -76,6 +78,7 @@ class BrokerLink:
         channel = getattr(self.transport, "request_channel", RequestChannel)   # pair: failover.py
         self.intake, self.snapshots = (channel(self.transport, c) for c in ("intake", "snapshot"))
         self.local = LocalMembers(self.intake.send, self.node)
+        self.acks = QuietAcks(self.node, self.intake, self.following)
         self.greenlets = [gevent.spawn(f) for f in (self._read_forever, self._watch_heartbeats,
                                                     self._report_presence_forever)]
         log.info("node %s: broker intake %s, publish %s, snapshot %s", self.node,
@@ -110,8 +113,8 @@ class BrokerLink:
 
         Raises :class:`BrokerUnavailable` when it is not sequenced in time.
         """
-        reply = self.intake.request("publish", self.ack_timeout_s, room=room, nick=nick,
-                                    text=text, node=self.node, cid=cid, uid=uid)
+        reply = self.acks.publish(self.ack_timeout_s, room=room, nick=nick, text=text,
+                                  node=self.node, cid=cid, uid=uid)
         return reply["message"], reply["duplicate"]
 
     def follow(self, room):
@@ -217,10 +220,15 @@ class BrokerLink:
                 log.warning("room %s: behind the broker (%d < %d), repairing", room, known, seq)
                 self._repair(room)
 
+    def _on_messages(self, body):
+        for message in body["messages"]:
+            self._on_message({"message": message, "epoch": body["epoch"]})
+
     def _on_message(self, body):
+        message = body["message"]
+        self.acks.settle(message)
         if self.state is not LinkState.LIVE:
             return  # the snapshot that ends the sync covers it
-        message = body["message"]
         room = message["room"]
         if self.following.hold(room, body) or not self.following.is_live(room):
             return  # held for the fetch in progress, or sent before our unsubscribe took effect
@@ -249,7 +257,9 @@ class BrokerLink:
         handles nothing else meanwhile, so what is published after it waits, merged by seq."""
         self._set_state(LinkState.SYNCING, "broker %s" % instance)
         try:
-            reply = self._snapshot()
+            reply = self.following.snapshot(
+                lambda rooms: self.snapshots.request("snapshot", self.ack_timeout_s, rooms=rooms),
+                self.rooms_per_request)
         except BrokerUnavailable as exc:
             self._set_state(LinkState.DOWN, str(exc))
             return
@@ -266,22 +276,6 @@ class BrokerLink:
         for room in broken:
             self.listener.restart_room(room)
 
-    def _snapshot(self):
-        """The followed rooms' state, ``rooms_per_request`` rooms per request."""
-        names = self.following.names()
-        batches = [names[i:i + self.rooms_per_request]
-                   for i in range(0, len(names), self.rooms_per_request)] or [[]]
-        snapshot = None
-        for batch in batches:
-            reply = self.snapshots.request("snapshot", self.ack_timeout_s, rooms=batch)
-            if snapshot is None:
-                snapshot = reply
-            elif reply["broker"] != snapshot["broker"] or reply["epoch"] != snapshot["epoch"]:
-                raise BrokerUnavailable("broker restarted during the sync")
-            else:
-                snapshot["rooms"].update(reply["rooms"])
-        return snapshot
-
     def _repair(self, room):
         """Fetch what this node missed of one room from the broker's buffer."""
         epoch, seq = self.mirror.position(room)
@@ -296,5 +290,6 @@ class BrokerLink:
             self.listener.restart_room(room)
             return
         for message in reply["history"]:
+            self.acks.settle(message)
             if self.mirror.apply(message, reply["epoch"]) is Outcome.APPLIED:
                 self.listener.deliver("message", message, room)

@@ -40,16 +40,20 @@ class RequestChannel:
         self.channel = channel
         self.rids = itertools.count(1)
         self.pending = {}       # rid -> AsyncResult
+        self.tags = {}          # tag -> rid of a request that may be answered another way
         self.reader = gevent.spawn(self._read)
 
     def send(self, type_, **fields):
         """Fire and forget; False when the frame could not be queued."""
         return self.transport.send(self.channel, wire.encode(type_, **fields))
 
-    def request(self, type_, timeout, **fields):
-        """Send a request and wait for its reply body."""
+    def request(self, type_, timeout, tag=None, **fields):
+        """Send a request and wait for its reply body (or what :meth:`settle`
+        gives for ``tag``)."""
         rid = next(self.rids)
         result = self.pending[rid] = AsyncResult()
+        if tag is not None:
+            self.tags[tag] = rid
         where = self.transport.endpoint(self.channel)
         try:
             if not self.send(type_, rid=rid, **fields):
@@ -59,10 +63,18 @@ class RequestChannel:
             raise NoReply("no reply from %s in %.1f s" % (where, timeout)) from None
         finally:
             self.pending.pop(rid, None)
+            if tag is not None and self.tags.get(tag) == rid:
+                del self.tags[tag]
         if reply["type"] == "error":
             refused = NotActive if reply.get("error") == "not_active" else BrokerUnavailable
             raise refused("broker refused: %s" % reply.get("detail"))
         return reply
+
+    def settle(self, tag, body):
+        """Answer the request in flight under ``tag`` with ``body``, as if replied."""
+        result = self.pending.get(self.tags.get(tag))
+        if result is not None and not result.ready():
+            result.set(body)
 
     def close(self):
         self.reader.kill(block=False)

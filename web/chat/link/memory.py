@@ -125,13 +125,18 @@ class MemoryBroker:
 
     def hold_replies(self, channel):
         """Serve requests on ``channel`` as usual but keep their replies back:
-        a slow answer, computed now, arriving at :meth:`release_replies`."""
+        a slow answer, computed now, arriving at :meth:`release_replies`.  On
+        ``intake`` the room frames published meanwhile are kept back too (a quiet
+        publish's ack is its message on PUB: link/acks.py)."""
         self.held_channel = channel
 
     def release_replies(self):
         held, self.held, self.held_channel = self.held, [], None
         for channel, identity, body in held:
-            self._reply(channel, identity, body)
+            if channel is None:
+                self._publish(identity, body)   # (None, topic, body): a PUB frame
+            else:
+                self._reply(channel, identity, body)
 
     def _reply(self, channel, identity, body):
         if channel == self.held_channel:
@@ -142,6 +147,9 @@ class MemoryBroker:
             transport.queues[channel].put(body)
 
     def _publish(self, topic, body):
+        if self.held_channel == "intake" and not topic.startswith(b"\x01"):
+            self.held.append((None, topic, body))
+            return
         for transport in list(self.transports.values()):
             if any(topic.startswith(prefix) for prefix in transport.topics):
                 transport.queues["publish"].put([topic, body])

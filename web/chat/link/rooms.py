@@ -16,14 +16,16 @@ class FollowedRoom:
 
     ``held`` is the list of live messages waiting while the room's state is
     fetched, and None once it is installed; ``ready`` is set when the fetch
-    ends, whether it worked or not.
+    ends, whether it worked or not; ``heard`` once a message of the room came
+    on PUB, so the subscription is in effect (link/acks.py relies on it).
     """
-    __slots__ = ("name", "held", "ready")
+    __slots__ = ("name", "held", "ready", "heard")
 
     def __init__(self, name):
         self.name = name
         self.held = []
         self.ready = Event()
+        self.heard = False
 
     @property
     def fetching(self):
@@ -82,10 +84,28 @@ class RoomFollowing:
         self.transport.subscribe(wire.room_topic(room))
         return record
 
+    def snapshot(self, request, per_request):
+        """The followed rooms' state (one ``snapshot`` reply): ``request(rooms)`` per
+        ``per_request`` rooms; raises BrokerUnavailable if the broker restarted meanwhile."""
+        names = self.names()
+        snapshot = None
+        for batch in [names[i:i + per_request] for i in range(0, len(names), per_request)] or [[]]:
+            reply = request(batch)
+            if snapshot is None:
+                snapshot = reply
+            elif reply["broker"] != snapshot["broker"] or reply["epoch"] != snapshot["epoch"]:
+                raise BrokerUnavailable("broker restarted during the sync")
+            else:
+                snapshot["rooms"].update(reply["rooms"])
+        return snapshot
+
     def hold(self, room, body):
         """Keep a live message of a room being fetched; False if not fetching."""
         record = self.rooms.get(room)
-        if record is None or not record.fetching:
+        if record is None:
+            return False
+        record.heard = True
+        if not record.fetching:
             return False
         record.held.append(body)
         return True
