@@ -82,9 +82,10 @@ class Peer:
         else:
             text = "%d %d %d %d %s" % (phase, a.id, k, now_ns, self.pad)
             self.send_times[k] = now_ns
+            # quiet, as a node sends it (web/chat/link/acks.py): its own message on PUB is the ack
             self.out.send(self.wire.encode("publish", rid=k, room=self.rooms[k % len(self.rooms)],
                                            nick="p%d" % a.id, text=text, node="peer%d" % a.id,
-                                           cid="p%d-%s-%d" % (a.id, a.run, k)))
+                                           cid="p%d-%s-%d" % (a.id, a.run, k), quiet=True))
         self.sent[phase] += 1
 
     def on_delivery(self, phase, sender, k, t_send, now_ns, order_key, order_value):
@@ -132,6 +133,8 @@ class Peer:
                         self.integrity["foreign"] += 1
                         continue
                     self.on_delivery(phase, sender, k, t_send, now_ns, m["room"], m["seq"])
+                    if sender == self.args.id:
+                        self.on_ack(phase, k, now_ns)
 
     def drain_replies(self):
         for _ in range(10000):
@@ -139,13 +142,17 @@ class Peer:
                 frame = self.out.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            now_ns = time.monotonic_ns()
             body = self.wire.decode(frame)
-            t_send = self.send_times.pop(body.get("rid"), None)
-            if body.get("type") != "published" or t_send is None:
+            if body.get("type") != "published" or body.get("rid") not in self.send_times:
                 self.integrity["foreign"] += 1
                 continue
-            phase = int(body["message"]["text"].split(" ", 1)[0])
+            self.on_ack(int(body["message"]["text"].split(" ", 1)[0]), body["rid"],
+                        time.monotonic_ns())
+
+    def on_ack(self, phase, k, now_ns):
+        """Publish ``k`` acknowledged: by its message on PUB (quiet), or a reply."""
+        t_send = self.send_times.pop(k, None)
+        if t_send is not None:
             self.acked[phase] += 1
             if phase in self.ack_latency:
                 self.ack_latency[phase].append((now_ns - t_send) / 1e6)
