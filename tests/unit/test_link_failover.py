@@ -142,6 +142,26 @@ def test_an_active_slow_to_ack_for_its_cut_off_passive_is_asked_again_never_the_
     pair.close()
 
 
+def test_a_slow_active_still_heard_is_waited_for_on_the_same_request_never_asked_again():
+    """An overloaded active answers late but still heartbeats: asking it again at every
+    attempt only lengthens its queue (in a 100,000-client storm each history fetch was
+    asked up to five times).  The request waits on; the passive is never asked."""
+    pair, ((a, _),) = started(1, attempt_s=0.02)
+    broker = pair.brokers[0]
+    broker.hold_replies("snapshot")
+    before = len(broker.frames_seen)
+    fetch = gevent.spawn(a.follow, "slow")
+    gevent.sleep(0.2)                  # ten attempts' time, with heartbeats meanwhile
+    asked = [body for channel, body in broker.frames_seen[before:] if channel == "snapshot"]
+    broker.release_replies()
+    fetch.get(timeout=2)
+    assert [wire.decode(body)["room"] for body in asked] == ["slow"]
+    assert pair.brokers[1].frames_seen == [] or all(
+        wire.decode(body).get("room") != "slow" for _, body in pair.brokers[1].frames_seen)
+    assert a.transport.current == 0 and a.view("slow")["seq"] == 0
+    pair.close()
+
+
 class _Side:
     def __init__(self, name):
         self.name = name

@@ -47,9 +47,10 @@ class RequestChannel:
         """Fire and forget; False when the frame could not be queued."""
         return self.transport.send(self.channel, wire.encode(type_, **fields))
 
-    def request(self, type_, timeout, tag=None, **fields):
+    def request(self, type_, timeout, tag=None, wait_more=None, **fields):
         """Send a request and wait for its reply body (or what :meth:`settle`
-        gives for ``tag``)."""
+        gives for ``tag``).  When ``timeout`` passes, ``wait_more()`` (if given)
+        says how much longer to wait for the same reply (0: give up)."""
         rid = next(self.rids)
         result = self.pending[rid] = AsyncResult()
         if tag is not None:
@@ -58,9 +59,9 @@ class RequestChannel:
         try:
             if not self.send(type_, rid=rid, **fields):
                 raise BrokerUnavailable("broker not connected at %s" % where)
-            reply = result.get(timeout=timeout)
+            reply = self._wait(result, timeout, wait_more)
         except gevent.Timeout:
-            raise NoReply("no reply from %s in %.1f s" % (where, timeout)) from None
+            raise NoReply("no reply from %s in time" % where) from None
         finally:
             self.pending.pop(rid, None)
             if tag is not None and self.tags.get(tag) == rid:
@@ -69,6 +70,16 @@ class RequestChannel:
             refused = NotActive if reply.get("error") == "not_active" else BrokerUnavailable
             raise refused("broker refused: %s" % reply.get("detail"))
         return reply
+
+    @staticmethod
+    def _wait(result, timeout, wait_more):
+        while True:
+            try:
+                return result.get(timeout=timeout)
+            except gevent.Timeout:
+                timeout = wait_more() if wait_more is not None else 0
+                if timeout <= 0:
+                    raise
 
     def settle(self, tag, body):
         """Answer the request in flight under ``tag`` with ``body``, as if replied."""

@@ -21,9 +21,10 @@ twins): ``broker`` (primary) and ``broker2`` (backup).
   failover.  It asks the other broker when the current one refuses
   ``not_active``, is not connected, or does not answer within ``attempt_s``
   *and* has been silent on PUB for :data:`SILENT_S`.  A broker still heard is
-  asked again instead: an active holding its acks while it waits for a passive
-  cut off from it (up to 2 heartbeats) is alive, and asking the passive then
-  would make it take over too (two actives, seen across hosts).  A publish
+  waited for instead, on the same request (asking it again would only lengthen
+  its queue): an active holding its acks while it waits for a passive cut off
+  from it (up to 2 heartbeats) is alive, and asking the passive then would make
+  it take over too (two actives, seen across hosts).  A publish
   without a cid gets one here, so its resend can never be sequenced twice.
 """
 import logging
@@ -66,12 +67,26 @@ class FailoverChannel(RequestChannel):
             asked = self.transport.current
             try:
                 return super().request(type_, max(0.001, min(self.transport.attempt_s, left)),
+                                       wait_more=lambda: self._wait_more(asked, deadline),
                                        **fields)
             except BrokerUnavailable as exc:
                 if deadline - time.monotonic() <= 0:
                     raise
                 self.transport.failed(asked, exc)
                 gevent.sleep(min(REFUSED_PAUSE_S, max(0.0, deadline - time.monotonic())))
+
+
+    def _wait_more(self, asked, deadline):
+        """An attempt's time is up: how much longer to wait for the same reply.  A broker
+        still taken as active and heard on PUB is slow, not gone: the request waits in its
+        queue, and asking it again would only lengthen that queue (a storm's history
+        fetches were asked up to five times each)."""
+        transport = self.transport
+        left = deadline - time.monotonic()
+        if left <= 0 or asked != transport.current or transport.heard[asked] is None \
+                or transport.silent(asked):
+            return 0
+        return min(transport.attempt_s, left)
 
 
 class PairTransport(QueueReader):
