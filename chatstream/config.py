@@ -69,6 +69,11 @@ ROOM_SWEEP_MS = 3_600_000
 # then at most this many rooms x HISTORY_SIZE messages, so it stays under the
 # node's frame limit however many rooms the node follows.
 SNAPSHOT_ROOMS_PER_REQUEST = 20
+# A room stays followed this long after its last local member left, for at most
+# this many such rooms per node (the oldest stops first): a member coming back
+# (a reload, a reconnect, a mass drop's clients) needs no subscribe and no fetch.
+FOLLOW_GRACE_S = 300
+FOLLOW_GRACE_ROOMS = 5000
 
 # --- One node --------------------------------------------------------------------
 

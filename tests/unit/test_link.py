@@ -164,7 +164,7 @@ def test_an_unreachable_broker_refuses_at_once_and_a_hung_one_times_out():
 
 
 def test_the_last_member_leaving_unfollows_and_release_undoes_an_unused_follow():
-    broker, ((a, _),) = synced_links(1)
+    broker, ((a, _),) = synced_links(1, follow_grace_s=0)
     a.follow("r")
     a.member_joined("r", "alice")
     a.member_joined("r", "alice")          # a second connection with the same nick
@@ -180,6 +180,31 @@ def test_the_last_member_leaving_unfollows_and_release_undoes_an_unused_follow()
     a.member_joined("t", "bob")
     a.release("t")                         # has a member: still followed
     assert a.following.is_live("t")
+
+
+def test_a_room_stays_followed_for_the_grace_period_after_its_last_member_left():
+    broker, ((a, _), (b, _)) = synced_links(follow_grace_s=0.3, follow_grace_rooms=2)
+    a.follow("r")
+    a.member_joined("r", "alice")
+    b.follow("r")
+    a.member_left("r", "alice")
+    assert a.following.is_live("r") and list(a.following.idle) == ["r"]
+    b.sequence("r", "bob", "while away", cid="c1")
+    wait_for(lambda: a.view("r")["seq"] == 1, what="the idle room to stay live")
+    seen = len(broker.frames_seen)
+    a.follow("r")                                    # back within the grace: no fetch
+    a.member_joined("r", "alice")
+    assert [channel for channel, _ in broker.frames_seen[seen:]] == []
+    assert a.following.idle == {}
+    a.member_left("r", "alice")
+    for room in ("s", "t"):                          # over 2 idle rooms: the oldest stops
+        a.follow(room)
+        a.member_joined(room, "x")
+        a.member_left(room, "x")
+    assert list(a.following.idle) == ["s", "t"] and a.following.get("r") is None
+    assert "r" not in a.mirror.rooms and wire.room_topic("r") not in a.transport.topics
+    wait_for(lambda: not a.following.idle, what="the grace period to end")
+    assert a.following.get("s") is None and wire.room_topic("t") not in a.transport.topics
 
 
 def test_relays_reach_the_other_nodes_of_their_room():

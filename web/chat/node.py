@@ -48,6 +48,8 @@ def build_server():
         ack_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
         heartbeat_ms=settings.CHAT_BROKER_HEARTBEAT_MS,
         dead_after_ms=settings.CHAT_BROKER_DEAD_AFTER_MS,
+        follow_grace_s=settings.CHAT_FOLLOW_GRACE_S,
+        follow_grace_rooms=settings.CHAT_FOLLOW_GRACE_ROOMS,
     )
     manager = ZmqManager(link, logger=logging.getLogger("chat.zmq_manager"))
     sio = patches.ChatServer(

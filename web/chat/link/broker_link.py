@@ -35,13 +35,16 @@ class BrokerLink:
     :param dead_after_ms: silence after which the broker counts as down.
     :param rooms_per_request: rooms asked for in one snapshot request.
     :param presence_interval_ms: how often changed local members are reported.
+    :param follow_grace_s: how long a room stays followed after its last local
+        member left (link/rooms.py), for at most ``follow_grace_rooms`` rooms.
     """
 
     def __init__(self, transport, node="node1", history_size=config.HISTORY_SIZE,
                  ack_timeout_s=config.ACK_TIMEOUT_MS / 1000.0, heartbeat_ms=config.HEARTBEAT_MS,
                  dead_after_ms=config.DEAD_AFTER_MS,
                  rooms_per_request=config.SNAPSHOT_ROOMS_PER_REQUEST,
-                 presence_interval_ms=config.PRESENCE_INTERVAL_MS):
+                 presence_interval_ms=config.PRESENCE_INTERVAL_MS,
+                 follow_grace_s=config.FOLLOW_GRACE_S, follow_grace_rooms=config.FOLLOW_GRACE_ROOMS):
         self.transport = transport
         self.presence_interval_ms = presence_interval_ms
         self.rooms_per_request = rooms_per_request
@@ -50,7 +53,7 @@ class BrokerLink:
         self.heartbeat_ms = heartbeat_ms
         self.dead_after_ms = dead_after_ms
         self.mirror = Mirror(history_size)
-        self.following = RoomFollowing(transport, self.mirror)
+        self.following = RoomFollowing(transport, self.mirror, follow_grace_s, follow_grace_rooms)
         self.presence = ClusterPresence()
         self.state = LinkState.CONNECTING
         self.synced = Event()        # set once the first snapshot is installed
@@ -132,11 +135,12 @@ class BrokerLink:
             self.following.stop(room)
 
     def member_joined(self, room, nick):
+        self.following.in_use(room)
         self.local.joined(room, nick)
 
     def member_left(self, room, nick):
         if self.local.left(room, nick):
-            self.following.stop(room)
+            self.following.left_empty(room)
 
     def view(self, room, since=None, epoch=None):
         """A followed room as a join answers it: {epoch, seq, history, gap}."""
@@ -193,6 +197,7 @@ class BrokerLink:
             # woken late: our own loop was busy (a storm), the heartbeats wait unread
             self.last_heard += max(0.0, time.monotonic() - due - period)
             self.check_heartbeats()
+            self.following.sweep()
 
     def check_heartbeats(self):
         """Mark the broker down after ``dead_after_ms`` without a frame from it."""

@@ -4,7 +4,14 @@ A node follows a room while it has local members.  Following starts with the
 room's topic subscribed on the SUB socket, then the broker's state of the room
 is fetched; live messages that arrive meanwhile are held in the room's record
 and merged by seq once the state is installed (the Clone pattern, per room).
+
+When the last local member leaves, the room stays followed for a grace period
+(``grace_s``, at most ``max_idle`` rooms; the oldest goes first): a member who
+comes back -- a reload, a reconnect, every client of a node after a mass drop --
+finds it live, with no subscribe and no fetch from the broker.
 """
+import time
+
 from gevent.event import Event
 
 from chatstream import wire
@@ -40,10 +47,13 @@ class RoomFollowing:
     :param mirror: the node's :class:`~chat.link.mirror.Mirror`.
     """
 
-    def __init__(self, transport, mirror):
+    def __init__(self, transport, mirror, grace_s=0.0, max_idle=0):
         self.transport = transport
         self.mirror = mirror
         self.rooms = {}     # room -> FollowedRoom
+        self.grace_s = grace_s
+        self.max_idle = max_idle
+        self.idle = {}      # room without local members -> since when (monotonic), oldest first
 
     def get(self, room):
         return self.rooms.get(room)
@@ -64,6 +74,7 @@ class RoomFollowing:
         raised, or :class:`~chat.link.channel.BrokerUnavailable` to a caller
         that waited for a fetch that failed.
         """
+        self.idle.pop(room, None)        # a join is coming: no sweep may stop it now
         record = self.rooms.get(room)
         if record is not None:
             if record.fetching:
@@ -125,9 +136,32 @@ class RoomFollowing:
             self._forget(room)
             record.ready.set()
 
+    def left_empty(self, room):
+        """The last local member left: stop following now, or after the grace period."""
+        if self.grace_s <= 0 or self.max_idle <= 0 or not self.is_live(room):
+            return self.stop(room)
+        self.idle.pop(room, None)
+        self.idle[room] = time.monotonic()
+        while len(self.idle) > self.max_idle:
+            self.stop(next(iter(self.idle)))
+
+    def in_use(self, room):
+        """A local member is in the room again."""
+        self.idle.pop(room, None)
+
+    def sweep(self, now=None):
+        """Stop following the rooms idle for the whole grace period."""
+        now = time.monotonic() if now is None else now
+        while self.idle:
+            room, since = next(iter(self.idle.items()))
+            if now - since < self.grace_s:
+                return
+            self.stop(room)
+
     def stop(self, room):
-        """The last local member left: stop following (and forget) the room.
+        """Stop following (and forget) the room: no local member is left.
         A room being fetched is left to its fetch, which a join is waiting on."""
+        self.idle.pop(room, None)
         if self.is_live(room):
             del self.rooms[room]
             self._forget(room)
