@@ -163,9 +163,8 @@ class RequestHandlers:
         if not self.presence.dirty or now < self.next_presence:
             return
         self.next_presence = now + self.config.presence_interval_ms / 1000.0
-        for room, members in self.presence.take_changes().items():
-            self._publish(wire.PRESENCE_TOPIC, wire.encode("presence", room=room,
-                                                           members=members))
+        for frame in wire.encode_presences(self.presence.take_changes()):
+            self._publish(wire.PRESENCE_TOPIC, frame)
 
     # snapshot handlers
 

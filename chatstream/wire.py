@@ -47,6 +47,10 @@ Bodies by type (besides ``v`` and ``type``):
   but the last; a room may continue in the next part); broker -> node {room,
   members: [nick]} when a room's cluster-wide member list changed (at most
   once per presence interval)
+- ``presences`` broker -> node {rooms: {room: [nick]}}: the rooms whose lists
+  changed in one presence interval, in one frame (2 or more rooms, at most
+  PRESENCE_ROOMS_PER_FRAME and about PRESENCE_NICKS_PER_FRAME nicks): read as
+  one ``presence`` body per room (:func:`unbatch`)
 - ``announcement`` {room, text, ts}: said by the broker (e.g. "<nick> left"
   for the members of a node that died)
 - ``message``   {message: Message, epoch}
@@ -87,7 +91,7 @@ CLUSTER_TOPICS = (HEARTBEAT_TOPIC, BROADCAST_TOPIC, PRESENCE_TOPIC)
 
 # Request/reply and publish types; anything else is refused by decode().
 TYPES = frozenset({
-    "publish", "published", "relay", "message", "messages", "heartbeat",
+    "publish", "published", "relay", "message", "messages", "heartbeat", "presences",
     "snapshot", "history", "error", "presence", "announcement",
 })
 
@@ -115,6 +119,52 @@ def encode_messages(epoch, messages):
     if len(messages) == 1:
         return encode("message", message=messages[0], epoch=epoch)
     return encode("messages", messages=messages, epoch=epoch)
+
+
+# A ``presences`` frame holds at most this many rooms, and another room only while
+# it has fewer nicks than this (~36 bytes each on the wire: ~0.7 MB).
+PRESENCE_ROOMS_PER_FRAME = 1000
+PRESENCE_NICKS_PER_FRAME = 20_000
+
+
+def encode_presences(changes):
+    """The changed rooms' member lists ({room: [nick]}) as PUB bodies: ``presences``
+    frames of several rooms, a ``presence`` frame for a room alone."""
+    frames, rooms, nicks = [], {}, 0
+    for room, members in changes.items():
+        if rooms and (len(rooms) >= PRESENCE_ROOMS_PER_FRAME
+                      or nicks + len(members) > PRESENCE_NICKS_PER_FRAME):
+            frames.append(_presence_frame(rooms))
+            rooms, nicks = {}, 0
+        rooms[room] = members
+        nicks += len(members)
+    if rooms:
+        frames.append(_presence_frame(rooms))
+    return frames
+
+
+def _presence_frame(rooms):
+    if len(rooms) == 1:
+        [(room, members)] = rooms.items()
+        return encode("presence", room=room, members=members)
+    return encode("presences", rooms=rooms)
+
+
+def unbatch(body):
+    """The single bodies a PUB body stands for, in order: a ``messages`` batch's
+    ``message`` bodies, a ``presences`` batch's ``presence`` bodies, or the body."""
+    kind = body["type"]
+    if kind == "messages":
+        epoch, messages = body.get("epoch"), body.get("messages")
+        if not isinstance(messages, list):
+            raise WireError("messages is not a list")
+        return [{"type": "message", "message": m, "epoch": epoch} for m in messages]
+    if kind == "presences":
+        rooms = body.get("rooms")
+        if not isinstance(rooms, dict):
+            raise WireError("rooms is not an object")
+        return [{"type": "presence", "room": r, "members": m} for r, m in rooms.items()]
+    return (body,)
 
 
 def encode(type_, **fields):

@@ -240,7 +240,9 @@ def presence_frame(node="node1", rooms=None, full=False, bye=False):
 
 
 def presence_published(broker):
-    return [body for _, body in published(broker) if body["type"] == "presence"]
+    """Every room list published, one ``presence`` body each (batches unpacked)."""
+    return [one for _, body in published(broker) if body["type"] in ("presence", "presences")
+            for one in wire.unbatch(body)]
 
 
 def test_a_report_is_published_at_once_then_changes_wait_for_the_interval():
@@ -269,6 +271,8 @@ def test_each_changed_room_is_published_once_per_interval():
     broker._flush()
     assert [(p["room"], p["members"]) for p in presence_published(broker)] == [
         ("a", ["x", "z"]), ("c", ["w"])]           # b came and went: nothing to say
+    [(topic, batch)] = published(broker)           # one frame for every changed room
+    assert (topic, batch["type"]) == (wire.PRESENCE_TOPIC, "presences")
 
 
 def test_a_goodbye_announces_departures_at_once_and_the_list_at_the_interval():

@@ -166,3 +166,14 @@ def test_concurrent_quiet_publishes_are_each_settled_by_their_own_message():
                                                                message["text"].split("-")[1])
     assert sorted(g.value[0]["seq"] for g in greenlets) == list(range(2, 22))
     assert replies == []          # both nodes heard "zero": every publish was quiet
+
+
+def test_a_presences_frame_updates_and_delivers_each_room_in_order():
+    broker, ((a, rec_a),) = synced_links(1)
+    a.handle_frames([wire.PRESENCE_TOPIC,
+                     wire.encode("presences", rooms={"r": ["ann"], "s": ["bob", "cy"]})])
+    assert a.members("r") == ["ann"] and a.members("s") == ["bob", "cy"]
+    assert [(data["room"], data["members"]) for event, data, _ in rec_a.delivered
+            if event == "presence"] == [("r", ["ann"]), ("s", ["bob", "cy"])]
+    a.handle_frames([wire.PRESENCE_TOPIC, wire.encode("presences", rooms=["r"])])   # refused
+    assert a.members("r") == ["ann"]

@@ -25,6 +25,7 @@ BODIES = {
     "error": {"rid": None, "error": "bad_request", "detail": "nope"},
     "presence": {"node": "node1", "rooms": {"lobby": ["ann", "bob"]}, "full": True, "bye": False},
     "announcement": {"room": "lobby", "text": "ann left", "ts": 1},
+    "presences": {"rooms": {"lobby": ["ann", "bob"], "b": []}},
 }
 
 
@@ -174,3 +175,28 @@ def test_room_topics_never_collide_with_heartbeat_or_broadcast_topics(room):
 def test_room_topic_is_the_utf8_room_name_terminated():
     assert wire.room_topic("lobby") == b"lobby\x00"
     assert wire.room_topic("é").startswith("é".encode("utf-8"))
+
+
+def test_changed_room_lists_go_out_in_frames_bounded_by_rooms_and_nicks(monkeypatch):
+    monkeypatch.setattr(wire, "PRESENCE_ROOMS_PER_FRAME", 3)
+    monkeypatch.setattr(wire, "PRESENCE_NICKS_PER_FRAME", 10)
+    changes = {"r%d" % i: ["n%d" % j for j in range(size)]
+               for i, size in enumerate([1, 1, 1, 1, 12, 4, 4, 3])}
+    frames = [wire.decode(f) for f in wire.encode_presences(changes)]
+    assert [(f["type"], list(f.get("rooms", [f.get("room")]))) for f in frames] == [
+        ("presences", ["r0", "r1", "r2"]),     # 3 rooms at most
+        ("presence", ["r3"]),                  # r4's 12 nicks would pass 10: a new frame
+        ("presence", ["r4"]),                  # a room over the bound goes alone
+        ("presences", ["r5", "r6"]),           # 4 + 4 nicks; r7's 3 would make 11
+        ("presence", ["r7"])]
+    unpacked = [one for f in frames for one in wire.unbatch(f)]
+    assert {one["room"]: one["members"] for one in unpacked} == changes
+    assert all(one["type"] == "presence" for one in unpacked)
+    assert wire.encode_presences({}) == []
+
+
+@pytest.mark.parametrize("body", [{"type": "messages", "messages": {"a": 1}, "epoch": "e"},
+                                  {"type": "presences", "rooms": ["a"]}])
+def test_a_malformed_batch_is_a_wire_error(body):
+    with pytest.raises(wire.WireError):
+        wire.unbatch(body)

@@ -62,8 +62,7 @@ class BrokerLink:
         self.listener = self.intake = self.snapshots = self.local = self.acks = None
         self.greenlets = []
         self.frame_handlers = {name: getattr(self, "_on_" + name) for name in
-                               ("message", "messages", "relay", "heartbeat", "presence",
-                                "announcement")}
+                               ("message", "relay", "heartbeat", "presence", "announcement")}
 
     # lifecycle
 
@@ -181,13 +180,14 @@ class BrokerLink:
             return
         self.last_heard = time.monotonic()
         try:
-            body = wire.decode(frames[1])
+            bodies = wire.unbatch(wire.decode(frames[1]))   # a batch: its bodies in order
         except wire.WireError as exc:
             log.warning("bad frame on %r: %s", frames[0][:32], exc)
             return
-        handler = self.frame_handlers.get(body["type"])
-        if handler is not None:
-            handler(body)
+        for body in bodies:
+            handler = self.frame_handlers.get(body["type"])
+            if handler is not None:
+                handler(body)
 
     def _watch_heartbeats(self):
         period = min(self.heartbeat_ms, self.dead_after_ms) / 4000.0
@@ -224,10 +224,6 @@ class BrokerLink:
             if epoch == body.get("epoch") and known < seq:
                 log.warning("room %s: behind the broker (%d < %d), repairing", room, known, seq)
                 self._repair(room)
-
-    def _on_messages(self, body):
-        for message in body["messages"]:
-            self._on_message({"message": message, "epoch": body["epoch"]})
 
     def _on_message(self, body):
         message = body["message"]
