@@ -33,6 +33,14 @@ def host_jiffies():
     return sum(values) - idle, sum(values)
 
 
+def host_steal_jiffies():
+    """Jiffies the hypervisor ran something else while this machine wanted its CPUs
+    (/proc/stat's steal; counted in :func:`host_jiffies`'s busy)."""
+    with open("/proc/stat") as f:
+        values = f.readline().split()[1:]
+    return int(values[7]) if len(values) > 7 else 0
+
+
 def sample(procs):
     """One reading of every process plus the host, with its time.
 

@@ -28,6 +28,7 @@ inherit the environment scripts/run was started with):
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -38,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.storm_gens import Generator, phase_rates, raise_open_files, split, wait_joined  # noqa: E402
+from bench.storm_cpu import CpuLedger, lines as cpu_lines  # noqa: E402
+from bench.storm_gens import Generator, lower_priority, phase_rates, raise_open_files, split, wait_joined  # noqa: E402
 from bench.storm_watch import (NodeWatch, Phases, Probe, listen_overflows, pid_listening_on,  # noqa: E402
                                process_facts, time_to_exit)
 
@@ -69,6 +71,12 @@ def parse_args(argv=None):
     p.add_argument("--metrics-interval", type=float, default=1.0, help="0: no /metrics polling")
     p.add_argument("--node-env", action="append", default=[], metavar="K=V", help="with --harness: node environment")
     p.add_argument("--node-bin", default="node")
+    p.add_argument("--gen-nice", type=int, default=0, metavar="N",
+                   help="run the generators at this nice value (1-19: the cluster's processes "
+                        "get the CPU first, as if the clients were on other machines)")
+    p.add_argument("--gen-idle", action="store_true",
+                   help="run the generators in SCHED_IDLE: they get the CPU only when nothing "
+                        "else wants it (stronger than --gen-nice 19)")
     p.add_argument("--log-dir", help="generator lines and harness logs (default var/storm/<time>)")
     p.add_argument("--out", help="write the JSON summary (with /metrics timelines) here")
     args = p.parse_args(argv)
@@ -139,13 +147,20 @@ def run(args, urls, log_dir):
     gens = [Generator(k, url, first, count, log_dir, args.node_bin, rooms=args.rooms, room_prefix=prefix,
                       concurrency=args.concurrency, jitter_ms=args.jitter_ms, deadline=int(args.deadline) + 30)
             for k, (url, (first, count)) in enumerate(zip(urls, blocks))]
-    probe = None
+    probe, ledger = None, CpuLedger({n["name"]: n.get("pid") for n in nodes})
+    ledger.add("storm", os.getpid())
+    if not args.harness:
+        ledger.add_services()
     try:
         say("connecting %d clients over %d nodes (%s)" % (args.clients, len(urls), prefix))
         t0, overflows = time.time() * 1000, listen_overflows()
         for g in gens:
             g.start()
+            ledger.add("gen%d" % g.k, g.proc.pid)
+            lower_priority(g.proc.pid, args.gen_nice, args.gen_idle)
+        ledger.mark("start")
         result["all_joined"] = wait_joined(gens, "connect", min(hard, time.monotonic() + args.connect_timeout), tick)
+        ledger.mark("connect")
         result["setup_per_node"], result["setup"] = phase_rates(gens, "connect", t0)
         result["listen_overflows"] = {"connect": (listen_overflows() or 0) - (overflows or 0)}
         if not result["all_joined"]:
@@ -153,6 +168,7 @@ def run(args, urls, log_dir):
         probe_url = next((n["url"] for n in reversed(nodes) if n["name"] != args.sigterm), urls[0])
         phases.name = "hold"
         probe = Probe(probe_url, room, phases, args.probe_period).start()
+        ledger.add("probe", probe.proc.pid)
         before = [g.unrequested() for g in gens]
         say("holding %g s" % args.hold)
         end = min(hard, time.monotonic() + args.hold)
@@ -160,6 +176,7 @@ def run(args, urls, log_dir):
             time.sleep(0.1)
         result["hold_joined"] = sum(g.status().get("joined", 0) for g in gens)
         result["hold_unrequested"] = [g.unrequested() - b for g, b in zip(gens, before)]
+        ledger.mark("hold")
         if not args.no_drop:
             phases.name = "reconnect"
             say("dropping every connection at once")
@@ -168,6 +185,7 @@ def run(args, urls, log_dir):
             for g in gens:
                 g.send("drop")
             result["all_rejoined"] = wait_joined(gens, "reconnect", until, tick)
+            ledger.mark("reconnect")
             result["reconnect_per_node"], result["reconnect"] = phase_rates(gens, "reconnect", t_drop)
             result["listen_overflows"]["reconnect"] = (listen_overflows() or 0) - (overflows or 0)
             time.sleep(1.0)   # late effects of the storm still land in this phase
@@ -175,6 +193,7 @@ def run(args, urls, log_dir):
             result["sigterm"] = sigterm(args, nodes, gens, phases)
         return result
     finally:
+        phases.name = "stopping"   # the generators' own shutdown closes every socket at once
         if probe:
             probe.stop()
             result["probe"] = probe.summary()
@@ -185,6 +204,7 @@ def run(args, urls, log_dir):
         result["generator_done"] = [g.done for g in gens]
         for w in watches:
             w.stop()
+        result["cpu"] = ledger.phases({"connect": args.clients, "reconnect": args.clients})
         result["health"] = {n["name"]: w.summary() for n, w in zip(nodes, watches)}
         result["metrics_timeline"] = {n["name"]: w.timeline for n, w in zip(nodes, watches)}
 
@@ -213,7 +233,7 @@ def checks(r):
     target = r["params"].get("sigterm")
     def bad(*keys):   # the stopped node's own polls after its SIGTERM do not count
         return sum(p[k] for name, phases in hold.items() for phase, p in phases.items()
-                   if not (phase == "sigterm" and name == target) for k in keys)
+                   if phase != "stopping" and not (phase == "sigterm" and name == target) for k in keys)
     probe_hold = r.get("probe", {}).get("hold", {})
     c = {"all_joined": bool(r.get("all_joined")),
          "no_unrequested_disconnects_in_hold": r.get("hold_unrequested") is not None
@@ -251,6 +271,7 @@ def table(r):
     for phase, p in sorted(r.get("probe", {}).items()):
         lines.append("probe %-9s acked %d, p50 %s ms, max %s ms, errors %s" % (
             phase, p["acked"], p["p50_ms"], p["max_ms"], p["errors"] or "none"))
+    lines.extend(cpu_lines(r.get("cpu", {})))
     lines.append("accept queue overflows (kernel, whole host): %s" % r.get("listen_overflows"))
     if r.get("sigterm"):
         lines.append("sigterm (its disconnects are not in unreq): %s" % json.dumps(r["sigterm"]))

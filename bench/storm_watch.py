@@ -4,13 +4,18 @@ a probe client's message acks, and a node's process (found by the port it listen
 Figures are kept per phase (``connect``, ``hold``, ``reconnect``, ``sigterm``): the
 orchestrator sets :attr:`Phases.name` and every sample lands in the phase it was taken in.
 """
+import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
-import uuid
+from pathlib import Path
 
 import requests
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SLOW_HEALTH_S = 1.0          # a /healthz answer slower than this is counted "slow"
 LINK_METRIC = re.compile(r'^chat_link_(up|state)(?:\{state="(\w+)"\})? (\S+)$', re.M)
@@ -117,54 +122,64 @@ class NodeWatch:
         return out
 
 
+SLOW_ACK_MS = 50   # the issue's target for a probe ack during the hold
+
+
 class Probe:
-    """A python-socketio client (harness/client.py) in ``room`` that sends a message every
-    ``period`` s and records each ack's latency, per phase."""
+    """The probe client (bench/storm_probe.py, a process of its own) in ``room``: a
+    message every ``period`` s; each ack's latency is recorded under the phase it
+    came in."""
 
     def __init__(self, url, room, phases, period=1.0, timeout=5.0):
-        from harness.client import ChatClient   # python-socketio: only the probe needs it
-        self.client = ChatClient(url, name="storm-probe")
-        self.client.join(room, nick="storm-probe")
-        self.room, self.phases, self.period, self.timeout = room, phases, period, timeout
+        self.phases, self.timeout = phases, timeout
         self.acks = {}         # phase -> [latency s]
+        self.slow = {}         # phase -> [(Unix time sent, latency ms)] of acks over SLOW_ACK_MS
         self.errors = {}       # phase -> {code: count}
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.storm_probe", "--url", url, "--room", room, "--period",
+             str(period), "--timeout", str(timeout)], cwd=ROOT, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        ready = self.proc.stdout.readline()   # joined, or the process ended
+        if not ready.strip():
+            self.stop()
+            raise RuntimeError("the probe could not join %s at %s" % (room, url))
+        self.thread = threading.Thread(target=self._read, daemon=True)
 
     def start(self):
         self.thread.start()
         return self
 
-    def _run(self):
-        k = 0
-        while not self.stopped.is_set():
-            t0 = time.monotonic()
-            phase = self.phases.name
+    def _read(self):
+        for line in self.proc.stdout:
             try:
-                ack = self.client.send(self.room, "storm probe %d" % k,
-                                       cid="probe-%s-%d" % (uuid.uuid4().hex[:8], k), timeout=self.timeout)
-                code = None if ack.get("ok") else str(ack.get("error"))
-            except Exception as exc:   # a timeout, or the connection lost
-                code = type(exc).__name__
-            took = time.monotonic() - t0
-            if code is None:
-                self.acks.setdefault(phase, []).append(took)
-            else:
+                sample = json.loads(line)
+            except ValueError:
+                continue
+            phase = self.phases.name
+            if sample.get("error"):
                 errors = self.errors.setdefault(phase, {})
-                errors[code] = errors.get(code, 0) + 1
-            k += 1
-            self.stopped.wait(max(0.0, self.period - took))
+                errors[sample["error"]] = errors.get(sample["error"], 0) + 1
+                continue
+            self.acks.setdefault(phase, []).append(sample["ms"] / 1000)
+            if sample["ms"] > SLOW_ACK_MS:   # when, to match with the nodes' and brokers' logs
+                self.slow.setdefault(phase, []).append((sample["t"], sample["ms"]))
 
     def stop(self):
-        self.stopped.set()
-        self.thread.join(self.timeout + 1)
-        self.client.close()
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(self.timeout + 5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if getattr(self, "thread", None) is not None and self.thread.is_alive():
+            self.thread.join(2)
 
     def summary(self):
         phases = set(self.acks) | set(self.errors)
         return {phase: {"acked": len(self.acks.get(phase, [])), "errors": self.errors.get(phase, {}),
                         "p50_ms": ms(quantile(self.acks.get(phase, []), 0.5)),
-                        "max_ms": ms(max(self.acks.get(phase, []), default=None))} for phase in phases}
+                        "max_ms": ms(max(self.acks.get(phase, []), default=None)),
+                        "slow": self.slow.get(phase, [])[:100]} for phase in phases}
 
 
 # processes: found by the port they listen on, signalled by pid

@@ -1,0 +1,63 @@
+"""The storm's probe client, in a process of its own: a message every ``--period`` s.
+
+    .venv/bin/python -m bench.storm_probe --url http://127.0.0.1:8006 --room storm-ab-r0
+
+A python-socketio client (harness/client.py) joins ``--room`` as ``storm-probe`` and
+sends a message every period, each with its own cid; one JSON line per message on
+stdout: ``{"t": Unix time sent, "ms": ack latency or null, "error": code or null}``.
+It runs until stdin closes (its parent stops it so, or by pid).  A process of its
+own, so that what it measures is the cluster's ack, not the wait for the GIL of the
+storm's dozen watcher threads.
+"""
+import argparse
+import json
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from harness.client import ChatClient  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="bench.storm_probe", description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", required=True)
+    p.add_argument("--room", required=True)
+    p.add_argument("--period", type=float, default=1.0)
+    p.add_argument("--timeout", type=float, default=5.0)
+    args = p.parse_args(argv)
+    stopped = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stopped.set()), daemon=True).start()
+    client = ChatClient(args.url, name="storm-probe")
+    try:
+        client.join(args.room, nick="storm-probe")
+        print(json.dumps({"ready": True}), flush=True)
+        run(client, args, stopped)
+    finally:
+        client.close()
+
+
+def run(client, args, stopped):
+    k, tag = 0, uuid.uuid4().hex[:8]
+    while not stopped.is_set():
+        sent, t0 = time.time(), time.monotonic()
+        try:
+            ack = client.send(args.room, "storm probe %d" % k, cid="probe-%s-%d" % (tag, k),
+                              timeout=args.timeout)
+            code = None if ack.get("ok") else str(ack.get("error"))
+        except Exception as exc:   # a timeout, or the connection lost
+            code = type(exc).__name__
+        took = time.monotonic() - t0
+        print(json.dumps({"t": round(sent, 3), "ms": None if code else round(took * 1000, 1),
+                          "error": code}), flush=True)
+        k += 1
+        stopped.wait(max(0.0, args.period - took))
+
+
+if __name__ == "__main__":
+    main()
