@@ -11,6 +11,9 @@ from chatstream import pair as shared_pair
 from chatstream.config import env_int, env_str
 
 
+MAX_LINGER_MS = 100   # CHAT_BROKER_LINGER_MS: what a message may wait for its commit, at most
+
+
 @dataclass(frozen=True)
 class BrokerConfig:
     intake: str = shared.INTAKE_ENDPOINT
@@ -26,6 +29,10 @@ class BrokerConfig:
     state_path: str = "var/broker.sqlite3"
     # NORMAL survives kill -9 of the broker; FULL also a power cut (fsync per commit).
     state_sync: str = "NORMAL"
+    # Group commit paced at high rates (broker/pacing.py): from this many sequenced
+    # messages/s on, at most one commit per linger (ms); 0 turns it off.
+    commit_linger_ms: int = 8
+    commit_linger_above: int = 500
     # Presence: a room's list published at most once per interval; caps on reports.
     presence_interval_ms: int = shared.PRESENCE_INTERVAL_MS
     presence_max_rooms: int = shared.PRESENCE_MAX_ROOMS
@@ -59,6 +66,10 @@ def from_env(environ=None):
     endpoints = shared.broker_endpoints(environ, bind=True)
     role = env_str("CHAT_BROKER_ROLE", "", environ)
     peer_bind, peer = shared_pair.peer_endpoints(role, environ) if role else ("", "")
+    linger_ms = env_int("CHAT_BROKER_LINGER_MS", default.commit_linger_ms, environ)
+    if not 0 <= linger_ms <= MAX_LINGER_MS:
+        raise ValueError("CHAT_BROKER_LINGER_MS must be 0-%d (ms), not %d: a commit waits"
+                         " at most that long at high rates" % (MAX_LINGER_MS, linger_ms))
     return BrokerConfig(
         pair_role=role, peer_bind=peer_bind, peer=peer,
         intake=endpoints["intake"],
@@ -72,6 +83,9 @@ def from_env(environ=None):
         log_level=env_str("CHAT_LOG_LEVEL", default.log_level, environ),
         state_path=env_str("CHAT_BROKER_STATE", default.state_path, environ),
         state_sync=env_str("CHAT_BROKER_SYNC", default.state_sync, environ).upper(),
+        commit_linger_ms=linger_ms,
+        commit_linger_above=env_int("CHAT_BROKER_LINGER_ABOVE", default.commit_linger_above,
+                                    environ),
         presence_interval_ms=env_int("CHAT_PRESENCE_INTERVAL_MS", default.presence_interval_ms,
                                      environ),
         presence_max_rooms=env_int("CHAT_PRESENCE_MAX_ROOMS", default.presence_max_rooms, environ),

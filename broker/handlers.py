@@ -104,14 +104,17 @@ class RequestHandlers:
         if len(rooms) > cfg.presence_max_rooms:
             raise RequestError("presence of %d rooms; a report holds at most %d"
                                % (len(rooms), cfg.presence_max_rooms))
+        held = self.presence.rooms_of(node)   # names and nicks checked when first reported
         for room, nicks in rooms.items():
-            _ruled(rules.room, room)
+            known = held.get(room)
+            if known is None:
+                _ruled(rules.room, room)
+                known = frozenset()
             if not isinstance(nicks, list):
                 raise RequestError("presence of room %r is not a list of nicks" % room)
             if len(nicks) > cfg.presence_max_nicks:
                 raise RequestError("presence of %d nicks in room %s; at most %d per room"
                                    % (len(nicks), room, cfg.presence_max_nicks))
-            known = self.presence.held(node, room)   # checked when first reported
             for nick in nicks:
                 if nick not in known:
                     _ruled(rules.clean_nick, nick)
@@ -120,8 +123,9 @@ class RequestHandlers:
             rooms = self.reports.add(node, rooms, part, body.get("more") is True)
         except ReportError as exc:
             raise RequestError(str(exc)) from None
-        if rooms is None:
-            return None                             # more parts to come
+        if rooms is None:                           # more parts to come; the node is alive
+            self.presence.touch(node)
+            return None
         if body.get("bye") is True:
             log.info("node %s said goodbye", node)
             self._announce_departures(self.presence.remove(node))
@@ -218,3 +222,18 @@ class RequestHandlers:
         if expired:
             log.info("%d rooms idle for %d days: their messages expired", expired,
                      self.config.room_ttl_days)
+
+    def _publish(self, topic, frame):
+        """Queue a frame for PUB, sent once the batch is committed (broker/server.py)."""
+        self.batches.pop(topic, None)   # what follows on this topic stays after this frame
+        self.outbox.append((self.publisher, [topic, frame]))
+
+    def _publish_message(self, room, epoch, message):
+        """A sequenced message, in one PUB frame with the room's others of this batch
+        (wire.encode_messages): one send, and one wake-up of each node, per room."""
+        topic = wire.room_topic(room)
+        batch = self.batches.get(topic)
+        if batch is not None and batch[0] == epoch and len(batch[1]) < wire.MESSAGES_PER_FRAME:
+            return batch[1].append(message)
+        self.batches[topic] = batch = (epoch, [message])
+        self.outbox.append((self.publisher, [topic, batch]))

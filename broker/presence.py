@@ -47,10 +47,20 @@ class PresenceRegistry:
             return sorted(next(iter(per_node.values())))
         return sorted(frozenset().union(*per_node.values()))
 
+    def touch(self, node):
+        """``node`` was heard (a part of a report in parts): it is alive."""
+        state = self.nodes.get(node)
+        if state is not None:
+            state["seen"] = self.clock_ms()
+
+    def rooms_of(self, node):
+        """{room: frozenset(nicks)} that ``node`` last reported (empty if unknown)."""
+        state = self.nodes.get(node)
+        return state["rooms"] if state is not None else {}
+
     def held(self, node, room):
         """The nicks ``node`` last reported in ``room`` (an empty set if none)."""
-        state = self.nodes.get(node)
-        return state["rooms"].get(room, frozenset()) if state is not None else frozenset()
+        return self.rooms_of(node).get(room, frozenset())
 
     def snapshot(self):
         """{room: [nick...]} for every room with members.

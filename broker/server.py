@@ -17,6 +17,7 @@ from chatstream import wire
 from . import catchup, keys, metrics
 from .bstar import ACTIVE
 from .handlers import RequestError, RequestHandlers
+from .pacing import CommitPacer
 from .pair import BrokerPair
 from .peer_link import PeerLink
 from .presence import PresenceRegistry
@@ -59,6 +60,7 @@ class Broker(RequestHandlers):
         self.running = False
         self.outbox = []   # (socket, frames) to send once the batch is committed
         self.batches = {}  # room topic -> (epoch, [message]) in the outbox, still open
+        self.pacer = CommitPacer(config.commit_linger_ms / 1000.0, config.commit_linger_above)
         self.next_room_sweep_ms = 0
         self.node_keys = {}
         self.intake_handlers = {"publish": self.on_publish, "relay": self.on_relay,
@@ -145,8 +147,10 @@ class Broker(RequestHandlers):
                 next_beat = now + interval
             wake = min(next_beat, self.next_presence) if self.presence.dirty else next_beat
             timeout_ms = max(0, math.ceil((wake - now) * 1000))
-            if self.pair is not None and self.pair.streaming:
+            streaming = self.pair is not None and self.pair.streaming
+            if streaming:
                 timeout_ms = 0     # a catch-up part goes out every turn (_flush)
+            timeout_ms = self.pacer.timeout_ms(self.outbox, timeout_ms)
             try:
                 events = dict(poller.poll(timeout_ms))
             except zmq.ZMQError as exc:
@@ -159,7 +163,9 @@ class Broker(RequestHandlers):
                 self._drain(self.snapshots, self.snapshot_handlers)
             if self.peer_link is not None and self.peer_link.inbox in events:
                 self._hear_peer()
-            self._flush()
+            # a high rate's batch lingers (broker/pacing.py), never a catch-up's next part
+            if streaming or self.pacer.due(self.outbox):
+                self._flush()
 
     def _drain(self, sock, handlers, limit=1000, budget_s=DRAIN_BUDGET_S):
         """Handle what is queued on a ROUTER socket, at most ``limit`` requests and
@@ -236,6 +242,7 @@ class Broker(RequestHandlers):
             log.critical("cannot commit broker state; exiting without acknowledging", exc_info=True)
             raise SystemExit(3)
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        self.pacer.committed(self.batch_sequenced)
         if self.batch_sequenced:
             metrics.BATCH_MESSAGES.observe(self.batch_sequenced)
             metrics.SEQUENCED.inc(self.batch_sequenced)
@@ -283,17 +290,3 @@ class Broker(RequestHandlers):
                                 error="internal", detail="broker error")
         if reply is not None:
             self.outbox.append((sock, [identity, reply]))
-
-    def _publish(self, topic, frame):
-        self.batches.pop(topic, None)   # what follows on this topic stays after this frame
-        self.outbox.append((self.publisher, [topic, frame]))
-
-    def _publish_message(self, room, epoch, message):
-        """A sequenced message, in one PUB frame with the room's others of this batch
-        (wire.encode_messages): one send, and one wake-up of each node, per room."""
-        topic = wire.room_topic(room)
-        batch = self.batches.get(topic)
-        if batch is not None and batch[0] == epoch and len(batch[1]) < wire.MESSAGES_PER_FRAME:
-            return batch[1].append(message)
-        self.batches[topic] = batch = (epoch, [message])
-        self.outbox.append((self.publisher, [topic, batch]))

@@ -61,17 +61,14 @@ ROOM_TTL_DAYS = 30
 # and are loaded from the store on their next use.  10,000 rooms of 50 typical
 # messages is ~100 MB; a room is one SELECT away when it comes back.
 BROKER_ROOMS_IN_MEMORY = 10_000
-# How often the broker looks for rooms past their TTL: hourly is precise
-# enough for a TTL counted in days, and each sweep costs one indexed query.
+# How often the broker looks for rooms past their TTL (one indexed query a sweep).
 ROOM_SWEEP_MS = 3_600_000
 
-# Rooms a node asks for in one snapshot request when it (re)syncs: a reply is
-# then at most this many rooms x HISTORY_SIZE messages, so it stays under the
-# node's frame limit however many rooms the node follows.
+# Rooms a node asks for in one snapshot request when it (re)syncs: a reply stays under
+# the node's frame limit (this many rooms x HISTORY_SIZE messages), whatever it follows.
 SNAPSHOT_ROOMS_PER_REQUEST = 20
-# A room stays followed this long after its last local member left, for at most
-# this many such rooms per node (the oldest stops first): a member coming back
-# (a reload, a reconnect, a mass drop's clients) needs no subscribe and no fetch.
+# A room stays followed this long after its last local member left, at most this many
+# such rooms per node (the oldest stops first): a member coming back needs no fetch.
 FOLLOW_GRACE_S = 300
 FOLLOW_GRACE_ROOMS = 5000
 

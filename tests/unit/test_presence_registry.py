@@ -115,3 +115,17 @@ def test_a_snapshot_reuses_the_lists_last_taken_and_computes_only_changed_rooms(
     monkeypatch.setattr(reg, "members", members)
     assert snap == {room: reg.members(room) for room in sorted(reg.rooms)}   # the same lists
     assert snap["r0"] == ["u0", "w0"] and "r2" not in snap and snap["new"] == ["x"]
+
+
+def test_a_node_heard_in_a_part_of_a_long_report_is_not_expired_meanwhile():
+    """A report in parts counts once its last part is in; every part says the node lives
+    (a loaded node's paced whole set took longer than the TTL, and the broker expired it)."""
+    reg, clock = registry(node_ttl_ms=5000)
+    reg.update("n1", {"r": ["alice"]}, full=True)
+    clock[0] += 4000
+    reg.touch("n1")
+    reg.touch("n9")                                   # unknown: nothing registered
+    clock[0] += 4000
+    assert reg.expire() == {} and list(reg.nodes) == ["n1"]
+    clock[0] += 2000
+    assert reg.expire() == {"r": ["alice"]}
