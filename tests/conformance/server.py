@@ -68,7 +68,7 @@ def build_ours():
     def wrap(app, path):
         eio = sio.eio
         return EdgeApp(app, allowed_hosts=ALLOWED_HOSTS, trusted_proxies=(), socketio_path=path,
-                       allowed_origins=None, full=lambda: len(eio.sockets) >= eio.max_sessions)
+                       allowed_origins=None, full=lambda: patches.open_sessions(eio.sockets) >= eio.max_sessions)
 
     return sio, wrap, _nodelay_server_class(), _require_websocket_handler()
 

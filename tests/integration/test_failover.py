@@ -100,6 +100,15 @@ def test_losing_the_active_broker_loses_nothing_and_disconnects_nobody(make_clus
         s.client.close()
 
 
+def _divergence(senders, views):
+    """Where the views part: their lengths and, from the first index they differ at,
+    a few (seq, cid) of each."""
+    first = next(i for i in range(max(map(len, views)))
+                 if len({tuple(v[i]) if i < len(v) else None for v in views}) > 1)
+    return {"lengths": {s.name: len(v) for s, v in zip(senders, views)}, "from_index": first,
+            "views": {s.name: v[max(0, first - 2):first + 6] for s, v in zip(senders, views)}}
+
+
 def check_stream(senders, room):
     """Stop the senders, then: every acknowledged message in every client's view exactly
     once, all views in one order without gaps, nobody disconnected, the epoch unchanged.
@@ -114,7 +123,8 @@ def check_stream(senders, room):
         time.sleep(0.3)
         views.append([(m["seq"], m["cid"]) for m in s.client.room_messages(room)])
         assert s.client.sio.connected, "%s was disconnected" % s.name
-    assert all(view == views[0] for view in views), "different order on different nodes"
+    assert all(view == views[0] for view in views), "different order on different nodes: %s" % (
+        _divergence(senders, views),)
     seqs = [seq for seq, _ in views[0]]
     assert seqs == list(range(1, len(seqs) + 1)), "gaps or doubles"
     acked = {cid: seq for s in senders for cid, (seq, _) in s.acked.items()}

@@ -4,8 +4,10 @@ import time
 import socket
 
 import pytest
+import requests
 import socketio
 import websocket
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.client import new_room
 from harness.cluster import two_nodes_one_room
@@ -55,6 +57,31 @@ def test_connections_per_node_are_limited(limited, client):
         refused.connect(limited.url("node1"), transports=["websocket"], wait_timeout=5)
     assert errors and errors[0]["message"] == "too_many_connections", errors
     assert errors[0]["data"]["error"] == "too_many_connections" and "4" in errors[0]["data"]["detail"]
+
+
+def test_a_refused_long_polling_client_frees_its_place_at_once(limited, client):
+    """A refused client closes its session with a CLOSE packet over long-polling (no
+    GET pending that would end it); that closed session must not hold a place
+    (engineio's sweep removes it only up to ping_timeout, 20 s, later)."""
+    held = [client(limited.url("node1"), name="c%d" % i) for i in range(4)]
+    for attempt in range(3):
+        refused, errors = socketio.Client(reconnection=False), []
+        refused.on("connect_error", errors.append)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            refused.connect(limited.url("node1"), transports=["polling"], wait_timeout=5)
+        assert errors and errors[0]["message"] == "too_many_connections", (attempt, errors)
+        refused.disconnect()
+    held.pop().close()                   # one place is free ...
+    wait_until(lambda: _sessions(limited.url("node1")) == 3, 5,
+               "the node to hold 3 sessions (not 3 + the refused ones, closed but kept)")
+    client(limited.url("node1"), transports=("polling",), name="next")   # ... and it is given
+
+
+def _sessions(url):
+    """Engine.IO sessions a node holds, by its /metrics."""
+    text = requests.get(url + "/metrics", timeout=5).text
+    return sum(s.value for family in text_string_to_metric_families(text) if family.name == "chat_connections"
+               for s in family.samples)
 
 
 class SilentClient:

@@ -218,6 +218,30 @@ def test_relays_reach_the_other_nodes_of_their_room():
     assert [r["data"][0]["text"] for r in rec_b.relays] == ["ann joined", "ann left"]
 
 
+def test_a_burst_of_frames_is_read_in_turns_that_let_the_rest_of_the_node_run():
+    """zmq.green's recv and a gevent Queue's get do not switch while frames wait: without
+    turns, 500 queued relays were handled in one go, every other greenlet waiting.  (A
+    turn lasts ``turn_s``, 20 ms; here 0, so that 500 cheap frames make many turns.)"""
+    broker, ((a, _), (b, rec_b)) = synced_links()
+    b.turn_s = 0                         # a turn per frame: each is seen to yield
+    b.follow("r")
+    for n in range(500):                 # all queued for b before its reader runs
+        a.relay(announcement("r", "u%d joined" % n))
+    seen = []
+
+    def ticker():
+        while len(rec_b.relays) < 500:
+            seen.append(len(rec_b.relays))
+            gevent.sleep(0)
+
+    ticking = gevent.spawn(ticker)
+    wait_for(lambda: len(rec_b.relays) == 500, what="500 relays")
+    ticking.join(1)
+    assert [r["data"][0]["text"] for r in rec_b.relays] == ["u%d joined" % n for n in range(500)]
+    between = {count for count in seen if 0 < count < 500}   # the ticker ran amid the burst
+    assert len(between) >= 400, len(between)
+
+
 def test_a_resync_asks_for_the_followed_rooms_in_small_batches():
     broker, ((a, rec_a), (b, _)) = synced_links(rooms_per_request=2)
     rooms = ["r%d" % i for i in range(5)]

@@ -214,3 +214,30 @@ def test_a_request_moves_to_the_other_broker_only_when_this_one_is_gone():
     transport.heard[1] += SILENT_S                      # heard again: it is the active
     transport.failed(0, NotActive("passive"))
     assert transport.current == 1
+
+
+def test_a_burst_on_a_side_is_forwarded_in_turns_that_let_the_rest_of_the_node_run():
+    frames = [_heartbeat(1)] + [[wire.room_topic("r"), b"%d" % n] for n in range(500)]
+
+    class BurstSide(_Side):
+        def recv_published(self):
+            if frames:
+                return frames.pop(0)     # every frame ready at once, as a drained SUB socket
+            gevent.sleep(10)
+
+    transport = PairTransport(BurstSide("broker"), _Side("broker2"))
+    transport.turn_s = 0                  # a turn per frame (20 ms in a node)
+    forwarding = gevent.spawn(transport._forward, 0, transport.sides[0], "publish")
+    seen = []
+
+    def ticker():
+        while frames:
+            seen.append(len(frames))
+            gevent.sleep(0)
+
+    ticking = gevent.spawn(ticker)
+    gevent.joinall([ticking], timeout=2)
+    forwarding.kill()
+    assert transport.queues["publish"].qsize() == 501
+    between = {left for left in seen if 0 < left < 501}   # the ticker ran amid the burst
+    assert len(between) >= 400, len(between)

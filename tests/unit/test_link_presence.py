@@ -102,9 +102,11 @@ def test_the_twin_drops_a_frame_over_the_limit_like_zeromq():
     assert broker.oversize and broker.oversize[0][0] == "intake"
 
 
-def test_unchanged_members_cost_a_small_keepalive_and_the_whole_set_only_now_and_then():
+def test_unchanged_members_cost_a_small_keepalive_and_the_whole_set_only_now_and_then(monkeypatch):
     import gevent
+    from chat.link import presence
     from chat.link.presence import LocalMembers
+    monkeypatch.setattr(presence.random, "uniform", lambda a, b: b)   # the first whole set at 300 ms
     sent = []
     local = LocalMembers(lambda type_, **report: sent.append(report), "n1")
     for i in range(50):
@@ -144,3 +146,24 @@ def test_a_node_whose_loop_stalled_sends_the_whole_set_at_once():
     gevent.sleep(0.05)
     reporter.kill()
     assert any(r["full"] and r["rooms"] == {"r": ["alice"]} for r in sent)
+
+
+
+def test_each_nodes_first_whole_set_comes_at_its_own_point_of_the_period():
+    """Six nodes started together sent their whole sets in the same instant every 30 s."""
+    import time
+    import gevent
+    from chat.link.presence import LocalMembers
+    firsts = []
+    for _ in range(8):
+        sent = []
+        local = LocalMembers(lambda type_, **report: sent.append(report), "n1")
+        local.joined("r", "alice")
+        started = time.monotonic()
+        reporter = gevent.spawn(local.report_forever, 5, 1000, 400)
+        while not any(r["full"] for r in sent) and time.monotonic() - started < 1:
+            gevent.sleep(0.002)
+        reporter.kill()
+        firsts.append(time.monotonic() - started)
+    assert all(0.19 <= t <= 0.6 for t in firsts)              # within [0.5, 1.0] of the period
+    assert max(firsts) - min(firsts) > 0.02                    # not all at the same point

@@ -6,9 +6,11 @@ socketpair, Engine.IO and Socket.IO run unchanged above it, and the client end s
 websocket frames (masked, as browsers send them)."""
 import os
 import struct
+import time
 
 import engineio
 import gevent
+import gevent.event
 import gevent.socket
 import pytest
 import socketio
@@ -20,7 +22,7 @@ from geventwebsocket import handler as geventwebsocket_handler
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header
 
-from chat import fanout, patches
+from chat import fanout, patches, sweeps
 from tests.unit import test_room_index
 from tests.wsframes import frame_header
 from chat.backpressure import SlowClientReaper
@@ -239,24 +241,32 @@ def test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off(sio, client
             pass
 
 
-def test_the_reaper_shuts_down_a_long_poll_stuck_writing_to_a_client_that_stopped_reading(sio):
+POLL = b"GET /socket.io/?EIO=4&transport=polling%s HTTP/1.1\r\nHost: node\r\n\r\n"
+
+
+def _polling_session(sio):
+    """(client end, serving greenlet, sid) of a long-polling session opened over a
+    socketpair whose server end runs runnode's handler."""
     class Handler(TcpSocketInEnviron, WebSocketHandler):   # as runnode's handler
         pass
     server_end, client = gevent.socket.socketpair()
     wsgi = pywsgi.WSGIServer(("127.0.0.1", 0), sio.handle_request, handler_class=Handler,
                              log=None)
     serving = gevent.spawn(Handler(server_end, ("127.0.0.1", 1), wsgi).handle)
-    poll = b"GET /socket.io/?EIO=4&transport=polling%s HTTP/1.1\r\nHost: node\r\n\r\n"
-    client.sendall(poll % b"")
+    client.sendall(POLL % b"")
     with gevent.Timeout(WAIT_S):
         opened = b""
         while b"}" not in opened:
             opened += client.recv(65536)
-    sid = opened.split(b'"sid":"')[1].split(b'"')[0]
+    return client, serving, opened.split(b'"sid":"')[1].split(b'"')[0]
+
+
+def test_the_reaper_shuts_down_a_long_poll_stuck_writing_to_a_client_that_stopped_reading(sio):
+    client, serving, sid = _polling_session(sio)
     socket = sio.eio.sockets[sid.decode()]
     for n in range(40):                       # a long-poll answer far larger than the pair's buffers
         socket.queue.put(eio_packet.Packet(eio_packet.MESSAGE, "2[%d,\"%s\"]" % (n, "x" * 100_000)))
-    client.sendall(poll % (b"&sid=" + sid))    # ... which the client never reads
+    client.sendall(POLL % (b"&sid=" + sid))    # ... which the client never reads
     with gevent.Timeout(WAIT_S):
         while not socket.queue.empty():       # the answer is being written, stuck in sendall
             gevent.sleep(0.01)
@@ -271,6 +281,80 @@ def test_the_reaper_shuts_down_a_long_poll_stuck_writing_to_a_client_that_stoppe
             pass
         serving.join()
     client.close()
+
+
+def test_a_long_poll_after_the_pong_deadline_is_refused_400_at_once():
+    sio = build_server(ping_interval=0.1, ping_timeout=0.1, monitor_clients=False)  # no engineio sweep
+    client, serving, sid = _polling_session(sio)
+    socket = sio.eio.sockets[sid.decode()]
+    with gevent.Timeout(WAIT_S):
+        while not socket.last_ping:           # the ping is due and queued, its pong awaited
+            gevent.sleep(0.01)
+    socket.last_ping -= 1                     # ... and now a second overdue
+    client.sendall(POLL % (b"&sid=" + sid))
+    with gevent.Timeout(WAIT_S):
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += client.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400"), answer   # not 200 with the queued ping
+    assert socket.closed and patches.open_sessions(sio.eio.sockets) == 0   # closed: not counted
+    client.close()
+    serving.kill()
+
+
+def test_a_long_polling_session_closed_by_its_client_stops_counting_at_once():
+    sio = build_server(monitor_clients=False)      # no engineio sweep to remove it meanwhile
+    client, serving, sid = _polling_session(sio)
+    sockets = sio.eio.sockets
+    assert patches.open_sessions(sockets) == 1
+    client.sendall(b"POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: node\r\n"
+                   b"Content-Type: text/plain\r\nContent-Length: 1\r\n\r\n1" % sid)   # CLOSE, no GET pending
+    with gevent.Timeout(WAIT_S):
+        answer = b""
+        while b"ok" not in answer.lower():
+            answer += client.recv(65536)
+    assert sid.decode() in sockets and sockets[sid.decode()].closed   # engineio keeps it ...
+    assert patches.open_sessions(sockets) == 0                        # ... but it is not open
+    del sockets[sid.decode()]                                         # as engineio's sweep does
+    assert not sockets.gone and patches.open_sessions(sockets) == 0
+    client.close()
+    serving.kill()
+
+
+def test_the_service_task_looks_at_every_session_once_per_ping_timeout_in_a_few_wakeups():
+    sio = build_server(ping_interval=0.1, ping_timeout=0.5)
+    eio = sio.eio
+    for n in range(2000):
+        eio.sockets["s%d" % n] = engineio_socket.Socket(eio, "s%d" % n)
+    overdue, closed = eio.sockets["s10"], eio.sockets["s1990"]
+    overdue.last_ping = time.time() - 10          # its pong is 10 s overdue
+    closed.closed = True                          # closed, and still in the table
+    looked = []
+    checking = patches.ChatSocket.check_ping_timeout
+    wakeups = []
+
+    class CountingEvent(gevent.event.Event):
+        def wait(self, timeout=None):
+            wakeups.append(timeout)
+            return super().wait(timeout)
+
+    eio.create_event = CountingEvent
+    patches.ChatSocket.check_ping_timeout = lambda self: looked.append(self.sid) or checking(self)
+    try:
+        started = time.monotonic()
+        task = gevent.spawn(eio._service_task)
+        with gevent.Timeout(WAIT_S):
+            while len(set(looked)) < 1999 or "s1990" in eio.sockets:
+                gevent.sleep(0.02)
+        took = time.monotonic() - started
+        eio.service_task_event.set()
+        task.join(WAIT_S)
+    finally:
+        patches.ChatSocket.check_ping_timeout = checking
+    assert overdue.closed and "s1990" not in eio.sockets   # found: closed, and removed
+    assert 0.4 <= took < 2.0                      # one round in about ping_timeout, not all at once
+    assert len(wakeups) <= took / sweeps.SERVICE_TICK_S + 2 < 20   # engineio: one per session
+    assert task.dead
 
 
 def _frame(opcode, payload, fin=True, length=None):
@@ -352,6 +436,8 @@ PROOFS = {
         test_the_reaper_shuts_down_a_long_poll_stuck_writing_to_a_client_that_stopped_reading,
     "engineio.server.Server._handle_connect":
         test_a_node_at_max_sessions_refuses_the_handshake_and_half_open_sessions_expire,
+    "engineio.server.Server._service_task":
+        test_the_service_task_looks_at_every_session_once_per_ping_timeout_in_a_few_wakeups,
     "geventwebsocket.handler.WebSocket": test_a_frame_or_message_over_the_limit_is_refused_1009_at_its_header,
     "socketio.server.Server._handle_eio_connect":
         test_a_session_keeps_the_strings_of_its_environ_not_the_request_s_objects,

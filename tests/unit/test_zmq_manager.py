@@ -5,6 +5,8 @@ Nodes relay exactly one thing to each other: python-socketio's emit of an
 SUB socket -- even a frame the broker should have refused -- it may not close a
 room, disconnect a client, or emit anything else to its members.
 """
+import json
+
 import pytest
 
 from chat.link.memory import MemoryBroker
@@ -72,15 +74,16 @@ def node():
 @pytest.mark.parametrize("data", FOREIGN.values(), ids=FOREIGN.keys())
 def test_a_relay_other_than_an_announcement_is_dropped(node, data, caplog):
     node.manager.relay(data)
-    assert node.manager.relays.qsize() == 0
+    assert node.applied == []
     assert "relay dropped" in caplog.text
 
 
-def test_an_announcement_relay_is_applied(node):
+def test_an_announcement_relay_is_applied_at_once_and_its_own_echo_not_again(node):
     node.manager.relay(announcement(text="ann left"))
-    wait_for(lambda: node.applied, what="the listener to apply it")
-    [(method, message)] = node.applied
+    [(method, message)] = node.applied           # in the caller (the link's read loop)
     assert method == "emit" and message["data"][0]["text"] == "ann left"
+    node.manager.relay(announcement(text="own left", host_id=node.manager.host_id))
+    assert len(node.applied) == 1                # applied when it was emitted here
 
 
 def test_forged_relays_on_the_sub_socket_close_and_disconnect_nothing():
@@ -105,14 +108,17 @@ def test_forged_relays_on_the_sub_socket_close_and_disconnect_nothing():
     assert [sid for sid, _ in b.manager.get_participants("/", "r")] == [bob]
 
 
-def test_a_full_relay_queue_drops_announcements_with_one_log_line_a_second(caplog):
-    from gevent.queue import Queue
-    from chat.zmq_manager import ZmqManager
-    manager = ZmqManager(link=None, max_relays=2)
-    manager.relays = Queue(2)                  # nothing reads it: the storm's backlog
-    with caplog.at_level("WARNING", logger="chat.zmq_manager"):
-        for i in range(500):
-            manager.relay(announcement(text="n%d left" % i))
-    assert manager.relays.qsize() == 2
-    lines = [r for r in caplog.records if "relay queue full" in r.getMessage()]
-    assert len(lines) == 1 and manager.relays_dropped == 497   # 498 dropped: 1 logged, 497 counted
+def test_relays_reach_members_in_the_order_they_came_with_no_listener_greenlet():
+    broker = MemoryBroker()
+    node = ChatNode(broker, "n1")
+    broker.heartbeat()
+    assert node.link.wait_synced(2.0)
+    assert node.manager.write_only and getattr(node.manager, "thread", None) is None
+    sid = node.connect()
+    assert node.events.on_join(sid, {"room": "r", "nick": "bob"})["ok"]
+    sent = []
+    node.sio.eio.send_packet = lambda eio_sid, pkt: sent.append(pkt.data)
+    for i in range(500):
+        node.manager.relay(announcement(text="n%d left" % i))
+    texts = [json.loads(data[data.index("["):])[1]["text"] for data in sent]
+    assert texts == ["n%d left" % i for i in range(500)]

@@ -40,8 +40,30 @@ class ChatSocket(engineio_socket.Socket):
     poll_connection = None  # the TCP socket of the latest long-poll GET
 
     def handle_get_request(self, environ, start_response):
+        """A long-poll, or the upgrade, of a session that is still alive.
+
+        A session whose pong is overdue is gone at its deadline, as engine.io's own
+        ping-timeout timer has it; engineio's sweep would only find it on its next
+        round (up to ``ping_timeout`` later) and answer the poll meanwhile.  Closed
+        here, the request gets 400 (engineio's answer to ``EngineIOError``)."""
+        if not self.check_ping_timeout():
+            raise SocketIsClosedError()
         self.poll_connection = environ.get(TCP_SOCKET_KEY)
         return super().handle_get_request(environ, start_response)
+
+    def close(self, wait=True, abort=False, reason=None):
+        """engineio's close, and the closed session stops counting as open at once.
+
+        engineio leaves a closed long-polling session in ``Server.sockets`` until a
+        pending GET returns or its sweep comes by (one look at each session per
+        ``ping_timeout``, 20 s); a refused client closes with a CLOSE packet and no GET
+        pending, and its dead session kept a place of the node's connection limit.
+        It stays in the table (a late request for it is answered "Session is
+        disconnected", as before) but in ``sockets.gone`` (``sweeps.open_sessions``)."""
+        super().close(wait=wait, abort=abort, reason=reason)
+        sockets = self.server.sockets
+        if self.closed and sockets.get(self.sid) is self and hasattr(sockets, "gone"):
+            sockets.gone.add(self.sid)
 
     def _websocket_handler(self, ws):
         """engine.io's handler up to the loop it would run for the connection's life: the

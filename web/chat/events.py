@@ -12,6 +12,7 @@ from chatstream.clock import now_ms
 from . import metrics, validation
 from .identity import GuestIdentities
 from .ratelimit import TokenBucket
+from .sweeps import open_sessions
 from .validation import ContractError
 from .link import BrokerUnavailable
 
@@ -99,7 +100,7 @@ class ChatEvents:
     def on_connect(self, sid, environ, auth=None):
         # Engine.IO sessions that never connected (half-open) count too; this one excluded.
         eio = getattr(self.sio, "eio", None)
-        sessions = max(len(self.connections), len(eio.sockets) - 1 if eio is not None else 0)
+        sessions = max(len(self.connections), open_sessions(eio.sockets) - 1 if eio is not None else 0)
         if sessions >= self.limits.max_connections:
             log.warning("connection refused: %d connections is this node's limit",
                         self.limits.max_connections)

@@ -96,4 +96,4 @@ def build_app(sio, django_app):
     return EdgeApp(socketio.WSGIApp(sio, django_app), allowed_hosts=settings.ALLOWED_HOSTS,
                    trusted_proxies=settings.CHAT_TRUSTED_PROXIES,
                    allowed_origins=settings.CHAT_ALLOWED_ORIGINS,
-                   full=lambda: len(eio.sockets) >= eio.max_sessions)
+                   full=lambda: patches.open_sessions(eio.sockets) >= eio.max_sessions)

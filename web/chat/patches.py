@@ -36,7 +36,7 @@ from .engine_socket import ChatSocket
 from . import frames
 from .frames import BoundedWebSocket
 from .room_index import IndexedManager, IndexedRooms
-from .sweeps import backlogs, cut_off, half_open  # noqa: F401 - patches API (backpressure.py)
+from .sweeps import backlogs, cut_off, half_open, open_sessions, service_forever  # noqa: F401 - patches API
 from .websocket import WsConn
 
 # Read from the installed distributions, compared with requirements.txt's pins.
@@ -76,9 +76,16 @@ PATCHES = (
           " handshake become the WsConn's"),
     Patch("engineio.socket.Socket.handle_get_request", "ChatSocket.handle_get_request",
           "remembers the long-poll's TCP socket (runnode's handler puts it in environ), so"
-          " cut_off() can shut down a polling client's response stuck in sendall"),
-    Patch("engineio.socket.Socket.close", "relied on by cut_off() (backpressure.py)",
-          "abort a slow client and drain Socket.queue and Server.sockets; the queue is unbounded"),
+          " cut_off() can shut down a polling client's response stuck in sendall; refuses"
+          " (400) a session whose pong is overdue, at its deadline as engine.io does"),
+    Patch("engineio.socket.Socket.close", "ChatSocket.close; relied on by cut_off() (backpressure.py)",
+          "a closed session stops counting as open at once (engineio removes it from"
+          " Server.sockets up to ping_timeout later: a refused long-polling client's dead"
+          " session kept a place); abort a slow client and drain Socket.queue and"
+          " Server.sockets; the queue is unbounded"),
+    Patch("engineio.server.Server._service_task", "ChatEngineServer._service_task (sweeps.service_forever)",
+          "every session looked at once per ping_timeout as engineio does, a slice every 0.25 s:"
+          " engineio slept between any two (16,667 sessions: ~830 wake-ups a second)"),
     Patch("engineio.server.Server._handle_connect", "ChatEngineServer._handle_connect",
           "at max_sessions Engine.IO sessions (half-open ones count) a handshake is refused"
           " (503) before a session exists"),
@@ -110,8 +117,17 @@ class _ChatSockets(dict):
         super().__init__()
         self.opened = {}
         self.backlogged = set()
+        self.gone = set()       # closed sessions engineio has not removed yet (ChatSocket.close)
         for sid, socket in dict(sockets).items():
             self[sid] = socket
+
+    def __delitem__(self, sid):
+        super().__delitem__(sid)
+        self.gone.discard(sid)
+
+    def pop(self, sid, *default):
+        self.gone.discard(sid)
+        return super().pop(sid, *default)
 
     def __setitem__(self, sid, socket):
         if type(socket) is engineio_socket.Socket:
@@ -137,7 +153,7 @@ class ChatEngineServer(engineio.Server):
     max_sessions = None                  # no limit; node.build_server sets one
 
     def _handle_connect(self, environ, start_response, transport, jsonp_index=None):
-        if self.max_sessions is not None and len(self.sockets) >= self.max_sessions:
+        if self.max_sessions is not None and open_sessions(self.sockets) >= self.max_sessions:
             ws = environ.get("wsgi.websocket")
             if ws is not None:           # already upgraded (101) by gevent-websocket
                 ws.refuse(frames.CLOSE_TRY_AGAIN_LATER, b"too many connections")
@@ -147,6 +163,9 @@ class ChatEngineServer(engineio.Server):
                     "headers": [("Content-Type", "application/json")],
                     "response": orjson.dumps({"error": "too_many_connections", "detail": detail})}
         return super()._handle_connect(environ, start_response, transport, jsonp_index)
+
+    def _service_task(self):
+        service_forever(self)
 
     @property
     def sockets(self):
@@ -246,8 +265,12 @@ def verify(sio):
         "engineio.server.Server._handle_connect":
             isinstance(eio, ChatEngineServer)
             and ChatEngineServer._handle_connect is not engineio.Server._handle_connect,
+        "engineio.server.Server._service_task":
+            isinstance(eio, ChatEngineServer)
+            and ChatEngineServer._service_task is not engineio.Server._service_task,
         "engineio.socket.Socket.close":
-            {"wait", "abort"} <= set(inspect.signature(engineio_socket.Socket.close).parameters),
+            {"wait", "abort", "reason"} <= set(inspect.signature(engineio_socket.Socket.close).parameters)
+            and ChatSocket.close is not engineio_socket.Socket.close,
         "socketio.base_manager.BaseManager.basic_disconnect": isinstance(sio.manager, IndexedRooms),
         "socketio.server.Server._handle_eio_connect": isinstance(sio, ChatServer),
         "socketio.server.Server._handle_eio_message": True,    # resolved by install

@@ -1,19 +1,21 @@
 """python-socketio's client manager over the broker link (:mod:`chat.link`).
 
 python-socketio's pub/sub seam is used as designed for its own traffic:
-``_publish`` hands emits, disconnects and callbacks to the link, which relays
-them through the broker to every node, and ``_listen`` yields the relays the
-link received, which the base class's listener thread dispatches.
+``emit`` applies an emit here (``_handle_emit``) and ``_publish`` hands it to the
+link, which relays it through the broker to every node following the room.  A
+relay that comes back on the link is applied at once, in the link's read loop,
+in the order it came among the room's messages (:meth:`ZmqManager.relay`): no
+queue and no listener greenlet of the base class (``write_only``), whose hop per
+relay cost every node of a reconnect storm a queue, a greenlet switch and
+python-socketio's emit layers for each of 100,000 announcements.
 
-Chat messages, presence lists and announcements do not take that path: the
-base class emits locally *before* publishing, while a chat message must reach
-every node (this one too) only once the broker has sequenced it, in seq order.
-The link delivers those through :meth:`ZmqManager.deliver`.
+Chat messages, presence lists and the broker's own announcements do not take
+that path: the base class emits locally *before* publishing, while a chat
+message must reach every node (this one too) only once the broker has sequenced
+it, in seq order.  The link delivers those through :meth:`ZmqManager.deliver`.
 """
 import logging
-import time
 
-from gevent.queue import Full, Queue
 from socketio.pubsub_manager import PubSubManager
 
 from chatstream import rules
@@ -34,19 +36,16 @@ class ZmqManager(IndexedRooms, PubSubManager):
     Disconnects cost O(rooms of the sid), not O(connections): :mod:`chat.room_index`.
 
     :param link: the node's :class:`~chat.link.BrokerLink`.
-    :param max_relays: relays received but not yet dispatched, at most (a
-        flood beyond it is dropped and logged, not queued without bound).
     """
     name = "zmq-broker"
 
-    def __init__(self, link, max_relays=10_000, logger=None):
-        super().__init__(channel="chat", logger=logger)
+    def __init__(self, link, logger=None):
+        # write_only: no listener greenlet; the link hands relays to relay()
+        super().__init__(channel="chat", write_only=True, logger=logger)
         self.link = link
-        self.relays = Queue(max_relays)
-        self.relays_dropped, self.drop_logged_at = 0, float("-inf")
 
     def initialize(self):
-        """Start the listener and the link (once, before serving)."""
+        """Start the link (once, before serving)."""
         if self.link.listener is not None:
             return
         super().initialize()
@@ -65,27 +64,29 @@ class ZmqManager(IndexedRooms, PubSubManager):
     def _publish(self, data):
         self.link.relay(data)
 
-    def _listen(self):
-        while True:
-            yield self.relays.get()
+    def _handle_emit(self, message):
+        """An emit to one room, here (an announcement: the one emit relayed):
+        encoded once, as a chat message's delivery; any other shape goes
+        python-socketio's own way."""
+        room, data = message.get("room"), message["data"]
+        if (isinstance(room, str) and len(data) == 1 and not message.get("binary")
+                and message.get("skip_sid") is None and message.get("callback") is None):
+            fanout.emit_local(self.server, message["event"], data[0], room, message.get("namespace") or "/")
+        else:
+            super()._handle_emit(message)
 
     # the link's listener
 
     def relay(self, data):
+        """A relay from the broker's PUB socket, applied now (another node's
+        announcement; this node's own was applied when it was emitted)."""
         try:
             rules.announcement_relay(data)
         except rules.RuleError as exc:
             log.warning("relay dropped: %s", exc.detail)
             return
-        try:
-            self.relays.put_nowait(data)
-        except Full:   # logged at most once a second: a line per drop cost a storm 37 % CPU
-            self.relays_dropped += 1
-            now = time.monotonic()
-            if now - self.drop_logged_at >= 1.0:
-                log.warning("relay queue full (%d): %d relays (announcements) dropped",
-                            self.relays.maxsize, self.relays_dropped)
-                self.relays_dropped, self.drop_logged_at = 0, now
+        if data["host_id"] != self.host_id:
+            self._handle_emit(data)
 
     def deliver(self, event, data, room):
         """Emit to this node's members of a room (the link's order is kept)."""

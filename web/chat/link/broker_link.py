@@ -18,7 +18,7 @@ from .mirror import Mirror, Outcome
 from .presence import ClusterPresence, LocalMembers
 from .rooms import RoomFollowing
 from .state import LinkState
-from .transport import TransportClosed
+from .transport import TURN_S, TransportClosed, take_turn
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class BrokerLink:
     :param follow_grace_s: how long a room stays followed after its last local
         member left (link/rooms.py), for at most ``follow_grace_rooms`` rooms.
     """
+    turn_s = TURN_S   # SUB frames are read this long, then the rest of the node runs
 
     def __init__(self, transport, node="node1", history_size=config.HISTORY_SIZE,
                  ack_timeout_s=config.ACK_TIMEOUT_MS / 1000.0, heartbeat_ms=config.HEARTBEAT_MS,
@@ -163,7 +164,8 @@ class BrokerLink:
     # the state machine
 
     def _read_forever(self):
-        """Read and handle SUB frames; a broken frame or handler never stops it."""
+        """Read and handle SUB frames, ``turn_s`` at a time; a bad frame stops nothing."""
+        turn = time.monotonic()
         while True:
             try:
                 self.handle_frames(self.transport.recv_published())
@@ -172,6 +174,7 @@ class BrokerLink:
             except Exception:
                 log.exception("broker link error")
                 gevent.sleep(0.1)
+            turn = take_turn(turn, self.turn_s)
 
     def handle_frames(self, frames):
         """Handle one message from the broker's PUB socket."""

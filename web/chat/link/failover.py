@@ -36,7 +36,7 @@ from gevent.queue import Queue
 
 from chatstream import wire
 from .channel import BrokerUnavailable, NoReply, NotActive, RequestChannel
-from .transport import CLOSED, QueueReader, TransportClosed
+from .transport import CLOSED, TURN_S, QueueReader, TransportClosed, take_turn
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class PairTransport(QueueReader):
     """
 
     request_channel = FailoverChannel
+    turn_s = TURN_S   # frames are forwarded this long, then the rest of the node runs
 
     def __init__(self, primary, backup, attempt_s=ATTEMPT_S):
         self.sides = (primary, backup)
@@ -176,11 +177,13 @@ class PairTransport(QueueReader):
             queue.put(CLOSED)
 
     def _forward(self, index, side, channel):
+        turn = time.monotonic()
         while True:
             try:
                 item = side.recv_published() if channel == "publish" else side.recv(channel)
             except TransportClosed:
                 return
+            turn = take_turn(turn, self.turn_s)   # a burst is read without a switch
             if channel == "publish" and not self._follows(index, item):
                 continue
             self.queues[channel].put(item)

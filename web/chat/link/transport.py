@@ -16,6 +16,9 @@ the broker's public key (the broker admits only authorised node keys).  Every
 socket reads frames of at most ``max_frame_bytes`` (the broker's largest reply).
 """
 import logging
+import time
+
+import gevent
 
 import zmq.green as zmq
 from zmq.auth import load_certificate
@@ -30,6 +33,21 @@ class TransportClosed(Exception):
 
 
 CLOSED = object()   # put in a queue of a QueueReader: its reader hears TransportClosed
+# How long a reader reads before it lets the rest of the node run: zmq.green's recv and a
+# gevent Queue's get return without a switch while something waits, so a burst (a
+# reconnect storm's 100,000 announcements) was read in one go, the node deaf meanwhile.
+# A turn of a few frames was too short: the link then waited behind every other greenlet
+# after each, and messages behind the burst waited seconds.
+TURN_S = 0.02
+
+
+def take_turn(started, turn_s=TURN_S):
+    """A reader's turn began at ``started`` (monotonic s): past ``turn_s``, let the rest
+    of the node run.  Returns when the reader's current turn began."""
+    if time.monotonic() - started < turn_s:
+        return started
+    gevent.sleep(0)
+    return time.monotonic()
 
 
 class QueueReader:
