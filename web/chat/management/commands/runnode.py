@@ -118,6 +118,7 @@ class Command(BaseCommand):
                                    backlog=LISTEN_BACKLOG)
         server.pre_start_hook = app.pre_start_hook   # refusals before a websocket upgrade
         def stop():
+            log.info("node %s stopping (%d sessions): goodbye to the broker", name, len(sio.eio.sockets))
             sio.manager.goodbye()   # the broker announces this node's members as gone
             server.stop(2)
         gevent.signal_handler(signal.SIGTERM, stop)
