@@ -4,6 +4,7 @@ a probe client's message acks, and a node's process (found by the port it listen
 Figures are kept per phase (``connect``, ``hold``, ``reconnect``, ``sigterm``): the
 orchestrator sets :attr:`Phases.name` and every sample lands in the phase it was taken in.
 """
+import http.client
 import json
 import os
 import re
@@ -12,14 +13,32 @@ import sys
 import threading
 import time
 from pathlib import Path
-
-import requests
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
 SLOW_HEALTH_S = 1.0          # a /healthz answer slower than this is counted "slow"
 LINK_METRIC = re.compile(r'^chat_link_(up|state)(?:\{state="(\w+)"\})? (\S+)$', re.M)
 CONNECTIONS_METRIC = re.compile(r'^chat_connections\{transport="websocket"\} (\S+)$', re.M)
+
+
+WATCH_SOURCE = "127.2.0.1"   # the watchers' own loopback address (see storm_gens.loopback_sources)
+
+
+def http_get(url, path, timeout):
+    """``(status, body text)`` of a GET on a fresh connection (as a balancer's check makes);
+    from :data:`WATCH_SOURCE` when the host is an IPv4 loopback address. Raises
+    ``OSError`` or ``http.client.HTTPException``."""
+    parts = urlsplit(url)
+    loopback = parts.hostname.startswith("127.") and parts.hostname.count(".") == 3
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout,
+                                      source_address=(WATCH_SOURCE, 0) if loopback else None)
+    try:
+        conn.request("GET", path)
+        answer = conn.getresponse()
+        return answer.status, answer.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
 
 
 class Phases:
@@ -71,9 +90,9 @@ class NodeWatch:
         while not self.stopped.is_set():
             t0 = time.monotonic()
             try:
-                answer = requests.get(self.url + "/healthz", timeout=self.timeout)
-                status, body = answer.status_code, answer.json()
-            except (requests.RequestException, ValueError) as exc:
+                status, text = http_get(self.url, "/healthz", self.timeout)
+                body = json.loads(text)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
                 status, body = None, {"error": type(exc).__name__}
             took = time.monotonic() - t0
             s = self._phase_stats()
@@ -94,8 +113,8 @@ class NodeWatch:
         while not self.stopped.is_set():
             t0 = time.monotonic()
             try:
-                text = requests.get(self.url + "/metrics", timeout=self.timeout).text
-            except requests.RequestException:
+                text = http_get(self.url, "/metrics", self.timeout)[1]
+            except (OSError, http.client.HTTPException):
                 text = ""
             link_up, conns, s = None, None, self._phase_stats()
             for kind, state, value in LINK_METRIC.findall(text):

@@ -4,7 +4,8 @@
  * storms (issue 15 item 6; bench/storm.py runs one per node and follows its lines).
  *
  *   node bench/stormgen.js --url http://127.0.0.1:8001 --clients 16667 --first 0 \
- *       --rooms 1000 --room-prefix storm-ab12 [--concurrency 200] [--jitter-ms 1000]
+ *       --rooms 1000 --room-prefix storm-ab12 [--concurrency 200] [--jitter-ms 1000] \
+ *       [--local-address 127.1.0.1,127.1.0.2]
  *
  * Each client is a raw Engine.IO v4 / Socket.IO v5 client over one websocket (the `ws`
  * package, no polling, no permessage-deflate): `0{...}` open -> `40` (an anonymous
@@ -13,6 +14,9 @@
  * every ping `2` is answered `3`.  Client i (global index --first + k) joins room
  * `<prefix>-r<i % rooms>` as nick `s<i>`.  Nothing else is decoded: events are
  * dropped by their first bytes, so 17,000 idle clients cost little CPU.
+ *
+ * --local-address: the source addresses, client i connecting from the (i mod n)-th (bench/storm.py
+ * gives each generator loopback addresses of its own: see loopback_sources in storm_gens.py).
  *
  * At most --concurrency clients are between "socket opened" and "join acked" at a
  * time.  A failed attempt (refused, timed out, connect_error) is retried with backoff
@@ -112,6 +116,7 @@ class Storm {
                           join: `420["join",{"room":"${opts["room-prefix"]}-r${i % opts.rooms}","nick":"${opts["nick-prefix"]}${i}"` });
     }
     this.ready = [];            // FIFO of clients due to connect (head index below)
+    this.localAddresses = this.o["local-address"] ? this.o["local-address"].split(",") : [];
     this.readyHead = 0;
     this.inflight = 0;
     this.joined = 0;
@@ -159,7 +164,7 @@ class Storm {
     const ws = new this.WebSocket(this.o.wsUrl, {
       perMessageDeflate: false, skipUTF8Validation: true, maxPayload: 1 << 20,
       handshakeTimeout: this.o["connect-timeout-ms"], followRedirects: false,
-      ...(this.o["local-address"] ? { localAddress: this.o["local-address"] } : {}),
+      ...(this.localAddresses.length ? { localAddress: this.localAddresses[c.i % this.localAddresses.length] } : {}),
     });
     c.ws = ws;
     ws.on("open", () => { if (c.ws === ws) { this.open += 1; c.opened = true; } });

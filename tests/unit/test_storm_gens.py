@@ -1,11 +1,15 @@
-"""bench.storm_gens: the generators' blocks and their lowered CPU priority."""
+"""bench.storm_gens: the generators' blocks, their source addresses and their lowered
+CPU priority; bench.storm_watch's polls from an address of their own."""
+import http.server
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
-from bench.storm_gens import lower_priority, split
+from bench.storm_gens import Generator, loopback_sources, lower_priority, split
+from bench.storm_watch import WATCH_SOURCE, http_get
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -43,3 +47,42 @@ def test_without_a_request_nothing_changes():
     finally:
         child.kill()
         child.wait(5)
+
+
+def test_each_generator_connects_from_loopback_addresses_of_its_own():
+    first, second = loopback_sources("http://127.0.0.1:8001", 0), loopback_sources("http://127.0.0.1:8002", 1)
+    assert len(first) == 4 and not set(first) & set(second) and "127.0.0.1" not in first + second
+    assert all(address.startswith("127.") for address in first + second)
+    assert loopback_sources("http://10.0.0.5:8001", 0) == []        # another host: the route decides
+    assert loopback_sources("http://localhost:8001", 0) == []
+    argv = Generator(2, "http://127.0.0.1:8003", 0, 10, "/tmp").argv
+    assert argv[argv.index("--local-address") + 1] == ",".join(loopback_sources("http://127.0.0.1:8003", 2))
+    assert "--local-address" not in Generator(0, "http://10.0.0.5:8001", 0, 10, "/tmp").argv
+
+
+def test_a_generator_source_address_really_connects():
+    """Linux routes all of 127.0.0.0/8 to lo: a socket bound to one of the addresses
+    connects to a server on 127.0.0.1, and the server sees that address."""
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.client_address[0])
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d" % server.server_address[1]
+        assert http_get(url, "/healthz", 5) == (200, '{"ok": true}')
+        assert seen == [WATCH_SOURCE] and WATCH_SOURCE not in loopback_sources(url, 0)
+    finally:
+        server.shutdown()
+        server.server_close()
