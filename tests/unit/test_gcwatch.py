@@ -22,8 +22,8 @@ def _count(generation):
 
 def test_full_collections_wait_for_many_middle_ones_and_every_collection_is_timed(watched, caplog):
     young, middle, _ = gc.get_threshold()
-    gcwatch.install(slow_s=0.0, full_after=1234)
-    gcwatch.install(slow_s=0.0, full_after=1234)          # once per process: one callback
+    gcwatch.install(slow_s=0.0, full_after=1234, spread=0)
+    gcwatch.install(slow_s=0.0, full_after=1234, spread=0)   # once per process: one callback
     assert gc.get_threshold() == (young, middle, 1234)
     assert sum(getattr(cb, "__name__", "") == "watch" for cb in gc.callbacks) == 1
     before = _count(2)
@@ -31,3 +31,15 @@ def test_full_collections_wait_for_many_middle_ones_and_every_collection_is_time
         gc.collect()
     assert _count(2) == before + 1 and GC_SECONDS is not None
     assert "a full collection stopped the node" in caplog.text
+
+
+def test_each_process_draws_its_own_count_so_nodes_started_together_do_not_collect_together(monkeypatch):
+    import random
+    rng = random.Random(7)
+    counts = [gcwatch.full_after_here(1000, 0.25, rng) for _ in range(6)]
+    assert all(750 <= count <= 1250 for count in counts) and len(set(counts)) == 6
+    monkeypatch.setenv("CHAT_GC_FULL_AFTER", "40")
+    assert gcwatch.full_after_here(spread=0) == 40
+    monkeypatch.setenv("CHAT_GC_FULL_AFTER", "many")
+    with pytest.raises(ValueError, match="CHAT_GC_FULL_AFTER"):
+        gcwatch.full_after_here()

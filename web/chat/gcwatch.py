@@ -15,25 +15,41 @@ connection's objects (~100 per connection; 0.4 s at 12,000 connections on one
 core) and freeing next to nothing (0-31 objects measured; connections are freed
 by reference counting).  :func:`install` asks for a full collection only after
 :data:`FULL_AFTER` collections of the middle generation (CPython's default: 10),
-i.e. after some 7 million net allocations; the young generations are collected
-as before, so short-lived cycles are still freed at once.
+i.e. after some 7 million net allocations (``CHAT_GC_FULL_AFTER``, each process
+drawing its own count within 25 % of it); the young generations are collected
+as before, so short-lived cycles are still freed at once.  Rare is not free: a
+node that has served many connections still meets one (docs/SCALING.md, run T5).
 """
 import gc
 import logging
+import random
 import time
+
+from chatstream.config import env_int
 
 from .metrics import GC_SECONDS
 
 log = logging.getLogger(__name__)
 
 SLOW_S = 0.1
-FULL_AFTER = 1000
+FULL_AFTER = 1000          # CHAT_GC_FULL_AFTER
+FULL_AFTER_SPREAD = 0.25   # each process draws its own count, within +-25 % of it
 
 
-def install(slow_s=SLOW_S, full_after=FULL_AFTER):
+def full_after_here(full_after=None, spread=FULL_AFTER_SPREAD, rng=random):
+    """This process's count of middle collections between full ones.
+
+    Drawn per process: nodes started together and loaded alike reached the same
+    count together, and five ran their full collection in the same 4 s, each
+    stopped 4-5 s on two shared cores (docs/SCALING.md, run T5)."""
+    base = env_int("CHAT_GC_FULL_AFTER", FULL_AFTER) if full_after is None else full_after
+    return max(1, round(base * rng.uniform(1 - spread, 1 + spread)))
+
+
+def install(slow_s=SLOW_S, full_after=None, spread=FULL_AFTER_SPREAD):
     """Time every collection from now on, and make full ones rare (once per process)."""
     young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, full_after)
+    gc.set_threshold(young, middle, full_after_here(full_after, spread))
     started = []
 
     def watch(phase, info):
