@@ -4,6 +4,7 @@ Each generator prints JSON lines (see the header of bench/stormgen.js); a reader
 keeps the latest of each kind and writes every line to ``<log_dir>/stormgen-<k>.jsonl``.
 Commands go to its stdin, all generators one after the other within microseconds.
 """
+import ipaddress
 import json
 import os
 import resource
@@ -42,6 +43,14 @@ def lower_priority(pid, nice=0, idle=False):
             pass                          # a thread that has ended meanwhile
 
 
+def is_loopback_ipv4(host):
+    """True for an IPv4 address in 127.0.0.0/8 (not a name such as ``localhost``)."""
+    try:
+        return ipaddress.IPv4Address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
 SOURCES_PER_GENERATOR = 4   # ports: 4 x 28,232 for <= 17,000 clients and their TIME_WAITs after a drop
 
 
@@ -56,8 +65,7 @@ def loopback_sources(url, k, count=SOURCES_PER_GENERATOR):
     addresses. Generator ``k`` gets ``127.1.k.1`` .. ``127.1.k.<count>``: each holds one
     port per connection until 60 s after it closes (TIME_WAIT), so a drop and rejoin
     needs twice the connections' ports."""
-    host = urlsplit(url).hostname or ""
-    if not (host.startswith("127.") and host.count(".") == 3) or not 0 <= k < 256:
+    if not is_loopback_ipv4(urlsplit(url).hostname) or not 0 <= k < 256:
         return []
     return ["127.1.%d.%d" % (k, j + 1) for j in range(count)]
 

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.storm_gens import is_loopback_ipv4
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SLOW_HEALTH_S = 1.0          # a /healthz answer slower than this is counted "slow"
@@ -30,9 +32,9 @@ def http_get(url, path, timeout):
     from :data:`WATCH_SOURCE` when the host is an IPv4 loopback address. Raises
     ``OSError`` or ``http.client.HTTPException``."""
     parts = urlsplit(url)
-    loopback = parts.hostname.startswith("127.") and parts.hostname.count(".") == 3
     conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout,
-                                      source_address=(WATCH_SOURCE, 0) if loopback else None)
+                                      source_address=(WATCH_SOURCE, 0)
+                                      if is_loopback_ipv4(parts.hostname) else None)
     try:
         conn.request("GET", path)
         answer = conn.getresponse()

@@ -110,6 +110,7 @@ class Command(BaseCommand):
         from chatsite.wsgi import application as django_app
         from chat import gcwatch
         from chat.node import build_app, build_server
+        from chat.sweeps import open_sessions
         handler_class = _require_websocket_handler()
         sio = build_server()
         app = build_app(sio, django_app)
@@ -118,7 +119,8 @@ class Command(BaseCommand):
                                    backlog=LISTEN_BACKLOG)
         server.pre_start_hook = app.pre_start_hook   # refusals before a websocket upgrade
         def stop():
-            log.info("node %s stopping (%d sessions): goodbye to the broker", name, len(sio.eio.sockets))
+            log.info("node %s stopping (%d sessions): goodbye to the broker", name,
+                     open_sessions(sio.eio.sockets))
             sio.manager.goodbye()   # the broker announces this node's members as gone
             server.stop(2)
         gevent.signal_handler(signal.SIGTERM, stop)
