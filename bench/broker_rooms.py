@@ -21,12 +21,10 @@ from pathlib import Path
 import zmq
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from broker.sequencer import Sequencer  # noqa: E402
-from broker.store import SqliteStore  # noqa: E402
-from chatstream import wire  # noqa: E402
-from harness.processes import free_port  # noqa: E402
+from broker.sequencer import Sequencer
+from broker.store import SqliteStore
+from chatstream import wire
+from harness.processes import free_port
 
 
 def fill(path, rooms, messages):

@@ -34,12 +34,9 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench import machine, plots, repeats, report, workloads  # noqa: E402
-from bench.measure import NOISY_NEIGHBOUR_PCT, Context, disturbance, printer  # noqa: E402
-from bench.systems import SYSTEMS  # noqa: E402
+from bench import machine, plots, repeats, report, workloads
+from bench.measure import NOISY_NEIGHBOUR_PCT, Context, disturbance, printer
+from bench.systems import SYSTEMS
 
 # The tables and plots name and colour systems by these; ours-plain is ours without CURVE.
 report.SYSTEM_LABELS.setdefault("ours-plain", SYSTEMS["ours-plain"].label)

@@ -19,22 +19,16 @@ size, interleaved, and ``--max-seconds`` for everything.
 """
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT / "web") not in sys.path:
-    sys.path.insert(0, str(ROOT / "web"))
+import gevent
+import gevent.socket
+from engineio import packet as eio_packet
+from gevent import pywsgi
+from geventwebsocket.handler import WebSocketHandler
 
-import gevent  # noqa: E402
-import gevent.socket  # noqa: E402
-from engineio import packet as eio_packet  # noqa: E402
-from gevent import pywsgi  # noqa: E402
-from geventwebsocket.handler import WebSocketHandler  # noqa: E402
-
-from chat import fanout, patches  # noqa: E402
-from chatstream import fastjson  # noqa: E402
+from chat import fanout, patches
+from chatstream import fastjson
 
 ROOM = "bench"
 UPGRADE = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: node\r\n"

@@ -31,12 +31,10 @@ from pathlib import Path
 import zmq
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.broker_rooms import fill  # noqa: E402
-from bench.procstat import status_kb  # noqa: E402
-from chatstream import wire  # noqa: E402
-from harness.processes import free_port  # noqa: E402
+from bench.broker_rooms import fill
+from bench.procstat import status_kb
+from chatstream import wire
+from harness.processes import free_port
 
 
 def broker_env(tmp, name, role, own, other):

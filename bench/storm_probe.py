@@ -15,13 +15,8 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from harness.client import ChatClient  # noqa: E402
+from harness.client import ChatClient
 
 
 def main(argv=None):

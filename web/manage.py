@@ -8,8 +8,6 @@ if __name__ == "__main__":
         # gevent must patch the standard library before anything imports it.
         from gevent import monkey
         monkey.patch_all()
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    if sys.argv[1:2] == ["runnode"]:
         # --name/--host/--port become settings, so they must be in the
         # environment before Django reads the settings (and the log format).
         from chat.management.commands.runnode import options_to_env

@@ -35,7 +35,6 @@ import socket  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
 import redis  # noqa: E402
@@ -47,8 +46,6 @@ try:
 except ImportError as exc:  # never silently fall back to long-polling only
     raise SystemExit("gevent-websocket is required (scripts/setup installs it): %s" % exc)
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "web"), str(ROOT)]   # chat.validation, and chatstream which it uses
 from chat import validation  # noqa: E402  (the product's rules: no Django, no sockets)
 from chat.validation import ContractError  # noqa: E402
 

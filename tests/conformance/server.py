@@ -24,16 +24,12 @@ import argparse  # noqa: E402  (after monkey-patching on purpose)
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import engineio  # noqa: E402
 import gevent  # noqa: E402
 import socketio  # noqa: E402
 from gevent import pywsgi  # noqa: E402
 from geventwebsocket.handler import WebSocketHandler  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "web"), str(ROOT)]
 
 # The suites' expected configuration (their README "Test suite"): pingInterval 300,
 # pingTimeout 200 (ms), maxPayload 1e6 bytes, CORS origin "*".  (Their connectTimeout
