@@ -20,11 +20,12 @@ from pathlib import Path
 
 import zmq
 
-ROOT = Path(__file__).resolve().parent.parent
 from broker.sequencer import Sequencer
 from broker.store import SqliteStore
 from chatstream import wire
 from harness.processes import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def fill(path, rooms, messages):

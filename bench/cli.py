@@ -33,10 +33,11 @@ import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 from bench import machine, plots, repeats, report, workloads
 from bench.measure import NOISY_NEIGHBOUR_PCT, Context, disturbance, printer
 from bench.systems import SYSTEMS
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # The tables and plots name and colour systems by these; ours-plain is ours without CURVE.
 report.SYSTEM_LABELS.setdefault("ours-plain", SYSTEMS["ours-plain"].label)
@@ -56,7 +57,8 @@ FD_HEADROOM = 1024
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--systems", default=",".join(ALL_SYSTEMS), help="comma-separated of %s" % ", ".join(ALL_SYSTEMS))
     p.add_argument("--workloads", default=",".join(ALL_WORKLOADS),
                    help="comma-separated of %s" % ", ".join(ALL_WORKLOADS))

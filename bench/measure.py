@@ -119,7 +119,8 @@ def measure(ctx, system, urls, p, log_dir, tag, on_window=None):
                         duration=p["duration"], warmup=p["warmup"], drain=p["drain"], deadline=deadline,
                         ack_timeout_ms=p.get("ack_timeout_ms"), progress=2)
     ctx.progress("loadgen: %s" % shlex.join(argv))
-    rc, report, usage = run_loadgen(argv, out, deadline, on_line=on_line, echo=lambda l: print("      " + l, flush=True))
+    rc, report, usage = run_loadgen(argv, out, deadline, on_line=on_line,
+                                    echo=lambda line: print("      " + line, flush=True))
     samples["after"] = sample(procs)
     dead = [name for name, proc in procs.items() if not proc.alive()]
     record = {"params": dict(p), "loadgen_exit": rc, "loadgen_argv": shlex.join(argv), "log_dir": str(log_dir)}

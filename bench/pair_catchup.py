@@ -30,11 +30,12 @@ from pathlib import Path
 
 import zmq
 
-ROOT = Path(__file__).resolve().parent.parent
 from bench.broker_rooms import fill
 from bench.procstat import status_kb
 from chatstream import wire
 from harness.processes import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def broker_env(tmp, name, role, own, other):

@@ -137,8 +137,8 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
     if dead_peers:
         raise RuntimeError("pipe peers failed: %s; see %s" % (", ".join(dead_peers), log_dir))
     summaries = [json.loads((log_dir / ("peer%d.json" % i)).read_text()) for i in range(1, peers + 1)]
-    result = {"mode": mode, "curve": curve and mode == "broker", "hub": hub_name, "peers": peers, "msg_bytes": msg_bytes, "rooms": rooms,
-              "window": window, "log_dir": str(log_dir)}
+    result = {"mode": mode, "curve": curve and mode == "broker", "hub": hub_name, "peers": peers,
+              "msg_bytes": msg_bytes, "rooms": rooms, "window": window, "log_dir": str(log_dir)}
     integrity = {}
     for summary in summaries:
         for key, value in summary["integrity"].items():

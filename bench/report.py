@@ -126,7 +126,8 @@ def pipe_table(records):
         rows.append([label, p["msg_bytes"], "%s / %s" % (_num(fx["messages_per_s"]), _num(fx["deliveries_per_s"])),
                      "%d / %d" % (fx["lost"], p["integrity"]["out_of_order"]),
                      _spread(r, "fixed_p99_ms", _ms(fx["latency_ms"])),
-                     _spread(r, "flat_msgs_per_s", "%s / %s" % (_num(fl["messages_per_s"]), _num(fl["deliveries_per_s"]))),
+                     _spread(r, "flat_msgs_per_s",
+                             "%s / %s" % (_num(fl["messages_per_s"]), _num(fl["deliveries_per_s"]))),
                      _ms(fl["latency_ms"], ("p50", "p99")), _num(fl["hub_cpu_us_per_message"]),
                      _procs(fl, "cpu")])
     return _table(header, rows)
@@ -192,7 +193,8 @@ def headline(by):
         row("%s: server CPU µs / delivery" % wl, wl, ("figures", "server_cpu_us_per_delivery"))
         row("%s: delivery p99 ms" % wl, wl, ("figures", "latency_ms", "p99"))
         row("%s: lost / duplicated / out of order" % wl, wl, ("figures",),
-            fmt=lambda f: "%d / %d / %d" % (f["lost"], f["duplicated"], f["out_of_order"]) if f and "lost" in f else "–")
+            fmt=lambda f: ("%d / %d / %d" % (f["lost"], f["duplicated"], f["out_of_order"])
+                           if f and "lost" in f else "–"))
     row("ramp: max sustainable msg/s", "ramp", ("max_sustainable_msgs_per_s",), better="higher")
     row("idle: RSS KB / connection (nodes)", "idle", ("figures", "rss_kb_per_connection_nodes"))
     table = _table(["figure", "ours"] + [SYSTEM_LABELS[peer] for peer in PEERS]

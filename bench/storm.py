@@ -35,11 +35,12 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 from bench.storm_cpu import CpuLedger, lines as cpu_lines
 from bench.storm_gens import Generator, lower_priority, phase_rates, raise_open_files, split, wait_joined
 from bench.storm_watch import (NodeWatch, Phases, Probe, listen_overflows, pid_listening_on,
                                process_facts, time_to_exit)
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_URLS = ",".join("http://127.0.0.1:%d" % port for port in range(8001, 8007))
 MAX_PER_GENERATOR = 17000

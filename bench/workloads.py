@@ -181,7 +181,7 @@ def run_idle(ctx, system_cls, p):
         ctx.progress("loadgen: %s" % shlex.join(argv))
         t = time.monotonic()
         rc, report, usage = run_loadgen(argv, out, deadline, on_line=on_line,
-                                        echo=lambda l: print("      " + l, flush=True))
+                                        echo=lambda line: print("      " + line, flush=True))
         samples["after"] = sample(procs)
         record.update({"loadgen_exit": rc, "loadgen_argv": shlex.join(argv), "loadgen": report,
                        "wall_s": round(time.monotonic() - t, 1)})

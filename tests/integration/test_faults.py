@@ -30,7 +30,7 @@ RESULTS = ROOT / "var" / "fault-results.jsonl"
 def _peak_rss_mb(proc):
     try:
         with open("/proc/%d/status" % proc.pid) as f:
-            return int(next(l for l in f if l.startswith("VmHWM")).split()[1]) // 1024
+            return int(next(line for line in f if line.startswith("VmHWM")).split()[1]) // 1024
     except (OSError, StopIteration):
         return None
 

@@ -119,8 +119,10 @@ def test_scripts_node_adds_and_removes_a_supervisor_program_and_its_server(tmp_p
     var = tmp_path / "var"
     node = [str(ROOT / "scripts/node"), "--config", str(conf), "--socket", str(var / "haproxy.sock"),
             "--programs", str(var / "nodes")]
-    run = lambda *args: subprocess.run(node + list(args), env=env, capture_output=True, text=True,
-                                       timeout=120)
+
+    def run(*args):
+        return subprocess.run(node + list(args), env=env, capture_output=True, text=True, timeout=120)
+
     try:
         ready = run("ready")
         assert ready.returncode == 0, ready.stderr
