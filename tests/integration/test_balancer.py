@@ -30,7 +30,7 @@ def test_clients_through_the_balancer_spread_over_nodes_and_chat(balanced, clien
     keys = [[(m["seq"], m["id"]) for m in v] for v in views]
     assert all(k == keys[0] for k in keys)
     assert [s for s, _ in keys[0]] == list(range(1, 31))
-    # round robin: the six connections landed on all three nodes (the node field
+    # the six connections landed on all three nodes (the node field
     # names the author's node)
     per_node = collections.Counter(m["node"] for m in views[0])
     assert set(per_node) == set(NODES), per_node
