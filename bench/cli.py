@@ -1,14 +1,14 @@
 """scripts/bench: every system under every workload, side by side, in one run.
 
 Systems: ``ours`` (the product, CURVE on), ``ours-plain`` (the product without CURVE,
-``burst`` and ``pipe`` only: what CURVE costs), ``redis`` (bench/baseline_redis:
-python-socketio + RedisManager), ``node`` (bench/node_baseline: Node socket.io 4.8 +
+``burst`` and ``pipe`` only: what CURVE costs), ``redis`` (bench/systems/redis_baseline.py:
+python-socketio + RedisManager), ``node`` (bench/systems/node_baseline: Node socket.io 4.8 +
 @socket.io/redis-adapter on the same redis-server), ``zmq`` (a raw pyzmq XSUB/XPUB proxy,
 ``pipe`` only).
 Workloads: ``fanout``, ``burst``, ``ramp``, ``idle`` (socket.io systems), ``pipe``
 (our broker alone vs the raw proxy), ``profile`` (burst under py-spy).  Each run
-starts its system on free loopback ports, drives it with scripts/loadgen.js (or
-bench.pipe's peers), stops it by pid, and appends one JSON line per run to
+starts its system on free loopback ports, drives it with the load generator (or
+bench.workloads.pipe's peers), stops it by pid, and appends one JSON line per run to
 <out>/results.jsonl; at the end <out>/summary.md and the PNG plots are rewritten
 from this run's records (``--report-only`` rewrites them without running).
 ``scripts/bench sanity`` runs bench/sanity.py instead: one quick run of ours alone
@@ -33,11 +33,11 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import machine, plots, repeats, report, workloads
-from bench.measure import NOISY_NEIGHBOUR_PCT, Context, disturbance, printer
-from bench.systems import SYSTEMS
+from bench import RUNS, machine, report, workloads
+from bench.report import plots, repeats
+from bench.workloads.measure import NOISY_NEIGHBOUR_PCT, Context, disturbance, printer
+from bench.systems.servers import SYSTEMS
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # The tables and plots name and colour systems by these; ours-plain is ours without CURVE.
 report.SYSTEM_LABELS.setdefault("ours-plain", SYSTEMS["ours-plain"].label)
@@ -63,9 +63,9 @@ def parse_args(argv=None):
     p.add_argument("--workloads", default=",".join(ALL_WORKLOADS),
                    help="comma-separated of %s" % ", ".join(ALL_WORKLOADS))
     p.add_argument("--quick", action="store_true", help="smoke run: every workload small (under ~2 minutes)")
-    p.add_argument("--out", help="results, summary and plots (default docs/bench; with --quick var/bench-quick)")
+    p.add_argument("--out", help="results, summary and plots (default var/bench; with --quick var/bench/quick)")
     p.add_argument("--log-dir", help="process logs (default var/bench-logs/<run id>)")
-    p.add_argument("--node-bin", default="node", help="Node.js for scripts/loadgen.js")
+    p.add_argument("--node-bin", default="node", help="Node.js for the load generator (bench/loadgen)")
     p.add_argument("--label", default="", help="free text stored with every record")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--report-only", action="store_true",
@@ -180,11 +180,11 @@ def main(argv=None):
     # SIGTERM unwinds like Ctrl-C, so every started process is stopped by the finally blocks.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     bench_run = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else ROOT / ("var/bench-quick" if args.quick else "docs/bench")
+    out = Path(args.out) if args.out else (RUNS / "quick" if args.quick else RUNS)
     out.mkdir(parents=True, exist_ok=True)
     if args.report_only:
         return report_only(out, progress, args.run)
-    log_root = Path(args.log_dir) if args.log_dir else ROOT / "var" / "bench-logs" / bench_run
+    log_root = Path(args.log_dir) if args.log_dir else RUNS / "logs" / bench_run
     log_root.mkdir(parents=True, exist_ok=True)
     runs = plan(args)
     if not runs:

@@ -9,11 +9,9 @@ import platform
 import resource
 import subprocess
 import time
-from pathlib import Path
 
+from . import ROOT
 from .procstat import CLK_TCK, host_jiffies
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Before each run: the machine counts as quiet when other processes use less
 # than this share of one core (a test suite or a browser next to a benchmark

@@ -1,11 +1,11 @@
 """The cluster's sanity figure: N nodes, clients in one room, a fixed offered rate.
 
-Starts our broker and nodes on free loopback ports (bench.systems.OursSystem, with the
-per-connection rate limit raised out of the way), runs scripts/loadgen.js once against
+Starts our broker and nodes on free loopback ports (bench.systems.servers.OursSystem, with the
+per-connection rate limit raised out of the way), runs the load generator once against
 the node URLs (bench.measure.measure: every server process's CPU time from /proc at
 the edges of loadgen's measured window, its peak RSS), prints progress and a table,
 appends one JSON line (the record of bench.measure plus the command line, commit, host
-and timestamp) to docs/bench/sanity.jsonl, and always stops what it started.
+and timestamp) to var/bench/sanity.jsonl, and always stops what it started.
 
 Usage (from the repository's root)::
 
@@ -26,11 +26,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import machine
-from .measure import Context, measure, printer, started, stop
-from .systems import OursSystem
+from . import RUNS, machine
+from .workloads.measure import Context, measure, printer, started, stop
+from .systems.servers import OursSystem
 
-DEFAULT_JSONL = machine.ROOT / "docs" / "bench" / "sanity.jsonl"
+DEFAULT_JSONL = RUNS / "sanity.jsonl"
 # Keys of the arguments that are loadgen's parameters (the rest say where output goes).
 NOT_PARAMS = ("jsonl", "no_record", "label", "log_dir")
 
@@ -113,7 +113,7 @@ def main(argv=None):
     log_dir.mkdir(parents=True, exist_ok=True)
     host = machine.host_info(args.node_bin)
     if host["node"] is None:
-        die("cannot run %r; Node 20 is needed for scripts/loadgen.js" % args.node_bin)
+        die("cannot run %r; Node 20 is needed for the load generator (bench/loadgen)" % args.node_bin)
     params = {k: v for k, v in vars(args).items() if k not in NOT_PARAMS}
     meta = {
         "ts": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -101,7 +101,7 @@ PING_TIMEOUT_S = 20
 # A room's member list goes out at most once per this period, carrying every
 # change since the last one: 200 ms still feels live in a member list, and 400
 # joins to one room cost each member a few lists instead of 400
-# (bench/presence_storm.py; docs/FAULTS.md "Hostile peer").
+# (bench/studies/presence_storm.py; docs/FAULTS.md "Hostile peer").
 PRESENCE_INTERVAL_MS = 200
 # What one node's report may hold.  A real node never comes near: nicks per room
 # are bounded by its connections (MAX_CONNECTIONS), and 10,000 distinct rooms

@@ -1,6 +1,6 @@
 """scripts/bench's three socket.io systems: which workloads each takes part in, and the headline table."""
 from bench import cli, report
-from bench.systems import SYSTEMS, NodeSystem, RedisSystem
+from bench.systems.servers import SYSTEMS, NodeSystem, RedisSystem
 
 
 def test_node_system_runs_every_socketio_workload_but_not_the_python_profile():

@@ -4,7 +4,7 @@ import os
 import pytest
 
 from bench.procstat import CLK_TCK
-from bench.storm_cpu import CpuLedger, lines
+from bench.storm.cpu import CpuLedger, lines
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from bench.storm_gens import Generator, loopback_sources, lower_priority, split
-from bench.storm_watch import WATCH_SOURCE, http_get
+from bench.storm.generators import Generator, loopback_sources, lower_priority, split
+from bench.storm.watch import WATCH_SOURCE, http_get
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -1,6 +1,6 @@
-"""bench/stormgen.js processes, one per node, driven by bench/storm.py.
+"""The load generator in ``storm`` mode, one process per node, driven by bench.storm.
 
-Each generator prints JSON lines (see the header of bench/stormgen.js); a reader thread
+Each generator prints JSON lines (see the header of bench/loadgen/storm.js); a reader thread
 keeps the latest of each kind and writes every line to ``<log_dir>/stormgen-<k>.jsonl``.
 Commands go to its stdin, all generators one after the other within microseconds.
 """
@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-STORMGEN = ROOT / "bench" / "stormgen.js"
+from bench.loadgen import command
 MAX_ERROR_SAMPLES = 20
 
 
@@ -84,13 +83,9 @@ def split(total, parts):
 class Generator:
     def __init__(self, k, url, first, count, log_dir, node_bin="node", **flags):
         self.k, self.url, self.first, self.count = k, url, first, count
-        argv = [node_bin, str(STORMGEN), "--url", url, "--first", str(first), "--clients", str(count)]
         sources = loopback_sources(url, k)
-        if sources:
-            argv += ["--local-address", ",".join(sources)]
-        for name, value in flags.items():
-            argv += ["--" + name.replace("_", "-"), str(value)]
-        self.argv = argv
+        self.argv = command(node_bin, "storm", url=url, first=first, clients=count,
+                            local_address=",".join(sources) if sources else None, **flags)
         self.log_path = Path(log_dir) / ("stormgen-%d.jsonl" % k)
         self.lock = threading.Lock()
         self.progress = {}      # the latest progress line
@@ -103,7 +98,7 @@ class Generator:
     def start(self):
         """Start it; its open-files limit is this process's (storm.py raised it first)."""
         log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=log, text=True, bufsize=1, start_new_session=True)
         threading.Thread(target=self._read, args=(log,), daemon=True).start()
         return self

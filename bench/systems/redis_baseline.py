@@ -18,7 +18,7 @@ one node or two) can take seq 7 and 8 from INCR and publish 8 first.  That is
 the behaviour being measured.  Input rules are the product's
 (web/chat/validation.py); everything else is self-contained.
 
-    python bench/baseline_redis/app.py --name node1 --port 41001 --redis redis://127.0.0.1:41000/0
+    python -m bench.systems.redis_baseline --name node1 --port 41001 --redis redis://127.0.0.1:41000/0
 
 ``GET /healthz`` answers 200 ``{"ok": true, "node": ..., "broker": "up"}`` while
 Redis answers a PING.  SIGTERM or SIGINT stops the server.

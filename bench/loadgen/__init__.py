@@ -1,4 +1,8 @@
-"""Run scripts/loadgen.js as a child, echo its lines, react to its marker lines."""
+"""The load generator (loadgen.js here, Node): its command lines, and a ``rate`` run as a
+child whose lines are echoed and whose marker lines are reacted to.
+
+bench.storm.generators runs its ``storm`` mode.
+"""
 import json
 import queue
 import resource
@@ -7,21 +11,26 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-LOADGEN = ROOT / "scripts" / "loadgen.js"
+LOADGEN = Path(__file__).resolve().parent / "loadgen.js"
 # Beyond loadgen's own hard deadline: time for it to write its report and exit.
 LOADGEN_GRACE_SECS = 20
 WINDOW_START, WINDOW_END = "loadgen: window start", "loadgen: window end"
 IDLE_HOLDING, IDLE_DONE = "loadgen: idle holding", "loadgen: idle done"
 
 
-def loadgen_argv(node_bin, urls, out, **flags):
-    """The command line of one loadgen run; ``flags`` are its --flags (``_`` for ``-``)."""
-    argv = [node_bin, str(LOADGEN), "--urls", ",".join(urls), "--out", str(out)]
+def command(node_bin, mode, **flags):
+    """The command line of the generator in ``mode`` (``rate`` or ``storm``); ``flags`` are
+    its --flags (``_`` for ``-``, None left out)."""
+    argv = [node_bin, str(LOADGEN), mode]
     for name, value in flags.items():
         if value is not None:
             argv += ["--" + name.replace("_", "-"), str(value)]
     return argv
+
+
+def loadgen_argv(node_bin, urls, out, **flags):
+    """The command line of one ``rate`` run against ``urls``, its report written to ``out``."""
+    return command(node_bin, "rate", urls=",".join(urls), out=out, **flags)
 
 
 def run_loadgen(argv, out, deadline_s, on_line=None, echo=print):
@@ -37,7 +46,7 @@ def run_loadgen(argv, out, deadline_s, on_line=None, echo=print):
     if out.exists():
         out.unlink()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    child = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, bufsize=1, start_new_session=True)
     lines = queue.Queue()
 

@@ -6,7 +6,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .report import SYSTEM_LABELS  # noqa: E402
+from . import SYSTEM_LABELS  # noqa: E402
 
 COLORS = {"ours": "tab:blue", "redis": "tab:red", "node": "tab:orange", "zmq": "tab:green",
           "broker": "tab:purple"}

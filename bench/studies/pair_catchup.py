@@ -1,10 +1,10 @@
 """The failover pair's catch-up with many stored rooms: the active's time, memory and loop.
 
-    .venv/bin/python -m bench.pair_catchup --rooms 100000 --messages 5
-    .venv/bin/python -m bench.pair_catchup --state /tmp/rooms.sqlite3 --broker-root /tmp/old
+    .venv/bin/python -m bench.studies.pair_catchup --rooms 100000 --messages 5
+    .venv/bin/python -m bench.studies.pair_catchup --state /tmp/rooms.sqlite3 --broker-root /tmp/old
 
 Fills a SQLite state file with ``--rooms`` rooms of ``--messages`` messages
-(bench/broker_rooms.py's fill; ``--state`` copies a filled one instead), starts
+(bench/studies/broker_rooms.py's fill; ``--state`` copies a filled one instead), starts
 ``python -m broker`` as the pair's primary on it and, once it serves alone, the
 backup on an empty state file.  While the backup catches up, one client
 publishes to random rooms (one publish in flight, its ack awaited; an ack
@@ -30,12 +30,12 @@ from pathlib import Path
 
 import zmq
 
-from bench.broker_rooms import fill
+from bench.studies.broker_rooms import fill
 from bench.procstat import status_kb
 from chatstream import wire
+from bench import ROOT
 from harness.processes import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def broker_env(tmp, name, role, own, other):

@@ -16,8 +16,8 @@ next to the cluster it measures.  Send queues are raised out of the way
 
 Usage (from the repository's root, or from a worktree of another commit)::
 
-    .venv/bin/python -m bench.presence_storm                 # 400 clients, 3 nodes
-    .venv/bin/python -m bench.presence_storm --clients 100 --nodes 2
+    .venv/bin/python -m bench.studies.presence_storm           # 400 clients, 3 nodes
+    .venv/bin/python -m bench.studies.presence_storm --clients 100 --nodes 2
 
 Prints progress on stderr and one JSON line of figures on stdout.  Exit status 0 when
 converged, 1 when not, 2 when the cluster or a client failed.  Everything it started

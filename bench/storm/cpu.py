@@ -10,7 +10,7 @@ Popen), never by name.
 import time
 
 from bench.procstat import CLK_TCK, cpu_seconds, host_jiffies, host_steal_jiffies
-from bench.storm_watch import pid_listening_on
+from bench.storm.watch import pid_listening_on
 
 # The brokers' ROUTER ports and the balancer's port of a default cluster (scripts/run).
 SERVICE_PORTS = {"broker": 5555, "broker2": 5565, "balancer": 8000}

@@ -1,15 +1,15 @@
 """One loadgen run against a running system, and what every workload shares.
 
 :class:`Context` carries the driver's settings; :func:`measure` runs
-scripts/loadgen.js once, samples the servers' /proc figures at its window
+the load generator (rate mode) once, samples the servers' /proc figures at its window
 marks and returns a record (JSON-able) whose ``figures`` are the table's columns.
 """
 import shlex
 import time
 from pathlib import Path
 
-from .loadrun import WINDOW_END, WINDOW_START, loadgen_argv, run_loadgen
-from .procstat import sample, window_figures
+from bench.loadgen import WINDOW_END, WINDOW_START, loadgen_argv, run_loadgen
+from bench.procstat import sample, window_figures
 
 # CPU (in % of one core) used by processes outside the benchmark during a
 # window above which the run is flagged: the machine was not quiet.
@@ -30,7 +30,7 @@ def printer(tag):
 class Context:
     """What every workload needs from the driver.
 
-    :param node_bin: the Node.js executable for scripts/loadgen.js.
+    :param node_bin: the Node.js executable for the load generator.
     :param log_root: a directory; each run logs into its own subdirectory.
     :param progress: a function taking one line of progress.
     """

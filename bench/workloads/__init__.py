@@ -1,10 +1,10 @@
 """The workloads of scripts/bench: each one runs one system and returns JSON-able records.
 
-- ``fanout``, ``burst``: a fixed offered rate (scripts/loadgen.js), figures per run;
+- ``fanout``, ``burst``: a fixed offered rate (bench/loadgen, rate mode), figures per run;
 - ``ramp``: fixed-rate steps of rising rate until p99 > limit or any loss/refusal;
   the highest clean step is the max sustainable rate;
 - ``idle``: many joined, silent websocket connections: RSS per connection;
-- ``pipe``: the node-to-node path alone (bench.pipe): raw zmq proxy vs our broker;
+- ``pipe``: the node-to-node path alone (bench.workloads.pipe): raw zmq proxy vs our broker;
 - ``profile``: ``burst`` again with py-spy on a node and the broker.
 
 Every system is started on free loopback ports and stopped (by pid) before the
@@ -15,11 +15,11 @@ import shlex
 import time
 
 from . import pipe, profile as pyspy
-from .loadrun import IDLE_HOLDING, loadgen_argv, run_loadgen
+from bench.loadgen import IDLE_HOLDING, loadgen_argv, run_loadgen
 from .measure import measure, started, stop, summarise
-from .procstat import sample
+from bench.procstat import sample
 
-# pipe: system -> (bench.pipe mode, CURVE between peers and broker)
+# pipe: system -> (bench.workloads.pipe mode, CURVE between peers and broker)
 PIPE_HUBS = {"zmq": ("raw", False), "ours": ("broker", True), "ours-plain": ("broker", False)}
 # Connecting and joining thousands of idle clients on 2 busy cores.
 IDLE_CONNECT_BUDGET_SECS = 240

@@ -1,6 +1,6 @@
 """Broker start-up time and memory with many rooms in its state file.
 
-    .venv/bin/python -m bench.broker_rooms --rooms 100000 --messages 5
+    .venv/bin/python -m bench.studies.broker_rooms --rooms 100000 --messages 5
 
 Fills a fresh SQLite state file with ``--rooms`` rooms of ``--messages``
 messages each (the broker's own store code), then starts ``python -m broker``
@@ -23,9 +23,9 @@ import zmq
 from broker.sequencer import Sequencer
 from broker.store import SqliteStore
 from chatstream import wire
+from bench import ROOT
 from harness.processes import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def fill(path, rooms, messages):

@@ -1,9 +1,8 @@
-#!/usr/bin/env node
 /**
- * A lean connection generator for the chat cluster's idle-connection and reconnect
- * storms (issue 15 item 6; bench/storm.py runs one per node and follows its lines).
+ * The load generator's `storm` mode: lean connections for idle-connection and reconnect
+ * storms (bench/storm runs one generator per node and follows its lines).
  *
- *   node bench/stormgen.js --url http://127.0.0.1:8001 --clients 16667 --first 0 \
+ *   node bench/loadgen/loadgen.js storm --url http://127.0.0.1:8001 --clients 16667 --first 0 \
  *       --rooms 1000 --room-prefix storm-ab12 [--concurrency 200] [--jitter-ms 1000] \
  *       [--local-address 127.1.0.1,127.1.0.2]
  *
@@ -15,8 +14,8 @@
  * `<prefix>-r<i % rooms>` as nick `s<i>`.  Nothing else is decoded: events are
  * dropped by their first bytes, so 17,000 idle clients cost little CPU.
  *
- * --local-address: the source addresses, client i connecting from the (i mod n)-th (bench/storm.py
- * gives each generator loopback addresses of its own: see loopback_sources in storm_gens.py).
+ * --local-address: the source addresses, client i connecting from the (i mod n)-th (bench/storm
+ * gives each generator loopback addresses of its own: see loopback_sources in generators.py).
  *
  * At most --concurrency clients are between "socket opened" and "join acked" at a
  * time.  A failed attempt (refused, timed out, connect_error) is retried with backoff
@@ -40,40 +39,37 @@
  */
 "use strict";
 
-const path = require("path");
 const fs = require("fs");
 const readline = require("readline");
+const flags = require("./flags");
 
 const MAX_CLIENTS = 17000;            // one fd each, under a 20,000-file cap per process
 const FD_HEADROOM = 200;              // stdio, the event loop, DNS, retries closing
 const FLAGS = {
-  url: ["str", ""], clients: ["int", 100], first: ["int", 0], rooms: ["int", 100],
-  "room-prefix": ["str", "storm"], "nick-prefix": ["str", "s"], concurrency: ["int", 200],
-  "jitter-ms": ["int", 1000], "connect-timeout-ms": ["int", 15000], "progress-ms": ["int", 1000],
-  deadline: ["num", 3600], "max-errors": ["int", 20], "local-address": ["str", ""],
+  url: { kind: "str", def: "", help: "the node, http://HOST:PORT (required)" },
+  clients: { kind: "int", def: 100, min: 1, max: MAX_CLIENTS },
+  first: { kind: "int", def: 0, min: 0, max: 10_000_000, help: "global index of the first client" },
+  rooms: { kind: "int", def: 100, min: 1, max: 1_000_000 },
+  "room-prefix": { kind: "str", def: "storm" },
+  "nick-prefix": { kind: "str", def: "s" },
+  concurrency: { kind: "int", def: 200, min: 1, max: MAX_CLIENTS, help: "clients between open and join ack" },
+  "jitter-ms": { kind: "int", def: 1000, min: 0, max: 600_000, help: "reconnect delays are random in [0, this)" },
+  "connect-timeout-ms": { kind: "int", def: 15000, min: 100, max: 600_000 },
+  "progress-ms": { kind: "int", def: 1000, min: 0, max: 600_000, help: "between progress lines (0 = none)" },
+  deadline: { kind: "num", def: 3600, min: 0, max: 86_400, help: "seconds, then exit 2" },
+  "max-errors": { kind: "int", def: 20, min: 0, max: 100_000, help: "error lines printed at most" },
+  "local-address": { kind: "str", def: "", help: "comma-separated source addresses" },
 };
 
 function parseArgs(argv) {
-  const o = {};
-  for (const [k, [, def]] of Object.entries(FLAGS)) o[k] = def;
-  for (let j = 0; j < argv.length; j++) {
-    let a = argv[j], v;
-    if (!a.startsWith("--")) fatal(`unexpected argument ${a}`);
-    a = a.slice(2);
-    const eq = a.indexOf("=");
-    if (eq >= 0) { v = a.slice(eq + 1); a = a.slice(0, eq); } else v = argv[++j];
-    const f = FLAGS[a];
-    if (!f || v === undefined) fatal(`unknown flag or missing value: --${a}`);
-    o[a] = f[0] === "str" ? v : Number(v);
-    if (f[0] !== "str" && !(Number.isFinite(o[a]) && o[a] >= 0 && (f[0] === "num" || Number.isInteger(o[a])))) {
-      fatal(`--${a} must be a non-negative ${f[0] === "int" ? "integer" : "number"}`);
-    }
-  }
+  const o = flags.parse(FLAGS, argv, fatal, () => {
+    process.stderr.write(`connection storms (see the header of bench/loadgen/storm.js)\nflags of storm:\n` +
+                         `${flags.describe(FLAGS)}\n`);
+    process.exit(0);
+  });
   const m = /^(https?|wss?):\/\/([^/]+)\/?$/.exec(o.url);
   if (!m) fatal("--url http://HOST:PORT is required");
   o.wsUrl = `ws${m[1].endsWith("s") ? "s" : ""}://${m[2]}/socket.io/?EIO=4&transport=websocket`;
-  if (o.clients < 1 || o.clients > MAX_CLIENTS) fatal(`--clients must be 1..${MAX_CLIENTS}`);
-  if (o.rooms < 1 || o.concurrency < 1) fatal("--rooms and --concurrency must be at least 1");
   if (!/^[A-Za-z0-9_-]{1,40}$/.test(o["room-prefix"])) fatal("--room-prefix: 1-40 of A-Z a-z 0-9 _ -");
   return o;
 }
@@ -95,10 +91,8 @@ function openFilesLimit() {
 }
 
 function loadWs() {
-  for (const where of [path.join(__dirname, "..", "web", "node_modules", "ws"), "ws"]) {
-    try { return require(where); } catch (e) { if (e.code !== "MODULE_NOT_FOUND") throw e; }
-  }
-  return fatal("the ws package is missing: run scripts/setup (npm ci in web/)");
+  try { return require("ws"); } catch (e) { if (e.code !== "MODULE_NOT_FOUND") throw e; }
+  return fatal("the ws package is missing: run scripts/setup --dev (npm ci in bench/loadgen/)");
 }
 
 // Client states
@@ -352,4 +346,8 @@ class Storm {
   }
 }
 
-new Storm(parseArgs(process.argv.slice(2)), loadWs()).run();
+function main(argv) {
+  new Storm(parseArgs(argv), loadWs()).run();
+}
+
+module.exports = { main };

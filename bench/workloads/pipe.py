@@ -1,6 +1,6 @@
 """The node-to-node path alone: a raw ZeroMQ XSUB/XPUB proxy versus our broker.
 
-Three peer processes (bench/pipe_peer.py) stand in for three nodes.  Each has
+Three peer processes (bench/workloads/pipe_peer.py) stand in for three nodes.  Each has
 one sending socket and one SUB socket subscribed to everything, so every message
 reaches all three (like a broker publishing to every node):
 
@@ -27,6 +27,9 @@ import time
 from pathlib import Path
 
 from .pipe_peer import PHASE_GAP_SECS, START_DELAY_SECS
+
+PEER_MODULE = "bench.workloads.pipe_peer"
+
 
 def published_frame_bytes(text_bytes):
     """Size of the frame our broker publishes for one peer message (its topic excluded)."""
@@ -85,7 +88,7 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
         if mode == "raw":
             send_port, sub_port = free_port(), free_port()
             send_ep, sub_ep = "tcp://127.0.0.1:%d" % send_port, "tcp://127.0.0.1:%d" % sub_port
-            hub = Proc("proxy", [sys.executable, "-m", "bench.pipe_peer", "proxy", "--xsub", send_ep, "--xpub", sub_ep],
+            hub = Proc("proxy", [sys.executable, "-m", PEER_MODULE, "proxy", "--xsub", send_ep, "--xpub", sub_ep],
                        env, log_dir).start()
             started.append(hub)
             wait_until(lambda: "proxy ready" in hub.log() or _dead(hub), 20, "the zmq proxy")
@@ -102,7 +105,7 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
         peer_procs = {}
         for i in range(1, peers + 1):
             out = log_dir / ("peer%d.json" % i)
-            argv = [sys.executable, "-m", "bench.pipe_peer", "peer", "--mode", mode, "--id", str(i), "--run", run_id,
+            argv = [sys.executable, "-m", PEER_MODULE, "peer", "--mode", mode, "--id", str(i), "--run", run_id,
                     "--send", send_ep, "--sub", sub_ep, "--t0-ns", str(t0_ns), "--warmup", str(warmup),
                     "--fixed-s", str(fixed_s), "--rate", str(rate / peers), "--flat-s", str(flat_s),
                     "--window", str(window), "--max-count", str(max_count), "--rooms", str(rooms),

@@ -13,7 +13,7 @@ own handler, each over a socketpair (no network at all), so every delivery is a 
 write to an idle websocket as in a node.  Each round is one emit to the whole room;
 the client ends are drained (and every frame counted) between timed batches.
 
-Run: ``.venv/bin/python -m bench.emit_local [--members 100 1000] [--repeats 5]``.
+Run: ``.venv/bin/python -m bench.studies.emit_local [--members 100 1000] [--repeats 5]``.
 Bounded: ``--rounds`` emits per timed batch, ``--repeats`` batches per way and room
 size, interleaved, and ``--max-seconds`` for everything.
 """

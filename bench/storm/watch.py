@@ -1,4 +1,4 @@
-"""What bench/storm.py watches while the storm runs: every node's /healthz and /metrics,
+"""What bench.storm watches while the storm runs: every node's /healthz and /metrics,
 a probe client's message acks, and a node's process (found by the port it listens on).
 
 Figures are kept per phase (``connect``, ``hold``, ``reconnect``, ``sigterm``): the
@@ -12,19 +12,17 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.storm_gens import is_loopback_ipv4
+from bench.storm.generators import is_loopback_ipv4
 
-ROOT = Path(__file__).resolve().parent.parent
 
 SLOW_HEALTH_S = 1.0          # a /healthz answer slower than this is counted "slow"
 LINK_METRIC = re.compile(r'^chat_link_(up|state)(?:\{state="(\w+)"\})? (\S+)$', re.M)
 CONNECTIONS_METRIC = re.compile(r'^chat_connections\{transport="websocket"\} (\S+)$', re.M)
 
 
-WATCH_SOURCE = "127.2.0.1"   # the watchers' own loopback address (see storm_gens.loopback_sources)
+WATCH_SOURCE = "127.2.0.1"   # the watchers' own loopback address (see generators.loopback_sources)
 
 
 def http_get(url, path, timeout):
@@ -147,7 +145,7 @@ SLOW_ACK_MS = 50   # the issue's target for a probe ack during the hold
 
 
 class Probe:
-    """The probe client (bench/storm_probe.py, a process of its own) in ``room``: a
+    """The probe client (bench/storm/probe.py, a process of its own) in ``room``: a
     message every ``period`` s; each ack's latency is recorded under the phase it
     came in."""
 
@@ -157,8 +155,8 @@ class Probe:
         self.slow = {}         # phase -> [(Unix time sent, latency ms)] of acks over SLOW_ACK_MS
         self.errors = {}       # phase -> {code: count}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.storm_probe", "--url", url, "--room", room, "--period",
-             str(period), "--timeout", str(timeout)], cwd=ROOT, stdin=subprocess.PIPE,
+            [sys.executable, "-m", "bench.storm.probe", "--url", url, "--room", room, "--period",
+             str(period), "--timeout", str(timeout)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True)
         ready = self.proc.stdout.readline()   # joined, or the process ended
         if not ready.strip():

@@ -1,12 +1,11 @@
-"""The processes of bench.pipe: a stand-in node (``peer``) and the raw ``proxy``.
+"""The processes of bench.workloads.pipe: a stand-in node (``peer``) and the raw ``proxy``.
 
-Run by bench.pipe's driver as ``python -m bench.pipe_peer peer|proxy ...`` (cwd =
-the repository root, so ``chatstream`` imports).  A peer has one sending socket
-(PUB to the proxy's XSUB, or DEALER to our broker's intake) and one SUB
-subscribed to everything (with ``--keys``, both are CURVE clients holding the
-node key of that folder); it sends on a schedule, records every delivery
-(latency on CLOCK_MONOTONIC, which all processes share), and writes a JSON
-summary plus raw latency arrays (float32 ms) next to ``--out``.
+Run by bench.workloads.pipe's driver as ``python -m bench.workloads.pipe_peer peer|proxy ...``.
+A peer has one sending socket (PUB to the proxy's XSUB, or DEALER to our broker's intake)
+and one SUB subscribed to everything (with ``--keys``, both are CURVE clients holding the
+node key of that folder); it sends on a schedule, records every delivery (latency on
+CLOCK_MONOTONIC, which all processes share), and writes a JSON summary plus raw latency
+arrays (float32 ms) next to ``--out``.
 """
 import argparse
 import array

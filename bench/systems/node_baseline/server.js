@@ -20,7 +20,7 @@
  * product's (chatstream/rules.py), ported below; error acks are
  * `{ok: false, error, detail}` as in the contract.
  *
- *   node bench/node_baseline/server.js --name node1 --port 41001 --redis redis://127.0.0.1:41000/0
+ *   node bench/systems/node_baseline/server.js --name node1 --port 41001 --redis redis://127.0.0.1:41000/0
  *
  * `GET /healthz` answers 200 `{"ok": true, "node": ..., "broker": "up"}` while Redis
  * answers a PING.  SIGTERM or SIGINT stops the server.
@@ -41,7 +41,7 @@ const NICK_MAX = 32, TEXT_MAX = 2000, CID_MAX = 64;
 const NICK_REFUSED_RE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
 const TEXT_REFUSED_RE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]/;
 
-// In the log format bench/measure.py's log_findings counts (" ERROR ").
+// In the log format bench/workloads/measure.py's log_findings counts (" ERROR ").
 const logError = (node, what) => console.error(`${new Date().toISOString()} ERROR ${node}: ${what}`);
 
 class ContractError extends Error {

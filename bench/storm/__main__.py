@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.storm --clients 100000 --hold 60 --sigterm node3
     .venv/bin/python -m bench.storm --harness 3 --clients 3000 --hold 10 --sigterm node2
 
-Starts one bench/stormgen.js per node URL (default http://127.0.0.1:8001..8006, clients
+Starts one load generator (bench/loadgen, storm mode) per node URL (default http://127.0.0.1:8001..8006, clients
 split evenly in contiguous blocks, client i in room <prefix>-r<i % rooms>), waits until
 all joined (set-up rate per node: joins/s from its first to its last join), holds
 --hold s while a probe client (python-socketio) sends a message every second into a room
@@ -35,12 +35,12 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.storm_cpu import CpuLedger, lines as cpu_lines
-from bench.storm_gens import Generator, lower_priority, phase_rates, raise_open_files, split, wait_joined
-from bench.storm_watch import (NodeWatch, Phases, Probe, listen_overflows, pid_listening_on,
+from bench import RUNS
+from bench.storm.cpu import CpuLedger, lines as cpu_lines
+from bench.storm.generators import Generator, lower_priority, phase_rates, raise_open_files, split, wait_joined
+from bench.storm.watch import (NodeWatch, Phases, Probe, listen_overflows, pid_listening_on,
                                process_facts, time_to_exit)
 
-ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_URLS = ",".join("http://127.0.0.1:%d" % port for port in range(8001, 8007))
 MAX_PER_GENERATOR = 17000
@@ -283,7 +283,7 @@ def main(argv=None):
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(2))   # still stop the harness and generators
     raise_open_files()
-    log_dir = Path(args.log_dir or ROOT / "var" / "storm" / time.strftime("%Y%m%d-%H%M%S")).resolve()
+    log_dir = Path(args.log_dir or RUNS / "storm" / time.strftime("%Y%m%d-%H%M%S")).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
     per_node = math.ceil(args.clients / (args.harness or len(args.urls.split(","))))
     if per_node > MAX_PER_GENERATOR:

@@ -3,9 +3,9 @@
 - ``ours``: the product's broker + N nodes (harness.cluster.Cluster), CURVE
   on every broker socket as deployed;
 - ``ours-plain``: the same without CURVE, to measure what CURVE costs;
-- ``redis``: redis-server + N nodes of bench/baseline_redis/app.py
+- ``redis``: redis-server + N nodes of bench/systems/redis_baseline.py
   (python-socketio + RedisManager, gevent);
-- ``node``: the same redis-server + N Node processes of bench/node_baseline/server.js
+- ``node``: the same redis-server + N Node processes of bench/systems/node_baseline/server.js
   (socket.io 4.8 + @socket.io/redis-adapter).
 
 Both expose the same interface: ``start(nodes)`` -> node URLs, ``procs``
@@ -16,10 +16,9 @@ import shutil
 from pathlib import Path
 
 from harness.cluster import Cluster
-from harness.processes import PYTHON, ROOT, Proc, base_env, free_port, wait_until
+from harness.processes import PYTHON, Proc, base_env, free_port, wait_until
 
-BASELINE_APP = ROOT / "bench" / "baseline_redis" / "app.py"
-NODE_BASELINE = ROOT / "bench" / "node_baseline"
+NODE_BASELINE = Path(__file__).resolve().parent / "node_baseline"
 # Per-connection rate limit of our nodes, raised out of the benchmark's way
 # (a burst client sends ~17 msg/s; the ramp goes higher).
 RATE_LIMIT_OUT_OF_THE_WAY = 100000
@@ -120,7 +119,7 @@ class RedisSystem:
 
     @staticmethod
     def node_argv(name, port, redis_url):
-        return [PYTHON, str(BASELINE_APP), "--name", name, "--port", str(port), "--redis", redis_url]
+        return [PYTHON, "-m", "bench.systems.redis_baseline", "--name", name, "--port", str(port), "--redis", redis_url]
 
     @staticmethod
     def _check_alive(proc):
@@ -155,14 +154,14 @@ def _redis_ping(port):
 
 class NodeSystem(RedisSystem):
     """Node socket.io + @socket.io/redis-adapter: the same redis-server, Node processes as nodes
-    (bench/node_baseline, ``npm ci`` by scripts/setup --dev)."""
+    (bench/systems/node_baseline, ``npm ci`` by scripts/setup --dev)."""
     name = "node"
     label = "Node socket.io + redis adapter"
 
     @staticmethod
     def node_argv(name, port, redis_url):
         if not (NODE_BASELINE / "node_modules" / "socket.io").is_dir():
-            raise RuntimeError("bench/node_baseline/node_modules is missing: run scripts/setup --dev")
+            raise RuntimeError("bench/systems/node_baseline/node_modules is missing: run scripts/setup --dev")
         return [shutil.which("node") or "node", str(NODE_BASELINE / "server.js"), "--name", name,
                 "--port", str(port), "--redis", redis_url]
 

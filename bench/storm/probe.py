@@ -1,6 +1,6 @@
 """The storm's probe client, in a process of its own: a message every ``--period`` s.
 
-    .venv/bin/python -m bench.storm_probe --url http://127.0.0.1:8006 --room storm-ab-r0
+    .venv/bin/python -m bench.storm.probe --url http://127.0.0.1:8006 --room storm-ab-r0
 
 A python-socketio client (harness/client.py) joins ``--room`` as ``storm-probe`` and
 sends a message every period, each with its own cid; one JSON line per message on
@@ -20,7 +20,7 @@ from harness.client import ChatClient
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="bench.storm_probe", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="bench.storm.probe", description=__doc__.split("\n\n")[0])
     p.add_argument("--url", required=True)
     p.add_argument("--room", required=True)
     p.add_argument("--period", type=float, default=1.0)

@@ -1,11 +1,8 @@
-#!/usr/bin/env node
 /**
- * Fixed-rate load generator for the chat cluster (client contract: PROTOCOL.md).
+ * The load generator's `rate` mode: chat messages at a fixed rate, every delivery checked
+ * (client contract: PROTOCOL.md).
  *
- * Why Node: one event loop and a cheap socket per connection, so the generator
- * is not the bottleneck; issue #6's benchmark extends this file.
- *
- *   node scripts/loadgen.js --urls http://127.0.0.1:PORT1,http://127.0.0.1:PORT2 \
+ *   node bench/loadgen/loadgen.js rate --urls http://127.0.0.1:PORT1,http://127.0.0.1:PORT2 \
  *       --clients 30 --rooms 1 --rate 100 --duration 10 --warmup 2 --out run.json
  *
  * Every client connects over websocket only and joins room (i % rooms) as nick
@@ -43,9 +40,10 @@
 "use strict";
 
 const fs = require("fs");
-const path = require("path");
 const crypto = require("crypto");
 const { performance, monitorEventLoopDelay } = require("perf_hooks");
+
+const flags = require("./flags");
 
 const FLAGS = {
   urls: { kind: "list", help: "comma-separated node URLs (required)" },
@@ -79,37 +77,13 @@ const CDF_POINTS = [0, 0.1, 0.5, 1, ...Array.from({ length: 48 }, (_, j) => 2 + 
                     99.5, 99.9, 99.95, 99.99, 100];
 
 function usage(message, code = EXIT_FATAL) {
-  const lines = Object.entries(FLAGS).map(([name, f]) =>
-    `  --${name}${f.def !== undefined ? ` (default ${JSON.stringify(f.def)})` : ""}${f.help ? "  " + f.help : ""}`);
-  process.stderr.write(`loadgen: ${message}\nflags:\n${lines.join("\n")}\n`);
+  process.stderr.write(`loadgen: ${message}\nflags of rate:\n${flags.describe(FLAGS)}\n`);
   process.exit(code);
 }
 
 function parseArgs(argv) {
-  const opts = {};
-  for (const [name, f] of Object.entries(FLAGS)) opts[name] = f.def;
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i], value;
-    if (arg === "-h" || arg === "--help") usage("fixed-rate load generator (see the header of scripts/loadgen.js)", EXIT_OK);
-    if (!arg.startsWith("--")) usage(`unexpected argument ${arg}`);
-    arg = arg.slice(2);
-    const eq = arg.indexOf("=");
-    if (eq >= 0) { value = arg.slice(eq + 1); arg = arg.slice(0, eq); } else { value = argv[++i]; }
-    const f = FLAGS[arg];
-    if (!f) usage(`unknown flag --${arg}`);
-    if (value === undefined) usage(`--${arg} needs a value`);
-    if (f.kind === "list") {
-      opts[arg] = value.split(",").map((s) => s.trim().replace(/\/+$/, "")).filter(Boolean);
-    } else if (f.kind === "str") {
-      opts[arg] = value;
-    } else {
-      const n = Number(value);
-      if (!Number.isFinite(n) || (f.kind === "int" && !Number.isInteger(n)) || n < f.min || n > f.max) {
-        usage(`--${arg} must be a${f.kind === "int" ? "n integer" : " number"} in [${f.min}, ${f.max}]`);
-      }
-      opts[arg] = n;
-    }
-  }
+  const opts = flags.parse(FLAGS, argv, usage,
+    () => usage("fixed-rate messages (see the header of bench/loadgen/rate.js)", EXIT_OK));
   if (!opts.urls || !opts.urls.length) usage("--urls is required");
   if (!opts.senders || opts.senders > opts.clients) opts.senders = opts.clients;
   if (opts.rooms > opts.clients) usage("--rooms must not exceed --clients");
@@ -128,11 +102,8 @@ function parseArgs(argv) {
 }
 
 function loadIo() {
-  const candidates = [path.join(__dirname, "..", "web", "node_modules", "socket.io-client"), "socket.io-client"];
-  for (const where of candidates) {
-    try { return require(where).io; } catch (e) { if (e.code !== "MODULE_NOT_FOUND") throw e; }
-  }
-  process.stderr.write("loadgen: socket.io-client is missing; run scripts/setup (npm install in web/)\n");
+  try { return require("socket.io-client").io; } catch (e) { if (e.code !== "MODULE_NOT_FOUND") throw e; }
+  process.stderr.write("loadgen: socket.io-client is missing; run scripts/setup --dev (npm ci in bench/loadgen/)\n");
   process.exit(EXIT_FATAL);
 }
 
@@ -409,7 +380,7 @@ class Run {
     const ld = this.loopDelay;
     const lag = (ns) => round3(Math.max(0, ns / 1e6 - LOOP_DELAY_RESOLUTION_MS));
     return {
-      tool: "scripts/loadgen.js",
+      tool: "bench/loadgen rate",
       status: this.status,
       fatal: this.fatal,
       run_id: this.runId,
@@ -554,5 +525,9 @@ class Run {
   }
 }
 
-const run = new Run(parseArgs(process.argv.slice(2)), loadIo());
-run.main().catch((e) => { run.fail(`internal error: ${e.stack || e}`); run.finish("internal_error", EXIT_FATAL); });
+function main(argv) {
+  const run = new Run(parseArgs(argv), loadIo());
+  run.main().catch((e) => { run.fail(`internal error: ${e.stack || e}`); run.finish("internal_error", EXIT_FATAL); });
+}
+
+module.exports = { main };

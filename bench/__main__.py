@@ -1,0 +1,9 @@
+"""``python -m bench``: the suite (bench.cli); ``python -m bench sanity ...``: the quick run of ours."""
+import sys
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["sanity"]:
+        from bench.sanity import main
+        sys.exit(main(sys.argv[2:]))
+    from bench.cli import main
+    sys.exit(main(sys.argv[1:]))
