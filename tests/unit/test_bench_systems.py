@@ -14,7 +14,7 @@ def test_node_system_runs_every_socketio_workload_but_not_the_python_profile():
 def test_node_system_shares_the_redis_harness_and_starts_node_processes():
     assert issubclass(NodeSystem, RedisSystem) and SYSTEMS["node"] is NodeSystem
     argv = NodeSystem.node_argv("node2", 41002, "redis://127.0.0.1:41000/0")
-    assert argv[1].endswith("bench/node_baseline/server.js")
+    assert argv[1].endswith("bench/systems/node_baseline/server.js")
     assert argv[2:] == ["--name", "node2", "--port", "41002", "--redis", "redis://127.0.0.1:41000/0"]
 
 
