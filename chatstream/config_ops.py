@@ -13,6 +13,10 @@ BROKER_METRICS_PORT = 5558
 OPS_TARGETS = ("node1=http://127.0.0.1:8001,node2=http://127.0.0.1:8002,"
                "node3=http://127.0.0.1:8003,broker=http://127.0.0.1:5558,"
                "broker2=http://127.0.0.1:5568")
+# The nodes the balancer serves, written by scripts/node (chatstream/discovery.py) and
+# read by Prometheus, /ops/ and scripts/status beside OPS_TARGETS.  Relative to the
+# repository (Prometheus finds it from deploy/prometheus.yml: ../var/targets/).
+OPS_TARGETS_FILE = "var/targets/nodes.json"
 # One scrape may take this long before its target counts as down: well under the
 # dashboard's 1 s period, and far above a loopback scrape (about 2 ms).
 OPS_SCRAPE_TIMEOUT_S = 0.5

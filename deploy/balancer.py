@@ -53,6 +53,11 @@ def servers(sock_path, backend=BACKEND):
             if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")}
 
 
+def addresses(sock_path, backend=BACKEND):
+    """``{server: "host:port"}`` of the backend's servers, whatever their state."""
+    return {name: row["addr"] for name, row in servers(sock_path, backend).items()}
+
+
 def statuses(sock_path, backend=BACKEND):
     """``{server: status}``: "UP", "DOWN", "MAINT", "UP 1/2" (going down), "DOWN 1/2" ..."""
     return {name: row["status"] for name, row in servers(sock_path, backend).items()}

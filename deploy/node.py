@@ -3,6 +3,11 @@
     scripts/node add node4 --port 8004   # a supervisor program, then a server in HAProxy
     scripts/node remove node4            # out of HAProxy, its clients reconnect elsewhere
     scripts/node ready                   # every node UP in HAProxy (scripts/run waits on it)
+    scripts/node targets                 # rewrite the discovery file from the balancer
+
+After each of these the balancer's servers are written to the discovery file
+(chatstream/discovery.py, ``var/targets/nodes.json``): Prometheus, /ops/ and
+scripts/status find an added node there within seconds, and a removed one is gone.
 
 The program is node1's section of supervisord.conf with the name and port changed,
 written to ``var/nodes/NAME.conf`` (supervisord.conf includes ``var/nodes/*.conf``)
@@ -11,6 +16,7 @@ runtime API (deploy/balancer.py), so neither supervisord nor the balancer restar
 no other connection is touched.
 """
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -19,6 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from chatstream import config, discovery
 from deploy import balancer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,10 +47,12 @@ def program_section(config_text, name, port, here):
 
 
 class Cluster:
-    """The running cluster: supervisord (``config``) and the balancer's runtime API (``socket``)."""
+    """The running cluster: supervisord (``config``), the balancer's runtime API
+    (``socket``) and the discovery file of its nodes (``targets``)."""
 
-    def __init__(self, config, socket, programs):
+    def __init__(self, config, socket, programs, targets):
         self.config, self.socket, self.programs = Path(config), Path(socket), Path(programs)
+        self.targets = Path(targets)
 
     def ctl(self, *args, check=True):
         done = subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", str(self.config), *args],
@@ -62,12 +71,14 @@ class Cluster:
         self.ctl("add", name)
         wait_healthy("http://127.0.0.1:%d/healthz" % port)
         balancer.add_server(self.socket, name, "127.0.0.1:%d" % port)
+        self.publish()
         print("%s is UP in the balancer (http://127.0.0.1:%d/)" % (name, port))
 
     def remove(self, name):
         path = self.programs / ("%s.conf" % name)
         if name in balancer.servers(self.socket):
             balancer.remove_server(self.socket, name, stop=lambda: self.ctl("stop", name, check=False))
+            self.publish()
         self.ctl("stop", name, check=False)
         self.ctl("remove", name, check=False)
         path.unlink(missing_ok=True)
@@ -78,7 +89,15 @@ class Cluster:
         up = balancer.wait_all_up(self.socket, timeout=timeout)   # the balancer is up too
         if self.restore():
             up = balancer.wait_all_up(self.socket, timeout=timeout)
+        self.publish()
         print("every node is UP in the balancer: %s" % ", ".join(sorted(up)))
+
+    def publish(self):
+        """The balancer's servers, whatever their state, into the discovery file: a
+        node that is down stays listed (and shows as down) until it is removed."""
+        nodes = balancer.addresses(self.socket)
+        discovery.write(self.targets, nodes)
+        return nodes
 
     def restore(self):
         """Nodes added earlier (``var/nodes/*.conf``, which supervisord starts with the
@@ -116,6 +135,9 @@ def main(argv=None):
                         help="the balancer's runtime API (BALANCER_STATS_SOCKET)")
     parser.add_argument("--programs", default=str(ROOT / "var/nodes"),
                         help="the folder supervisord.conf includes")
+    parser.add_argument("--targets", default=os.environ.get("CHAT_OPS_TARGETS_FILE"),
+                        help="the discovery file of the balancer's nodes (default "
+                             "CHAT_OPS_TARGETS_FILE, else var/targets/nodes.json beside --config)")
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", help="start a node and add it to the balancer")
     add.add_argument("name")
@@ -123,11 +145,18 @@ def main(argv=None):
     commands.add_parser("remove", help="take a node out of the balancer and stop it").add_argument("name")
     ready = commands.add_parser("ready", help="wait until every node is UP in the balancer")
     ready.add_argument("--timeout", type=float, default=balancer.READY_TIMEOUT_S)
+    commands.add_parser("targets", help="write the balancer's nodes to the discovery file")
     args = parser.parse_args(argv)
-    cluster = Cluster(args.config, args.socket, args.programs)
+    # var/ beside supervisord.conf, as its %(here)s/var: a relocated cluster keeps its own
+    targets = Path(args.config).parent / (args.targets or config.OPS_TARGETS_FILE)
+    cluster = Cluster(args.config, args.socket, args.programs, targets)
     try:
         if args.command == "ready":
             cluster.ready(args.timeout)
+            return 0
+        if args.command == "targets":
+            nodes = cluster.publish()
+            print("%s: %s" % (targets, ", ".join("%s=%s" % kv for kv in sorted(nodes.items()))))
             return 0
         if not NAME.match(args.name):
             parser.error("a node name is 1-32 of A-Z a-z 0-9 _ -")

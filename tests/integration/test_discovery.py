@@ -1,0 +1,104 @@
+"""Nodes added and removed with scripts/node are found without hand edits: the discovery
+file it writes (chatstream/discovery.py) feeds a real Prometheus running
+deploy/prometheus.yml itself, /ops/ and scripts/status.  The cluster is
+supervisord.conf itself, relocated to free ports, as test_supervisor.py runs it."""
+import json
+import shutil
+import subprocess
+
+import pytest
+import requests
+
+from harness.processes import ROOT, Proc, base_env, free_port, wait_until
+
+from .test_supervisor import SUPERVISORD, _relocated_config
+
+PROMETHEUS = shutil.which("prometheus")
+pytestmark = pytest.mark.skipif(
+    PROMETHEUS is None,
+    reason="Debian's prometheus package is not installed (scripts/setup --test installs it as root)")
+SHOWN_WITHIN_S = 15     # "within seconds": Prometheus' file watch plus a 1 s scrape, under load
+
+
+def _prometheus_config(tmp_path, broker_ports):
+    """deploy/prometheus.yml with a 1 s scrape and this cluster's broker ports, in
+    ``tmp_path/deploy`` so its ``../var/targets/nodes.json`` is this cluster's file."""
+    text = (ROOT / "deploy/prometheus.yml").read_text().replace(": 5s", ": 1s")
+    for default, port in broker_ports.items():
+        text = text.replace("127.0.0.1:%d" % default, "127.0.0.1:%d" % port)
+    (tmp_path / "deploy").mkdir()
+    shutil.copy(ROOT / "deploy/alerts.yml", tmp_path / "deploy/alerts.yml")
+    path = tmp_path / "deploy/prometheus.yml"
+    path.write_text(text)
+    return path
+
+
+def _nodes_in_prometheus(url):
+    """{node: health} of the chat-node job's active targets."""
+    try:
+        targets = requests.get(url + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+    except requests.RequestException:
+        return {}
+    return {t["labels"].get("node"): t["health"] for t in targets if t["labels"]["job"] == "chat-node"}
+
+
+@pytest.fixture
+def supervised(tmp_path):
+    """supervisord.conf's cluster on free ports with its own database and discovery file."""
+    ports = {p: free_port() for p in (8000, 8001, 8002, 8003, 8443, 5559, 5565, 5566, 5567, 5568, 5569)}
+    conf = _relocated_config(tmp_path, ports)
+    var = tmp_path / "var"
+    subprocess.run([str(ROOT / "scripts/tls-cert"), str(var / "tls/chat.pem")], check=True,
+                   capture_output=True, timeout=60)
+    metrics = free_port()
+    env = base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port()) for k in ("INTAKE", "PUBLISH", "SNAPSHOT")})
+    env.update(CHAT_BROKER_METRICS_PORT=str(metrics), CHAT_DATABASE_PATH=str(var / "web.sqlite3"),
+               CHAT_OPS_TARGETS_FILE=str(var / "targets/nodes.json"),
+               CHAT_OPS_TARGETS="broker=http://127.0.0.1:%d,broker2=http://127.0.0.1:%d" % (
+                   metrics, ports[5568]),
+               CHAT_BALANCER_PORT=str(ports[8000]), CHAT_BALANCER_TLS_PORT=str(ports[8443]))
+    migrated = subprocess.run([str(ROOT / ".venv/bin/python"), "web/manage.py", "migrate", "--noinput"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
+    node = [str(ROOT / "scripts/node"), "--config", str(conf), "--socket", str(var / "haproxy.sock"),
+            "--programs", str(var / "nodes")]
+
+    def run(*args):
+        done = subprocess.run(node + list(args), env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+    try:
+        run("ready")
+        yield {"tmp": tmp_path, "var": var, "env": env, "run": run, "conf": conf,
+               "brokers": {5558: metrics, 5568: ports[5568]}}
+    finally:
+        sup.stop(timeout=30)
+
+
+@pytest.mark.timeout(300)
+def test_prometheus_finds_an_added_node_and_drops_a_removed_one(supervised):
+    var, run = supervised["var"], supervised["run"]
+    targets = var / "targets/nodes.json"
+    written = json.loads(targets.read_text())   # by `ready`, as scripts/run has it
+    assert [g["labels"]["node"] for g in written] == ["node1", "node2", "node3"]
+    port = free_port()
+    url = "http://127.0.0.1:%d" % port
+    prom = Proc("prometheus", [PROMETHEUS, "--config.file=%s" % _prometheus_config(
+        supervised["tmp"], supervised["brokers"]), "--storage.tsdb.path=%s" % (supervised["tmp"] / "tsdb"),
+        "--web.listen-address=127.0.0.1:%d" % port], base_env(), supervised["tmp"]).start()
+    try:
+        wait_until(lambda: _nodes_in_prometheus(url) == dict.fromkeys(("node1", "node2", "node3"), "up"),
+                   30, "node1..node3 up in Prometheus", interval=0.5)
+        node4 = free_port()
+        run("add", "node4", "--port", str(node4))
+        assert {"targets": ["127.0.0.1:%d" % node4], "labels": {"node": "node4"}} in json.loads(
+            targets.read_text())
+        wait_until(lambda: _nodes_in_prometheus(url).get("node4") == "up", SHOWN_WITHIN_S,
+                   "node4 up in Prometheus", interval=0.5)
+        run("remove", "node4")
+        assert "node4" not in targets.read_text()
+        wait_until(lambda: set(_nodes_in_prometheus(url)) == {"node1", "node2", "node3"},
+                   SHOWN_WITHIN_S, "node4 gone from Prometheus", interval=0.5)
+    finally:
+        prom.stop()
