@@ -8,7 +8,7 @@
     scripts/keys node NAME --out DIR      # the same, for one node host
 
 The folder layout (``CHAT_KEYS_DIR``, default ``var/keys``) is described in
-:mod:`chatstream.config` (``KEY_FILES``) and README.md.
+:mod:`chatstream.config` (``KEY_FILES``) and docs/OPERATIONS.md ("Keys").
 
 The broker is a CURVE server on all three sockets; :func:`start_authenticator`
 admits only the node public keys found in ``authorized_nodes/``.
@@ -183,7 +183,7 @@ def make_peer(inbox, outbox, auth, secret_file, keys_dir):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="scripts/keys", description=__doc__.split("\n\n")[0],
-                                epilog="Which file goes where: README.md, \"Running a node on "
+                                epilog="Which file goes where: docs/OPERATIONS.md, \"Running a node on "
                                        "another host\".")
     sub = p.add_subparsers(dest="command", required=True)
     i = sub.add_parser("init", help="the development set (broker, node, node authorised); idempotent")
