@@ -49,3 +49,11 @@ class User(AbstractUser):
     def save(self, *args, **kwargs):
         self.nick_key = rules.nick_key(self.username)
         super().save(*args, **kwargs)
+
+
+class Attempt(models.Model):
+    """Login or signup attempts of one key (a client address, a username) in one window
+    (accounts/throttle.py): in the shared database, so every node counts the same."""
+    key = models.CharField(max_length=80, unique=True)
+    window_start = models.FloatField(db_index=True)
+    count = models.IntegerField(default=0)

@@ -89,6 +89,23 @@ LOGIN_REDIRECT_URL = LOGOUT_REDIRECT_URL = "lobby"
 # Sessions in the shared database, so a session made on one node is valid on every node
 # (the Socket.IO handshake reads it: chat/identity.py).  The cookie stays HttpOnly and Lax.
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Django's PBKDF2 hashed in threads, off the gevent loop (accounts/hashers.py); the others
+# stay to read hashes made by them.
+PASSWORD_HASHERS = [
+    "accounts.hashers.OffLoopPBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+# Threads hashing passwords per node: each hash takes a core for ~0.25 s.
+CHAT_PASSWORD_HASH_THREADS = env_int("CHAT_PASSWORD_HASH_THREADS", 2)
+# Login and signup throttle, counted in the shared database (accounts/throttle.py): login
+# and signup POSTs per client address, failed logins per username, per window.  An office
+# behind one NAT address logs in a few times a day per person; a guesser tries thousands.
+CHAT_AUTH_WINDOW_S = env_int("CHAT_AUTH_WINDOW_S", 900)
+CHAT_AUTH_ATTEMPTS_PER_ADDRESS = env_int("CHAT_AUTH_ATTEMPTS_PER_ADDRESS", 100)
+CHAT_AUTH_FAILURES_PER_USERNAME = env_int("CHAT_AUTH_FAILURES_PER_USERNAME", 10)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
