@@ -30,9 +30,11 @@ GUEST_UID_KINDS = frozenset("gc")
 # U+200B zero-width space and U+202E right-to-left override (Cf), line and
 # paragraph separators (Zl, Zp); and lone UTF-16 surrogates (Cs: not characters).
 NICK_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
-# Texts: every Cc but newline and tab (Cc is exactly U+0000-001F and U+007F-009F),
-# and lone surrogates.  A regex: texts are long and checked per message.
-_TEXT_REFUSED_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# Texts: every Cc but newline and tab (Cc is exactly U+0000-001F and U+007F-009F), the
+# bidi embedding, override and isolate controls (U+202A-202E, U+2066-2069: they make a
+# line read differently from what was sent), and lone surrogates.  A regex: texts are
+# long and checked per message.
+_TEXT_REFUSED_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 class RuleError(ValueError):
@@ -70,7 +72,7 @@ def text(value):
     bad = _TEXT_REFUSED_RE.search(value)
     if bad:
         raise RuleError("invalid_text", "text must not contain control characters other than "
-                        "newline and tab, nor lone surrogates (U+%04X)" % ord(bad.group()))
+                        "newline and tab, bidi controls nor lone surrogates (U+%04X)" % ord(bad.group()))
     return value
 
 

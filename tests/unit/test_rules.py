@@ -63,17 +63,18 @@ def test_clean_nick_accepts_only_the_rules_own_output():
         assert refused(rules.clean_nick, raw) == "invalid_nick"
 
 
-# --- text: 1-2000, not only whitespace, Cc only newline and tab -------------------------
+# --- text: 1-2000, not only whitespace, Cc only newline and tab, no bidi controls -------------------------
 
 @pytest.mark.parametrize("text", ["line1\nline2", "a\tb", "\n\tindented", "x" * 2000,
-                                  "\u202e reversed is allowed in texts", "zero\u200bwidth",
+                                  "zero\u200bwidth", "\u200f rlm and \u200e lrm marks",
                                   "\u00e9" * 2000, "<b>x</b>"], ids=lambda t: repr(t)[:24])
 def test_texts_with_newline_tab_and_format_characters_are_accepted_unchanged(text):
     assert rules.text(text) == text
 
 
 @pytest.mark.parametrize("text", ["a\x00b", "\x00", "bell\x07", "cr\r\nlf", "a\x0bb",
-                                  "a\x0cb", "esc\x1b[31m", "a\x7fb", "a\x9fb", "a\ud800b"],
+                                  "a\x0cb", "esc\x1b[31m", "a\x7fb", "a\x9fb", "a\ud800b",
+                                  "\u202e reversed", "a\u202ab", "a\u202cb", "a\u2066b", "a\u2069b"],
                          ids=repr)
 def test_texts_with_other_control_characters_are_invalid_text(text):
     assert refused(rules.text, text) == "invalid_text"
