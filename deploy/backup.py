@@ -138,8 +138,8 @@ def take(folder, sources):
 
 def add_source_options(parser):
     """The options naming what to copy (or restore to), shared with scripts/restore."""
-    parser.add_argument("--config", default=str(stores.ROOT / "supervisord.conf"),
-                        help="supervisord.conf: its broker programs' stores")
+    parser.add_argument("--config", help="supervisord.conf (default: the repository's): "
+                                         "its broker programs' stores")
     parser.add_argument("--store", action="append", metavar="NAME=PATH",
                         help="a broker's store (instead of supervisord.conf's; repeat per broker)")
     parser.add_argument("--database", metavar="PATH",
@@ -152,7 +152,7 @@ def main(argv=None):
     parser.add_argument("folder", help="a new (or empty) folder for the copy")
     add_source_options(parser)
     args = parser.parse_args(argv)
-    found = stores.sources(args.config, os.environ, stores.named_paths(args.store), args.database)
+    found = stores.sources(args.config or stores.CONFIG, os.environ, stores.named_paths(args.store), args.database)
     manifest = take(args.folder, found)
     for name, entry in sorted(manifest["files"].items()):
         extra = ""

@@ -148,9 +148,10 @@ def main(argv=None):
     backup.add_source_options(parser)
     args = parser.parse_args(argv)
     named = stores.named_paths(args.store)
-    targets = stores.sources(args.config, os.environ, named, args.database)
-    # Named paths: another folder than supervisord.conf's, so its programs say nothing.
-    conf = None if named and args.database else args.config
+    targets = stores.sources(args.config or stores.CONFIG, os.environ, named, args.database)
+    # Stores named on the command line: another cluster than supervisord.conf's, whose
+    # programs then say nothing about it (unless --config names its own).
+    conf = args.config if named else (args.config or stores.CONFIG)
     print("\n".join(restore(args.folder, targets, conf)))
     return 0
 

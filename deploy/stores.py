@@ -18,6 +18,7 @@ from broker.config import BrokerConfig
 from chatstream import config
 
 ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "supervisord.conf"
 DEFAULT_STORE = BrokerConfig.state_path
 ENVIRONMENT_ITEM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -36,8 +37,11 @@ class Source:
         return "%s.%s" % (self.name, "pgdump" if self.kind == "postgresql" else "sqlite3")
 
 
-def broker_stores(conf_path):
-    """``{program: store path}`` of supervisord.conf's broker programs."""
+def broker_stores(conf_path, environ=None):
+    """``{program: store path}`` of supervisord.conf's broker programs: the program's
+    own ``CHAT_BROKER_STATE``, else ``environ``'s (which supervisord passes on), else
+    the broker's default."""
+    inherited = (environ or {}).get("CHAT_BROKER_STATE") or DEFAULT_STORE
     conf_path = Path(conf_path)
     here = str(conf_path.resolve().parent)
     parser = configparser.RawConfigParser(inline_comment_prefixes=(";",), strict=False)
@@ -50,7 +54,7 @@ def broker_stores(conf_path):
         if not re.search(r"-m broker\b", program.get("command", "")):
             continue
         environment = dict(ENVIRONMENT_ITEM.findall(program.get("environment", "")))
-        path = environment.get("CHAT_BROKER_STATE", DEFAULT_STORE).replace("%(here)s", here)
+        path = environment.get("CHAT_BROKER_STATE", inherited).replace("%(here)s", here)
         directory = program.get("directory", here).replace("%(here)s", here)
         stores[section.split(":", 1)[1]] = str(Path(directory) / path)
     return stores
@@ -71,7 +75,7 @@ def database(environ, root=ROOT):
 def sources(conf_path, environ, stores=None, database_path=None):
     """Everything to copy: the brokers' stores (``stores`` {name: path}, else from
     ``conf_path``) and the database (``database_path``, else from ``environ``)."""
-    found = stores if stores else broker_stores(conf_path)
+    found = stores if stores else broker_stores(conf_path, environ)
     if not found:
         raise SystemExit("no broker program in %s and no --store given" % conf_path)
     db = Source("database", "sqlite", str(database_path)) if database_path else database(environ)

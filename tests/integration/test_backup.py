@@ -13,6 +13,9 @@ import pytest
 from harness.client import ChatClient, new_room
 from harness.processes import ROOT, base_env, wait_until
 
+from .postgres import PostgresServer
+from .test_discovery import supervised  # noqa: F401  (the fixture: supervisord.conf's cluster)
+
 # Every message of the test stays in the join's history, so "same history" is all of it.
 ENV = {"CHAT_HISTORY_SIZE": "1000", "CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"}
 SENDS_MAX = 300          # per sender: bounds the traffic in count ...
@@ -28,8 +31,8 @@ def _paths(cluster):
             "--database", str(cluster.log_dir / "web.sqlite3")]
 
 
-def _script(name, *args):
-    return subprocess.run([str(ROOT / "scripts" / name), *args], cwd=ROOT, env=base_env(),
+def _script(name, *args, env=None):
+    return subprocess.run([str(ROOT / "scripts" / name), *args], cwd=ROOT, env=base_env(env),
                           capture_output=True, text=True, timeout=120)
 
 
@@ -118,6 +121,51 @@ def test_a_backup_under_traffic_restores_into_a_fresh_cluster_with_the_same_hist
     login = fresh.manage("shell", "-c", "from django.contrib.auth import authenticate; "
                          "print(authenticate(username='operator', password='a long passphrase') is not None)")
     assert login.stdout.split()[-1:] == ["True"], login.stdout + login.stderr
+
+
+@pytest.mark.timeout(180)
+def test_a_postgresql_database_is_dumped_and_restored(make_cluster):
+    server = PostgresServer()
+    try:
+        url = {"DATABASE_URL": server.url}
+        c = make_cluster(url)
+        c.start_broker()
+        assert c.manage("createsuperuser", "--noinput", env=ADMIN).returncode == 0
+        folder = c.log_dir / "backup"
+        taken = _script("backup", str(folder), "--store", "broker=%s" % (c.log_dir / "broker.sqlite3"),
+                        env=url)
+        assert taken.returncode == 0, taken.stdout + taken.stderr
+        entry = json.loads((folder / "manifest.json").read_text())["files"]["database.pgdump"]
+        assert entry["kind"] == "postgresql" and entry["source"] == "DATABASE_URL"
+        c.stop()
+        gone = c.manage("shell", "-c", "from accounts.models import User; "
+                        "User.objects.filter(username='operator').delete()")
+        assert gone.returncode == 0, gone.stderr
+        restored = _script("restore", str(folder), "--store", "broker=%s" % (c.log_dir / "broker.sqlite3"),
+                           env=url)
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        back = c.manage("shell", "-c", "from accounts.models import User; "
+                        "print(User.objects.filter(username='operator').exists())")
+        assert back.stdout.split()[-1:] == ["True"], back.stdout + back.stderr
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(240)
+def test_the_stores_are_found_in_supervisord_conf_and_restore_refuses_while_it_runs(
+        supervised, tmp_path):  # noqa: F811
+    conf, var = str(supervised["conf"]), supervised["var"]
+    folder = tmp_path / "backup"
+    taken = _script("backup", str(folder), "--config", conf, env=supervised["env"])
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    files = json.loads((folder / "manifest.json").read_text())["files"]
+    assert {name: entry["source"] for name, entry in files.items()} == {
+        "broker.sqlite3": str(var / "broker.sqlite3"), "broker2.sqlite3": str(var / "broker2.sqlite3"),
+        "database.sqlite3": str(var / "web.sqlite3")}
+    assert files["broker.sqlite3"]["epoch"] == files["broker2.sqlite3"]["epoch"]   # one pair
+    refused = _script("restore", str(folder), "--config", conf, env=supervised["env"])
+    assert refused.returncode != 0, refused.stdout
+    assert "the cluster runs (" in refused.stderr and "broker2" in refused.stderr, refused.stderr
 
 
 def test_restore_checks_every_checksum_before_touching_anything(tmp_path):

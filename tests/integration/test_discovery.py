@@ -52,7 +52,9 @@ def supervised(tmp_path):
                    capture_output=True, timeout=60)
     metrics = free_port()
     env = base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port()) for k in ("INTAKE", "PUBLISH", "SNAPSHOT")})
+    # the broker's store and the database in this folder (the defaults are the repository's var/)
     env.update(CHAT_BROKER_METRICS_PORT=str(metrics), CHAT_DATABASE_PATH=str(var / "web.sqlite3"),
+               CHAT_BROKER_STATE=str(var / "broker.sqlite3"),
                CHAT_OPS_TARGETS_FILE=str(var / "targets/nodes.json"),
                CHAT_OPS_TARGETS="broker=http://127.0.0.1:%d,broker2=http://127.0.0.1:%d" % (
                    metrics, ports[5568]),
