@@ -128,7 +128,7 @@ def test_invented_sids_do_not_evict_a_real_polling_session(guarded):
 
 
 def test_tls_serves_the_chat_with_hsts_secure_cookies_and_csp(guarded):
-    page = requests.get(guarded.tls_url + "/", timeout=5, verify=False)
+    page = requests.get(guarded.tls_url + "/r/tls/", timeout=5, verify=False)   # a guest session
     assert page.status_code == 200
     assert page.headers["Strict-Transport-Security"].startswith("max-age=")
     cookies = page.raw.headers.getlist("Set-Cookie")
@@ -136,7 +136,7 @@ def test_tls_serves_the_chat_with_hsts_secure_cookies_and_csp(guarded):
     assert any(c.startswith("sessionid=") for c in cookies)
     csp = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
-    plain = requests.get(guarded.balancer_url + "/", timeout=5)
+    plain = requests.get(guarded.balancer_url + "/r/tls/", timeout=5)
     assert "Strict-Transport-Security" not in plain.headers
     assert not any("Secure" in c for c in plain.raw.headers.getlist("Set-Cookie"))
     sio = socketio.Client(reconnection=False, ssl_verify=False)

@@ -62,9 +62,9 @@ def logged_in(base, username, password=PASSWORD):
 
 
 def guest_session(base):
-    """A guest's cookies as a browser gets them: the lobby page makes the session."""
+    """A guest's cookies as a browser gets them: a room's page makes the session."""
     http = requests.Session()
-    assert http.get(base + "/", timeout=10).status_code == 200
+    assert http.get(base + "/r/lobby/", timeout=10).status_code == 200
     assert "sessionid" in http.cookies
     return http
 

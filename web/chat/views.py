@@ -8,12 +8,13 @@ from . import metrics, validation
 from .node import current_server
 
 
-def _context(request, **extra):
-    """What every page shows; a guest gets a session here, so its uid (which the
-    Socket.IO handshake derives from that session's cookie, chat/identity.py) stays
-    the same across reloads, reconnects and nodes."""
+def _context(request, guest_session=False, **extra):
+    """What every page shows.  With ``guest_session`` (a page where a guest chats) a guest
+    gets a session, so its uid (which the Socket.IO handshake derives from that session's
+    cookie, chat/identity.py) stays the same across reloads, reconnects and nodes; other
+    pages store none (a database row per cookieless visit would let anyone fill it)."""
     account = request.user.get_username() if request.user.is_authenticated else None
-    if account is None and request.session.session_key is None:
+    if guest_session and account is None and request.session.session_key is None:
         request.session["guest"] = True
     return {"node": settings.CHAT_NODE_NAME, "account": account, **extra}
 
@@ -25,7 +26,7 @@ def lobby(request):
 def room(request, room):
     if not validation.ROOM_RE.fullmatch(room):
         raise Http404("invalid room name")
-    return render(request, "chat/room.html", _context(request, room=room))
+    return render(request, "chat/room.html", _context(request, guest_session=True, room=room))
 
 
 def healthz(request):
