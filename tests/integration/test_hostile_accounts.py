@@ -118,3 +118,36 @@ def test_logins_are_throttled_per_username_and_both_pages_per_address(make_clust
         assert "Too many login and signup attempts from your address" in again.text
         # the refusal says nothing about the name: not an oracle of which accounts exist
         assert "taken" not in again.text and "exists" not in again.text
+
+
+def test_names_that_look_like_an_account_are_refused_at_signup_and_as_guest_nicks(make_cluster, client):
+    cluster = make_cluster(FAST_CHAT)
+    cluster.start_broker()
+    cluster.start_node("node1")
+    base = cluster.url("node1")
+    make_account(cluster, "alice")
+    make_account(cluster, "admin")
+    for lookalike in ("al\u0131ce", "\u0430lice", "\u0430dmin", "admi\u1e45"):
+        refused = form_post(requests.Session(), base + "/accounts/signup/", {
+            "username": lookalike, "password1": PASSWORD, "password2": PASSWORD})
+        assert refused.status_code == 200 and "That name is taken" in refused.text, lookalike
+    guest = client(base, name="guest")
+    for lookalike in ("\u0430dmin", "ADM\u0130N", "admi\u1e45", "al\u0131ce", "\u0430lice"):
+        ack = guest.call("join", {"room": new_room(), "nick": lookalike})
+        assert (ack["ok"], ack.get("error")) == (False, "nick_taken"), (lookalike, ack)
+    assert guest.join(new_room(), nick="alina")["ok"]     # a different name is fine
+
+
+def test_a_guest_loses_its_nick_on_its_next_join_once_someone_registers_it(make_cluster, client):
+    cluster = make_cluster(FAST_CHAT)
+    cluster.start_broker()
+    cluster.start_node("node1")
+    base = cluster.url("node1")
+    guest, room = client(base, name="dave"), new_room()
+    assert guest.join(room)["nick"] == "dave"
+    made = form_post(requests.Session(), base + "/accounts/signup/", {
+        "username": "Dave", "password1": PASSWORD, "password2": PASSWORD})
+    assert made.status_code == 302, made.text[:2000]
+    for again in (room, new_room()):           # rejoining its room, or joining another
+        ack = guest.call("join", {"room": again, "nick": "dave"})
+        assert (ack["ok"], ack.get("error")) == (False, "nick_taken"), ack

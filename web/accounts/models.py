@@ -3,8 +3,10 @@
 A logged-in connection chats as its username (PROTOCOL.md "Identity"), so a username
 must pass the nick rules (chatstream.rules.nick: NFKC, no control or format characters,
 at most 32 characters) as well as Django's username rule.  ``nick_key`` (NFKC + case
-folding) is unique: "Alice" and "alice" cannot both be accounts, a guest cannot take
-either (``nick_taken``), and login accepts either spelling.
+folding) is unique: "Alice" and "alice" cannot both be accounts, and login accepts
+either spelling.  ``nick_skeleton`` (accounts/names.py: how the name looks, UTS #39) is
+unique too: "аlice" with a Cyrillic a cannot sign up beside "alice", and a guest cannot
+take any name that looks like an account's (``nick_taken``).
 """
 from django.contrib.auth.models import AbstractUser, UserManager as DjangoUserManager
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -13,8 +15,12 @@ from django.db import models
 
 from chatstream import rules
 
+from . import names
+
 # nick_key of a 32-character nick: case folding makes at most 3 characters of one (U+0390)
 NICK_KEY_MAX = 3 * rules.NICK_MAX
+# a skeleton maps one character to a few ("m" -> "rn"): room to spare
+NICK_SKELETON_MAX = 8 * NICK_KEY_MAX
 
 
 def validate_nick(value):
@@ -43,11 +49,15 @@ class User(AbstractUser):
         validators=[UnicodeUsernameValidator(), validate_nick],
         error_messages={"unique": "A user with that username already exists."})
     nick_key = models.CharField(max_length=NICK_KEY_MAX, unique=True, editable=False)
+    # NULL only for an account made before skeletons whose name looked like an older one's.
+    nick_skeleton = models.CharField(max_length=NICK_SKELETON_MAX, unique=True, null=True,
+                                     editable=False)
 
     objects = UserManager()
 
     def save(self, *args, **kwargs):
         self.nick_key = rules.nick_key(self.username)
+        self.nick_skeleton = names.skeleton(self.username)
         super().save(*args, **kwargs)
 
 

@@ -29,7 +29,7 @@ import gevent
 from django.http.cookie import parse_cookie
 from gevent.event import AsyncResult, Event
 
-from chatstream import rules
+from accounts.names import skeleton
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class GuestIdentities:
     """
 
     def __init__(self, usernames=(), sessions=None):
-        self.taken = {rules.nick_key(name) for name in usernames}
+        self.taken = {skeleton(name) for name in usernames}
         self.sessions = dict(sessions or {})
 
     def identify(self, environ):
@@ -87,7 +87,7 @@ class GuestIdentities:
         return found or Identity(connection_uid())
 
     def nick_taken(self, nick):
-        return rules.nick_key(nick) in self.taken
+        return skeleton(nick) in self.taken
 
 
 @contextmanager
@@ -108,7 +108,7 @@ class SessionIdentities:
         from django.conf import settings
         self.secret_key = secret_key or settings.SECRET_KEY
         self.cookie_name = settings.SESSION_COOKIE_NAME
-        self.nicks = NickBatcher(_taken_nick_keys)
+        self.nicks = NickBatcher(_taken_skeletons)
 
     def identify(self, environ):
         from importlib import import_module
@@ -130,11 +130,12 @@ class SessionIdentities:
             return Identity(guest_uid(self.secret_key, session.session_key))
 
     def nick_taken(self, nick):
-        return self.nicks.taken(rules.nick_key(nick))
+        """True when ``nick`` looks like an account's username (its skeleton, accounts/names.py)."""
+        return self.nicks.taken(skeleton(nick))
 
 
-def _taken_nick_keys(keys):
-    """The ``keys`` (nick keys) that registered accounts hold: one query for all of them.
+def _taken_skeletons(keys):
+    """The ``keys`` (name skeletons) that registered accounts hold: one query for all of them.
 
     Runs in :class:`NickBatcher`'s one long-lived greenlet, which keeps its database
     connection open between batches (opening one per check was most of a join's cost);
@@ -142,7 +143,8 @@ def _taken_nick_keys(keys):
     """
     from django.contrib.auth import get_user_model
     from django.db import connections
-    query = get_user_model().objects.filter(nick_key__in=keys).values_list("nick_key", flat=True)
+    query = get_user_model().objects.filter(nick_skeleton__in=keys).values_list("nick_skeleton",
+                                                                      flat=True)
     try:
         return set(query)
     except Exception:              # noqa: BLE001 - a stale connection: a new one, once
