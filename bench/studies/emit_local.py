@@ -5,9 +5,9 @@
   ``_fwdm`` and ``server.eio.sockets`` and call each socket's ``send``;
 - ``manager_emit``: python-socketio's ``Manager.emit(..., ignore_queue=True)``
   (5.18 also encodes once per room, then ``server._send_eio_packet`` per member);
-- ``fanout``: ``chat.fanout.emit_local``, what the node uses.
+- ``fanout``: ``chat.engine.fanout.emit_local``, what the node uses.
 
-The objects are the node's: ``patches.ChatServer`` with ``patches.install``, fastjson
+The objects are the node's: ``ChatServer`` with ``patches.install``, fastjson
 as its JSON module, real Engine.IO sockets in websocket mode behind gevent-websocket's
 own handler, each over a socketpair (no network at all), so every delivery is a direct
 write to an idle websocket as in a node.  Each round is one emit to the whole room;
@@ -27,7 +27,8 @@ from engineio import packet as eio_packet
 from gevent import pywsgi
 from geventwebsocket.handler import WebSocketHandler
 
-from chat import fanout, patches
+from chat.engine import fanout, patches
+from chat.engine.server import ChatServer
 from chatstream import fastjson
 
 ROOM = "bench"
@@ -104,7 +105,7 @@ class Member:
 
 
 def build_room(members):
-    sio = patches.ChatServer(async_mode="gevent", logger=False, engineio_logger=False,
+    sio = ChatServer(async_mode="gevent", logger=False, engineio_logger=False,
                              json=fastjson, ping_interval=PING_INTERVAL_S)
     patches.install(sio)
     sio.on("connect", lambda sid, environ, auth=None: sio.enter_room(sid, ROOM))

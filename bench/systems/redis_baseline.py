@@ -46,8 +46,8 @@ try:
 except ImportError as exc:  # never silently fall back to long-polling only
     raise SystemExit("gevent-websocket is required (scripts/setup installs it): %s" % exc)
 
-from chat import validation  # noqa: E402  (the product's rules: no Django, no sockets)
-from chat.validation import ContractError  # noqa: E402
+from chat.protocol import validation  # noqa: E402  (the product's rules: no Django, no sockets)
+from chat.protocol.validation import ContractError  # noqa: E402
 
 log = logging.getLogger("baseline_redis")
 

@@ -1,7 +1,7 @@
 """The server the official Engine.IO / Socket.IO protocol test suites expect, built two ways.
 
-- ``--server ours``: a node's Socket.IO server as web/chat/node.py builds it
-  (``patches.ChatServer`` + ``patches.install``, fastjson, the cookie, the edge's
+- ``--server ours``: a node's Socket.IO server as web/chat/assembly.py builds it
+  (``ChatServer`` + ``patches.install``, fastjson, the cookie, the edge's
   Host check and upgrade hook) served as runnode serves it (TCP_NODELAY, the 1 KB
   request buffer), with only what the suites need changed: ping interval 300 ms,
   timeout 200 ms, maxPayload 1e6, any Origin, and their echo handlers instead of
@@ -50,13 +50,15 @@ def options():
 
 
 def build_ours():
-    """(sio, wrap_app, server class, handler class) as chat/node.py and runnode build a node."""
+    """(sio, wrap_app, server class, handler class) as chat/assembly.py and runnode build a node."""
     from chatstream import fastjson
-    from chat import patches
+    from chat.engine import patches
+    from chat.engine.server import ChatServer
+    from chat.engine.sweeps import open_sessions
     from chat.edge import EdgeApp
     from chat.management.commands.runnode import _nodelay_server_class, _require_websocket_handler
 
-    sio = patches.ChatServer(cookie={"name": "io", "path": "/", "samesite": "Lax", "httponly": True},
+    sio = ChatServer(cookie={"name": "io", "path": "/", "samesite": "Lax", "httponly": True},
                              json=fastjson, **options())
     patches.install(sio)
     sio.eio.max_sessions = 10000
@@ -64,7 +66,7 @@ def build_ours():
     def wrap(app, path):
         eio = sio.eio
         return EdgeApp(app, allowed_hosts=ALLOWED_HOSTS, trusted_proxies=(), socketio_path=path,
-                       allowed_origins=None, full=lambda: patches.open_sessions(eio.sockets) >= eio.max_sessions)
+                       allowed_origins=None, full=lambda: open_sessions(eio.sockets) >= eio.max_sessions)
 
     return sio, wrap, _nodelay_server_class(), _require_websocket_handler()
 

@@ -6,11 +6,11 @@ import pytest
 import socketio
 from socketio import exceptions as sio_exceptions
 
-from chat.events import ChatEvents, Limits
+from chat.protocol.events import ChatEvents, Limits
 from chatstream import config
 from chat.link import BrokerLink
 from chat.link.memory import MemoryBroker
-from chat.zmq_manager import ZmqManager
+from chat.engine.manager import ZmqManager
 
 from .link_twin import wait_for
 

@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from chat import gcwatch
-from chat.metrics import GC_SECONDS, REGISTRY
+from chat.operations import gcwatch
+from chat.operations.metrics import GC_SECONDS, REGISTRY
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_full_collections_wait_for_many_middle_ones_and_every_collection_is_time
     assert gc.get_threshold() == (young, middle, 1234)
     assert sum(getattr(cb, "__name__", "") == "watch" for cb in gc.callbacks) == 1
     before = _count(2)
-    with caplog.at_level(logging.WARNING, logger="chat.gcwatch"):
+    with caplog.at_level(logging.WARNING, logger="chat.operations.gcwatch"):
         gc.collect()
     assert _count(2) == before + 1 and GC_SECONDS is not None
     assert "a full collection stopped the node" in caplog.text

@@ -6,7 +6,7 @@ import pytest
 
 from broker.sequencer import Sequencer
 from broker.store import SqliteStore
-from chat.identity import GuestIdentities, Identity, account_uid, connection_uid, guest_uid
+from chat.protocol.identity import GuestIdentities, Identity, account_uid, connection_uid, guest_uid
 from chatstream import rules
 
 from .link_twin import wait_for
@@ -144,7 +144,7 @@ def test_uid_survives_the_store_and_messages_stored_without_one_still_load(tmp_p
 # --- the node's nick checks: one query for every check waiting at once -------------
 
 def _batcher(taken=(), fail=False):
-    from chat.identity import NickBatcher
+    from chat.protocol.identity import NickBatcher
     asked = []
 
     def query(keys):

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from chat import scrape
+from chat.operations import scrape
 from chatstream.config import ops_targets
 from chatstream.jsonlog import JsonFormatter
 

@@ -22,12 +22,12 @@ from geventwebsocket import handler as geventwebsocket_handler
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header
 
-from chat import fanout, patches, sweeps
+from chat.engine import fanout, patches, server, sweeps
 from tests.unit import test_room_index
 from tests.wsframes import frame_header
-from chat.backpressure import SlowClientReaper
-from chat.engine_socket import TcpSocketInEnviron
-from chat.websocket import WsConn
+from chat.engine.sweeps import SlowClientReaper
+from chat.engine.socket import ChatSocket, TcpSocketInEnviron
+from chat.engine.websocket import WsConn
 
 UPGRADE = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: node\r\n"
            b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -96,7 +96,7 @@ class WireClient:
 
 
 def build_server(**options):
-    sio = patches.ChatServer(async_mode="gevent", logger=False, engineio_logger=False, **options)
+    sio = server.ChatServer(async_mode="gevent", logger=False, engineio_logger=False, **options)
     sio.on("connect", lambda sid, environ, auth=None: sio.enter_room(sid, "room"))
     patches.install(sio)
     return sio
@@ -125,13 +125,13 @@ def client(sio):
 
 
 def test_the_node_server_runs_engineio_on_the_chat_engine_server(sio):
-    assert isinstance(sio.eio, patches.ChatEngineServer)
+    assert isinstance(sio.eio, server.ChatEngineServer)
     assert sio.eio._async["websocket"] is engineio_gevent.WebSocketWSGI  # gevent-websocket's
 
 
 def test_a_real_connection_gets_a_chat_socket_and_leaves_its_request_as_a_wsconn(sio, client):
     socket = sio.eio.sockets[client.sid]
-    assert type(socket) is patches.ChatSocket
+    assert type(socket) is ChatSocket
     assert isinstance(socket.conn, WsConn) and socket.queue is socket.conn
     client.serving.join(WAIT_S)               # the request's greenlet is done: no greenlet
     assert client.serving.dead                # holds the connection, and it still works
@@ -149,7 +149,7 @@ def test_a_session_keeps_the_strings_of_its_environ_not_the_request_s_objects(si
 
 def test_an_event_is_handed_over_from_the_read_callback_and_handled_in_a_greenlet(
         sio, client, monkeypatch):
-    from chat import websocket
+    from chat.engine import websocket
     spawned, handled = [], []
     monkeypatch.setattr(websocket, "_receive", lambda *args: spawned.append(args))
     sio.on("hello", lambda sid, data: handled.append((data, gevent.getcurrent())))
@@ -194,7 +194,7 @@ def test_the_packets_of_one_tick_go_out_in_one_send_in_order(sio, client):
 
 def test_pings_come_from_a_timer_and_an_idle_websocket_outlives_interval_plus_timeout(monkeypatch):
     started = []
-    monkeypatch.setattr(patches.ChatEngineServer, "start_background_task",
+    monkeypatch.setattr(server.ChatEngineServer, "start_background_task",
                         lambda self, target, *a, **kw: started.append(target)
                         or engineio.Server.start_background_task(self, target, *a, **kw))
     sio = build_server(ping_interval=0.1, ping_timeout=0.1)
@@ -231,7 +231,7 @@ def test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off(sio, client
     for n in range(40):                       # far more than the pair's buffers: a client
         socket.send(eio_packet.Packet(eio_packet.MESSAGE, "2[%d,\"%s\"]" % (n, "x" * 100_000)))
     gevent.sleep(0)                           # the tick ends: what the kernel took is sent
-    queued = dict(patches.backlogs(sio))[client.sid]   # that stopped reading
+    queued = dict(sweeps.backlogs(sio))[client.sid]   # that stopped reading
     assert 3 < queued <= 40 and socket.conn.backlog == queued
     assert SlowClientReaper(sio, max_queue=3).sweep() == 1
     assert socket.closed and client.sid not in sio.eio.sockets and left
@@ -297,7 +297,7 @@ def test_a_long_poll_after_the_pong_deadline_is_refused_400_at_once():
         while b"\r\n\r\n" not in answer:
             answer += client.recv(65536)
     assert answer.startswith(b"HTTP/1.1 400"), answer   # not 200 with the queued ping
-    assert socket.closed and patches.open_sessions(sio.eio.sockets) == 0   # closed: not counted
+    assert socket.closed and sweeps.open_sessions(sio.eio.sockets) == 0   # closed: not counted
     client.close()
     serving.kill()
 
@@ -306,7 +306,7 @@ def test_a_long_polling_session_closed_by_its_client_stops_counting_at_once():
     sio = build_server(monitor_clients=False)      # no engineio sweep to remove it meanwhile
     client, serving, sid = _polling_session(sio)
     sockets = sio.eio.sockets
-    assert patches.open_sessions(sockets) == 1
+    assert sweeps.open_sessions(sockets) == 1
     client.sendall(b"POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: node\r\n"
                    b"Content-Type: text/plain\r\nContent-Length: 1\r\n\r\n1" % sid)   # CLOSE, no GET pending
     with gevent.Timeout(WAIT_S):
@@ -314,9 +314,9 @@ def test_a_long_polling_session_closed_by_its_client_stops_counting_at_once():
         while b"ok" not in answer.lower():
             answer += client.recv(65536)
     assert sid.decode() in sockets and sockets[sid.decode()].closed   # engineio keeps it ...
-    assert patches.open_sessions(sockets) == 0                        # ... but it is not open
+    assert sweeps.open_sessions(sockets) == 0                        # ... but it is not open
     del sockets[sid.decode()]                                         # as engineio's sweep does
-    assert not sockets.gone and patches.open_sessions(sockets) == 0
+    assert not sockets.gone and sweeps.open_sessions(sockets) == 0
     client.close()
     serving.kill()
 
@@ -330,7 +330,7 @@ def test_the_service_task_looks_at_every_session_once_per_ping_timeout_in_a_few_
     overdue.last_ping = time.time() - 10          # its pong is 10 s overdue
     closed.closed = True                          # closed, and still in the table
     looked = []
-    checking = patches.ChatSocket.check_ping_timeout
+    checking = ChatSocket.check_ping_timeout
     wakeups = []
 
     class CountingEvent(gevent.event.Event):
@@ -339,7 +339,7 @@ def test_the_service_task_looks_at_every_session_once_per_ping_timeout_in_a_few_
             return super().wait(timeout)
 
     eio.create_event = CountingEvent
-    patches.ChatSocket.check_ping_timeout = lambda self: looked.append(self.sid) or checking(self)
+    ChatSocket.check_ping_timeout = lambda self: looked.append(self.sid) or checking(self)
     try:
         started = time.monotonic()
         task = gevent.spawn(eio._service_task)
@@ -350,7 +350,7 @@ def test_the_service_task_looks_at_every_session_once_per_ping_timeout_in_a_few_
         eio.service_task_event.set()
         task.join(WAIT_S)
     finally:
-        patches.ChatSocket.check_ping_timeout = checking
+        ChatSocket.check_ping_timeout = checking
     assert overdue.closed and "s1990" not in eio.sockets   # found: closed, and removed
     assert 0.4 <= took < 2.0                      # one round in about ping_timeout, not all at once
     assert len(wakeups) <= took / sweeps.SERVICE_TICK_S + 2 < 20   # engineio: one per session
@@ -412,7 +412,7 @@ def test_a_node_at_max_sessions_refuses_the_handshake_and_half_open_sessions_exp
     code, body = handshake()
     assert code.startswith("503") and b"too_many_connections" in body
     assert len(sio.eio.sockets) == 2
-    assert patches.half_open(sio, 0) != [client.sid] and client.sid not in patches.half_open(sio, 0)
+    assert sweeps.half_open(sio, 0) != [client.sid] and client.sid not in sweeps.half_open(sio, 0)
     assert SlowClientReaper(sio, half_open_timeout_s=0).sweep_half_open() == 1
     assert list(sio.eio.sockets) == [client.sid]  # the connected client stays
     assert handshake()[0].startswith("200")
@@ -482,14 +482,14 @@ def test_install_refuses_a_server_not_built_on_the_chat_engine_server():
 
 def test_the_chat_engine_server_refuses_a_mode_without_gevent_websocket():
     with pytest.raises(RuntimeError, match="gevent-websocket"):
-        patches.ChatEngineServer(async_mode="threading")
+        server.ChatEngineServer(async_mode="threading")
 
 
 def test_a_socket_of_another_class_is_refused_by_the_sockets_table(sio):
     with pytest.raises(RuntimeError, match="engineio.server.socket.Socket"):
         sio.eio.sockets["x"] = object()
     sio.eio.sockets["y"] = engineio_socket.Socket(sio.eio, "y")
-    assert type(sio.eio.sockets["y"]) is patches.ChatSocket
+    assert type(sio.eio.sockets["y"]) is ChatSocket
 
 
 def test_fanout_emit_local_sends_one_packet_to_every_member_of_the_room(sio):
@@ -518,7 +518,7 @@ class _CountingQueue:
 def _swept_node(count, connected=()):
     """A stand-in node with ``count`` open sessions s0..s<count-1>, opened in that order."""
     from types import SimpleNamespace
-    sockets = patches._ChatSockets()
+    sockets = server.ChatSockets()
     for i in range(count):
         dict.__setitem__(sockets, "s%d" % i, SimpleNamespace(closed=False, queue=_CountingQueue(0)))
         sockets.opened["s%d" % i] = float(i)
@@ -533,18 +533,18 @@ def test_the_slow_client_sweep_looks_only_at_connections_that_queued_something()
     sockets = sio.eio.sockets
     sockets["s7"].queue.queued = 5
     sockets.backlogged.add("s7")
-    assert patches.backlogs(sio) == [("s7", 5)]
+    assert sweeps.backlogs(sio) == [("s7", 5)]
     assert sum(s.queue.looks for s in sockets.values()) == 1     # not 10,000 looks a second
     sockets["s7"].queue.queued = 0                                 # drained: forgotten
-    assert patches.backlogs(sio) == [] and sockets.backlogged == set()
+    assert sweeps.backlogs(sio) == [] and sockets.backlogged == set()
 
 
 def test_the_half_open_sweep_looks_at_each_session_about_once(monkeypatch):
     sio, looks = _swept_node(10_000, connected={"s0", "s1"})
-    from chat import sweeps
+    from chat.engine import sweeps
     monkeypatch.setattr(sweeps.time, "monotonic", lambda: 3.5)
-    assert patches.half_open(sio, 0.0) == ["s2", "s3"]      # s0, s1 connected; s4.. too young
+    assert sweeps.half_open(sio, 0.0) == ["s2", "s3"]      # s0, s1 connected; s4.. too young
     assert looks == ["s0", "s1", "s2", "s3", "s4"]          # stops at the first young one
     assert list(sio.eio.sockets.opened)[:3] == ["s2", "s3", "s4"]   # connected ones forgotten
     sio.eio.sockets["s2"].closed = True                     # cut off by the sweep
-    assert patches.half_open(sio, 0.0) == ["s3"]
+    assert sweeps.half_open(sio, 0.0) == ["s3"]

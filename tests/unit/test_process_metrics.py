@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from chat.metrics import ProcessMetrics
+from chat.operations.metrics import ProcessMetrics
 
 pytestmark = pytest.mark.timeout(10)
 

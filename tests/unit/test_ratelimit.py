@@ -4,7 +4,7 @@ Clock steps are binary fractions (0.25, 0.5 ...) so the arithmetic is exact.
 """
 import pytest
 
-from chat.ratelimit import TokenBucket
+from chat.protocol.ratelimit import TokenBucket
 
 
 class FakeClock:

@@ -8,14 +8,14 @@ import time
 
 import socketio
 
-from chat import patches
-from chat.room_index import IndexedManager
+from chat.engine import patches, server
+from chat.engine.room_index import IndexedManager
 
 DISCONNECTS = 300
 
 
 def _server(manager):
-    sio = patches.ChatServer(async_mode="gevent", client_manager=manager, logger=False,
+    sio = server.ChatServer(async_mode="gevent", client_manager=manager, logger=False,
                              engineio_logger=False)
     sio.manager_initialized = True
     return sio
@@ -99,7 +99,7 @@ def test_every_room_operation_leaves_the_same_rooms_as_the_library_and_no_index_
 
 
 def test_install_refuses_a_node_server_whose_manager_lacks_the_index():
-    sio = patches.ChatServer(async_mode="gevent", client_manager=socketio.Manager(), logger=False,
+    sio = server.ChatServer(async_mode="gevent", client_manager=socketio.Manager(), logger=False,
                              engineio_logger=False)
     try:
         patches.install(sio)

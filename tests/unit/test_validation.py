@@ -1,8 +1,8 @@
 """chat.validation: every input rule of PROTOCOL.md "Errors" that a payload can break."""
 import pytest
 
-from chat import validation
-from chat.validation import ContractError
+from chat.protocol import validation
+from chat.protocol.validation import ContractError
 
 JOIN = {"room": "lobby", "nick": "ann"}
 MESSAGE = {"room": "lobby", "text": "hello"}

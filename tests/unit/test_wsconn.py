@@ -15,8 +15,8 @@ import gevent.socket
 import pytest
 from engineio import packet as eio_packet
 
-from chat import websocket
-from chat.websocket import WsConn, flush_held
+from chat.engine import websocket
+from chat.engine.websocket import WsConn, flush_held
 from tests.wsframes import frame_header
 
 WAIT_S = 3.0
@@ -233,7 +233,7 @@ def test_open_connections_are_counted_as_they_open_and_close():
 
 
 def test_a_mass_drop_is_closed_by_one_greenlet_that_lets_the_node_run_between_batches():
-    from chat import engine_socket
+    from chat.engine import socket as engine_socket
     order = []
 
     class Closing:

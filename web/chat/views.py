@@ -4,8 +4,9 @@ from django.http import Http404, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from django.shortcuts import render
 
-from . import metrics, validation
-from .node import current_server
+from .assembly import current_server
+from .operations import metrics
+from .protocol import validation
 
 
 def _context(request, guest_session=False, **extra):

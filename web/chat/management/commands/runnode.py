@@ -50,7 +50,7 @@ def _require_websocket_handler():
         from geventwebsocket.handler import WebSocketHandler
     except ImportError as exc:  # never silently fall back to long-polling only
         raise CommandError("gevent-websocket is required (pip install -r requirements.txt): %s" % exc)
-    from chat.engine_socket import TcpSocketInEnviron
+    from chat.engine.socket import TcpSocketInEnviron
 
     class SmallBufferHandler(TcpSocketInEnviron, WebSocketHandler):
         """Reads requests through a 1 KB buffer instead of io's default 8 KB:
@@ -108,9 +108,9 @@ class Command(BaseCommand):
                                    % option)
         name, host, port = settings.CHAT_NODE_NAME, settings.CHAT_NODE_HOST, settings.CHAT_NODE_PORT
         from chatsite.wsgi import application as django_app
-        from chat import gcwatch
-        from chat.node import build_app, build_server
-        from chat.sweeps import open_sessions
+        from chat.assembly import build_app, build_server
+        from chat.engine.sweeps import open_sessions
+        from chat.operations import gcwatch
         handler_class = _require_websocket_handler()
         sio = build_server()
         app = build_app(sio, django_app)

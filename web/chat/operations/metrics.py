@@ -15,8 +15,6 @@ from prometheus_client import (CollectorRegistry, Counter, Histogram, ProcessCol
                                generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 
-from .sweeps import open_sessions
-from .websocket import WsConn
 
 
 class ProcessMetrics(ProcessCollector):
@@ -80,9 +78,7 @@ class NodeState:
         return []
 
     def collect(self):
-        websocket = WsConn.open       # counted as they open and close: a scrape
-        by_transport = {"websocket": websocket,   # never walks every connection
-                        "polling": max(0, open_sessions(self.sio.eio.sockets) - websocket)}
+        by_transport = self.sio.eio.sessions_by_transport()
         connections = GaugeMetricFamily("chat_connections", "Engine.IO sessions, by transport",
                                         labels=["transport"])
         for transport, count in by_transport.items():

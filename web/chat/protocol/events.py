@@ -9,12 +9,13 @@ from socketio import exceptions as sio_exceptions
 from chatstream import config
 from chatstream.clock import now_ms
 
-from . import metrics, validation
+from ..engine.sweeps import open_sessions
+from ..link import BrokerUnavailable
+from ..operations import metrics
+from . import validation
 from .identity import GuestIdentities
 from .ratelimit import TokenBucket
-from .sweeps import open_sessions
 from .validation import ContractError
-from .link import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 

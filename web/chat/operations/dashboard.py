@@ -47,7 +47,7 @@ def staff_only(view):
 
 
 @staff_only
-def dashboard(request):
+def page(request):
     return render(request, "chat/ops.html", {"node": settings.CHAT_NODE_NAME,
                                              "account": request.user.get_username(),
                                              "period_ms": int(PERIOD_S * 1000)})

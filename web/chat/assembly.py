@@ -5,14 +5,16 @@ import socketio
 from django.conf import settings
 
 from chatstream import config, fastjson
-from .backpressure import SlowClientReaper
 from .edge import EdgeApp
-from . import metrics, patches
-from .events import ChatEvents, Limits
-from .identity import SessionIdentities
+from .engine import patches
+from .engine.manager import ZmqManager
+from .engine.server import ChatServer
+from .engine.sweeps import SlowClientReaper, open_sessions
 from .link import BrokerLink, ZmqTransport
 from .link.failover import PairTransport
-from .zmq_manager import ZmqManager
+from .operations import metrics
+from .protocol.events import ChatEvents, Limits
+from .protocol.identity import SessionIdentities
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,8 @@ def build_server():
         follow_grace_s=settings.CHAT_FOLLOW_GRACE_S,
         follow_grace_rooms=settings.CHAT_FOLLOW_GRACE_ROOMS,
     )
-    manager = ZmqManager(link, logger=logging.getLogger("chat.zmq_manager"))
-    sio = patches.ChatServer(
+    manager = ZmqManager(link, logger=logging.getLogger("chat.engine.manager"))
+    sio = ChatServer(
         async_mode="gevent",
         client_manager=manager,
         # The balancer keeps a long-polling session on one node by this cookie
@@ -96,4 +98,4 @@ def build_app(sio, django_app):
     return EdgeApp(socketio.WSGIApp(sio, django_app), allowed_hosts=settings.ALLOWED_HOSTS,
                    trusted_proxies=settings.CHAT_TRUSTED_PROXIES,
                    allowed_origins=settings.CHAT_ALLOWED_ORIGINS,
-                   full=lambda: patches.open_sessions(eio.sockets) >= eio.max_sessions)
+                   full=lambda: open_sessions(eio.sockets) >= eio.max_sessions)

@@ -5,38 +5,25 @@
 the versions in :data:`PINNED_VERSIONS` (the pins of requirements.txt), and
 :func:`install` refuses to start a node on any other version, or when a target
 has gone: a patch that cannot apply fails loudly instead of silently leaving
-the library's behaviour in place.
-
-How they are applied: :class:`ChatServer` is python-socketio's ``Server`` whose
-``_engineio_server_class()`` is :class:`ChatEngineServer`, which carries our socket
-class; on websocket a socket runs on a :class:`chat.websocket.WsConn`.
-python-engineio has no socket-class hook (``Server._handle_connect`` calls
-``engineio.socket.Socket`` by module name), so the server's ``sockets`` table
-turns each new ``Socket`` into a :class:`ChatSocket` as engineio stores it,
-before its OPEN packet and its first ping (:mod:`chat.engine_socket`).  Library
-classes stay untouched except gevent-websocket's ``Header`` and the handler
-module's ``WebSocket`` name (:mod:`chat.frames`), which have no per-server seam.
+the library's behaviour in place.  The server classes that apply most of them
+are in :mod:`chat.engine.server`; library classes stay untouched except what has
+no per-server seam (gevent-websocket's names, :mod:`chat.engine.frames`).
 """
 import importlib
 import importlib.metadata
 import inspect
-import time
 from typing import NamedTuple
 
 import engineio
-import orjson
-import socketio
 from engineio import socket as engineio_socket
-from engineio.async_drivers import gevent as engineio_gevent
 from geventwebsocket import handler as geventwebsocket_handler
 from geventwebsocket.websocket import Header
 from wsaccel.xormask import createXorMasker
 
-from .engine_socket import ChatSocket
-from . import frames
 from .frames import BoundedWebSocket
-from .room_index import IndexedManager, IndexedRooms
-from .sweeps import backlogs, cut_off, half_open, open_sessions, service_forever  # noqa: F401 - patches API
+from .room_index import IndexedRooms
+from .server import ChatEngineServer, ChatServer, ChatSockets
+from .socket import ChatSocket
 from .websocket import WsConn
 
 # Read from the installed distributions, compared with requirements.txt's pins.
@@ -78,7 +65,7 @@ PATCHES = (
           "remembers the long-poll's TCP socket (runnode's handler puts it in environ), so"
           " cut_off() can shut down a polling client's response stuck in sendall; refuses"
           " (400) a session whose pong is overdue, at its deadline as engine.io does"),
-    Patch("engineio.socket.Socket.close", "ChatSocket.close; relied on by cut_off() (backpressure.py)",
+    Patch("engineio.socket.Socket.close", "ChatSocket.close; relied on by sweeps.cut_off()",
           "a closed session stops counting as open at once (engineio removes it from"
           " Server.sockets up to ping_timeout later: a refused long-polling client's dead"
           " session kept a place); abort a slow client and drain Socket.queue and"
@@ -100,103 +87,6 @@ PATCHES = (
     Patch("socketio.base_manager.BaseManager.basic_disconnect", "room_index.IndexedRooms (in ZmqManager)",
           "the library scans every room (each sid is one) per disconnect: a storm is quadratic"),
 )
-
-
-class _ChatSockets(dict):
-    """engineio's sid -> socket table, making every socket stored in it a ChatSocket.
-
-    It also keeps what the periodic sweeps (backpressure.py) look at, so that a
-    sweep costs what it finds, not one look at every connection each second
-    (with 16,000 connections per node that was most of an idle node's CPU):
-    ``opened`` (sid -> when, oldest first) until the session is found connected,
-    closed or stale by :func:`half_open`, and ``backlogged``, the sids that
-    queued a packet (ChatSocket.send), until :func:`backlogs` finds them drained.
-    """
-
-    def __init__(self, sockets=()):
-        super().__init__()
-        self.opened = {}
-        self.backlogged = set()
-        self.gone = set()       # closed sessions engineio has not removed yet (ChatSocket.close)
-        for sid, socket in dict(sockets).items():
-            self[sid] = socket
-
-    def __delitem__(self, sid):
-        super().__delitem__(sid)
-        self.gone.discard(sid)
-
-    def pop(self, sid, *default):
-        self.gone.discard(sid)
-        return super().pop(sid, *default)
-
-    def __setitem__(self, sid, socket):
-        if type(socket) is engineio_socket.Socket:
-            socket.__class__ = ChatSocket    # same layout: a subclass adding methods only
-        elif not isinstance(socket, ChatSocket):
-            raise RuntimeError("engineio.server.socket.Socket made a %s, not an"
-                               " engineio.socket.Socket" % type(socket).__name__)
-        self.opened[sid] = time.monotonic()  # for half_open()
-        super().__setitem__(sid, socket)
-
-
-class ChatEngineServer(engineio.Server):
-    """engineio's Server (gevent mode, gevent-websocket) with our socket class."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        websocket = self._async.get("websocket")
-        if websocket is not engineio_gevent.WebSocketWSGI or engineio_gevent.SimpleWebSocketWSGI:
-            raise RuntimeError("engineio.async_drivers.gevent._async[websocket] is %r (async"
-                               " mode %s): gevent mode with gevent-websocket is required"
-                               % (websocket, self.async_mode))
-
-    max_sessions = None                  # no limit; node.build_server sets one
-
-    def _handle_connect(self, environ, start_response, transport, jsonp_index=None):
-        if self.max_sessions is not None and open_sessions(self.sockets) >= self.max_sessions:
-            ws = environ.get("wsgi.websocket")
-            if ws is not None:           # already upgraded (101) by gevent-websocket
-                ws.refuse(frames.CLOSE_TRY_AGAIN_LATER, b"too many connections")
-                return []
-            detail = "this node holds %d sessions, its limit; try again" % self.max_sessions
-            return {"status": "503 Service Unavailable",
-                    "headers": [("Content-Type", "application/json")],
-                    "response": orjson.dumps({"error": "too_many_connections", "detail": detail})}
-        return super()._handle_connect(environ, start_response, transport, jsonp_index)
-
-    def _service_task(self):
-        service_forever(self)
-
-    @property
-    def sockets(self):
-        return self._sockets
-
-    @sockets.setter
-    def sockets(self, sockets):          # engineio assigns {} in __init__ and disconnect()
-        self._sockets = _ChatSockets(sockets)
-
-
-class ChatServer(socketio.Server):
-    """python-socketio's Server on :class:`ChatEngineServer`; call :func:`install` next.
-
-    Its client manager must mix in :class:`IndexedRooms` (default: an :class:`IndexedManager`).
-    """
-
-    def __init__(self, *args, client_manager=None, **kwargs):
-        super().__init__(*args, client_manager=client_manager or IndexedManager(), **kwargs)
-
-    def _engineio_server_class(self):
-        return ChatEngineServer
-
-    def _handle_eio_connect(self, eio_sid, environ):
-        """python-socketio keeps each session's environ for the session's life; the
-        request's objects in it (input stream, buffered reader, socket) with it."""
-        return super()._handle_eio_connect(eio_sid, strings_of(environ))
-
-
-def strings_of(environ):
-    """The environ's CGI and header variables: what a Socket.IO connect handler reads."""
-    return {key: value for key, value in environ.items() if type(value) is str}
 
 
 def _unmask(header, payload):
@@ -227,7 +117,7 @@ def check_versions():
         except importlib.metadata.PackageNotFoundError:
             installed = "none"
         if installed != pinned:
-            raise RuntimeError("%s %s is installed; chat/patches.py is written against %s"
+            raise RuntimeError("%s %s is installed; chat/engine/patches.py is written against %s"
                                " (requirements.txt): review PATCHES before changing the pin"
                                % (dist, installed, pinned))
 
@@ -248,7 +138,7 @@ def resolve(target):
         except (AttributeError, KeyError, TypeError):
             break
     raise RuntimeError("patched library target %s is missing: the library changed under"
-                       " chat/patches.py" % target)
+                       " chat/engine/patches.py" % target)
 
 
 def verify(sio):
@@ -257,7 +147,7 @@ def verify(sio):
     checks = {
         "socketio.Server._engineio_server_class": isinstance(eio, ChatEngineServer),
         "engineio.server.socket.Socket":
-            eio is not None and isinstance(eio.sockets, _ChatSockets)
+            eio is not None and isinstance(eio.sockets, ChatSockets)
             and resolve("engineio.server.socket.Socket") is engineio_socket.Socket,
         "geventwebsocket.websocket.Header.mask_payload": Header.mask_payload is _unmask,
         "geventwebsocket.websocket.Header.unmask_payload": Header.unmask_payload is _unmask,

@@ -14,7 +14,7 @@ import urllib.request
 from chatstream import config
 from .scrape import ClusterSampler
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def supervisor_lines(conf, timeout_s=5):

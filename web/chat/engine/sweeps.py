@@ -1,12 +1,27 @@
-"""What the node's periodic sweeps (backpressure.py) find, and how they cut a
-connection off: the Engine.IO internals they rely on are rows of ``patches.PATCHES``
+"""The node's periodic sweeps of its Engine.IO sessions, and how they cut a connection off.
+
+Engine.IO gives every connection an unbounded outgoing queue; a client that
+stops reading (a hung tab, a stalled network) would make it grow with every
+room message.  :class:`SlowClientReaper` disconnects, every ``interval_s``, any
+connection whose queue holds more than ``max_queue`` packets and drops what was
+queued for it, so a node's memory stays bounded by max_queue x connections.  The
+same sweep closes half-open sessions: an Engine.IO handshake with no Socket.IO
+connect within ``half_open_timeout_s``.  :func:`service_forever` replaces
+engineio's own sweep of pong deadlines.
+
+The Engine.IO internals they rely on are rows of ``patches.PATCHES``
 (``Socket.close``, ``Server.sockets``); the tables they read (``opened``,
-``backlogged``) are kept by ``patches._ChatSockets``, ``ChatSocket.send`` and ``WsConn``.
+``backlogged``) are kept by ``server.ChatSockets``, ``ChatSocket.send`` and ``WsConn``.
 """
 import logging
 import math
 import socket as stdlib_socket
 import time
+
+import gevent
+
+from chatstream import config
+from ..operations import metrics
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +128,53 @@ def service_forever(eio, tick_s=SERVICE_TICK_S):
             except Exception:        # noqa: BLE001 - one session's failure stops no round
                 log.exception("service task: session %s", socket.sid)
         done += share
+
+
+class SlowClientReaper:
+    """Disconnects connections whose outgoing queue is over the limit.
+
+    :param sio: the python-socketio Server.
+    :param max_queue: packets a connection may have waiting.
+    :param interval_s: how often queues are checked.
+    :param half_open_timeout_s: how long a session may wait for its Socket.IO connect.
+    """
+
+    def __init__(self, sio, max_queue=1000, interval_s=1.0,
+                 half_open_timeout_s=config.HALF_OPEN_TIMEOUT_S):
+        self.sio = sio
+        self.max_queue = max_queue
+        self.interval_s = interval_s
+        self.half_open_timeout_s = half_open_timeout_s
+
+    def start(self):
+        return self.sio.start_background_task(self._run)
+
+    def _run(self):
+        while True:
+            gevent.sleep(self.interval_s)
+            try:
+                self.sweep()
+                self.sweep_half_open()
+            except Exception:
+                log.exception("slow-client sweep failed")
+
+    def sweep(self):
+        """Check every connection once; returns how many were cut off."""
+        cut = 0
+        for eio_sid, queued in backlogs(self.sio):
+            if queued <= self.max_queue:
+                continue
+            log.warning("connection %s stopped reading (%d packets queued): disconnecting",
+                        eio_sid, queued)
+            cut += cut_off(self.sio, eio_sid)
+        if cut:
+            metrics.SLOW_CLIENTS_CUT.inc(cut)
+        return cut
+
+    def sweep_half_open(self):
+        """Close every session past the half-open timeout; returns how many."""
+        stale = half_open(self.sio, self.half_open_timeout_s)
+        if stale:
+            log.info("closing %d Engine.IO sessions that never connected to Socket.IO",
+                     len(stale))
+        return sum(cut_off(self.sio, eio_sid) for eio_sid in stale)

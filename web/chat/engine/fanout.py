@@ -18,7 +18,7 @@ with Engine.IO's public ``send_packet``.
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from .metrics import DELIVERIES
+from ..operations.metrics import DELIVERIES
 
 
 def emit_local(server, event, data, room, namespace="/"):
