@@ -66,9 +66,9 @@ def top_costs(raw_path, limit=15):
 # tick's end, never on the stack of the broker link that emitted them.
 NODE_CATEGORIES = [
     ("websocket writes: the frames of each tick, one send per connection (WsConn)",
-     ("flush_tick (chat/websocket.py", "_writable (chat/websocket.py")),
+     ("flush_tick (chat/engine/websocket.py", "_writable (chat/engine/websocket.py")),
     ("client events: websocket read, Socket.IO decode, handlers, request to the broker",
-     ("_handle_event_internal", "_readable (chat/websocket.py", "chat/events.py",
+     ("_handle_event_internal", "_readable (chat/engine/websocket.py", "chat/protocol/events.py",
       "handle_request (engineio/server.py")),
     ("broker link: SUB read, decode, mirror, emit to the room (encode once), replies",
      ("ZmqManager._thread", "RequestChannel._read", "chat/mirror.py")),

@@ -1,5 +1,5 @@
 """Engine.IO heartbeat on a node: pings keep idle clients connected and find
-clients that are gone (the node schedules pings on timers, chat/websocket.py)."""
+clients that are gone (the node schedules pings on timers, chat/engine/websocket.py)."""
 import threading
 import time
 

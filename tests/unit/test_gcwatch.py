@@ -1,4 +1,4 @@
-"""chat.gcwatch: every collection timed, slow ones logged, full collections made rare."""
+"""chat.operations.gcwatch: every collection timed, slow ones logged, full collections made rare."""
 import gc
 import logging
 

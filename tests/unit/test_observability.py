@@ -11,7 +11,7 @@ from chatstream.jsonlog import JsonFormatter
 
 
 def test_a_json_log_line_has_time_level_process_node_and_the_context_given():
-    record = logging.LogRecord("chat.events", logging.WARNING, __file__, 1, "not sequenced: %s",
+    record = logging.LogRecord("chat.protocol.events", logging.WARNING, __file__, 1, "not sequenced: %s",
                                ("timeout",), None)
     record.room, record.seq, record.cid, record.uid = "general", 7, "c-1", "u-1"
     line = json.loads(JsonFormatter(process="node1", node="node1").format(record))

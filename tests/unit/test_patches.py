@@ -1,4 +1,4 @@
-"""web/chat/patches.py: every entry of PATCHES is in effect on real python-engineio and
+"""web/chat/engine/patches.py: every entry of PATCHES is in effect on real python-engineio and
 gevent-websocket objects, and install() refuses a missing target or another version.
 
 The connections are real: gevent-websocket's WebSocketHandler serves the server end of a

@@ -1,4 +1,4 @@
-"""chat.metrics.ProcessMetrics: process metrics without listing every open file per scrape."""
+"""chat.operations.metrics.ProcessMetrics: process metrics without listing every open file per scrape."""
 import os
 
 import pytest

@@ -1,4 +1,4 @@
-"""chat.ratelimit.TokenBucket with a fake clock (no sleeps).
+"""chat.protocol.ratelimit.TokenBucket with a fake clock (no sleeps).
 
 Clock steps are binary fractions (0.25, 0.5 ...) so the arithmetic is exact.
 """

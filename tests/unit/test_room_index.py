@@ -1,4 +1,4 @@
-"""chat/room_index.py: python-socketio's rooms with a sid -> rooms index, so a disconnect
+"""chat/engine/room_index.py: python-socketio's rooms with a sid -> rooms index, so a disconnect
 costs the same with 1,000 or 10,000 connected sids (the library's scans them all).
 
 A real Server (ChatServer, python-socketio's disconnect path unchanged) with fake

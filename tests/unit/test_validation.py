@@ -1,4 +1,4 @@
-"""chat.validation: every input rule of PROTOCOL.md "Errors" that a payload can break."""
+"""chat.protocol.validation: every input rule of PROTOCOL.md "Errors" that a payload can break."""
 import pytest
 
 from chat.protocol import validation

@@ -1,4 +1,4 @@
-"""web/chat/websocket.py: a websocket connection run by loop callbacks (WsConn).
+"""web/chat/engine/websocket.py: a websocket connection run by loop callbacks (WsConn).
 
 Real sockets (a socketpair, one end the WsConn's, the other the client's), a real
 Engine.IO packet codec; the Engine.IO socket above is a stand-in recording what it

@@ -1,4 +1,4 @@
-"""chat.zmq_manager.ZmqManager: a node applies only the relay nodes really send.
+"""chat.engine.manager.ZmqManager: a node applies only the relay nodes really send.
 
 Nodes relay exactly one thing to each other: python-socketio's emit of an
 ``announcement`` to a room (chat.events._announce).  Whatever reaches a node's

@@ -8,7 +8,7 @@
   never reaches Django, so the same check is made here (a DNS-rebinding page
   talks to the node under its own host name and is refused, HTTP 400).
 
-The Origin allow-list is python-engineio's own (``cors_allowed_origins``, chat/node.py).
+The Origin allow-list is python-engineio's own (``cors_allowed_origins``, chat/assembly.py).
 gevent-websocket answers an upgrade with 101 before any application runs, so
 :meth:`EdgeApp.pre_start_hook` (its server's hook) declines the upgrade of a
 request that would be refused anyway: a foreign Origin or Host, or a node out of

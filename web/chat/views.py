@@ -12,7 +12,7 @@ from .protocol import validation
 def _context(request, guest_session=False, **extra):
     """What every page shows.  With ``guest_session`` (a page where a guest chats) a guest
     gets a session, so its uid (which the Socket.IO handshake derives from that session's
-    cookie, chat/identity.py) stays the same across reloads, reconnects and nodes; other
+    cookie, chat/protocol/identity.py) stays the same across reloads, reconnects and nodes; other
     pages store none (a database row per cookieless visit would let anyone fill it)."""
     account = request.user.get_username() if request.user.is_authenticated else None
     if guest_session and account is None and request.session.session_key is None:

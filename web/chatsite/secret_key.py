@@ -5,7 +5,7 @@ Stdlib only, so scripts/setup and the test harness can run it before Django is s
     python web/chatsite/secret_key.py var/secret_key   # makes the file (0600) unless it exists
 
 Every node of a cluster must use the same key: it signs the session data and
-derives the ``uid`` of accounts and guests (chat/identity.py).
+derives the ``uid`` of accounts and guests (chat/protocol/identity.py).
 """
 import os
 import secrets

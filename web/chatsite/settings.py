@@ -87,7 +87,7 @@ AUTH_USER_MODEL = "accounts.User"     # its username is its nick (accounts/model
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = LOGOUT_REDIRECT_URL = "lobby"
 # Sessions in the shared database, so a session made on one node is valid on every node
-# (the Socket.IO handshake reads it: chat/identity.py).  The cookie stays HttpOnly and Lax.
+# (the Socket.IO handshake reads it: chat/protocol/identity.py).  The cookie stays HttpOnly and Lax.
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # Django's PBKDF2 hashed in threads, off the gevent loop (accounts/hashers.py); the others
 # stay to read hashes made by them.

@@ -1,4 +1,4 @@
-"""The Django WSGI app; a node wraps it with Socket.IO (see chat.node)."""
+"""The Django WSGI app; a node wraps it with Socket.IO (see chat.assembly)."""
 import os
 
 from django.core.wsgi import get_wsgi_application

@@ -5,7 +5,7 @@ ignore_queue=True)`` does -- encode the Socket.IO packet once, hand the same
 Engine.IO packet to every member -- minus python-socketio's per-member layers
 (``get_participants`` copying the room, ``_send_eio_packet``, the ``skip_sid``
 test).  Each member's socket then writes the packet straight to an idle
-websocket (``patches.ChatSocket.send``), its frame built once per packet.
+websocket (``ChatSocket.send``), its frame built once per packet.
 
 Measured with ``python -m bench.emit_local`` (real sockets of the node's server
 class, websocket mode, direct writes; 11 runs on a shared 2-core machine): the

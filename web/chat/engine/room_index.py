@@ -8,11 +8,11 @@ O(N^2) (issue 15: 10,000 clients dropping froze a node for a minute).  Its
 pending-connect and pending-disconnect lists are searched the same way.
 
 :class:`IndexedRooms` is mixed in before the library's manager (see
-:class:`chat.zmq_manager.ZmqManager`).  It keeps ``sid_rooms[namespace][sid]``
+:class:`chat.engine.manager.ZmqManager`).  It keeps ``sid_rooms[namespace][sid]``
 = the rooms of that sid (``None``, the namespace's "connected" room, included)
 in step with every enter and leave, and stores the pending lists as
 insertion-ordered dicts with the list methods the library calls, so a
-disconnect touches only the rooms of its own sid.  chat/patches.py lists it.
+disconnect touches only the rooms of its own sid.  chat/engine/patches.py lists it.
 """
 from socketio.manager import Manager
 
@@ -79,4 +79,4 @@ class IndexedRooms:
 
 
 class IndexedManager(IndexedRooms, Manager):
-    """python-socketio's single-process manager with the index (chat/patches.py's default)."""
+    """python-socketio's single-process manager with the index (the default of server.ChatServer)."""

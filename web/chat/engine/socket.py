@@ -2,7 +2,7 @@
 
 Every engineio internal this relies on is a row of ``patches.PATCHES``; the
 server turns each new engineio ``Socket`` into a :class:`ChatSocket`
-(``patches._ChatSockets``).
+(``server.ChatSockets``).
 """
 import collections
 import logging
@@ -25,7 +25,7 @@ TCP_SOCKET_KEY = "chat.tcp_socket"
 class TcpSocketInEnviron:
     """A gevent pywsgi handler mixin: each request's TCP socket in its environ
     (``TCP_SOCKET_KEY``), so that a long-poll stuck writing to a client that
-    stopped reading can be shut down (``patches.cut_off``)."""
+    stopped reading can be shut down (``sweeps.cut_off``)."""
 
     def get_environ(self):
         environ = super().get_environ()

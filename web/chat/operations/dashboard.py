@@ -2,7 +2,7 @@
 
 The page (chat/ops.html + static chat/ops.js, no build step, no inline script)
 listens to ``/ops/stream``: server-sent events, one JSON sample of the cluster
-a second (chat/scrape.py scrapes every target's /metrics, cached a second, so
+a second (scrape.py scrapes every target's /metrics, cached a second, so
 any number of open dashboards cost one scrape per node per second).  A stream
 ends after ``STREAM_S`` and the browser's EventSource reconnects by itself:
 no greenlet lives forever for a forgotten tab.

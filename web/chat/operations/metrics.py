@@ -2,7 +2,7 @@
 
 Counters move on the hot path, so each costs one ``inc()`` (a lock and an add);
 deliveries are counted once per room broadcast with its member count
-(chat/fanout.py), not once per member.  Gauges that describe state
+(chat/engine/fanout.py), not once per member.  Gauges that describe state
 (connections by transport, rooms with local members, the broker link) are read
 at scrape time from the node's objects: nothing to keep up to date.  No label
 names a room, a user or a connection (cardinality); ``error`` and ``event``

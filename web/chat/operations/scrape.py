@@ -1,6 +1,6 @@
 """The cluster's figures, read from every node's and broker's ``/metrics``.
 
-No Django here: the /ops/ dashboard (chat/ops.py) and ``scripts/status`` both
+No Django here: the /ops/ dashboard (dashboard.py) and ``scripts/status`` both
 use it.  :class:`ClusterSampler` scrapes all targets in parallel with a bounded
 timeout (a stopped node costs at most that), keeps the result for ``cache_s``
 (many dashboards, one scrape a second), and turns counters into rates and the

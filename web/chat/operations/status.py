@@ -1,7 +1,7 @@
 """``scripts/status``: the cluster in a few terminal lines; exit status 1 when anything is down.
 
 Reads supervisor (``supervisorctl status``), every target's ``/healthz`` (nodes)
-and ``/metrics`` twice ``--interval`` apart (for rates, chat/scrape.py).  No Django.
+and ``/metrics`` twice ``--interval`` apart (for rates, scrape.py).  No Django.
 """
 import argparse
 import os
