@@ -25,7 +25,7 @@ from .room_index import IndexedRooms
 log = logging.getLogger(__name__)
 
 # Nodes relay one thing to each other: python-socketio's emit of an announcement
-# to a room (chat.events._announce).  A relay of any other shape (disconnect,
+# to a room (chat.protocol.events._announce).  A relay of any other shape (disconnect,
 # close_room, callback, another event, skip_sid ...) is dropped before the base
 # class sees it, whatever the broker let through: chatstream.rules.announcement_relay.
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 class ZmqManager(IndexedRooms, PubSubManager):
     """Client manager that makes the broker the single source of order.
 
-    Disconnects cost O(rooms of the sid), not O(connections): :mod:`chat.room_index`.
+    Disconnects cost O(rooms of the sid), not O(connections): :mod:`chat.engine.room_index`.
 
     :param link: the node's :class:`~chat.link.BrokerLink`.
     """

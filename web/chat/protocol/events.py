@@ -39,7 +39,7 @@ class Connection:
         self.rooms = {}   # room -> nick
         self.bucket = bucket
         self.requests = requests or {}   # event -> TokenBucket (Limits.request_rates)
-        self.identity = identity   # chat.identity.Identity, read once when it connected
+        self.identity = identity   # chat.protocol.identity.Identity, read once when it connected
 
 
 def _acked(handler):
@@ -79,7 +79,7 @@ class ChatEvents:
     :param limits: a :class:`Limits`.
     :param sync_timeout_s: how long a join waits for the node's first snapshot.
     :param identities: who connects (``identify(environ)``) and which nicks are
-        accounts' (``nick_taken(nick)``): :class:`~chat.identity.SessionIdentities`
+        accounts' (``nick_taken(nick)``): :class:`~chat.protocol.identity.SessionIdentities`
         on a node; by default every connection is a guest and no nick is taken.
     """
 
