@@ -4,7 +4,7 @@ Stdlib only, so the broker (no Django) and the node's ``settings.py`` read the
 same defaults; both read the environment once, at start-up, through the
 functions below.  Everything below them takes keyword arguments whose
 defaults are these constants.  Every ``CHAT_*`` variable is listed in
-README.md ("Environment variables").
+docs/CONFIGURATION.md.
 """
 import os
 
@@ -297,4 +297,4 @@ def curve_files(paths):
     if len(missing) == len(paths) and not any(named for _, named in paths.values()):
         return None
     raise ValueError("CURVE keys incomplete: %s missing (scripts/keys makes them; "
-                     "README.md \"Running a node on another host\")" % ", ".join(missing))
+                     "docs/OPERATIONS.md \"Running a node on another host\")" % ", ".join(missing))

@@ -1,6 +1,6 @@
 """Django settings of a chat node, read from the environment once.
 
-Every CHAT_* variable is documented in README.md; the defaults, shared with
+Every CHAT_* variable is documented in docs/CONFIGURATION.md; the defaults, shared with
 the broker, are declared once in :mod:`chatstream.config` and run the
 three-node development cluster on loopback.  ``manage.py runnode`` puts its
 ``--name``/``--host``/``--port`` into the environment before this is read.
@@ -62,7 +62,7 @@ CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
 # Behind the balancer: the nodes believe X-Forwarded-Proto only from CHAT_TRUSTED_PROXIES
 # (chat/edge.py drops it from anyone else), so a request that came over TLS is secure.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Production over https only (README "TLS"): redirects, Secure cookies and HSTS from
+# Production over https only (docs/OPERATIONS.md "TLS"): redirects, Secure cookies and HSTS from
 # Django too; /healthz stays plain for the balancer's checks.
 if env("DJANGO_HTTPS", "0") == "1":
     SECURE_SSL_REDIRECT = True
@@ -80,7 +80,7 @@ TEMPLATES = [{
     "OPTIONS": {"context_processors": ["django.template.context_processors.request",
                                        "django.contrib.auth.context_processors.auth"]},
 }]
-# Accounts and sessions (README "Accounts"); the broker keeps the conversation.
+# Accounts and sessions (docs/OPERATIONS.md "Accounts and the database"); the broker keeps the conversation.
 DATABASES = database.from_env(os.environ, BASE_DIR.parent)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"     # its username is its nick (accounts/models.py)
@@ -157,7 +157,7 @@ CHAT_CURVE_KEYS = shared.curve_files({
     for name in ("broker_public", "node_secret")})
 CHAT_NODE_MAX_FRAME_BYTES = env_int("CHAT_NODE_MAX_FRAME_BYTES", shared.node_max_frame_bytes(
     CHAT_HISTORY_SIZE, CHAT_MAX_PAYLOAD_BYTES))
-# The edge (README "The edge"): browser origins allowed on /socket.io/, the proxies
+# The edge (docs/OPERATIONS.md "The edge"): browser origins allowed on /socket.io/, the proxies
 # whose X-Forwarded-* count, half-open sessions, request rates beside `message`.
 CHAT_BALANCER_PORT = env_int("CHAT_BALANCER_PORT", shared.BALANCER_PORT)
 CHAT_BALANCER_TLS_PORT = env_int("CHAT_BALANCER_TLS_PORT", shared.BALANCER_TLS_PORT)

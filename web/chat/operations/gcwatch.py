@@ -18,7 +18,7 @@ by reference counting).  :func:`install` asks for a full collection only after
 i.e. after some 7 million net allocations (``CHAT_GC_FULL_AFTER``, each process
 drawing its own count within 25 % of it); the young generations are collected
 as before, so short-lived cycles are still freed at once.  Rare is not free: a
-node that has served many connections still meets one (docs/SCALING.md, run T5).
+node that has served many connections still meets one (docs/SCALING.md).
 """
 import gc
 import logging
@@ -41,7 +41,7 @@ def full_after_here(full_after=None, spread=FULL_AFTER_SPREAD, rng=random):
 
     Drawn per process: nodes started together and loaded alike reached the same
     count together, and five ran their full collection in the same 4 s, each
-    stopped 4-5 s on two shared cores (docs/SCALING.md, run T5)."""
+    stopped for seconds on two shared cores (docs/SCALING.md)."""
     base = env_int("CHAT_GC_FULL_AFTER", FULL_AFTER) if full_after is None else full_after
     return max(1, round(base * rng.uniform(1 - spread, 1 + spread)))
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-connection and per-node limits (settings CHAT_*; see README)."""
+    """Per-connection and per-node limits (settings CHAT_*; see docs/CONFIGURATION.md)."""
     rate_per_s: float = config.RATE_PER_S              # sustained messages per second
     rate_burst: int = config.RATE_BURST                # messages allowed in a burst
     max_payload_bytes: int = config.MAX_PAYLOAD_BYTES  # a 2000-char text with escapes fits
