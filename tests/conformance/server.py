@@ -54,19 +54,16 @@ def build_ours():
     from chatstream import fastjson
     from chat.engine import patches
     from chat.engine.server import ChatServer
-    from chat.engine.sweeps import open_sessions
     from chat.edge import EdgeApp
     from chat.management.commands.runnode import _nodelay_server_class, _require_websocket_handler
 
     sio = ChatServer(cookie={"name": "io", "path": "/", "samesite": "Lax", "httponly": True},
-                             json=fastjson, **options())
+                     json=fastjson, max_connections=10000, **options())
     patches.install(sio)
-    sio.eio.max_sessions = 10000
 
     def wrap(app, path):
-        eio = sio.eio
         return EdgeApp(app, allowed_hosts=ALLOWED_HOSTS, trusted_proxies=(), socketio_path=path,
-                       allowed_origins=None, full=lambda: open_sessions(eio.sockets) >= eio.max_sessions)
+                       allowed_origins=None, full=sio.eio.limit.sessions_full)
 
     return sio, wrap, _nodelay_server_class(), _require_websocket_handler()
 

@@ -10,6 +10,7 @@ from chat.protocol.events import ChatEvents, Limits
 from chatstream import config
 from chat.link import BrokerLink
 from chat.link.memory import MemoryBroker
+from chat.engine.limit import ConnectionLimit
 from chat.engine.manager import ZmqManager
 
 from .link_twin import wait_for
@@ -34,15 +35,17 @@ class RecordingManager(ZmqManager):
 class Node:
     """One node: Server, manager, link and handlers, without sockets."""
 
-    def __init__(self, broker, name, sync=True, identities=None, **limits):
+    def __init__(self, broker, name, sync=True, identities=None, max_connections=None, **limits):
         self.link = BrokerLink(broker.transport(), node=name, ack_timeout_s=0.3,
                                heartbeat_ms=50, dead_after_ms=1000)
         # tests poll members and rooms: no request limit unless the test sets one
         limits.setdefault("request_rates", {e: (1e6, 10**6) for e in config.REQUEST_RATES})
         self.manager = RecordingManager(self.link)
         self.sio = socketio.Server(async_mode="gevent", client_manager=self.manager)
+        # no Engine.IO sessions here: the Socket.IO connections are all the limit counts
+        limit = ConnectionLimit(lambda: 0, max_connections)
         self.events = ChatEvents(self.sio, self.link, limits=Limits(**limits), sync_timeout_s=0.3,
-                                 identities=identities)
+                                 identities=identities, connection_limit=limit)
         self.sio.manager_initialized = True
         self.manager.initialize()
 

@@ -25,6 +25,7 @@ from geventwebsocket.websocket import Header
 from chat.engine import fanout, patches, server, sweeps
 from tests.unit import test_room_index
 from tests.wsframes import frame_header
+from chat.engine.limit import ConnectionLimit
 from chat.engine.sweeps import SlowClientReaper
 from chat.engine.socket import ChatSocket, TcpSocketInEnviron
 from chat.engine.websocket import WsConn
@@ -407,7 +408,7 @@ def test_a_node_at_max_sessions_refuses_the_handshake_and_half_open_sessions_exp
                                    "QUERY_STRING": "EIO=4&transport=polling"},
                                   lambda code, headers: status.append(code))
         return status[0], b"".join(body)
-    sio.eio.max_sessions = 2
+    sio.eio.limit = ConnectionLimit(sio.eio.count_open_sessions, max_connections=2, headroom=0)
     assert handshake()[0].startswith("200")      # a second session, never connected
     code, body = handshake()
     assert code.startswith("503") and b"too_many_connections" in body

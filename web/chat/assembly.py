@@ -4,12 +4,12 @@ import logging
 import socketio
 from django.conf import settings
 
-from chatstream import config, fastjson
+from chatstream import fastjson
 from .edge import EdgeApp
 from .engine import patches
 from .engine.manager import ZmqManager
 from .engine.server import ChatServer
-from .engine.sweeps import SlowClientReaper, open_sessions
+from .engine.sweeps import SlowClientReaper
 from .link import BrokerLink, ZmqTransport
 from .link.failover import PairTransport
 from .operations import metrics
@@ -71,16 +71,15 @@ def build_server():
         json=fastjson,
         ping_interval=settings.CHAT_PING_INTERVAL_S,
         ping_timeout=settings.CHAT_PING_TIMEOUT_S,
+        max_connections=settings.CHAT_MAX_CONNECTIONS,
     )
     limits = Limits(rate_per_s=settings.CHAT_RATE_PER_S, rate_burst=settings.CHAT_RATE_BURST,
                     max_payload_bytes=settings.CHAT_MAX_PAYLOAD_BYTES,
                     max_rooms=settings.CHAT_MAX_ROOMS_PER_CONNECTION,
-                    max_connections=settings.CHAT_MAX_CONNECTIONS,
                     request_rates=settings.CHAT_REQUEST_RATES)
     patches.install(sio)
-    sio.eio.max_sessions = settings.CHAT_MAX_CONNECTIONS + config.SESSION_HEADROOM
     ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
-               identities=SessionIdentities())
+               identities=SessionIdentities(), connection_limit=sio.eio.limit)
     metrics.watch(sio, link)
     SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE,
                      half_open_timeout_s=settings.CHAT_HALF_OPEN_TIMEOUT_S).start()
@@ -94,8 +93,7 @@ def build_server():
 def build_app(sio, django_app):
     """The WSGI app of a node: /socket.io/ to Socket.IO, the rest to Django, behind
     the edge checks (client address, Host on /socket.io/; chat/edge.py)."""
-    eio = sio.eio
     return EdgeApp(socketio.WSGIApp(sio, django_app), allowed_hosts=settings.ALLOWED_HOSTS,
                    trusted_proxies=settings.CHAT_TRUSTED_PROXIES,
                    allowed_origins=settings.CHAT_ALLOWED_ORIGINS,
-                   full=lambda: open_sessions(eio.sockets) >= eio.max_sessions)
+                   full=sio.eio.limit.sessions_full)

@@ -7,6 +7,7 @@
                    greenlets, pings on libev timers)
 ``websocket``      a websocket connection run by loop callbacks (``WsConn``)
 ``frames``         websocket frames, each bounded at its header
+``limit``          the node's connection limit, asked by every layer that refuses
 ``sweeps``         periodic sweeps: slow clients, half-open sessions, pongs
 ``room_index``     python-socketio's rooms with a sid -> rooms index
 ``manager``        python-socketio's client manager over the broker link

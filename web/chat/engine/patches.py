@@ -74,7 +74,7 @@ PATCHES = (
           "every session looked at once per ping_timeout as engineio does, a slice every 0.25 s:"
           " engineio slept between any two (16,667 sessions: ~830 wake-ups a second)"),
     Patch("engineio.server.Server._handle_connect", "ChatEngineServer._handle_connect",
-          "at max_sessions Engine.IO sessions (half-open ones count) a handshake is refused"
+          "when the node's ConnectionLimit opens no more sessions (half-open ones count), a handshake is refused"
           " (503) before a session exists"),
     Patch("geventwebsocket.handler.WebSocket", "frames.BoundedWebSocket",
           "a frame or message over max_http_buffer_size is refused at its header (close 1009),"

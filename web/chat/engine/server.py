@@ -17,6 +17,7 @@ from engineio import socket as engineio_socket
 from engineio.async_drivers import gevent as engineio_gevent
 
 from . import frames
+from .limit import ConnectionLimit
 from .room_index import IndexedManager
 from .socket import ChatSocket
 from .sweeps import open_sessions, service_forever
@@ -61,25 +62,30 @@ class ChatSockets(dict):
 
 
 class ChatEngineServer(engineio.Server):
-    """engineio's Server (gevent mode, gevent-websocket) with our socket class."""
+    """engineio's Server (gevent mode, gevent-websocket) with our socket class.
 
-    def __init__(self, *args, **kwargs):
+    :param max_connections: the node's :class:`ConnectionLimit` (``limit``); None: no limit.
+    """
+
+    def __init__(self, *args, max_connections=None, **kwargs):
         super().__init__(*args, **kwargs)
         websocket = self._async.get("websocket")
         if websocket is not engineio_gevent.WebSocketWSGI or engineio_gevent.SimpleWebSocketWSGI:
             raise RuntimeError("engineio.async_drivers.gevent._async[websocket] is %r (async"
                                " mode %s): gevent mode with gevent-websocket is required"
                                % (websocket, self.async_mode))
+        self.limit = ConnectionLimit(self.count_open_sessions, max_connections)
 
-    max_sessions = None                  # no limit; node.build_server sets one
+    def count_open_sessions(self):
+        return open_sessions(self.sockets)
 
     def _handle_connect(self, environ, start_response, transport, jsonp_index=None):
-        if self.max_sessions is not None and open_sessions(self.sockets) >= self.max_sessions:
+        if self.limit.sessions_full():
             ws = environ.get("wsgi.websocket")
             if ws is not None:           # already upgraded (101) by gevent-websocket
                 ws.refuse(frames.CLOSE_TRY_AGAIN_LATER, b"too many connections")
                 return []
-            detail = "this node holds %d sessions, its limit; try again" % self.max_sessions
+            detail = "this node holds %d sessions, its limit; try again" % self.limit.max_sessions
             return {"status": "503 Service Unavailable",
                     "headers": [("Content-Type", "application/json")],
                     "response": orjson.dumps({"error": "too_many_connections", "detail": detail})}
@@ -92,7 +98,7 @@ class ChatEngineServer(engineio.Server):
         """Open Engine.IO sessions by transport, from counts kept as they open and close:
         a metrics scrape never walks every connection."""
         websocket = WsConn.open
-        return {"websocket": websocket, "polling": max(0, open_sessions(self.sockets) - websocket)}
+        return {"websocket": websocket, "polling": max(0, self.count_open_sessions() - websocket)}
 
     @property
     def sockets(self):
@@ -104,9 +110,10 @@ class ChatEngineServer(engineio.Server):
 
 
 class ChatServer(socketio.Server):
-    """python-socketio's Server on :class:`ChatEngineServer`; call :func:`install` next.
+    """python-socketio's Server on :class:`ChatEngineServer`; call ``patches.install`` next.
 
-    Its client manager must mix in :class:`IndexedRooms` (default: an :class:`IndexedManager`).
+    Its client manager must mix in ``IndexedRooms`` (default: an :class:`IndexedManager`);
+    ``max_connections`` and engineio's options go to the :class:`ChatEngineServer`.
     """
 
     def __init__(self, *args, client_manager=None, **kwargs):

@@ -9,7 +9,6 @@ from socketio import exceptions as sio_exceptions
 from chatstream import config
 from chatstream.clock import now_ms
 
-from ..engine.sweeps import open_sessions
 from ..link import BrokerUnavailable
 from ..operations import metrics
 from . import validation
@@ -22,12 +21,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-connection and per-node limits (settings CHAT_*; see docs/CONFIGURATION.md)."""
+    """Per-connection limits (settings CHAT_*; see docs/CONFIGURATION.md)."""
     rate_per_s: float = config.RATE_PER_S              # sustained messages per second
     rate_burst: int = config.RATE_BURST                # messages allowed in a burst
     max_payload_bytes: int = config.MAX_PAYLOAD_BYTES  # a 2000-char text with escapes fits
     max_rooms: int = config.MAX_ROOMS_PER_CONNECTION   # rooms one connection may be in
-    max_connections: int = config.MAX_CONNECTIONS      # connections one node accepts
     # join, leave, rooms, members: event -> (per second, burst), one bucket each per connection
     request_rates: dict = field(default_factory=lambda: dict(config.REQUEST_RATES))
 
@@ -78,17 +76,21 @@ class ChatEvents:
         need of the broker: follow, release, view, sequence, members ...).
     :param limits: a :class:`Limits`.
     :param sync_timeout_s: how long a join waits for the node's first snapshot.
+    :param connection_limit: the node's :class:`~chat.engine.limit.ConnectionLimit`,
+        asked before a connection is taken (None: no limit).
     :param identities: who connects (``identify(environ)``) and which nicks are
         accounts' (``nick_taken(nick)``): :class:`~chat.protocol.identity.SessionIdentities`
         on a node; by default every connection is a guest and no nick is taken.
     """
 
-    def __init__(self, sio, link, limits=Limits(), sync_timeout_s=5.0, identities=None):
+    def __init__(self, sio, link, limits=Limits(), sync_timeout_s=5.0, identities=None,
+                 connection_limit=None):
         self.sio = sio
         self.link = link
         self.limits = limits
         self.sync_timeout_s = sync_timeout_s
         self.identities = identities or GuestIdentities()
+        self.connection_limit = connection_limit
         self.connections = {}   # sid -> Connection
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
@@ -99,18 +101,16 @@ class ChatEvents:
         sio.on("rooms", self.on_rooms)
 
     def on_connect(self, sid, environ, auth=None):
-        # Engine.IO sessions that never connected (half-open) count too; this one excluded.
-        eio = getattr(self.sio, "eio", None)
-        sessions = max(len(self.connections), open_sessions(eio.sockets) - 1 if eio is not None else 0)
-        if sessions >= self.limits.max_connections:
+        limit = self.connection_limit
+        if limit is not None and limit.connections_full(len(self.connections)):
             log.warning("connection refused: %d connections is this node's limit",
-                        self.limits.max_connections)
+                        limit.max_connections)
             # Socket.IO clients see connect_error with message "too_many_connections"
             # and data {error, detail}.
             raise sio_exceptions.ConnectionRefusedError("too_many_connections", {
                 "error": "too_many_connections",
                 "detail": "this node serves at most %d connections; try again or another node"
-                          % self.limits.max_connections})
+                          % limit.max_connections})
         try:
             identity = self.identities.identify(environ)
         except Exception:

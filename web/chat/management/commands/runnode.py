@@ -109,7 +109,6 @@ class Command(BaseCommand):
         name, host, port = settings.CHAT_NODE_NAME, settings.CHAT_NODE_HOST, settings.CHAT_NODE_PORT
         from chatsite.wsgi import application as django_app
         from chat.assembly import build_app, build_server
-        from chat.engine.sweeps import open_sessions
         from chat.operations import gcwatch
         handler_class = _require_websocket_handler()
         sio = build_server()
@@ -120,7 +119,7 @@ class Command(BaseCommand):
         server.pre_start_hook = app.pre_start_hook   # refusals before a websocket upgrade
         def stop():
             log.info("node %s stopping (%d sessions): goodbye to the broker", name,
-                     open_sessions(sio.eio.sockets))
+                     sio.eio.count_open_sessions())
             sio.manager.goodbye()   # the broker announces this node's members as gone
             server.stop(2)
         gevent.signal_handler(signal.SIGTERM, stop)
