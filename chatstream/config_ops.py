@@ -3,6 +3,7 @@
 Re-exported by :mod:`chatstream.config` (one place for every default); split
 out so that module stays small.  Every ``CHAT_*`` variable is in README.md.
 """
+import os
 
 # The broker's Prometheus endpoint, http://<CHAT_BROKER_HOST>:5558/metrics: the
 # port after its three ZeroMQ sockets; 0 serves no metrics.
@@ -38,3 +39,14 @@ def ops_targets(text):
             raise ValueError("CHAT_OPS_TARGETS item %r is not name=http(s)://host:port" % item)
         targets.append((name, url.rstrip("/")))
     return targets
+
+
+def ops_targets_file(environ, root):
+    """The discovery file to read beside CHAT_OPS_TARGETS: CHAT_OPS_TARGETS_FILE
+    (relative to ``root``), else the default one unless CHAT_OPS_TARGETS is set (a
+    hand-set list describes a cluster of its own); None: none."""
+    path = environ.get("CHAT_OPS_TARGETS_FILE") or (
+        None if environ.get("CHAT_OPS_TARGETS") else OPS_TARGETS_FILE)
+    if not path:
+        return None
+    return os.path.join(root, path)

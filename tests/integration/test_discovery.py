@@ -17,6 +17,8 @@ PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
     PROMETHEUS is None,
     reason="Debian's prometheus package is not installed (scripts/setup --test installs it as root)")
+STAFF = {"DJANGO_SUPERUSER_USERNAME": "olga", "DJANGO_SUPERUSER_PASSWORD": "ops-horse-battery-7",
+         "DJANGO_SUPERUSER_EMAIL": "olga@example.org"}
 SHOWN_WITHIN_S = 15     # "within seconds": Prometheus' file watch plus a 1 s scrape, under load
 
 
@@ -42,6 +44,32 @@ def _nodes_in_prometheus(url):
     return {t["labels"].get("node"): t["health"] for t in targets if t["labels"]["job"] == "chat-node"}
 
 
+def _status_nodes(supervised):
+    """{node: its line} of scripts/status, run as an operator does on that cluster."""
+    done = subprocess.run([str(ROOT / "scripts/status"), "--supervisor-conf", str(supervised["conf"]),
+                           "--interval", "0.3"], env=supervised["env"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.splitlines()[-1].startswith("status"), done.stdout + done.stderr
+    return {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("node")}
+
+
+def _staff_session(base):
+    """A requests session logged in as the staff account (Django's login form)."""
+    session = requests.Session()
+    session.get(base + "/accounts/login/", timeout=10)
+    answer = session.post(base + "/accounts/login/", timeout=10, data={
+        "username": STAFF["DJANGO_SUPERUSER_USERNAME"], "password": STAFF["DJANGO_SUPERUSER_PASSWORD"],
+        "csrfmiddlewaretoken": session.cookies["csrftoken"], "next": "/ops/"})
+    assert answer.ok and "sessionid" in session.cookies, answer.status_code
+    return session
+
+
+def _ops_nodes(session, base):
+    """{node: state} in /ops/'s sample."""
+    sample = session.get(base + "/ops/sample", timeout=10).json()
+    return {row["name"]: row["state"] for row in sample["targets"] if row["kind"] == "node"}
+
+
 @pytest.fixture
 def supervised(tmp_path):
     """supervisord.conf's cluster on free ports with its own database and discovery file."""
@@ -62,6 +90,9 @@ def supervised(tmp_path):
     migrated = subprocess.run([str(ROOT / ".venv/bin/python"), "web/manage.py", "migrate", "--noinput"],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    admin = subprocess.run([str(ROOT / ".venv/bin/python"), "web/manage.py", "createsuperuser", "--noinput"],
+                           cwd=ROOT, env=dict(env, **STAFF), capture_output=True, text=True, timeout=120)
+    assert admin.returncode == 0, admin.stdout + admin.stderr
     sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
     node = [str(ROOT / "scripts/node"), "--config", str(conf), "--socket", str(var / "haproxy.sock"),
             "--programs", str(var / "nodes")]
@@ -73,13 +104,14 @@ def supervised(tmp_path):
     try:
         run("ready")
         yield {"tmp": tmp_path, "var": var, "env": env, "run": run, "conf": conf,
+               "node1": "http://127.0.0.1:%d" % ports[8001],
                "brokers": {5558: metrics, 5568: ports[5568]}}
     finally:
         sup.stop(timeout=30)
 
 
 @pytest.mark.timeout(300)
-def test_prometheus_finds_an_added_node_and_drops_a_removed_one(supervised):
+def test_an_added_node_shows_on_ops_in_status_and_in_prometheus_and_a_removed_one_leaves(supervised):
     var, run = supervised["var"], supervised["run"]
     targets = var / "targets/nodes.json"
     written = json.loads(targets.read_text())   # by `ready`, as scripts/run has it
@@ -92,14 +124,23 @@ def test_prometheus_finds_an_added_node_and_drops_a_removed_one(supervised):
     try:
         wait_until(lambda: _nodes_in_prometheus(url) == dict.fromkeys(("node1", "node2", "node3"), "up"),
                    30, "node1..node3 up in Prometheus", interval=0.5)
+        staff = _staff_session(supervised["node1"])
+        assert _ops_nodes(staff, supervised["node1"]) == dict.fromkeys(("node1", "node2", "node3"), "up")
+        assert set(_status_nodes(supervised)) == {"node1", "node2", "node3"}
         node4 = free_port()
         run("add", "node4", "--port", str(node4))
         assert {"targets": ["127.0.0.1:%d" % node4], "labels": {"node": "node4"}} in json.loads(
             targets.read_text())
+        wait_until(lambda: _ops_nodes(staff, supervised["node1"]).get("node4") == "up", SHOWN_WITHIN_S,
+                   "node4 up on /ops/", interval=0.5)
+        assert " up " in _status_nodes(supervised)["node4"]
         wait_until(lambda: _nodes_in_prometheus(url).get("node4") == "up", SHOWN_WITHIN_S,
                    "node4 up in Prometheus", interval=0.5)
         run("remove", "node4")
         assert "node4" not in targets.read_text()
+        assert set(_status_nodes(supervised)) == {"node1", "node2", "node3"}
+        wait_until(lambda: set(_ops_nodes(staff, supervised["node1"])) == {"node1", "node2", "node3"},
+                   SHOWN_WITHIN_S, "node4 gone from /ops/", interval=0.5)
         wait_until(lambda: set(_nodes_in_prometheus(url)) == {"node1", "node2", "node3"},
                    SHOWN_WITHIN_S, "node4 gone from Prometheus", interval=0.5)
     finally:

@@ -24,3 +24,11 @@ def test_discovered_nodes_join_the_static_targets_and_a_missing_file_adds_none(t
     assert discovery.merged(static, path) == [
         ("node1", "http://127.0.0.1:8001"), ("broker", "http://127.0.0.1:5558"),
         ("node5", "http://10.0.0.5:8001")]
+
+
+def test_the_default_file_is_read_only_when_no_targets_are_set_by_hand():
+    from chatstream.config import OPS_TARGETS_FILE, ops_targets_file
+    assert ops_targets_file({}, "/repo") == "/repo/" + OPS_TARGETS_FILE
+    assert ops_targets_file({"CHAT_OPS_TARGETS": "node1=http://h:1"}, "/repo") is None
+    assert ops_targets_file({"CHAT_OPS_TARGETS": "node1=http://h:1",
+                             "CHAT_OPS_TARGETS_FILE": "/srv/nodes.json"}, "/repo") == "/srv/nodes.json"

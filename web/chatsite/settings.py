@@ -168,6 +168,9 @@ CHAT_HALF_OPEN_TIMEOUT_S = float(env("CHAT_HALF_OPEN_TIMEOUT_S", shared.HALF_OPE
 CHAT_REQUEST_RATES = shared.request_rates(env("CHAT_REQUEST_RATES", ""))
 # Operations: what /ops/ scrapes ("name=url,..."), how long a scrape may take, its cache.
 CHAT_OPS_TARGETS = shared.ops_targets(env("CHAT_OPS_TARGETS", shared.OPS_TARGETS))
+# The nodes scripts/node found in the balancer; a hand-set CHAT_OPS_TARGETS alone names
+# a cluster of its own (the default file is the scripts/run cluster's).
+CHAT_OPS_TARGETS_FILE = shared.ops_targets_file(os.environ, BASE_DIR.parent)
 CHAT_OPS_SCRAPE_TIMEOUT_S = float(env("CHAT_OPS_SCRAPE_TIMEOUT_S", shared.OPS_SCRAPE_TIMEOUT_S))
 CHAT_OPS_CACHE_S = float(env("CHAT_OPS_CACHE_S", shared.OPS_CACHE_S))
 CHAT_LOG_FORMAT = env("CHAT_LOG_FORMAT", shared.LOG_FORMAT)   # "plain" or "json"

@@ -29,7 +29,8 @@ def sampler():
     if _sampler is None:
         _sampler = ClusterSampler(settings.CHAT_OPS_TARGETS,
                                   timeout_s=settings.CHAT_OPS_SCRAPE_TIMEOUT_S,
-                                  cache_s=settings.CHAT_OPS_CACHE_S)
+                                  cache_s=settings.CHAT_OPS_CACHE_S,
+                                  targets_file=settings.CHAT_OPS_TARGETS_FILE)
     return _sampler
 
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatstream import config
+from chatstream import config, discovery
 
 # Counters summed per target, by the name the dashboard shows.
 COUNTERS = {"accepted": "chat_messages_accepted_total", "deliveries": "chat_deliveries_total",
@@ -83,10 +83,14 @@ def _delta(new, old, key):
 
 
 class ClusterSampler:
-    """Scrape ``targets`` ([(name, url)]) at most once per ``cache_s``; :meth:`sample` answers."""
+    """Scrape ``targets`` ([(name, url)]) and the nodes of ``targets_file`` (the
+    discovery file scripts/node writes, read at every scrape: an added node shows at
+    the next one, a removed one is gone) at most once per ``cache_s``."""
 
-    def __init__(self, targets, timeout_s=config.OPS_SCRAPE_TIMEOUT_S, cache_s=config.OPS_CACHE_S):
+    def __init__(self, targets, timeout_s=config.OPS_SCRAPE_TIMEOUT_S, cache_s=config.OPS_CACHE_S,
+                 targets_file=None):
         self.targets = list(targets)
+        self.targets_file = targets_file
         self.timeout_s = timeout_s
         self.cache_s = cache_s
         self.samples = collections.deque(maxlen=64)   # (monotonic, {name: figures})
@@ -96,8 +100,9 @@ class ClusterSampler:
 
     def scrape(self):
         """{name: figures} of every target, read in parallel."""
-        with ThreadPoolExecutor(max_workers=max(1, len(self.targets))) as pool:
-            found = pool.map(lambda t: read_target(t[0], t[1], self.timeout_s), self.targets)
+        targets = discovery.merged(self.targets, self.targets_file)
+        with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+            found = pool.map(lambda t: read_target(t[0], t[1], self.timeout_s), targets)
             return {f["name"]: f for f in found}
 
     def sample(self):

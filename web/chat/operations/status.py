@@ -62,8 +62,9 @@ def describe(row, timeout_s):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", default=os.environ.get("CHAT_OPS_TARGETS", config.OPS_TARGETS),
-                        help="name=url,... (default CHAT_OPS_TARGETS or the scripts/run cluster)")
+    parser.add_argument("--targets", help="name=url,... (default CHAT_OPS_TARGETS or the scripts/run cluster)")
+    parser.add_argument("--targets-file", help="the discovery file of the balancer's nodes (default "
+                        "CHAT_OPS_TARGETS_FILE, or var/targets/nodes.json when no targets are given)")
     parser.add_argument("--supervisor-conf", default=os.path.join(ROOT, "supervisord.conf"))
     parser.add_argument("--no-supervisor", action="store_true", help="a cluster not run by supervisor")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between the two scrapes")
@@ -72,7 +73,12 @@ def main(argv=None):
     fine, lines = True, []
     if not args.no_supervisor:
         fine, lines = supervisor_lines(args.supervisor_conf)
-    sampler = ClusterSampler(config.ops_targets(args.targets), timeout_s=args.timeout, cache_s=0)
+    # --targets names a cluster of its own, as CHAT_OPS_TARGETS does: no default file then
+    environ = dict(os.environ, CHAT_OPS_TARGETS=args.targets) if args.targets else os.environ
+    targets = environ.get("CHAT_OPS_TARGETS") or config.OPS_TARGETS
+    targets_file = args.targets_file or config.ops_targets_file(environ, ROOT)
+    sampler = ClusterSampler(config.ops_targets(targets), timeout_s=args.timeout, cache_s=0,
+                             targets_file=targets_file)
     sampler.sample()
     time.sleep(args.interval)
     sample = sampler.sample()
