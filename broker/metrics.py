@@ -1,6 +1,6 @@
 """The broker's Prometheus metrics, served on ``CHAT_BROKER_METRICS_PORT``.
 
-prometheus_client's ``start_http_server`` answers scrapes from a daemon thread,
+prometheus_client's WSGI app answers scrapes from a daemon thread (one per request),
 so the broker's loop (one thread, one poller) is never blocked by a scrape: a
 scrape holds the GIL for the length of one text rendering (about 0.3 ms for
 these few series, measured with timeit), a few times a second at most (Prometheus,
@@ -16,9 +16,13 @@ Binary Star state of a broker of the failover pair (``active``, ``passive``,
 has waited for the passive's ack (0 alone or when nothing waits).
 """
 import logging
+import socket
+import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (CollectorRegistry, Counter, Histogram, ProcessCollector,
-                               start_http_server)
+                               make_wsgi_app)
 from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger(__name__)
@@ -64,8 +68,38 @@ class BrokerState:
                                 value=0 if pair is None else pair.replicator.lag_seconds())
 
 
-def serve(broker, host, port):
-    """Serve ``/metrics`` for ``broker`` on ``host:port`` (0: not at all).
+# A scrape's connection holds one thread of the server until its request is read and
+# answered: a scraper sends its request at once, an idle or trickling connection is
+# closed after this long instead of keeping a thread forever.
+REQUEST_TIMEOUT_S = 5
+
+
+class _Handler(WSGIRequestHandler):
+    timeout = REQUEST_TIMEOUT_S      # socket timeout of every read and write
+
+    def log_message(self, format, *args):   # noqa: A002 - the base class's signature
+        """Scrapes are not logged."""
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """prometheus_client's threading server, with :class:`_Handler`'s timeout."""
+    daemon_threads = True
+    request_queue_size = 128      # a burst of scrapers waits in the backlog, not refused
+
+    def handle_error(self, request, client_address):
+        """A timed-out or broken connection is the client's doing: one line, no traceback."""
+        log.debug("metrics request from %s failed", client_address, exc_info=True)
+
+
+def _server(host, port, request_timeout_s):
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    handler = type("Handler", (_Handler,), {"timeout": request_timeout_s})
+    server_class = type("Server", (_Server,), {"address_family": family})
+    return make_server(host, port, make_wsgi_app(REGISTRY), server_class, handler_class=handler)
+
+
+def serve(broker, host, port, request_timeout_s=REQUEST_TIMEOUT_S):
+    """Serve ``/metrics`` for ``broker`` on ``host:port`` (0: not at all), from a daemon thread.
 
     A port in use is logged as an error and the broker goes on sequencing:
     the chat matters more than its figures."""
@@ -73,7 +107,8 @@ def serve(broker, host, port):
         return None
     REGISTRY.register(BrokerState(broker))
     try:
-        server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+        server = _server(host, port, request_timeout_s)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     except OSError as exc:
         log.error("metrics not served on %s:%d: %s", host, port, exc)
         return None
