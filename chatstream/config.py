@@ -184,9 +184,12 @@ NODE_MAX_FRAME_BYTES = node_max_frame_bytes()
 
 BALANCER_PORT = 8000        # the balancer's http port (scripts/run)
 BALANCER_TLS_PORT = 8443    # its https port; 0 when the balancer serves no TLS
-# Peers whose X-Forwarded-For / X-Forwarded-Proto a node believes: the balancer on
-# this host.  Anyone else's are dropped, so a client cannot claim another address.
-TRUSTED_PROXIES = ("127.0.0.1", "::1")
+# The balancer connects to the nodes from this loopback address of its own
+# (deploy/haproxy.cfg "source"), and a node believes X-Forwarded-For / X-Forwarded-Proto
+# only from it: local processes connect from 127.0.0.1, and anyone else's are dropped,
+# so a client cannot claim another address or TLS.
+BALANCER_SOURCE = "127.0.0.254"
+TRUSTED_PROXIES = (BALANCER_SOURCE,)
 # An Engine.IO session without a Socket.IO connect this long is closed: a client
 # sends its connect right after the handshake, so 5 s is generous even on a slow
 # link, while 20,000 handshakes cannot pile up sessions.

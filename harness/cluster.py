@@ -7,6 +7,7 @@ import zmq
 import zmq.auth
 
 from broker import keys
+from chatstream import config
 from chatstream.config import tcp_endpoint
 from .client import new_room
 from .processes import PYTHON, ROOT, Proc, base_env, free_port, wait_until
@@ -145,6 +146,8 @@ class Cluster:
         """HAProxy on deploy/haproxy.cfg; with ``tls`` also https on :attr:`tls_url`
         with a self-signed certificate made by scripts/tls-cert, as scripts/run has."""
         env = dict(self.env, BALANCER_BIND="%s:%d" % (self.address("balancer"), self.balancer_port))
+        if self.address("balancer") == "127.0.0.1":   # on loopback, from its own address
+            env["BALANCER_SOURCE"] = config.BALANCER_SOURCE
         if tls:
             cert = self.log_dir / "tls" / "chat.pem"
             subprocess.run([str(ROOT / "scripts/tls-cert"), str(cert)], check=True,

@@ -8,14 +8,15 @@ TRUSTED = frozenset(config.TRUSTED_PROXIES)
 
 
 def test_the_client_address_comes_from_x_forwarded_for_only_when_the_balancer_sends_it():
-    via_balancer = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "10.9.9.9, 192.0.2.7",
+    via_balancer = {"REMOTE_ADDR": config.BALANCER_SOURCE, "HTTP_X_FORWARDED_FOR": "10.9.9.9, 192.0.2.7",
                     "HTTP_X_FORWARDED_PROTO": "https"}
     assert client_address(via_balancer, TRUSTED) == "192.0.2.7"      # the balancer's own line
     assert via_balancer["HTTP_X_FORWARDED_PROTO"] == "https"
-    direct = {"REMOTE_ADDR": "192.0.2.50", "HTTP_X_FORWARDED_FOR": "127.0.0.1",
-              "HTTP_X_FORWARDED_PROTO": "https"}
-    assert client_address(direct, TRUSTED) == "192.0.2.50"
-    assert "HTTP_X_FORWARDED_FOR" not in direct and "HTTP_X_FORWARDED_PROTO" not in direct
+    for peer in ("192.0.2.50", "127.0.0.1"):       # a local process is not the balancer either
+        direct = {"REMOTE_ADDR": peer, "HTTP_X_FORWARDED_FOR": "6.6.6.6",
+                  "HTTP_X_FORWARDED_PROTO": "https"}
+        assert client_address(direct, TRUSTED) == peer
+        assert "HTTP_X_FORWARDED_FOR" not in direct and "HTTP_X_FORWARDED_PROTO" not in direct
 
 
 @pytest.mark.parametrize("host, allowed", [("127.0.0.1:8000", True), ("localhost", True),

@@ -1,7 +1,8 @@
 """The node's HTTP edge, in front of Socket.IO and Django: who the client is, which host it asked.
 
 - **Client address**: behind the balancer every peer is the balancer.  Only a peer
-  in ``trusted_proxies`` may say who the client is (``X-Forwarded-For``, and
+  in ``trusted_proxies`` (the balancer's exact address) may say who the client is (the
+  last hop of ``X-Forwarded-For``, the one the balancer wrote, and
   ``X-Forwarded-Proto`` for Django's ``SECURE_PROXY_SSL_HEADER``); from anyone
   else both headers are dropped, so a client cannot claim another address or TLS.
 - **Host**: Django checks ``ALLOWED_HOSTS`` on its own views only; ``/socket.io/``
@@ -30,12 +31,11 @@ def client_address(environ, trusted_proxies):
         environ.pop("HTTP_X_FORWARDED_FOR", None)
         environ.pop("HTTP_X_FORWARDED_PROTO", None)
         return environ.get("REMOTE_ADDR")
-    # The balancer adds its own line; the nearest hop not a trusted proxy is the client.
+    # The balancer drops the client's own header and adds its line: the last hop is the
+    # client as the balancer saw it (anything before it would be the client's own claim).
     hops = [hop.strip() for hop in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if hop not in trusted_proxies:
-            environ["REMOTE_ADDR"] = hop
-            break
+    if hops:
+        environ["REMOTE_ADDR"] = hops[-1]
     return environ["REMOTE_ADDR"]
 
 

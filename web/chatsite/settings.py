@@ -62,11 +62,12 @@ CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
 # Behind the balancer: the nodes believe X-Forwarded-Proto only from CHAT_TRUSTED_PROXIES
 # (chat/edge.py drops it from anyone else), so a request that came over TLS is secure.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Production over https only (docs/OPERATIONS.md "TLS"): redirects, Secure cookies and HSTS from
-# Django too; /healthz stays plain for the balancer's checks.
+# Production over https only (docs/OPERATIONS.md "TLS"): redirects, Secure cookies and HSTS
+# from Django too; /healthz and /metrics stay plain for the balancer's checks and the
+# scrapers (node ports).
 if env("DJANGO_HTTPS", "0") == "1":
     SECURE_SSL_REDIRECT = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
