@@ -4,9 +4,11 @@ gevent-websocket objects, and install() refuses a missing target or another vers
 The connections are real: gevent-websocket's WebSocketHandler serves the server end of a
 socketpair, Engine.IO and Socket.IO run unchanged above it, and the client end speaks
 websocket frames (masked, as browsers send them)."""
+import io
 import os
 import struct
 import time
+from types import SimpleNamespace
 
 import engineio
 import gevent
@@ -25,6 +27,7 @@ from geventwebsocket.websocket import Header
 from chat.engine import fanout, patches, server, sweeps
 from tests.unit import test_room_index
 from tests.wsframes import frame_header
+from chat.engine.frames import BoundedWebSocket
 from chat.engine.limit import ConnectionLimit
 from chat.engine.sweeps import SlowClientReaper
 from chat.engine.socket import ChatSocket, TcpSocketInEnviron
@@ -104,10 +107,8 @@ def build_server(**options):
 
 
 @pytest.fixture(autouse=True)
-def restore_header(monkeypatch):
-    """install() patches gevent-websocket's Header for the process; undo it after each test."""
-    monkeypatch.setattr(Header, "mask_payload", Header.mask_payload)
-    monkeypatch.setattr(Header, "unmask_payload", Header.unmask_payload)
+def restore_handler_websocket(monkeypatch):
+    """install() sets gevent-websocket's handler module's WebSocket; undo it after each test."""
     monkeypatch.setattr(geventwebsocket_handler, "WebSocket", geventwebsocket_handler.WebSocket)
 
 
@@ -212,11 +213,15 @@ def test_pings_come_from_a_timer_and_an_idle_websocket_outlives_interval_plus_ti
         client.close()
 
 
-def test_client_frames_are_unmasked_by_wsaccel(sio, client):
-    assert Header.unmask_payload is patches._unmask is Header.mask_payload
-    header = Header(fin=True, opcode=1, length=5)
-    header.mask = b"\x01\x02\x03\x04"
-    assert header.unmask_payload(bytes(a ^ b for a, b in zip(b"hello", b"\x01\x02\x03\x04\x01"))) == b"hello"
+def test_client_frames_are_unmasked_by_wsaccel_not_by_gevent_websocket(sio, client, monkeypatch):
+    """The upgrade probe's frames are read by BoundedWebSocket, the later ones by WsConn."""
+    def per_byte_python(header, payload):
+        raise AssertionError("gevent-websocket's Header unmasked a frame")
+    monkeypatch.setattr(Header, "unmask_payload", per_byte_python)
+    mask = b"\x01\x02\x03\x04"
+    stream = io.BytesIO(bytes([0x81, 0x85]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(b"hello")))
+    ws = BoundedWebSocket({}, SimpleNamespace(read=stream.read, write=None), handler=None)
+    assert ws.read_frame()[1] == b"hello"
     received = []
     sio.on("hello", lambda sid: received.append(sid))
     client.send('42["hello"]')                # a real masked frame reaches the event handler
@@ -428,8 +433,6 @@ PROOFS = {
     "engineio.socket.Socket.send": test_a_packet_for_a_websocket_goes_to_its_conn_not_to_engineio_s_queue,
     "engineio.socket.Socket.schedule_ping":
         test_pings_come_from_a_timer_and_an_idle_websocket_outlives_interval_plus_timeout,
-    "geventwebsocket.websocket.Header.mask_payload": test_client_frames_are_unmasked_by_wsaccel,
-    "geventwebsocket.websocket.Header.unmask_payload": test_client_frames_are_unmasked_by_wsaccel,
     "geventwebsocket.websocket.WebSocket.handler":
         test_a_real_connection_gets_a_chat_socket_and_leaves_its_request_as_a_wsconn,
     "engineio.socket.Socket.close": test_the_reaper_cuts_off_a_backlogged_connection_through_cut_off,
@@ -467,6 +470,31 @@ def test_install_names_a_target_that_is_missing(target, sio, monkeypatch):
     with pytest.raises(RuntimeError, match="missing") as raised:
         patches.install(sio)
     assert target in str(raised.value)
+
+
+def test_verify_names_a_socket_method_whose_library_signature_changed(sio, monkeypatch):
+    monkeypatch.setattr(engineio_socket.Socket, "send", lambda self, pkt, timeout=None: None)
+    with pytest.raises(RuntimeError, match="engineio.socket.Socket.send"):
+        patches.verify(sio)
+
+
+def test_verify_names_a_relied_on_seam_the_library_no_longer_calls(sio, monkeypatch):
+    """python-socketio running an event handler inline would block the loop's read callback."""
+    monkeypatch.setattr(socketio.Server, "_handle_event",
+                        lambda self, eio_sid, namespace, id, data: self._handle_event_internal(
+                            self, None, eio_sid, data, namespace, id))
+    with pytest.raises(RuntimeError, match="socketio.server.Server._handle_eio_message"):
+        patches.verify(sio)
+
+
+def test_verify_names_a_websocket_that_no_longer_keeps_its_handler(sio, monkeypatch):
+    from geventwebsocket.websocket import WebSocket
+
+    def init_without_handler(self, environ, stream, handler):
+        self.environ, self.stream = environ, stream
+    monkeypatch.setattr(WebSocket, "__init__", init_without_handler)
+    with pytest.raises(RuntimeError, match="geventwebsocket.websocket.WebSocket.handler"):
+        patches.verify(sio)
 
 
 @pytest.mark.parametrize("dist", sorted(patches.PINNED_VERSIONS))
@@ -518,7 +546,6 @@ class _CountingQueue:
 
 def _swept_node(count, connected=()):
     """A stand-in node with ``count`` open sessions s0..s<count-1>, opened in that order."""
-    from types import SimpleNamespace
     sockets = server.ChatSockets()
     for i in range(count):
         dict.__setitem__(sockets, "s%d" % i, SimpleNamespace(closed=False, queue=_CountingQueue(0)))

@@ -63,8 +63,8 @@ class BoundedWebSocket(WebSocket):
             raise WebSocketError("Unexpected EOF reading frame payload")
         if header.opcode in (self.OPCODE_TEXT, self.OPCODE_BINARY, self.OPCODE_CONTINUATION):
             self._received += header.length
-        if header.mask:
-            payload = header.unmask_payload(payload)
+        if header.mask:              # wsaccel's C loop, not gevent-websocket's per-byte Python
+            payload = createXorMasker(header.mask).process(payload)
         return header, payload
 
     def refuse(self, code, reason=b""):

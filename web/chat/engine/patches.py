@@ -1,24 +1,22 @@
 """Every place where the node replaces or reaches into python-engineio / gevent-websocket.
 
 :data:`PATCHES` lists them: the library target, what replaces it (or, for
-"relied on" rows, which of our code uses it) and why.  They are written against
+"relied on" rows, which of our code uses it), why, and how :func:`verify` sees
+that it is in effect on the real server and library.  They are written against
 the versions in :data:`PINNED_VERSIONS` (the pins of requirements.txt), and
 :func:`install` refuses to start a node on any other version, or when a target
 has gone: a patch that cannot apply fails loudly instead of silently leaving
 the library's behaviour in place.  The server classes that apply most of them
 are in :mod:`chat.engine.server`; library classes stay untouched except what has
-no per-server seam (gevent-websocket's names, :mod:`chat.engine.frames`).
+no per-server seam (gevent-websocket's handler module, :mod:`chat.engine.frames`).
 """
 import importlib
 import importlib.metadata
 import inspect
-from typing import NamedTuple
+from types import SimpleNamespace
+from typing import Callable, NamedTuple
 
-import engineio
-from engineio import socket as engineio_socket
 from geventwebsocket import handler as geventwebsocket_handler
-from geventwebsocket.websocket import Header
-from wsaccel.xormask import createXorMasker
 
 from .frames import BoundedWebSocket
 from .room_index import IndexedRooms
@@ -31,7 +29,6 @@ PINNED_VERSIONS = {
     "python-engineio": "4.15.1",
     "python-socketio": "5.18.1",
     "gevent-websocket": "0.10.1",
-    "wsaccel": "0.6.7",
 }
 
 
@@ -39,58 +36,110 @@ class Patch(NamedTuple):
     target: str        # the library's name for what is replaced or relied on
     replacement: str   # ours
     why: str
+    verify: Callable   # (sio) -> True while the patch is in effect on that server
+
+
+def _calls(caller, name):
+    """True while the library function ``caller`` still names ``name``: the seam
+    through which the library reaches what we replace or rely on."""
+    return name in resolve(caller).__code__.co_names
+
+
+def _probe_socket(eio):
+    """A socket as engineio makes one (by its module's name), stored in a table of the
+    server's own class; an empty table, so that the probe opens no session."""
+    socket = resolve("engineio.server.socket.Socket")(eio, "patches-verify")
+    table = type(eio.sockets)()
+    table[socket.sid] = socket
+    return table[socket.sid]
+
+
+def _socket_override(name, caller):
+    """A socket of the server's table runs ChatSocket's ``name``, which takes what
+    engineio's does, and engineio still calls it at ``caller``."""
+    ours = getattr(ChatSocket, name)
+
+    def in_effect(sio):
+        return (getattr(type(_probe_socket(sio.eio)), name) is ours
+                and inspect.signature(resolve("engineio.socket.Socket." + name)) == inspect.signature(ours)
+                and _calls(caller, name))
+    return in_effect
+
+
+def _keeps_its_handler(sio):
+    handler = object()
+    ws = resolve("geventwebsocket.websocket.WebSocket")({}, SimpleNamespace(read=None, write=None), handler)
+    return getattr(ws, "handler", None) is handler
 
 
 PATCHES = (
     Patch("socketio.Server._engineio_server_class", "ChatServer._engineio_server_class",
-          "the seam: the Engine.IO server below is ChatEngineServer"),
+          "the seam: the Engine.IO server below is ChatEngineServer",
+          lambda sio: (isinstance(sio.eio, ChatEngineServer)
+                       and _calls("socketio.base_server.BaseServer.__init__", "_engineio_server_class"))),
     Patch("engineio.server.socket.Socket", "ChatSocket, through ChatEngineServer.sockets",
-          "engineio has no socket-class hook; the methods below"),
+          "engineio has no socket-class hook; the methods below",
+          lambda sio: isinstance(sio.eio.sockets, ChatSockets) and type(_probe_socket(sio.eio)) is ChatSocket),
     Patch("engineio.socket.Socket._websocket_handler", "ChatSocket._websocket_handler",
           "the upgrade probe in the request's greenlet, then the connection leaves the request"
-          " as a websocket.WsConn: no reader or writer greenlet per connection (idle RSS)"),
+          " as a websocket.WsConn: no reader or writer greenlet per connection (idle RSS)",
+          _socket_override("_websocket_handler", "engineio.socket.Socket._upgrade_websocket")),
     Patch("engineio.socket.Socket.send", "ChatSocket.send",
           "on websocket a packet goes to the WsConn (held to the tick's end, one send), not"
-          " to engine.io's queue"),
+          " to engine.io's queue",
+          _socket_override("send", "engineio.server.Server.send_packet")),
     Patch("engineio.socket.Socket.schedule_ping", "ChatSocket.schedule_ping",
-          "a libev timer, not a sleeping greenlet per connection (idle RSS)"),
-    Patch("geventwebsocket.websocket.Header.mask_payload", "wsaccel's XorMasker",
-          "C instead of a Python loop per byte (~7 us -> 0.3 us per 125-byte frame)"),
-    Patch("geventwebsocket.websocket.Header.unmask_payload", "wsaccel's XorMasker",
-          "what WebSocket.read_frame calls for every client frame"),
+          "a libev timer, not a sleeping greenlet per connection (idle RSS)",
+          _socket_override("schedule_ping", "engineio.socket.Socket.receive")),
     Patch("geventwebsocket.websocket.WebSocket.handler", "relied on by WsConn.detach",
           "the request's socket (detached from pywsgi) and the bytes its rfile read past the"
-          " handshake become the WsConn's"),
+          " handshake become the WsConn's",
+          _keeps_its_handler),
     Patch("engineio.socket.Socket.handle_get_request", "ChatSocket.handle_get_request",
           "remembers the long-poll's TCP socket (runnode's handler puts it in environ), so"
           " cut_off() can shut down a polling client's response stuck in sendall; refuses"
-          " (400) a session whose pong is overdue, at its deadline as engine.io does"),
+          " (400) a session whose pong is overdue, at its deadline as engine.io does",
+          _socket_override("handle_get_request", "engineio.server.Server.handle_request")),
     Patch("engineio.socket.Socket.close", "ChatSocket.close; relied on by sweeps.cut_off()",
           "a closed session stops counting as open at once (engineio removes it from"
           " Server.sockets up to ping_timeout later: a refused long-polling client's dead"
           " session kept a place); abort a slow client and drain Socket.queue and"
-          " Server.sockets; the queue is unbounded"),
+          " Server.sockets; the queue is unbounded",
+          _socket_override("close", "engineio.server.Server.disconnect")),
     Patch("engineio.server.Server._service_task", "ChatEngineServer._service_task (sweeps.service_forever)",
           "every session looked at once per ping_timeout as engineio does, a slice every 0.25 s:"
-          " engineio slept between any two (16,667 sessions: ~830 wake-ups a second)"),
+          " engineio sleeps between any two sessions, hundreds of wake-ups a second on a full node",
+          lambda sio: (type(sio.eio)._service_task is ChatEngineServer._service_task
+                       and _calls("engineio.server.Server._handle_connect", "_service_task"))),
     Patch("engineio.server.Server._handle_connect", "ChatEngineServer._handle_connect",
-          "when the node's ConnectionLimit opens no more sessions (half-open ones count), a handshake is refused"
-          " (503) before a session exists"),
+          "when the node's ConnectionLimit opens no more sessions (half-open ones count), a"
+          " handshake is refused (503) before a session exists",
+          lambda sio: (type(sio.eio)._handle_connect is ChatEngineServer._handle_connect
+                       and inspect.signature(resolve("engineio.server.Server._handle_connect"))
+                       == inspect.signature(ChatEngineServer._handle_connect)
+                       and _calls("engineio.server.Server.handle_request", "_handle_connect"))),
     Patch("geventwebsocket.handler.WebSocket", "frames.BoundedWebSocket",
           "a frame or message over max_http_buffer_size is refused at its header (close 1009),"
-          " never buffered; the handler makes its WebSocket by this module name"),
+          " never buffered; the handler makes its WebSocket by this module name",
+          lambda sio: (geventwebsocket_handler.WebSocket is BoundedWebSocket
+                       and BoundedWebSocket.max_message_bytes == sio.eio.max_http_buffer_size
+                       and _calls("geventwebsocket.handler.WebSocketHandler.upgrade_connection",
+                                  "WebSocket"))),
     Patch("socketio.server.Server._handle_eio_connect", "ChatServer._handle_eio_connect",
-          "keeps the strings of a session's environ, not the request's objects (idle RSS)"),
+          "keeps the strings of a session's environ, not the request's objects (idle RSS)",
+          lambda sio: (type(sio)._handle_eio_connect is ChatServer._handle_eio_connect
+                       and _calls("socketio.base_server.BaseServer.__init__", "_handle_eio_connect"))),
     Patch("socketio.server.Server._handle_eio_message", "relied on by WsConn._message",
           "a Socket.IO EVENT is decoded and its handler started in a greenlet (async_handlers),"
-          " so the loop's read callback hands it over without a greenlet of its own"),
+          " so the loop's read callback hands it over without a greenlet of its own",
+          lambda sio: (WsConn.events_in_loop is (sio.async_handlers is True)
+                       and _calls("socketio.server.Server._handle_eio_message", "_handle_event")
+                       and _calls("socketio.server.Server._handle_event", "start_background_task"))),
     Patch("socketio.base_manager.BaseManager.basic_disconnect", "room_index.IndexedRooms (in ZmqManager)",
-          "the library scans every room (each sid is one) per disconnect: a storm is quadratic"),
+          "the library scans every room (each sid is one) per disconnect: a storm is quadratic",
+          lambda sio: (isinstance(sio.manager, IndexedRooms)
+                       and type(sio.manager).basic_disconnect is IndexedRooms.basic_disconnect)),
 )
-
-
-def _unmask(header, payload):
-    return createXorMasker(header.mask).process(payload)
 
 
 def install(sio):
@@ -102,7 +151,6 @@ def install(sio):
     check_versions()
     for patch in PATCHES:
         resolve(patch.target)
-    Header.mask_payload = Header.unmask_payload = _unmask
     geventwebsocket_handler.WebSocket = BoundedWebSocket
     BoundedWebSocket.max_message_bytes = sio.eio.max_http_buffer_size
     WsConn.max_message_bytes = sio.eio.max_http_buffer_size
@@ -141,34 +189,13 @@ def resolve(target):
                        " chat/engine/patches.py" % target)
 
 
+
 def verify(sio):
     """Raise RuntimeError naming the first target of PATCHES not in effect on ``sio``."""
-    eio = getattr(sio, "eio", None)
-    checks = {
-        "socketio.Server._engineio_server_class": isinstance(eio, ChatEngineServer),
-        "engineio.server.socket.Socket":
-            eio is not None and isinstance(eio.sockets, ChatSockets)
-            and resolve("engineio.server.socket.Socket") is engineio_socket.Socket,
-        "geventwebsocket.websocket.Header.mask_payload": Header.mask_payload is _unmask,
-        "geventwebsocket.websocket.Header.unmask_payload": Header.unmask_payload is _unmask,
-        "geventwebsocket.handler.WebSocket": geventwebsocket_handler.WebSocket is BoundedWebSocket,
-        "engineio.server.Server._handle_connect":
-            isinstance(eio, ChatEngineServer)
-            and ChatEngineServer._handle_connect is not engineio.Server._handle_connect,
-        "engineio.server.Server._service_task":
-            isinstance(eio, ChatEngineServer)
-            and ChatEngineServer._service_task is not engineio.Server._service_task,
-        "engineio.socket.Socket.close":
-            {"wait", "abort", "reason"} <= set(inspect.signature(engineio_socket.Socket.close).parameters)
-            and ChatSocket.close is not engineio_socket.Socket.close,
-        "socketio.base_manager.BaseManager.basic_disconnect": isinstance(sio.manager, IndexedRooms),
-        "socketio.server.Server._handle_eio_connect": isinstance(sio, ChatServer),
-        "socketio.server.Server._handle_eio_message": True,    # resolved by install
-    }
-    for name in ("_websocket_handler", "send", "schedule_ping", "handle_get_request"):
-        checks["engineio.socket.Socket." + name] = (
-            getattr(ChatSocket, name) is not getattr(engineio_socket.Socket, name))
-    checks["geventwebsocket.websocket.WebSocket.handler"] = True   # resolved by install
     for patch in PATCHES:
-        if not checks[patch.target]:
+        try:
+            in_effect = patch.verify(sio)
+        except Exception:                # noqa: BLE001 - a library that changed shape
+            in_effect = False
+        if not in_effect:
             raise RuntimeError("patch of %s (%s) is not in effect" % (patch.target, patch.replacement))
