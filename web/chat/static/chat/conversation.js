@@ -1,5 +1,7 @@
 // The conversation list (#messages): chat messages kept in seq order and shown once each,
-// announcements, and the page's own notices. Everything from users goes in as text.
+// announcements, and the page's own notices. Everything from users goes in as text, each
+// piece isolated for display (<bdi>, dir="auto"): a right-to-left nick or text cannot
+// reorder what is around it.
 
 import { nickHue } from "./names.js";
 
@@ -73,7 +75,7 @@ export class Conversation {
     item.dataset.seq = String(m.seq);
     if (this.isOwn(m)) item.classList.add("own");
     const meta = element("div", "meta");
-    const nick = element("span", "nick", m.nick);
+    const nick = element("bdi", "nick", m.nick);
     nick.style.setProperty("--hue", String(nickHue(m.nick)));
     meta.append(nick, " ");
     if (isGuest(m)) {
@@ -82,7 +84,9 @@ export class Conversation {
       meta.append(badge, " ");
     }
     meta.append(timeElement(m.ts));
-    item.append(meta, element("p", "text", m.text));
+    const text = element("p", "text", m.text);
+    text.dir = "auto";
+    item.append(meta, text);
     this.place(() => this.insertBySeq(item, m.seq), quiet);
     this.bySeq.set(m.seq, item);
     return true;
@@ -103,6 +107,7 @@ export class Conversation {
 
   addAnnouncement(a) {
     const item = element("li", "announcement", a.text);
+    item.dir = "auto";   // "<nick> joined": the nick's direction may be either
     if (a.ts) item.title = fullFormat.format(new Date(a.ts));
     this.place(() => this.list.append(item));
   }

@@ -38,6 +38,7 @@ export class Outbox {
     const body = document.createElement("p");
     body.className = "text";
     body.textContent = text;
+    body.dir = "auto";
     const state = document.createElement("p");
     state.className = "state";
     const actions = document.createElement("div");

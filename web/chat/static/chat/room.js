@@ -269,6 +269,7 @@ class RoomPage {
     for (const nick of members) {
       const item = document.createElement("li");
       item.textContent = nick;
+      item.dir = "auto";
       item.dataset.initial = Array.from(nick)[0].toUpperCase();
       item.style.setProperty("--hue", String(nickHue(nick)));
       if (nick === this.nick) {
