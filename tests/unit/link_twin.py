@@ -4,7 +4,7 @@ import time
 import gevent
 
 from chat.link import BrokerLink
-from chat.link.memory import MemoryBroker
+from harness.twins import MemoryBroker
 
 
 def wait_for(predicate, timeout=2.0, what="condition"):

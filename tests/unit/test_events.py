@@ -9,7 +9,7 @@ from socketio import exceptions as sio_exceptions
 from chat.protocol.events import ChatEvents, Limits
 from chatstream import config
 from chat.link import BrokerLink
-from chat.link.memory import MemoryBroker
+from harness.twins import MemoryBroker
 from chat.engine.limit import ConnectionLimit
 from chat.engine.manager import ZmqManager
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.timeout(20)
 
 
 def test_link_goes_live_on_the_first_heartbeat_and_down_when_they_stop():
-    from chat.link.memory import MemoryBroker
+    from harness.twins import MemoryBroker
     broker = MemoryBroker()
     link, _ = start_link(broker)
     assert link.state is LinkState.CONNECTING and not link.broker_up

@@ -1,4 +1,4 @@
-"""chat.link over the in-memory broker pair (link/failover.py, link/memory_pair.py):
+"""chat.link over the in-memory broker pair (link/failover.py, harness/twins.py):
 the real broker handlers, Binary Star and replication, no sockets."""
 import gevent
 import pytest
@@ -7,7 +7,7 @@ from broker import bstar
 from chat.link import BrokerLink, LinkState
 from chat.link.channel import NoReply, NotActive, RequestChannel
 from chat.link.failover import SILENT_S, PairTransport
-from chat.link.memory_pair import MemoryPair
+from harness.twins import MemoryPair
 from chatstream import wire
 
 from .link_twin import Recorder, wait_for

@@ -1,7 +1,7 @@
 """Presence through the link: local members reported, cluster lists received."""
 import pytest
 
-from chat.link.memory import MemoryBroker
+from harness.twins import MemoryBroker
 
 from .link_twin import synced_links, wait_for
 

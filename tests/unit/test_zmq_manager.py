@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from chat.link.memory import MemoryBroker
+from harness.twins import MemoryBroker
 from chatstream import wire
 
 from . import relays

@@ -3,10 +3,12 @@
 The link mirrors every room with local members in the broker's order: chat
 messages go node -> broker -> every node (this one too) and reach local members
 only once sequenced.  What must reach local connections goes to its
-:class:`~chat.link.state.Listener` (the client manager).
+:class:`Listener` (the client manager).
 """
+import enum
 import logging
 import time
+from typing import Protocol
 
 import gevent
 from gevent.event import Event
@@ -17,17 +19,42 @@ from .channel import BrokerUnavailable, RequestChannel
 from .mirror import Mirror, Outcome
 from .presence import ClusterPresence, LocalMembers
 from .rooms import RoomFollowing
-from .state import LinkState
 from .transport import TURN_S, TransportClosed, take_turn
 
 log = logging.getLogger(__name__)
+
+
+class LinkState(enum.Enum):
+    CONNECTING = "connecting"   # no heartbeat heard yet
+    SYNCING = "syncing"         # heartbeat heard, snapshot being installed
+    LIVE = "live"               # the mirror follows the broker's stream
+    DOWN = "down"               # heartbeats stopped: broker gone or unreachable
+
+
+class Listener(Protocol):
+    """What must reach local connections; the client manager implements it.
+
+    The link knows nothing of Socket.IO: it calls these from its reader
+    greenlet, in the broker's order.
+    """
+
+    def deliver(self, event, data, room):
+        """Emit to this node's members of a room: ``message`` (in seq order),
+        ``presence`` or ``announcement``."""
+
+    def restart_room(self, room):
+        """This node cannot continue a room's stream: disconnect its local
+        members, so they resume with ``since`` and hear ``gap``."""
+
+    def relay(self, data):
+        """A python-socketio pub/sub message from another node."""
 
 
 class BrokerLink:
     """What the chat's event handlers need of the broker, and nothing else.
 
     :param transport: a :class:`~chat.link.transport.ZmqTransport`, or a
-        :class:`~chat.link.memory.MemoryTransport` in unit tests.
+        :class:`harness.twins.MemoryTransport` in unit tests.
     :param node: this node's name, stamped on messages its clients author.
     :param history_size: messages kept per room (as on the broker).
     :param ack_timeout_s: how long a request waits for the broker.
@@ -70,7 +97,7 @@ class BrokerLink:
     def start(self, listener):
         """Connect and start following the broker (once, before serving).
 
-        :param listener: a :class:`~chat.link.state.Listener`.
+        :param listener: a :class:`Listener`.
         """
         if self.listener is not None:
             return

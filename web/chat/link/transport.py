@@ -8,7 +8,7 @@ Three sockets per node (frames in :mod:`chatstream.wire`):
   heartbeats, on the topics this node subscribed to;
 - ``snapshot`` DEALER -> broker ROUTER: room snapshots and history repairs.
 
-:class:`~chat.link.memory.MemoryTransport` has the same five methods over an
+:class:`harness.twins.MemoryTransport` has the same five methods over an
 in-process broker, for unit tests.
 
 With ``curve_keys`` every socket is a CURVE client: the node's key pair and
