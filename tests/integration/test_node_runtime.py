@@ -114,7 +114,8 @@ def test_scripts_node_adds_and_removes_a_supervisor_program_and_its_server(tmp_p
     subprocess.run([str(ROOT / "scripts/tls-cert"), str(tmp_path / "var/tls/chat.pem")], check=True,
                    capture_output=True, timeout=60)
     env = base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port()) for k in ("INTAKE", "PUBLISH", "SNAPSHOT")})
-    env.update(CHAT_BALANCER_PORT=str(ports[8000]), CHAT_BALANCER_TLS_PORT=str(ports[8443]))  # origins
+    env.update(CHAT_BALANCER_PORT=str(ports[8000]), CHAT_BALANCER_TLS_PORT=str(ports[8443]),  # origins
+               CHAT_BROKER_STATE=str(tmp_path / "var" / "broker.sqlite3"))   # not the repository's
     sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
     var = tmp_path / "var"
     node = [str(ROOT / "scripts/node"), "--config", str(conf), "--socket", str(var / "haproxy.sock"),

@@ -32,7 +32,10 @@ def supervised(tmp_path):
     subprocess.run([str(ROOT / "scripts/tls-cert"), str(tmp_path / "var/tls/chat.pem")],
                    check=True, capture_output=True, timeout=60)
     env = _base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port()) for k in ("INTAKE", "PUBLISH", "SNAPSHOT", "METRICS")})
-    env.update(CHAT_RATE_PER_S="10000", CHAT_RATE_BURST="10000")
+    # the broker's store in this folder (broker2's is relocated with var/; broker's default is
+    # the repository's var/broker.sqlite3)
+    env.update(CHAT_RATE_PER_S="10000", CHAT_RATE_BURST="10000",
+               CHAT_BROKER_STATE=str(tmp_path / "var" / "broker.sqlite3"))
     sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
 
     def ctl(*args):
