@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 
-from . import config as broker_config
+from chatstream.config import broker_config
 from chatstream.jsonlog import JsonFormatter
 
 from . import keys, metrics
@@ -16,7 +16,7 @@ from .server import Broker
 
 
 def main(argv=None):
-    cfg = broker_config.from_env()
+    cfg = broker_config()
     logging.basicConfig(level=cfg.log_level,
                         format="%(asctime)s %(levelname)s broker %(name)s: %(message)s")
     if cfg.log_format == "json":   # CHAT_LOG_FORMAT: one JSON object per line

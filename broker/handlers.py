@@ -16,7 +16,7 @@ from chatstream import rules, wire
 from chatstream.clock import now_ms
 from chatstream.config import ROOM_SWEEP_MS
 from . import metrics
-from .presence import PresenceFull
+from .presence_registry import PresenceFull
 from .reports import ReportError
 
 log = logging.getLogger(__name__)

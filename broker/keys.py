@@ -25,7 +25,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from chatstream import config as shared
-from chatstream.pair import AUTHORIZED_PEERS
+from chatstream.config import AUTHORIZED_PEERS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # unlisted key in).  With ZAP_ENFORCE_DOMAIN a handshake that no authenticator
 # answers is refused, not waved through.
 ZAP_DOMAIN = "chat"
-PEER_ZAP_DOMAIN = "chat-peer"   # the pair's peer link: other keys (chatstream/pair.py)
+PEER_ZAP_DOMAIN = "chat-peer"   # the pair's peer link: other keys (chatstream/config.py)
 
 
 class InsecureBind(Exception):

@@ -20,7 +20,7 @@ from .handlers import RequestError, RequestHandlers
 from .pacing import CommitPacer
 from .pair import BrokerPair
 from .peer_link import PeerLink
-from .presence import PresenceRegistry
+from .presence_registry import PresenceRegistry
 from .reports import ReportAssembler
 from .sequencer import DAY_MS, Sequencer
 from .store import open_store
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 class Broker(RequestHandlers):
     """Sequences room messages from nodes and publishes them to every node.
 
-    :param config: a :class:`broker.config.BrokerConfig`.
+    :param config: a :class:`chatstream.config.BrokerConfig`.
     :param context: the ZeroMQ context (a new one by default).
     :param sequencer: the room state (a new :class:`Sequencer` by default).
     """
@@ -60,7 +60,7 @@ class Broker(RequestHandlers):
         self.running = False
         self.outbox = []   # (socket, frames) to send once the batch is committed
         self.batches = {}  # room topic -> (epoch, [message]) in the outbox, still open
-        self.pacer = CommitPacer(config.commit_linger_ms / 1000.0, config.commit_linger_above)
+        self.pacer = CommitPacer(config.commit_linger_ms / 1000.0, config.commit_linger_above_per_s)
         self.next_room_sweep_ms = 0
         self.node_keys = {}
         self.intake_handlers = {"publish": self.on_publish, "relay": self.on_relay,

@@ -7,6 +7,7 @@ defaults are these constants.  Every ``CHAT_*`` variable is listed in
 docs/CONFIGURATION.md.
 """
 import os
+from dataclasses import dataclass
 
 # --- Where the broker is -------------------------------------------------------
 
@@ -29,6 +30,14 @@ def tcp_endpoint(host, port):
 INTAKE_ENDPOINT = tcp_endpoint(BROKER_HOST, INTAKE_PORT)
 PUBLISH_ENDPOINT = tcp_endpoint(BROKER_HOST, PUBLISH_PORT)
 SNAPSHOT_ENDPOINT = tcp_endpoint(BROKER_HOST, SNAPSHOT_PORT)
+
+# The failover pair: ``broker`` (primary) serves nodes on the ports above,
+# ``broker2`` (backup) on the same ports plus BROKER2_PORT_OFFSET; each binds
+# its peer port for the other broker's link (broker/replication.py).
+PEER_PORT = 5559          # broker's ROUTER for broker2's peer DEALER
+BROKER2_PORT_OFFSET = 10  # broker2's ports: 5565-5567 and 5569
+BROKER2_PEER_PORT = PEER_PORT + BROKER2_PORT_OFFSET
+PAIR_ROLES = ("primary", "backup")
 
 # --- The stream ----------------------------------------------------------------
 
@@ -146,6 +155,10 @@ KEY_FILES = {   # name -> (variable naming the file, its name in CHAT_KEYS_DIR)
     "broker_public": ("CHAT_BROKER_PUBLIC_KEY", "broker.key"),
     "node_secret": ("CHAT_NODE_SECRET_KEY", "node.key_secret"),
 }
+# Both brokers of a pair hold the same key pair (broker.key_secret), so nodes trust
+# one broker key; a broker's peer ROUTER admits only the public keys in this folder
+# of CHAT_KEYS_DIR (scripts/keys init puts broker.key there), never a node's.
+AUTHORIZED_PEERS = "authorized_peers"
 # What a frame carries besides the client's payload: type, rid, room (64),
 # nick (32 characters, up to 4 UTF-8 bytes each), node name, cid (64), the
 # message id and JSON quoting, plus CURVE's 33 bytes of box and nonce per frame
@@ -239,8 +252,112 @@ def request_rates(text="", defaults=None):
     return rates
 
 
-# --- Operations: metrics, /ops/, log format (chatstream/config_ops.py) -----------
-from .config_ops import *  # noqa: E402,F401,F403  (one import: every default stays here)
+# --- Operations: metrics, /ops/, log format ------------------------------------
+
+# The broker's Prometheus endpoint, http://<CHAT_BROKER_HOST>:5558/metrics: the
+# port after its three ZeroMQ sockets; 0 serves no metrics.
+BROKER_METRICS_PORT = 5558
+
+# What /ops/ and scripts/status scrape, "name=url" by comma: the default cluster
+# of scripts/run (supervisord.conf).  A name starting with "broker" is a broker.
+OPS_TARGETS = ("node1=http://127.0.0.1:8001,node2=http://127.0.0.1:8002,"
+               "node3=http://127.0.0.1:8003,broker=http://127.0.0.1:5558,"
+               "broker2=http://127.0.0.1:5568")
+# The nodes the balancer serves, written by scripts/node (chatstream/discovery.py) and
+# read by Prometheus, /ops/ and scripts/status beside OPS_TARGETS.  Relative to the
+# repository (Prometheus finds it from deploy/prometheus.yml: ../var/targets/).
+OPS_TARGETS_FILE = "var/targets/nodes.json"
+# One scrape may take this long before its target counts as down: well under the
+# dashboard's 1 s period, and far above a loopback scrape (about 2 ms).
+OPS_SCRAPE_TIMEOUT_S = 0.5
+# Scrapes are cached this long: many open dashboards cost one scrape per second.
+OPS_CACHE_S = 1.0
+
+# "plain" (human) or "json" (one JSON object per line, for log collectors).
+LOG_FORMAT = "plain"
+
+
+def ops_targets(text):
+    """``[(name, url), ...]`` from "name=url,name=url" (CHAT_OPS_TARGETS)."""
+    targets = []
+    for item in text.split(","):
+        name, sep, url = item.strip().partition("=")
+        if not item.strip():
+            continue
+        if not sep or not name or not url.startswith(("http://", "https://")):
+            raise ValueError("CHAT_OPS_TARGETS item %r is not name=http(s)://host:port" % item)
+        targets.append((name, url.rstrip("/")))
+    return targets
+
+
+def ops_targets_file(environ, root):
+    """The discovery file to read beside CHAT_OPS_TARGETS: CHAT_OPS_TARGETS_FILE
+    (relative to ``root``), else the default one unless CHAT_OPS_TARGETS is set (a
+    hand-set list describes a cluster of its own); None: none."""
+    path = environ.get("CHAT_OPS_TARGETS_FILE") or (
+        None if environ.get("CHAT_OPS_TARGETS") else OPS_TARGETS_FILE)
+    if not path:
+        return None
+    return os.path.join(root, path)
+
+# --- The broker process -----------------------------------------------------------
+
+# Durable room state (broker/store.py); "memory" keeps nothing across restarts.
+BROKER_STATE_PATH = "var/broker.sqlite3"
+# SQLite synchronous: NORMAL survives kill -9 of the broker; FULL also a power
+# cut, at an fsync per commit.
+BROKER_STATE_SYNC = "NORMAL"
+# Group commit is paced at high rates (broker/pacing.py): from this many sequenced
+# messages per second on, at most one commit per linger; a linger of 0 turns it off.
+# 8 ms amortises the commit over many messages while staying far below a human's notice.
+COMMIT_LINGER_MS = 8
+COMMIT_LINGER_ABOVE_PER_S = 500
+# The longest linger accepted: what a message may wait for its commit, at most.
+MAX_COMMIT_LINGER_MS = 100
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Everything the broker takes (broker/server.py); :func:`broker_config` reads it
+    from the environment."""
+    intake: str = INTAKE_ENDPOINT
+    publish: str = PUBLISH_ENDPOINT
+    snapshot: str = SNAPSHOT_ENDPOINT
+    history_size: int = HISTORY_SIZE
+    heartbeat_ms: int = HEARTBEAT_MS
+    node_ttl_ms: int = NODE_TTL_MS
+    sndhwm: int = ZMQ_HWM
+    rcvhwm: int = ZMQ_HWM
+    log_level: str = LOG_LEVEL
+    state_path: str = BROKER_STATE_PATH
+    state_sync: str = BROKER_STATE_SYNC
+    commit_linger_ms: int = COMMIT_LINGER_MS
+    commit_linger_above_per_s: int = COMMIT_LINGER_ABOVE_PER_S
+    # Presence: a room's list published at most once per interval; caps on reports.
+    presence_interval_ms: int = PRESENCE_INTERVAL_MS
+    presence_max_rooms: int = PRESENCE_MAX_ROOMS
+    presence_max_nicks: int = PRESENCE_MAX_NICKS
+    presence_max_nodes: int = PRESENCE_MAX_NODES
+    room_ttl_days: int = ROOM_TTL_DAYS
+    rooms_in_memory: int = BROKER_ROOMS_IN_MEMORY
+    # CURVE (broker/keys.py): the keys folder, or each file named on its own
+    # ("" = its place in keys_dir); on when the files exist.
+    keys_dir: str = KEYS_DIR
+    secret_key: str = ""
+    authorized_nodes: str = ""
+    # Without keys the broker binds loopback only, unless this is set.
+    insecure: bool = False
+    max_frame_bytes: int = BROKER_MAX_FRAME_BYTES
+    # Prometheus /metrics (broker/metrics.py) on the broker's host; port 0: none.
+    metrics_host: str = BROKER_HOST
+    metrics_port: int = BROKER_METRICS_PORT
+    log_format: str = LOG_FORMAT
+    # The failover pair (broker/pair.py): "" runs alone, "primary" (broker) or
+    # "backup" (broker2); peer_bind is this broker's peer ROUTER, peer the partner's.
+    pair_role: str = ""
+    peer_bind: str = ""
+    peer: str = ""
+
 
 # --- Reading the environment ------------------------------------------------------
 
@@ -276,6 +393,90 @@ def broker_endpoints(environ=None, bind=False):
         explicit = prefix + "_BIND" if bind else prefix
         endpoints[socket_name] = env_str(explicit, tcp_endpoint(host, port), environ)
     return endpoints
+
+
+def peer_endpoints(role, environ=None):
+    """``(bind, connect)``: this pair broker's peer endpoint and its partner's.
+
+    ``CHAT_BROKER_PEER_BIND`` and ``CHAT_BROKER_PEER`` override them; by
+    default both are on ``CHAT_BROKER_HOST`` (the primary binds PEER_PORT and
+    connects BROKER2_PEER_PORT, the backup the other way round).
+    """
+    if role not in PAIR_ROLES:
+        raise ValueError("CHAT_BROKER_ROLE must be one of %s, not %r" % (PAIR_ROLES, role))
+    host = env_str("CHAT_BROKER_HOST", BROKER_HOST, environ)
+    own, other = ((PEER_PORT, BROKER2_PEER_PORT) if role == "primary"
+                  else (BROKER2_PEER_PORT, PEER_PORT))
+    return (env_str("CHAT_BROKER_PEER_BIND", tcp_endpoint(host, own), environ),
+            env_str("CHAT_BROKER_PEER", tcp_endpoint(host, other), environ))
+
+
+def broker2_endpoints(environ=None):
+    """``broker2``'s three endpoints for the nodes, or None when the pair is
+    not configured (``CHAT_BROKER_PAIR=1``, or any ``CHAT_BROKER2_*`` set).
+
+    The rule of :func:`broker_endpoints` with ``CHAT_BROKER2_``:
+    ``CHAT_BROKER2_<SOCKET>``, else ``tcp://CHAT_BROKER2_HOST:CHAT_BROKER2_<SOCKET>_PORT``
+    (host default ``CHAT_BROKER_HOST``, ports offset by BROKER2_PORT_OFFSET).
+    """
+    env = os.environ if environ is None else environ
+    if env.get("CHAT_BROKER_PAIR") != "1" and not any(k.startswith("CHAT_BROKER2_") for k in env):
+        return None
+    host = env_str("CHAT_BROKER2_HOST", env_str("CHAT_BROKER_HOST", BROKER_HOST, env), env)
+    endpoints = {}
+    for socket_name, port in BROKER_PORTS.items():
+        prefix = "CHAT_BROKER2_%s" % socket_name.upper()
+        port = env_int(prefix + "_PORT", port + BROKER2_PORT_OFFSET, env)
+        endpoints[socket_name] = env_str(prefix, tcp_endpoint(host, port), env)
+    return endpoints
+
+
+def broker_config(environ=None):
+    """A :class:`BrokerConfig` from the CHAT_* environment variables (default ``os.environ``)."""
+    default = BrokerConfig()
+    endpoints = broker_endpoints(environ, bind=True)
+    role = env_str("CHAT_BROKER_ROLE", "", environ)
+    peer_bind, peer = peer_endpoints(role, environ) if role else ("", "")
+    linger_ms = env_int("CHAT_BROKER_LINGER_MS", default.commit_linger_ms, environ)
+    if not 0 <= linger_ms <= MAX_COMMIT_LINGER_MS:
+        raise ValueError("CHAT_BROKER_LINGER_MS must be 0-%d (ms), not %d: a commit waits"
+                         " at most that long at high rates" % (MAX_COMMIT_LINGER_MS, linger_ms))
+    return BrokerConfig(
+        pair_role=role, peer_bind=peer_bind, peer=peer,
+        intake=endpoints["intake"],
+        publish=endpoints["publish"],
+        snapshot=endpoints["snapshot"],
+        history_size=env_int("CHAT_HISTORY_SIZE", default.history_size, environ),
+        heartbeat_ms=env_int("CHAT_BROKER_HEARTBEAT_MS", default.heartbeat_ms, environ),
+        node_ttl_ms=env_int("CHAT_NODE_TTL_MS", default.node_ttl_ms, environ),
+        sndhwm=env_int("CHAT_BROKER_SNDHWM", default.sndhwm, environ),
+        rcvhwm=env_int("CHAT_BROKER_RCVHWM", default.rcvhwm, environ),
+        log_level=env_str("CHAT_LOG_LEVEL", default.log_level, environ),
+        state_path=env_str("CHAT_BROKER_STATE", default.state_path, environ),
+        state_sync=env_str("CHAT_BROKER_SYNC", default.state_sync, environ).upper(),
+        commit_linger_ms=linger_ms,
+        commit_linger_above_per_s=env_int("CHAT_BROKER_LINGER_ABOVE",
+                                          default.commit_linger_above_per_s, environ),
+        presence_interval_ms=env_int("CHAT_PRESENCE_INTERVAL_MS", default.presence_interval_ms,
+                                     environ),
+        presence_max_rooms=env_int("CHAT_PRESENCE_MAX_ROOMS", default.presence_max_rooms, environ),
+        presence_max_nicks=env_int("CHAT_PRESENCE_MAX_NICKS", default.presence_max_nicks, environ),
+        presence_max_nodes=env_int("CHAT_PRESENCE_MAX_NODES", default.presence_max_nodes, environ),
+        room_ttl_days=env_int("CHAT_ROOM_TTL_DAYS", default.room_ttl_days, environ),
+        rooms_in_memory=env_int("CHAT_BROKER_ROOMS_IN_MEMORY", default.rooms_in_memory, environ),
+        keys_dir=env_str("CHAT_KEYS_DIR", default.keys_dir, environ),
+        secret_key=env_str(KEY_FILES["broker_secret"][0], default.secret_key, environ),
+        authorized_nodes=env_str(KEY_FILES["authorized_nodes"][0], default.authorized_nodes,
+                                 environ),
+        insecure=env_str("CHAT_BROKER_INSECURE", "0", environ) == "1",
+        # A node accepting larger payloads needs a broker that reads them.
+        max_frame_bytes=env_int("CHAT_BROKER_MAX_FRAME_BYTES", env_int(
+            "CHAT_MAX_PAYLOAD_BYTES", MAX_PAYLOAD_BYTES, environ) + WIRE_ENVELOPE_BYTES,
+            environ),
+        metrics_host=env_str("CHAT_BROKER_HOST", default.metrics_host, environ),
+        metrics_port=env_int("CHAT_BROKER_METRICS_PORT", default.metrics_port, environ),
+        log_format=env_str("CHAT_LOG_FORMAT", default.log_format, environ),
+    )
 
 
 def key_path(name, keys_dir=KEYS_DIR, named=""):

@@ -22,14 +22,14 @@ import gevent
 from gevent.queue import Queue
 
 from broker import bstar
-from broker.config import BrokerConfig
 from broker.pair import BrokerPair
-from broker.presence import PresenceRegistry
+from broker.presence_registry import PresenceRegistry
 from broker.sequencer import Sequencer
 from broker.server import Broker
 from chat.link.failover import PairTransport
 from chat.link.transport import CLOSED, QueueReader
 from chatstream import config
+from chatstream.config import BrokerConfig
 
 _SNDMORE = 2   # zmq.SNDMORE, as the broker passes it (this module needs no zmq)
 

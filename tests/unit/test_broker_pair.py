@@ -3,7 +3,7 @@ sequencers, fake sockets, a hand-pumped peer link and a fake clock)."""
 import itertools
 
 from broker import bstar
-from broker.config import BrokerConfig
+from chatstream.config import BrokerConfig
 from broker.pair import BrokerPair
 from broker.sequencer import Sequencer
 from broker.server import Broker

@@ -9,8 +9,8 @@ import time
 import pytest
 import zmq
 
-from broker.config import BrokerConfig
-from broker.presence import PresenceRegistry
+from chatstream.config import BrokerConfig
+from broker.presence_registry import PresenceRegistry
 from broker.sequencer import Sequencer
 from broker import server as server_module
 from broker.server import Broker

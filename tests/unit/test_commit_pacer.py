@@ -1,7 +1,7 @@
 """broker/pacing.py: when the broker's loop commits (a fake clock, no sleeps)."""
 import pytest
 
-from broker.config import from_env
+from chatstream.config import broker_config as from_env
 from broker.pacing import RATE_WINDOW_S, CommitPacer
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from broker import config as broker_config
 from chatstream import config
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -60,15 +59,15 @@ def test_env_int_names_the_variable_it_cannot_read():
 
 
 def test_broker_config_defaults_are_the_shared_ones():
-    cfg = broker_config.from_env({})
-    assert cfg == broker_config.BrokerConfig()
+    cfg = config.broker_config({})
+    assert cfg == config.BrokerConfig()
     assert (cfg.intake, cfg.history_size, cfg.heartbeat_ms, cfg.sndhwm, cfg.rcvhwm) == (
         config.INTAKE_ENDPOINT, config.HISTORY_SIZE, config.HEARTBEAT_MS,
         config.ZMQ_HWM, config.ZMQ_HWM)
 
 
 def test_broker_config_reads_bind_endpoints_and_its_own_keys():
-    cfg = broker_config.from_env({"CHAT_BROKER_HOST": "0.0.0.0", "CHAT_BROKER_SNAPSHOT_BIND": "ipc://s",
+    cfg = config.broker_config({"CHAT_BROKER_HOST": "0.0.0.0", "CHAT_BROKER_SNAPSHOT_BIND": "ipc://s",
                                   "CHAT_HISTORY_SIZE": "7", "CHAT_BROKER_SYNC": "full"})
     assert (cfg.intake, cfg.snapshot, cfg.history_size, cfg.state_sync) == (
         "tcp://0.0.0.0:5555", "ipc://s", 7, "FULL")
@@ -96,7 +95,7 @@ def test_node_settings_default_to_the_shared_values(monkeypatch):
 def test_node_settings_connect_where_the_broker_config_binds(monkeypatch):
     environ = {"CHAT_BROKER_HOST": "10.1.2.3", "CHAT_BROKER_PUBLISH_PORT": "6100"}
     s = node_settings(monkeypatch, **environ)
-    broker = broker_config.from_env(environ)
+    broker = config.broker_config(environ)
     assert (s["CHAT_BROKER_INTAKE"], s["CHAT_BROKER_PUBLISH"], s["CHAT_BROKER_SNAPSHOT"]) == (
         broker.intake, broker.publish, broker.snapshot)
 

@@ -7,7 +7,7 @@ import pytest
 import zmq.auth
 
 from broker import keys
-from broker.config import BrokerConfig, from_env
+from chatstream.config import BrokerConfig, broker_config as from_env
 from broker.server import Broker
 from chatstream import config
 

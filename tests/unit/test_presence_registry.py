@@ -1,7 +1,7 @@
-"""broker.presence.PresenceRegistry: the room -> node -> nicks index, expiry, coalesced changes."""
+"""broker.presence_registry.PresenceRegistry: the room -> node -> nicks index, expiry, coalesced changes."""
 import pytest
 
-from broker.presence import PresenceFull, PresenceRegistry
+from broker.presence_registry import PresenceFull, PresenceRegistry
 
 
 def registry(**kwargs):

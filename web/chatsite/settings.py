@@ -13,7 +13,6 @@ from django.core.exceptions import ImproperlyConfigured
 
 from chatsite import database, secret_key
 from chatstream import config as shared
-from chatstream import pair as shared_pair
 from chatstream.config import env_int
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -131,8 +130,8 @@ _broker = shared.broker_endpoints()       # where the broker binds by the same r
 CHAT_BROKER_INTAKE = _broker["intake"]
 CHAT_BROKER_PUBLISH = _broker["publish"]
 CHAT_BROKER_SNAPSHOT = _broker["snapshot"]
-# broker2 of the failover pair, {"intake", "publish", "snapshot"} or None (chatstream/pair.py)
-CHAT_BROKER2 = shared_pair.broker2_endpoints()
+# broker2 of the failover pair, {"intake", "publish", "snapshot"} or None (chatstream/config.py)
+CHAT_BROKER2 = shared.broker2_endpoints()
 CHAT_HISTORY_SIZE = env_int("CHAT_HISTORY_SIZE", shared.HISTORY_SIZE)
 CHAT_ACK_TIMEOUT_MS = env_int("CHAT_ACK_TIMEOUT_MS", shared.ACK_TIMEOUT_MS)
 CHAT_FOLLOW_GRACE_S = env_int("CHAT_FOLLOW_GRACE_S", shared.FOLLOW_GRACE_S)
