@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.config import BrokerConfig
+from chatstream.config import BrokerConfig
 from chatstream import config
 
 ROOT = Path(__file__).resolve().parent.parent
