@@ -7,6 +7,8 @@ import pytest
 from chat.operations import gcwatch
 from chat.operations.metrics import GC_SECONDS, REGISTRY
 
+from .test_config import node_settings
+
 
 @pytest.fixture
 def watched():
@@ -33,13 +35,16 @@ def test_full_collections_wait_for_many_middle_ones_and_every_collection_is_time
     assert "a full collection stopped the node" in caplog.text
 
 
-def test_each_process_draws_its_own_count_so_nodes_started_together_do_not_collect_together(monkeypatch):
+def test_each_process_draws_its_own_count_so_nodes_started_together_do_not_collect_together():
     import random
     rng = random.Random(7)
     counts = [gcwatch.full_after_here(1000, 0.25, rng) for _ in range(6)]
     assert all(750 <= count <= 1250 for count in counts) and len(set(counts)) == 6
-    monkeypatch.setenv("CHAT_GC_FULL_AFTER", "40")
-    assert gcwatch.full_after_here(spread=0) == 40
-    monkeypatch.setenv("CHAT_GC_FULL_AFTER", "many")
+    assert gcwatch.full_after_here(40, spread=0) == 40
+
+
+def test_the_count_is_a_setting_read_from_the_environment(monkeypatch):
+    assert node_settings(monkeypatch)["CHAT_GC_FULL_AFTER"] == gcwatch.FULL_AFTER
+    assert node_settings(monkeypatch, CHAT_GC_FULL_AFTER="40")["CHAT_GC_FULL_AFTER"] == 40
     with pytest.raises(ValueError, match="CHAT_GC_FULL_AFTER"):
-        gcwatch.full_after_here()
+        node_settings(monkeypatch, CHAT_GC_FULL_AFTER="many")

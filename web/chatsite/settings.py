@@ -174,6 +174,8 @@ CHAT_OPS_TARGETS_FILE = shared.ops_targets_file(os.environ, BASE_DIR.parent)
 CHAT_OPS_SCRAPE_TIMEOUT_S = float(env("CHAT_OPS_SCRAPE_TIMEOUT_S", shared.OPS_SCRAPE_TIMEOUT_S))
 CHAT_OPS_CACHE_S = float(env("CHAT_OPS_CACHE_S", shared.OPS_CACHE_S))
 CHAT_LOG_FORMAT = env("CHAT_LOG_FORMAT", shared.LOG_FORMAT)   # "plain" or "json"
+# Middle-generation collections between two full ones (chat/operations/gcwatch.py: why so many).
+CHAT_GC_FULL_AFTER = env_int("CHAT_GC_FULL_AFTER", 1000)
 
 LOGGING = {
     "version": 1,

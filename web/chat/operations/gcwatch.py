@@ -25,28 +25,25 @@ import logging
 import random
 import time
 
-from chatstream.config import env_int
-
 from .metrics import GC_SECONDS
 
 log = logging.getLogger(__name__)
 
 SLOW_S = 0.1
-FULL_AFTER = 1000          # CHAT_GC_FULL_AFTER
+FULL_AFTER = 1000          # settings.CHAT_GC_FULL_AFTER's default
 FULL_AFTER_SPREAD = 0.25   # each process draws its own count, within +-25 % of it
 
 
-def full_after_here(full_after=None, spread=FULL_AFTER_SPREAD, rng=random):
+def full_after_here(full_after=FULL_AFTER, spread=FULL_AFTER_SPREAD, rng=random):
     """This process's count of middle collections between full ones.
 
     Drawn per process: nodes started together and loaded alike reached the same
     count together, and five ran their full collection in the same 4 s, each
     stopped for seconds on two shared cores (docs/SCALING.md)."""
-    base = env_int("CHAT_GC_FULL_AFTER", FULL_AFTER) if full_after is None else full_after
-    return max(1, round(base * rng.uniform(1 - spread, 1 + spread)))
+    return max(1, round(full_after * rng.uniform(1 - spread, 1 + spread)))
 
 
-def install(slow_s=SLOW_S, full_after=None, spread=FULL_AFTER_SPREAD):
+def install(slow_s=SLOW_S, full_after=FULL_AFTER, spread=FULL_AFTER_SPREAD):
     """Time every collection from now on, and make full ones rare (once per process)."""
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, full_after_here(full_after, spread))

@@ -75,7 +75,7 @@ def main(argv=None):
         fine, lines = supervisor_lines(args.supervisor_conf)
     # --targets names a cluster of its own, as CHAT_OPS_TARGETS does: no default file then
     environ = dict(os.environ, CHAT_OPS_TARGETS=args.targets) if args.targets else os.environ
-    targets = environ.get("CHAT_OPS_TARGETS") or config.OPS_TARGETS
+    targets = config.env_str("CHAT_OPS_TARGETS", "", environ) or config.OPS_TARGETS
     targets_file = args.targets_file or config.ops_targets_file(environ, ROOT)
     sampler = ClusterSampler(config.ops_targets(targets), timeout_s=args.timeout, cache_s=0,
                              targets_file=targets_file)

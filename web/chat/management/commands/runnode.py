@@ -129,7 +129,7 @@ class Command(BaseCommand):
         # keep it out of the cyclic collector's full passes, which otherwise walk it all.
         gc.collect()
         gc.freeze()
-        gcwatch.install()
+        gcwatch.install(full_after=settings.CHAT_GC_FULL_AFTER)
         server.serve_forever()
         log.info("node %s stopped", name)
         _exit_now()
