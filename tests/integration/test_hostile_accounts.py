@@ -1,6 +1,6 @@
-"""Hostile input against the accounts pages, over real processes: password hashing
-that must not stall a node's chat, login and signup throttles shared by every node."""
-import re
+"""Hostile input against the accounts, over real processes: password hashing that must
+not stall a node's chat, login and signup throttles shared by every node, names that
+look like an account's, and a guest nick registered after the guest joined."""
 import threading
 import time
 
@@ -8,18 +8,9 @@ import requests
 
 from harness.client import new_room
 
-PASSWORD = "correct-horse-battery-9"
-CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+from .test_identity import CSRF_FIELD, PASSWORD, form_post
+
 FAST_CHAT = {"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"}
-
-
-def form_post(http, url, fields):
-    """GET the form page, then POST ``fields`` with its CSRF token (cookie + field)."""
-    page = http.get(url, timeout=10)
-    assert page.status_code == 200, page.text[:500]
-    token = CSRF_FIELD.search(page.text).group(1)
-    return http.post(url, data=dict(fields, csrfmiddlewaretoken=token), allow_redirects=False,
-                     timeout=30)
 
 
 def make_account(cluster, username):
