@@ -1,19 +1,9 @@
 """A room broadcast to this node's members of the room, through public APIs only.
 
-What ``server.manager.emit(event, data, namespace=..., room=room,
-ignore_queue=True)`` does -- encode the Socket.IO packet once, hand the same
-Engine.IO packet to every member -- minus python-socketio's per-member layers
-(``get_participants`` copying the room, ``_send_eio_packet``, the ``skip_sid``
-test).  Each member's socket then writes the packet straight to an idle
-websocket (``ChatSocket.send``), its frame built once per packet.
-
-Measured with ``python -m bench.emit_local`` (real sockets of the node's server
-class, websocket mode, direct writes; 11 runs on a shared 2-core machine): the
-median of a run was 0-15 % below ``Manager.emit`` per delivery (about 7 % =
-0.3 us typically) at 100 and at 1000 members, faster in 19 of 22 runs; the loop
-it replaces (bidict's private ``_fwdm``, ``server.eio.sockets``) was 5-25 %
-below.  The room is read with bidict's public ``values()`` and each packet sent
-with Engine.IO's public ``send_packet``.
+What ``server.manager.emit(event, data, room=room, ignore_queue=True)`` does -- the
+Socket.IO packet encoded once, the same Engine.IO packet handed to every member --
+without python-socketio's per-member layers; ``python -m bench.studies.emit_local``
+compares the two.
 """
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet

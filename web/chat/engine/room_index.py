@@ -4,7 +4,7 @@ python-socketio keeps ``rooms[namespace][room] = bidict(sid -> eio_sid)`` and
 every connection is also a room of its own (its sid), so its
 ``BaseManager.basic_disconnect`` and ``get_rooms`` scan every room of the
 namespace: one disconnect costs O(connections) and a storm of N disconnects
-O(N^2) (issue 15: 10,000 clients dropping froze a node for a minute).  Its
+O(N^2).  Its
 pending-connect and pending-disconnect lists are searched the same way.
 
 :class:`IndexedRooms` is mixed in before the library's manager (see

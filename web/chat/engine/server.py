@@ -28,8 +28,7 @@ class ChatSockets(dict):
     """engineio's sid -> socket table, making every socket stored in it a ChatSocket.
 
     It also keeps what the periodic sweeps (sweeps.py) look at, so that a
-    sweep costs what it finds, not one look at every connection each second
-    (with 16,000 connections per node that was most of an idle node's CPU):
+    sweep costs what it finds, not one look at every connection each second:
     ``opened`` (sid -> when, oldest first) until the session is found connected,
     closed or stale by :func:`half_open`, and ``backlogged``, the sids that
     queued a packet (ChatSocket.send), until :func:`backlogs` finds them drained.

@@ -165,10 +165,10 @@ CLOSE_BATCH = 50                 # closes between two yields to the rest of the 
 def _close_soon(socket):
     """Close an Engine.IO socket whose connection ended (its disconnect handlers run).
 
-    One greenlet closes them all, yielding after every ``CLOSE_BATCH``: when 16,000
-    clients drop at once, 16,000 greenlets would each wait its turn ahead of the
-    broker link's presence keepalive, which then comes seconds late (the broker took
-    the node for gone); this way the rest of the node runs between batches."""
+    One greenlet closes them all, yielding after every ``CLOSE_BATCH``: when thousands
+    of clients drop at once, a greenlet each would all run ahead of the broker link's
+    presence keepalive, which would come late enough for the broker to take the node
+    for gone; this way the rest of the node runs between batches."""
     _to_close.append(socket)
     if not _closer:
         _closer.append(gevent.spawn(_close_queued))

@@ -108,9 +108,9 @@ def service_forever(eio, tick_s=SERVICE_TICK_S):
 
     Like engineio's, a round looks at every session once per ``ping_timeout``: a
     closed one leaves the table, a live one's pong deadline is checked (overdue:
-    closed).  engineio sleeps ``ping_timeout / sessions`` between any two sessions:
-    with 16,667 a node woke ~830 times a second for it, a quarter of what an idle
-    node spent.  Here each wake-up takes its round's next slice.  Ends when
+    closed).  engineio sleeps ``ping_timeout / sessions`` between any two sessions,
+    hundreds of wake-ups a second on a full node; here each wake-up takes its
+    round's next slice.  Ends when
     engineio sets ``service_task_event`` (its shutdown)."""
     event = eio.service_task_event = eio.create_event()
     round_, done, share = [], 0, 1

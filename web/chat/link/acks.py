@@ -1,5 +1,5 @@
-"""Publishes acknowledged by the broker's PUB stream (issue 17: one send and
-one wake-up less per chat message at the broker, one reply less at the node).
+"""Publishes acknowledged by the broker's PUB stream: one send and one wake-up less
+per chat message at the broker, one reply less at the node.
 
 A node follows every room its clients are in, so the message a client sent
 comes back to the node on PUB, with the node's name and the client's cid, and

@@ -1,4 +1,4 @@
-"""Following the active broker of a failover pair (issue 15; broker/pair.py).
+"""Following the active broker of a failover pair (broker/pair.py).
 
 :class:`PairTransport` has the methods of
 :class:`~chat.link.transport.ZmqTransport` over two of them (or two in-memory

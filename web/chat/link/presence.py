@@ -11,10 +11,9 @@ from chatstream import config, fastjson
 
 # The whole member set, however unchanged, at least this often (anti-entropy).
 FULL_REPORT_MS = 30_000
-# Each node's first periodic whole set comes at a random point of its period: sent
-# in the same instant by six nodes started together, the sets (~400 KB and ~21 ms of
-# broker CPU each at 16,000 members in 10,000 rooms) held every publish queued behind
-# them, and probe acks of 166-407 ms came 30 s apart in a storm's idle hold.
+# Each node's first periodic whole set comes at a random point of its period: nodes
+# started together would send theirs in the same instant, and every publish would
+# wait behind them at the broker.
 
 
 class LocalMembers:
@@ -82,10 +81,8 @@ class LocalMembers:
     def report_forever(self, interval_ms, alive_every_ms, full_every_ms=FULL_REPORT_MS):
         """Changed rooms every ``interval_ms``; at least one report (an empty one when
         nothing changed) every ``alive_every_ms``, which keeps this node alive in the
-        broker's registry; everything every ``full_every_ms``.
-
-        The whole set every heartbeat cost, with 16,000 members in 10,000 rooms per
-        node, a 300 KB report per node per second for the broker to parse and diff."""
+        broker's registry; everything every ``full_every_ms``, not every heartbeat:
+        the whole set of a busy node is large for the broker to parse and diff."""
         now = time.monotonic()
         next_full = now + random.uniform(0.5, 1.0) * full_every_ms / 1000.0
         next_alive = now

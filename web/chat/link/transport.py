@@ -35,7 +35,7 @@ class TransportClosed(Exception):
 CLOSED = object()   # put in a queue of a QueueReader: its reader hears TransportClosed
 # How long a reader reads before it lets the rest of the node run: zmq.green's recv and a
 # gevent Queue's get return without a switch while something waits, so a burst (a
-# reconnect storm's 100,000 announcements) was read in one go, the node deaf meanwhile.
+# reconnect storm's announcements) would be read in one go, the node deaf meanwhile.
 # A turn of a few frames was too short: the link then waited behind every other greenlet
 # after each, and messages behind the burst waited seconds.
 TURN_S = 0.02

@@ -11,14 +11,13 @@ dashboard.
 It also makes full collections rare.  CPython runs one whenever the objects that
 survived into the oldest generation grew by a quarter since the last one: while
 a node takes on clients, that is every second or two, each walking every
-connection's objects (~100 per connection; 0.4 s at 12,000 connections on one
-core) and freeing next to nothing (0-31 objects measured; connections are freed
-by reference counting).  :func:`install` asks for a full collection only after
+connection's objects and freeing next to nothing (connections are freed by
+reference counting).  :func:`install` asks for a full collection only after
 :data:`FULL_AFTER` collections of the middle generation (CPython's default: 10),
 i.e. after some 7 million net allocations (``CHAT_GC_FULL_AFTER``, each process
 drawing its own count within 25 % of it); the young generations are collected
 as before, so short-lived cycles are still freed at once.  Rare is not free: a
-node that has served many connections still meets one (docs/SCALING.md).
+node that has served many connections still meets one.
 """
 import gc
 import logging
@@ -37,9 +36,8 @@ FULL_AFTER_SPREAD = 0.25   # each process draws its own count, within +-25 % of 
 def full_after_here(full_after=FULL_AFTER, spread=FULL_AFTER_SPREAD, rng=random):
     """This process's count of middle collections between full ones.
 
-    Drawn per process: nodes started together and loaded alike reached the same
-    count together, and five ran their full collection in the same 4 s, each
-    stopped for seconds on two shared cores (docs/SCALING.md)."""
+    Drawn per process: nodes started together and loaded alike would reach the same
+    count together and stop for their full collections at the same moment."""
     return max(1, round(full_after * rng.uniform(1 - spread, 1 + spread)))
 
 

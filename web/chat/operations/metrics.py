@@ -21,11 +21,10 @@ class ProcessMetrics(ProcessCollector):
     """prometheus_client's process metrics (CPU, memory, start time: a restart shows),
     with ``process_open_fds`` read by one ``stat``.
 
-    The library counts open files by listing ``/proc/<pid>/fd``: 16,667 names per
-    scrape on a node with 16,667 connections, tens of ms with the node's loop stopped
-    (14 % of a node's busy samples in a storm's idle hold, scraped every second).
-    Linux (6.2 on) gives the count as that directory's size; where it gives 0, the
-    library's own count stands."""
+    The library counts open files by listing ``/proc/<pid>/fd``, one name per
+    connection: tens of ms with the node's loop stopped, every scrape.  Linux (6.2 on)
+    gives the count as that directory's size; where it gives 0, the library's own
+    count stands."""
 
     def collect(self):
         fd_dir = os.path.join(self._proc, str(self._pid()).strip(), "fd")

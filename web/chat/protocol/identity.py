@@ -156,8 +156,8 @@ class NickBatcher:
     """Answers every nick check waiting at one moment with one query.
 
     A join storm (thousands of clients reconnecting at once) would otherwise cost one
-    database connection and query per join: 45 % of a node's CPU while it accepts
-    clients, measured with py-spy.  Callers block (their greenlet) on a result; one
+    database connection and query per join, most of a node's CPU while it accepts
+    clients.  Callers block (their greenlet) on a result; one
     worker greenlet asks ``query(keys) -> set of taken keys`` for everything pending,
     at most :attr:`MAX_BATCH` keys per query, then waits for the next checks.  A failed
     query fails the checks of its batch only.

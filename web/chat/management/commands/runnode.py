@@ -138,7 +138,7 @@ class Command(BaseCommand):
 def _exit_now():
     """Leave without tearing down what the clients held: the interpreter's shutdown
     (a full collection, millions of objects freed one by one, every connection's
-    greenlet unwound) took 20+ s with 16,000 clients, past supervisor's stopwaitsecs.
+    greenlet unwound) takes longer than supervisor's stopwaitsecs on a full node.
     The broker has heard goodbye, so the clients' disconnect handlers have nothing to
     tell it; the kernel closes their sockets and they reconnect to another node.  The
     pause lets ZeroMQ's I/O thread put the goodbye on the wire (its sockets linger 0)."""
