@@ -148,7 +148,7 @@ class ChatEvents:
                                        "ts": now_ms()}, room=room)
 
     def _check_guest_nick(self, nick):
-        """nick_taken when a guest asks for an account's username (NFKC + case folding)."""
+        """nick_taken when a guest asks for an account's username or one that looks like it (UTS #39 skeleton)."""
         try:
             taken = self.identities.nick_taken(nick)
         except Exception:
