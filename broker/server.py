@@ -4,8 +4,12 @@ One thread, one poller.  Every request is answered or logged; a malformed
 frame is refused with an ``error`` reply and never stops the loop.
 
 Group commit: the loop handles a batch of queued requests, commits the store
-once, and only then sends what the batch produced (publishes and acks, in
-order).  So nothing is published or acknowledged before it is durable.
+once, and only then sends what the batch produced (broker/outbox.py: publishes
+and acks, in order).  So nothing is published or acknowledged before it is durable.
+
+The broker composes its parts: the sequencer (room state and store), the
+presence registry, the outbox, the request handlers (broker/handlers.py) and,
+in a failover pair, its half of the pair (broker/pair.py).
 """
 import logging
 import math
@@ -14,9 +18,12 @@ import time
 import zmq
 
 from chatstream import wire
-from . import catchup, keys, metrics
+from chatstream.clock import now_ms
+from chatstream.config import ROOM_SWEEP_MS
+from . import catchup, keys, metrics, outbox as outbox_module
 from .bstar import ACTIVE
-from .handlers import RequestError, RequestHandlers
+from .handlers import IntakeHandlers, RequestError, SnapshotHandlers, announce_departures
+from .outbox import Outbox
 from .pacing import CommitPacer
 from .pair import BrokerPair
 from .peer_link import PeerLink
@@ -25,8 +32,8 @@ from .reports import ReportAssembler
 from .sequencer import DAY_MS, Sequencer
 from .store import open_store
 
-# Plain ints: pyzmq's send_multipart/recv_multipart combine its IntFlag
-# constants per frame, which showed up at ~6 % of the broker's time flat out.
+# Plain ints: pyzmq combines its IntFlag constants per frame, a measurable share
+# of the broker's time at high rates.
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE = int(zmq.SNDMORE)
 _RCVMORE = int(zmq.RCVMORE)
@@ -35,12 +42,13 @@ DRAIN_BUDGET_S = 0.1
 log = logging.getLogger(__name__)
 
 
-class Broker(RequestHandlers):
+class Broker:
     """Sequences room messages from nodes and publishes them to every node.
 
     :param config: a :class:`chatstream.config.BrokerConfig`.
     :param context: the ZeroMQ context (a new one by default).
     :param sequencer: the room state (a new :class:`Sequencer` by default).
+    :param presence: the presence registry (a new one by default).
     """
 
     def __init__(self, config, context=None, sequencer=None, presence=None):
@@ -52,23 +60,52 @@ class Broker(RequestHandlers):
             room_ttl_ms=config.room_ttl_days * DAY_MS)
         self.presence = presence or PresenceRegistry(node_ttl_ms=config.node_ttl_ms,
                                                      max_nodes=config.presence_max_nodes)
-        self.reports = ReportAssembler(config.presence_max_rooms, config.presence_max_nicks,
-                                       config.presence_max_nodes)
-        self.next_presence = 0.0   # time.monotonic() before which no presence goes out
-        self.instance = None  # "<epoch>-<start time>", set by bind()
-        self.intake = self.publisher = self.snapshots = None
-        self.running = False
-        self.outbox = []   # (socket, frames) to send once the batch is committed
-        self.batches = {}  # room topic -> (epoch, [message]) in the outbox, still open
+        self.outbox = Outbox()
+        self.requests = IntakeHandlers(
+            config, self.sequencer, self.presence,
+            ReportAssembler(config.presence_max_rooms, config.presence_max_nicks,
+                            config.presence_max_nodes), self.outbox)
+        self.queries = SnapshotHandlers(self.sequencer, self.presence)
+        self.intake_handlers = self.requests.by_type
+        self.snapshot_handlers = self.queries.by_type
         self.pacer = CommitPacer(config.commit_linger_ms / 1000.0, config.commit_linger_above_per_s)
+        self.next_presence = 0.0   # time.monotonic() before which no presence goes out
         self.next_room_sweep_ms = 0
-        self.node_keys = {}
-        self.intake_handlers = {"publish": self.on_publish, "relay": self.on_relay,
-                                "presence": self.on_presence}
-        self.snapshot_handlers = {"snapshot": self.on_snapshot, "history": self.on_history}
+        # When the intake was last left with requests unread (None: read to the end).
+        self.intake_behind_since = None
+        self.intake = self.snapshots = None
+        self.curve = None   # {"broker_secret", "authorized_nodes"} paths while CURVE is on
+        self.auth = None    # its authenticator (broker.keys.start_authenticator)
+        self.peer_link = None   # broker/peer_link.py, in a failover pair
+        self.running = False
 
-    curve = None   # {"broker_secret", "authorized_nodes"} paths while CURVE is on (bind)
-    auth = None    # its authenticator (broker.keys.start_authenticator)
+    # Known once bound (or given by a test harness); the handlers hold them too.
+    @property
+    def pair(self):
+        """This broker's half of the failover pair (broker/pair.py), or None when alone."""
+        return self.requests.pair
+
+    @pair.setter
+    def pair(self, pair):
+        self.requests.pair = pair
+
+    @property
+    def instance(self):
+        """"<epoch>-<start time>", set by bind()."""
+        return self.queries.instance
+
+    @instance.setter
+    def instance(self, instance):
+        self.queries.instance = instance
+
+    @property
+    def publisher(self):
+        """The PUB socket (the outbox's)."""
+        return self.outbox.publisher
+
+    @publisher.setter
+    def publisher(self, sock):
+        self.outbox.publisher = sock
 
     def bind(self):
         """Create and bind the three sockets: CURVE servers that admit only the
@@ -115,7 +152,6 @@ class Broker(RequestHandlers):
         sock.bind(endpoint)
         return sock
 
-    peer_link = None   # broker/peer_link.py, in a failover pair
     def close(self):
         for sock in (self.intake, self.snapshots, self.publisher):
             if sock is not None:
@@ -150,7 +186,7 @@ class Broker(RequestHandlers):
             streaming = self.pair is not None and self.pair.streaming
             if streaming:
                 timeout_ms = 0     # a catch-up part goes out every turn (_flush)
-            timeout_ms = self.pacer.timeout_ms(self.outbox, timeout_ms)
+            timeout_ms = self.pacer.timeout_ms(len(self.outbox), timeout_ms)
             try:
                 events = dict(poller.poll(timeout_ms))
             except zmq.ZMQError as exc:
@@ -164,7 +200,7 @@ class Broker(RequestHandlers):
             if self.peer_link is not None and self.peer_link.inbox in events:
                 self._hear_peer()
             # a high rate's batch lingers (broker/pacing.py), never a catch-up's next part
-            if streaming or self.pacer.due(self.outbox):
+            if streaming or self.pacer.due(len(self.outbox)):
                 self._flush()
 
     def _drain(self, sock, handlers, limit=1000, budget_s=DRAIN_BUDGET_S):
@@ -176,6 +212,7 @@ class Broker(RequestHandlers):
         peer's public key, which the handlers bind node names to."""
         curve = self.curve is not None
         deadline = time.monotonic() + budget_s
+        peer = None
         for _ in range(limit):
             try:
                 frames = [sock.recv(_NOBLOCK)]
@@ -183,14 +220,14 @@ class Broker(RequestHandlers):
                     if curve:
                         frame = sock.recv(_NOBLOCK, copy=False)
                         frames.append(frame.bytes)
-                        self.peer = frame.get("User-Id")
+                        peer = frame.get("User-Id")
                     else:
                         frames.append(sock.recv(_NOBLOCK))
             except zmq.Again:
                 if sock is self.intake:
                     self.intake_behind_since = None
                 return
-            self._serve(sock, handlers, frames)
+            self._serve(sock, handlers, frames, peer)
             if time.monotonic() > deadline:
                 break
         if sock is self.intake and self.intake_behind_since is None:
@@ -230,7 +267,7 @@ class Broker(RequestHandlers):
         streamed sends its next part right after the commit (broker/catchup.py)."""
         self._publish_presence_when_due()
         pair = self.pair
-        if not self.outbox and not (pair is not None and (pair.released or pair.streaming)):
+        if not len(self.outbox) and not (pair is not None and (pair.released or pair.streaming)):
             return
         started = time.perf_counter()
         try:
@@ -242,28 +279,63 @@ class Broker(RequestHandlers):
             log.critical("cannot commit broker state; exiting without acknowledging", exc_info=True)
             raise SystemExit(3)
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
-        self.pacer.committed(self.batch_sequenced)
-        if self.batch_sequenced:
-            metrics.BATCH_MESSAGES.observe(self.batch_sequenced)
-            metrics.SEQUENCED.inc(self.batch_sequenced)
-            self.batch_sequenced = 0
-        outbox, self.outbox = self.outbox, []
-        self.batches = {}
+        items, sequenced = self.outbox.take()
+        self.pacer.committed(sequenced)
+        if sequenced:
+            metrics.BATCH_MESSAGES.observe(sequenced)
+            metrics.SEQUENCED.inc(sequenced)
         if pair is not None:
             pair.step()
-            outbox = pair.take_released() + pair.hold(outbox)
-        for sock, (first, last) in outbox:   # every outgoing message has two frames
-            if last.__class__ is tuple:
-                last = wire.encode_messages(*last)
-            try:
-                sock.send(first, _NOBLOCK | _SNDMORE)
-                sock.send(last, _NOBLOCK)
-            except zmq.Again:   # PUB never blocks; a full peer queue drops, nodes repair by seq
-                log.warning("send queue full, frame dropped")
-            except zmq.ZMQError as exc:
-                log.warning("send failed: %s", exc)
+            items = pair.take_released() + pair.hold(items)
+        outbox_module.send(items)
 
-    def _serve(self, sock, handlers, frames):
+    def heartbeat(self):
+        """Expire idle rooms and silent nodes (their members leave), then queue the heartbeat."""
+        self._expire_rooms()
+        behind = self.intake_behind_since
+        if behind is not None and time.monotonic() - behind < 3 * self.presence.node_ttl_ms / 1000.0:
+            departed = {}       # a node's report may be waiting behind them: not judged silent
+        else:
+            departed = self.presence.expire()
+        if departed:
+            log.warning("nodes expired: %d members gone from %d rooms (e.g. %s)",
+                        sum(len(nicks) for nicks in departed.values()), len(departed),
+                        dict(list(departed.items())[:3]))
+        announce_departures(self.outbox, departed)
+        self.outbox.publish(wire.HEARTBEAT_TOPIC, self.heartbeat_body(self.sequencer.take_changes()))
+
+    def heartbeat_body(self, seqs):
+        """A heartbeat frame's body; a pair's term: nodes follow the newest active."""
+        pair = self.pair
+        return wire.encode("heartbeat", broker=self.instance, epoch=self.sequencer.epoch,
+                           term=pair.star.term if pair is not None else 0, ts=now_ms(), seqs=seqs)
+
+    def _expire_rooms(self):
+        """At most every ROOM_SWEEP_MS: rooms idle past their TTL lose their messages."""
+        now = now_ms()
+        if now < self.next_room_sweep_ms:
+            return
+        self.next_room_sweep_ms = now + ROOM_SWEEP_MS
+        expired = self.sequencer.expire()
+        if expired:
+            log.info("%d rooms idle for %d days: their messages expired", expired,
+                     self.config.room_ttl_days)
+
+    def _publish_presence_when_due(self):
+        """Each changed room's list, at most once per ``presence_interval_ms``:
+        a burst of joins costs every member a few lists, not one per join."""
+        now = time.monotonic()
+        if not self.presence.dirty or now < self.next_presence:
+            return
+        self.next_presence = now + self.config.presence_interval_ms / 1000.0
+        for frame in wire.encode_presences(self.presence.take_changes()):
+            self.outbox.publish(wire.PRESENCE_TOPIC, frame)
+
+    def _serve(self, sock, handlers, frames, peer=None):
+        """Serve one request; its reply (or error) waits in the outbox for the commit.
+
+        :param peer: the sender's CURVE public key, or None on plain sockets.
+        """
         identity = frames[0]
         rid = None
         try:
@@ -274,12 +346,12 @@ class Broker(RequestHandlers):
             if self.pair is not None and not self.pair.accept():
                 reply = wire.encode("error", rid=rid if isinstance(rid, (str, int)) else None,
                                     error="not_active", detail="this broker is %s" % self.pair.state)
-                self.outbox.append((sock, [identity, reply]))
+                self.outbox.reply(sock, identity, reply)
                 return
             handler = handlers.get(body["type"])
             if handler is None:
                 raise RequestError("type %r not accepted on this socket" % body["type"])
-            reply = handler(body)
+            reply = handler(body, peer)
         except (wire.WireError, RequestError) as exc:
             log.warning("refused request from %r: %s", identity[:16], exc)
             reply = wire.encode("error", rid=rid if isinstance(rid, (str, int)) else None,
@@ -289,4 +361,4 @@ class Broker(RequestHandlers):
             reply = wire.encode("error", rid=rid if isinstance(rid, (str, int)) else None,
                                 error="internal", detail="broker error")
         if reply is not None:
-            self.outbox.append((sock, [identity, reply]))
+            self.outbox.reply(sock, identity, reply)

@@ -39,12 +39,12 @@ class FakeSocket:
             self.partial = []
 
 
-def make_broker(history_size=50, **config):
+def make_broker(history_size=50, presence=None, **config):
     clock = itertools.count(1_000)
     sequencer = Sequencer(epoch="E1", history_size=history_size,
                           clock_ms=lambda: next(clock))
     broker = Broker(BrokerConfig(history_size=history_size, **config), context=object(),
-                    sequencer=sequencer)
+                    sequencer=sequencer, presence=presence)
     broker.publisher = FakeSocket()
     broker.instance = "E1-1"
     return broker
@@ -290,8 +290,8 @@ def test_a_goodbye_announces_departures_at_once_and_the_list_at_the_interval():
 
 def test_an_expired_node_is_announced_by_the_heartbeat_at_once():
     clock = [1_000_000]
-    broker = make_broker(presence_interval_ms=60_000)
-    broker.presence = PresenceRegistry(node_ttl_ms=5000, clock_ms=lambda: clock[0])
+    broker = make_broker(presence_interval_ms=60_000, presence=PresenceRegistry(
+        node_ttl_ms=5000, clock_ms=lambda: clock[0]))
     intake(broker, presence_frame(rooms={"lobby": ["ann"]}))
     broker.publisher.sent.clear()
     clock[0] += 6000
@@ -701,7 +701,7 @@ class QueuedSocket:
 def test_one_turn_of_the_loop_serves_requests_for_about_its_budget_only(monkeypatch):
     broker = make_broker()
     served = []
-    monkeypatch.setattr(broker, "_serve", lambda sock, handlers, frames: served.append(frames))
+    monkeypatch.setattr(broker, "_serve", lambda sock, handlers, frames, peer=None: served.append(frames))
     clock = itertools.count(0.0, 0.03)                   # each request takes 30 ms
     monkeypatch.setattr(server_module.time, "monotonic", lambda: next(clock))
     sock = QueuedSocket([[PEER, b"x%d" % i] for i in range(50)])
@@ -713,11 +713,11 @@ def test_one_turn_of_the_loop_serves_requests_for_about_its_budget_only(monkeypa
 
 def test_no_node_is_judged_silent_while_the_intake_holds_unread_requests(monkeypatch):
     clock = [1_000_000]
-    broker = make_broker(presence_interval_ms=60_000)
-    broker.presence = PresenceRegistry(node_ttl_ms=5000, clock_ms=lambda: clock[0])
+    broker = make_broker(presence_interval_ms=60_000, presence=PresenceRegistry(
+        node_ttl_ms=5000, clock_ms=lambda: clock[0]))
     intake(broker, presence_frame(rooms={"lobby": ["ann"]}))
     broker.intake = QueuedSocket([[PEER, b"{}"] for _ in range(5)])   # a storm's relays
-    monkeypatch.setattr(broker, "_serve", lambda sock, handlers, frames: None)
+    monkeypatch.setattr(broker, "_serve", lambda sock, handlers, frames, peer=None: None)
     broker._drain(broker.intake, broker.intake_handlers, budget_s=-1.0)  # its budget spent
     assert broker.intake_behind_since is not None
     clock[0] += 6000                                     # node1's report may be behind them
@@ -731,8 +731,8 @@ def test_no_node_is_judged_silent_while_the_intake_holds_unread_requests(monkeyp
 
 def test_an_intake_that_stays_behind_for_three_ttls_no_longer_shields_silent_nodes(monkeypatch):
     clock = [1_000_000]
-    broker = make_broker(presence_interval_ms=60_000)
-    broker.presence = PresenceRegistry(node_ttl_ms=5000, clock_ms=lambda: clock[0])
+    broker = make_broker(presence_interval_ms=60_000, presence=PresenceRegistry(
+        node_ttl_ms=5000, clock_ms=lambda: clock[0]))
     intake(broker, presence_frame(rooms={"lobby": ["ann"]}))
     broker.intake_behind_since = server_module.time.monotonic() - 16.0
     clock[0] += 6000
