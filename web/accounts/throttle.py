@@ -34,9 +34,8 @@ def count(key, *, window_s, now=None, add=0):
     if add:
         with transaction.atomic():
             if not Attempt.objects.filter(key=key, window_start=start).update(count=F("count") + add):
-                # A new window: the key's old row (and anybody's stale rows) go.
+                # A new window: every row of an older one goes, this key's too.
                 Attempt.objects.filter(window_start__lt=start).delete()
-                Attempt.objects.filter(key=key).delete()
                 try:
                     with transaction.atomic():
                         Attempt.objects.create(key=key, window_start=start, count=add)
