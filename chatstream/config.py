@@ -273,6 +273,14 @@ OPS_SCRAPE_TIMEOUT_S = 0.5
 # Scrapes are cached this long: many open dashboards cost one scrape per second.
 OPS_CACHE_S = 1.0
 
+# Where scripts/node drain leaves a node its plan (``<node>.json``) before it signals
+# the node (SIGUSR1); relative to the repository, like the discovery file.
+DRAIN_DIR = "var/drain"
+# How long a drain spreads its disconnects over when not told (scripts/node drain
+# --over): the reconnects of a few thousand clients a second stay far under what a
+# node took in the reconnect storms of docs/FAULTS.md.
+DRAIN_OVER_S = 10.0
+
 # "plain" (human) or "json" (one JSON object per line, for log collectors).
 LOG_FORMAT = "plain"
 
@@ -299,6 +307,12 @@ def ops_targets_file(environ, root):
     if not path:
         return None
     return os.path.join(root, path)
+
+
+def drain_plan(drain_dir, node):
+    """The file holding ``node``'s drain plan in ``drain_dir``."""
+    return os.path.join(drain_dir, "%s.json" % node)
+
 
 # --- The broker process -----------------------------------------------------------
 

@@ -97,6 +97,15 @@ def add_server(sock_path, name, address, backend=BACKEND, timeout=READY_TIMEOUT_
     return wait_all_up(sock_path, [name], timeout)
 
 
+def set_state(sock_path, name, state, backend=BACKEND):
+    """``state`` "drain" (only its sessions' own requests, by stickiness, reach it: no
+    new session), "ready" (back in the rotation) or "maint" for server ``name``."""
+    line = "set server %s/%s state %s" % (backend, name, state)
+    answer = command(sock_path, line).strip()
+    if answer:                     # HAProxy answers nothing when it did it
+        raise BalancerError("%s: %s" % (line, answer))
+
+
 def remove_server(sock_path, name, stop=None, backend=BACKEND, timeout=30):
     """Take ``name`` out: no new connection from now on, then ``stop()`` (the node
     closes its own clients, who reconnect through the balancer to another node), then

@@ -1,7 +1,9 @@
 """scripts/node: add a node to the running cluster, take one out, or wait until all are UP.
 
     scripts/node add node4 --port 8004   # a supervisor program, then a server in HAProxy
-    scripts/node remove node4            # out of HAProxy, its clients reconnect elsewhere
+    scripts/node drain node2 --over 30   # no new sessions, its clients moved off in batches
+    scripts/node remove node4            # drained, out of HAProxy, stopped
+    scripts/node upgrade                 # every node drained and restarted, then the broker pair
     scripts/node ready                   # every node UP in HAProxy (scripts/run waits on it)
     scripts/node targets                 # rewrite the discovery file from the balancer
 
@@ -14,10 +16,19 @@ written to ``var/nodes/NAME.conf`` (supervisord.conf includes ``var/nodes/*.conf
 and started by ``supervisorctl reread`` + ``add``; HAProxy learns of it through its
 runtime API (deploy/balancer.py), so neither supervisord nor the balancer restarts and
 no other connection is touched.
+
+A drain sets the server to ``drain`` in HAProxy (a long-polling session's own requests
+still reach it, no new session does), leaves the node its plan in
+``var/drain/NAME.json`` and sends it SIGUSR1 (web/chat/operations/drain.py says why
+that channel); the node closes its sessions in batches and its clients reconnect
+through the balancer to the other nodes.  Progress is the node's open sessions, read
+from its /metrics.
 """
 import argparse
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -26,12 +37,17 @@ import urllib.request
 from pathlib import Path
 
 from chatstream import config, discovery
-from deploy import balancer
+from deploy import balancer, pair
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PROGRAM = "node1"
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 HEALTHY_TIMEOUT_S = 60   # a node's start: Django, the broker link and its snapshot
+# A drain may take this much longer than its plan before it counts as stuck: its
+# clients' disconnect handlers, and long-polls closed only at their next request.
+DRAIN_GRACE_S = 30
+DRAIN_POLL_S = 0.5      # between two looks at the node's open sessions
+CONNECTIONS = re.compile(r"^chat_connections\{[^}]*\} ([0-9.e+]+)$", re.M)
 
 
 def program_section(config_text, name, port, here):
@@ -50,9 +66,9 @@ class Cluster:
     """The running cluster: supervisord (``config``), the balancer's runtime API
     (``socket``) and the discovery file of its nodes (``targets``)."""
 
-    def __init__(self, config, socket, programs, targets):
+    def __init__(self, config, socket, programs, targets, drain_dir):
         self.config, self.socket, self.programs = Path(config), Path(socket), Path(programs)
-        self.targets = Path(targets)
+        self.targets, self.drain_dir = Path(targets), Path(drain_dir)
 
     def ctl(self, *args, check=True):
         done = subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", str(self.config), *args],
@@ -74,9 +90,82 @@ class Cluster:
         self.publish()
         print("%s is UP in the balancer (http://127.0.0.1:%d/)" % (name, port))
 
-    def remove(self, name):
+    def node_url(self, name):
+        address = balancer.addresses(self.socket).get(name)
+        if address is None:
+            raise SystemExit("%s is not a server of the balancer" % name)
+        return "http://%s" % address
+
+    def drain(self, name, over_s, batch=None):
+        """No new session for ``name`` (balancer), then its sessions closed in batches
+        over ``over_s``; returns once the node holds none (TimeoutError if it still
+        does ``DRAIN_GRACE_S`` after the plan)."""
+        url = self.node_url(name)
+        balancer.set_state(self.socket, name, "drain")
+        began = time.monotonic()
+        left = open_sessions(url)
+        print("%s: no new sessions (balancer: drain); moving %d off over %g s" % (name, left, over_s))
+        self.drain_dir.mkdir(parents=True, exist_ok=True)
+        plan = config.drain_plan(self.drain_dir, name)
+        with open(plan + ".new", "w") as f:
+            json.dump({"over_s": over_s, "batch": batch}, f)
+        os.replace(plan + ".new", plan)   # the node never reads half a plan
+        os.kill(self.pid(name), signal.SIGUSR1)
+        deadline = began + over_s + DRAIN_GRACE_S
+        while left:
+            time.sleep(DRAIN_POLL_S)
+            now = open_sessions(url)
+            if now != left:
+                print("%s: %d sessions open" % (name, now), flush=True)
+            left = now
+            if left and time.monotonic() > deadline:
+                raise TimeoutError("%s still holds %d sessions %d s after its drain began"
+                                   % (name, left, time.monotonic() - began))
+        print("%s is empty: no session open (%.1f s)" % (name, time.monotonic() - began))
+
+    def upgrade(self, over_s, batch=None):
+        """A rolling restart onto the code now in the checkout: every node drained,
+        restarted and back in the balancer in turn; then each broker pair's passive
+        restarted (and caught up), its active stopped (the passive takes over) and
+        started again, as the passive."""
+        for name in sorted(balancer.addresses(self.socket)):
+            url = self.node_url(name)
+            self.drain(name, over_s, batch)
+            self.ctl("restart", name)
+            wait_healthy(url + "/healthz")
+            balancer.set_state(self.socket, name, "ready")
+            balancer.wait_all_up(self.socket, [name])
+            print("%s restarted and UP in the balancer" % name, flush=True)
+        brokers = pair.brokers(self.config, os.environ)
+        roles = {name: pair.role(broker) for name, broker in brokers.items()}
+        print("brokers: %s" % ", ".join("%s %s" % item for item in sorted(roles.items())))
+        for name in sorted(n for n, role in roles.items() if role == "passive"):
+            with pair.caught_up(brokers[name]):
+                self.ctl("restart", name)
+            print("%s (passive) restarted and caught up with the active" % name, flush=True)
+        for name in sorted(n for n, role in roles.items() if role != "passive"):
+            self.ctl("stop", name)
+            if roles[name] == "active":
+                taking_over = pair.wait_role(brokers, "active", but=name)
+                print("%s stopped: %s took over" % (name, taking_over), flush=True)
+            with pair.caught_up(brokers[name], alone=roles[name] != "active"):
+                self.ctl("start", name)
+            print("%s started again%s" % (name, " as the passive" if roles[name] == "active"
+                                          else ""), flush=True)
+
+    def pid(self, name):
+        answer = self.ctl("pid", name).strip()
+        if not answer.isdigit() or answer == "0":
+            raise SystemExit("%s is not running (supervisorctl pid: %s)" % (name, answer))
+        return int(answer)
+
+    def remove(self, name, over_s=config.DRAIN_OVER_S, batch=None):
         path = self.programs / ("%s.conf" % name)
         if name in balancer.servers(self.socket):
+            try:
+                self.drain(name, over_s, batch)
+            except (OSError, TimeoutError, SystemExit) as exc:   # down, or stuck: out all the same
+                print("%s: not drained (%s); taken out as it is" % (name, exc))
             balancer.remove_server(self.socket, name, stop=lambda: self.ctl("stop", name, check=False))
             self.publish()
         self.ctl("stop", name, check=False)
@@ -114,6 +203,13 @@ class Cluster:
         return restored
 
 
+def open_sessions(url):
+    """The node's open sessions (Engine.IO, every transport), from its /metrics."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return int(sum(float(count) for count in CONNECTIONS.findall(text)))
+
+
 def wait_healthy(url, timeout=HEALTHY_TIMEOUT_S):
     deadline = time.monotonic() + timeout
     while True:
@@ -142,14 +238,32 @@ def main(argv=None):
     add = commands.add_parser("add", help="start a node and add it to the balancer")
     add.add_argument("name")
     add.add_argument("--port", type=int, required=True)
-    commands.add_parser("remove", help="take a node out of the balancer and stop it").add_argument("name")
+    for command, text in (("drain", "move a node's clients to the others, until it is empty"),
+                          ("remove", "drain a node, take it out of the balancer and stop it")):
+        sub = commands.add_parser(command, help=text)
+        sub.add_argument("name")
+        sub.add_argument("--over", type=float, default=config.DRAIN_OVER_S, metavar="SECONDS",
+                         help="spread the disconnects over this long (default %(default)s)")
+        sub.add_argument("--batch", type=int, metavar="N",
+                         help="sessions per batch (default: one second's share)")
     ready = commands.add_parser("ready", help="wait until every node is UP in the balancer")
     ready.add_argument("--timeout", type=float, default=balancer.READY_TIMEOUT_S)
     commands.add_parser("targets", help="write the balancer's nodes to the discovery file")
+    upgrade = commands.add_parser("upgrade", help="drain and restart every node in turn, then "
+                                                  "the broker pair: passive, failover, old active")
+    upgrade.add_argument("--over", type=float, default=config.DRAIN_OVER_S, metavar="SECONDS",
+                         help="each node's drain (default %(default)s)")
+    upgrade.add_argument("--batch", type=int, metavar="N", help="sessions per batch")
     args = parser.parse_args(argv)
     # var/ beside supervisord.conf, as its %(here)s/var: a relocated cluster keeps its own
-    targets = Path(args.config).parent / (args.targets or config.OPS_TARGETS_FILE)
-    cluster = Cluster(args.config, args.socket, args.programs, targets)
+    here = Path(args.config).parent
+    targets = here / (args.targets or config.OPS_TARGETS_FILE)
+    drain_dir = here / os.environ.get("CHAT_DRAIN_DIR", config.DRAIN_DIR)
+    cluster = Cluster(args.config, args.socket, args.programs, targets, drain_dir)
+    if getattr(args, "batch", None) is not None and args.batch < 1:
+        parser.error("--batch is at least 1")
+    if not 0 <= getattr(args, "over", 0) <= 3600:
+        parser.error("--over is 0-3600 seconds")
     try:
         if args.command == "ready":
             cluster.ready(args.timeout)
@@ -158,12 +272,17 @@ def main(argv=None):
             nodes = cluster.publish()
             print("%s: %s" % (targets, ", ".join("%s=%s" % kv for kv in sorted(nodes.items()))))
             return 0
+        if args.command == "upgrade":
+            cluster.upgrade(args.over, args.batch)
+            return 0
         if not NAME.match(args.name):
             parser.error("a node name is 1-32 of A-Z a-z 0-9 _ -")
         if args.command == "add":
             cluster.add(args.name, args.port)
+        elif args.command == "drain":
+            cluster.drain(args.name, args.over, args.batch)
         else:
-            cluster.remove(args.name)
+            cluster.remove(args.name, args.over, args.batch)
     except (balancer.BalancerError, TimeoutError, OSError) as exc:
         print("scripts/node: %s" % exc, file=sys.stderr)
         return 1

@@ -173,6 +173,9 @@ CHAT_OPS_TARGETS = shared.ops_targets(env("CHAT_OPS_TARGETS", shared.OPS_TARGETS
 CHAT_OPS_TARGETS_FILE = shared.ops_targets_file(os.environ, BASE_DIR.parent)
 CHAT_OPS_SCRAPE_TIMEOUT_S = float(env("CHAT_OPS_SCRAPE_TIMEOUT_S", shared.OPS_SCRAPE_TIMEOUT_S))
 CHAT_OPS_CACHE_S = float(env("CHAT_OPS_CACHE_S", shared.OPS_CACHE_S))
+# scripts/node drain's plan for this node (operations/drain.py), read at its SIGUSR1.
+CHAT_DRAIN_PLAN = shared.drain_plan(BASE_DIR.parent / env("CHAT_DRAIN_DIR", shared.DRAIN_DIR),
+                                    CHAT_NODE_NAME)
 CHAT_LOG_FORMAT = env("CHAT_LOG_FORMAT", shared.LOG_FORMAT)   # "plain" or "json"
 # Middle-generation collections between two full ones (chat/operations/gcwatch.py: why so many).
 CHAT_GC_FULL_AFTER = env_int("CHAT_GC_FULL_AFTER", 1000)

@@ -14,9 +14,14 @@ class SkipHealthz503(logging.Filter):
 
 class DemoteClosedSession(logging.Filter):
     """engineio logs a request for an already closed session (a long-polling
-    client's last GET racing its own disconnect) as ERROR; it is routine."""
+    client's last GET racing its own disconnect) as ERROR, and one for a session
+    already forgotten ("Invalid session": a long-polling client of a drained node
+    asking once more before it reconnects elsewhere) too; both are routine."""
+
+    ROUTINE = ("Session is disconnected", "Invalid session")
 
     def filter(self, record):
-        if record.levelno == logging.ERROR and "Session is disconnected" in record.getMessage():
+        if record.levelno == logging.ERROR and any(
+                text in record.getMessage() for text in self.ROUTINE):
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True

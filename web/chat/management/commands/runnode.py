@@ -109,7 +109,7 @@ class Command(BaseCommand):
         name, host, port = settings.CHAT_NODE_NAME, settings.CHAT_NODE_HOST, settings.CHAT_NODE_PORT
         from chatsite.wsgi import application as django_app
         from chat.assembly import build_app, build_server
-        from chat.operations import gcwatch
+        from chat.operations import drain, gcwatch
         handler_class = _require_websocket_handler()
         sio = build_server()
         app = build_app(sio, django_app)
@@ -124,6 +124,8 @@ class Command(BaseCommand):
             server.stop(2)
         gevent.signal_handler(signal.SIGTERM, stop)
         gevent.signal_handler(signal.SIGINT, stop)
+        # scripts/node drain: close the sessions in batches, by the plan it left
+        gevent.signal_handler(signal.SIGUSR1, drain.Drain(sio, settings.CHAT_DRAIN_PLAN).on_signal)
         log.info("node %s serving on http://%s:%d/", name, host, port)
         # Everything loaded so far (Django, the libraries) lives as long as the process:
         # keep it out of the cyclic collector's full passes, which otherwise walk it all.

@@ -1,0 +1,306 @@
+"""scripts/node drain and scripts/node upgrade on supervisord.conf's cluster itself
+(relocated to free ports, as test_supervisor.py runs it: the broker pair, three nodes,
+a real HAProxy), with python-socketio clients that reconnect by themselves
+(``reconnection=True``, as the official clients do) and rejoin with since + epoch."""
+import collections
+import subprocess
+import threading
+import time
+
+import pytest
+import socketio
+
+from harness.client import new_room
+from harness.processes import ROOT, Proc, base_env, free_port, wait_until
+
+from .test_supervisor import SUPERVISORD, _relocated_config
+
+NODES = ("node1", "node2", "node3")
+FAST = {"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000", "CHAT_HISTORY_SIZE": "1000",
+        "CHAT_REQUEST_RATES": "join=10000/10000"}
+ACK_TIMEOUT_S = 6
+
+
+class ReconnectingClient:
+    """A python-socketio client left to its own reconnection; at every connect it
+    (re)joins ``room`` with since + epoch, as the contract's reconnect says.
+
+    ``view`` is every message it holds by seq; a seq seen twice on one connection
+    is a duplicate, a ``gap: true`` or a changed epoch is counted."""
+
+    def __init__(self, url, room, name, transports=("websocket",)):
+        self.room, self.name = room, name
+        self.lock = threading.Lock()
+        self.view, self.duplicates, self.gaps, self.conflicts = {}, 0, 0, []
+        self.epoch = None
+        self.nodes = []            # the node of every join, in order
+        self.joined_at = []        # when each join was acknowledged
+        self.joined = threading.Event()
+        self.live_seqs = set()     # seqs delivered live on the current connection
+        self.sio = socketio.Client(reconnection=True, reconnection_delay=0.2,
+                                   reconnection_delay_max=1, randomization_factor=0.2)
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("message", self._on_message)
+        self.transport = transports[-1]
+        self.sio.connect(url, transports=list(transports), wait_timeout=10)
+        assert self.joined.wait(15), "%s: no join" % name
+
+    def _on_connect(self):
+        threading.Thread(target=self._join, daemon=True).start()   # not in the reader
+
+    def _join(self):
+        with self.lock:
+            self.live_seqs = set()
+            payload = {"room": self.room, "nick": self.name}
+            if self.epoch is not None:
+                payload.update(since=self._contiguous(), epoch=self.epoch)
+        for _ in range(20):
+            try:
+                ack = self.sio.call("join", payload, timeout=ACK_TIMEOUT_S)
+            except Exception:      # noqa: BLE001 - dropped again meanwhile: the next connect joins
+                return
+            if ack.get("ok"):
+                break
+            time.sleep(0.2)        # `unavailable` while a broker takes over
+        else:
+            raise AssertionError("%s: join refused %r" % (self.name, ack))
+        with self.lock:
+            if ack["gap"] or (self.epoch is not None and ack["epoch"] != self.epoch):
+                self.gaps += 1
+            self.epoch = ack["epoch"]
+            for message in ack["history"]:
+                self._merge(message)
+            self.nodes.append(ack["node"])
+            self.joined_at.append(time.monotonic())
+        self.joined.set()
+
+    def _on_message(self, message):
+        if message["room"] != self.room:
+            return
+        with self.lock:
+            if message["seq"] in self.live_seqs:
+                self.duplicates += 1
+            self.live_seqs.add(message["seq"])
+            self._merge(message)
+
+    def _merge(self, message):
+        have = self.view.get(message["seq"])
+        if have is not None and have["id"] != message["id"]:
+            self.conflicts.append((message["seq"], have["id"], message["id"]))
+        self.view[message["seq"]] = message
+
+    def _contiguous(self):
+        seq = 0
+        while seq + 1 in self.view:
+            seq += 1
+        return seq
+
+    @property
+    def node(self):
+        return self.nodes[-1] if self.nodes else None
+
+    def live(self):
+        """Connected and joined on the current connection."""
+        return self.sio.connected and len(self.nodes) == len(self.joined_at) and bool(self.nodes)
+
+    def close(self):
+        try:
+            self.sio.disconnect()
+        except Exception:          # noqa: BLE001
+            pass
+
+
+class Stream:
+    """Numbered messages with cids through one reconnecting client, each resent
+    (same cid) until acknowledged; ``acked`` cid -> (seq, ack time)."""
+
+    def __init__(self, client, limit=3000):
+        self.client, self.limit = client, limit
+        self.acked = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        i = 0
+        while not self.stop.is_set() and i < self.limit:
+            cid = "%s-%d" % (self.client.name, i)
+            deadline = time.monotonic() + 60
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                try:
+                    ack = self.client.sio.call("message", {"room": self.client.room,
+                                                           "text": cid, "cid": cid},
+                                               timeout=ACK_TIMEOUT_S)
+                except Exception:  # noqa: BLE001 - reconnecting: send it again once back
+                    time.sleep(0.1)
+                    continue
+                if ack.get("ok"):
+                    self.acked[cid] = (ack["seq"], time.monotonic())
+                    break
+                time.sleep(0.1)    # `unavailable` during a failover: the same cid again
+            i += 1
+            time.sleep(0.02)
+
+    def longest_pause_s(self, since, until=float("inf")):
+        """The longest time between two acks from ``since`` to ``until`` (monotonic)."""
+        times = sorted(t for _, t in self.acked.values() if since <= t <= until)
+        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
+@pytest.fixture
+def supervised(tmp_path):
+    """supervisord.conf's cluster on free ports, with its own var/ (store, drain plans)."""
+    ports = {p: free_port() for p in (8000, 8001, 8002, 8003, 8443, 5559, 5565, 5566, 5567, 5568, 5569)}
+    conf = _relocated_config(tmp_path, ports)
+    var = tmp_path / "var"
+    subprocess.run([str(ROOT / "scripts/tls-cert"), str(var / "tls/chat.pem")], check=True,
+                   capture_output=True, timeout=60)
+    env = base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port())
+                    for k in ("INTAKE", "PUBLISH", "SNAPSHOT", "METRICS")})
+    env.update(FAST, CHAT_BROKER_STATE=str(var / "broker.sqlite3"),
+               CHAT_OPS_TARGETS_FILE=str(var / "targets/nodes.json"),
+               CHAT_BALANCER_PORT=str(ports[8000]), CHAT_BALANCER_TLS_PORT=str(ports[8443]))
+    sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
+    node = [str(ROOT / "scripts/node"), "--config", str(conf), "--socket", str(var / "haproxy.sock"),
+            "--programs", str(var / "nodes")]
+
+    def run(*args, timeout=120):
+        done = subprocess.run(node + list(args), env=env, capture_output=True, text=True,
+                              timeout=timeout)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def lines(*args, timeout=300):
+        """Run scripts/node, returning ``[(when, line)]`` of its output as it came."""
+        proc = subprocess.Popen(node + list(args), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            seen = [(time.monotonic(), line.rstrip()) for line in proc.stdout]
+        finally:
+            timer.cancel()
+        assert proc.wait() == 0, "\n".join(line for _, line in seen)
+        return seen
+    try:
+        run("ready")
+        yield {"run": run, "lines": lines, "var": var, "url": "http://127.0.0.1:%d" % ports[8000],
+               "node_url": {n: "http://127.0.0.1:%d" % ports[8001 + i] for i, n in enumerate(NODES)}}
+    finally:
+        sup.stop(timeout=60)
+    bad = {log.name: log.read_text()[-3000:] for log in (var / "log").glob("*.log")
+           if "Traceback" in log.read_text() or " ERROR " in log.read_text()}
+    assert not bad, "tracebacks or errors in the cluster's logs: %s" % bad
+
+
+def _check_views(clients, acked):
+    """Every acknowledged message in every client's view exactly once, one order, no gap."""
+    wait_until(lambda: all(set(acked.values()) <= set(c.view) for c in clients), 20,
+               "every acknowledged message in every view")
+    for c in clients:
+        seqs = sorted(c.view)
+        assert seqs == list(range(1, len(seqs) + 1)), "%s: a gap in %s" % (c.name, seqs[:50])
+        assert (c.duplicates, c.gaps, c.conflicts) == (0, 0, []), c.name
+        assert {c.view[seq]["cid"] for seq in acked.values()} == set(acked), c.name
+    first = clients[0]
+    assert all([(s, c.view[s]["id"]) for s in sorted(acked.values())]
+               == [(s, first.view[s]["id"]) for s in sorted(acked.values())] for c in clients)
+
+
+@pytest.mark.timeout(240)
+def test_drain_moves_every_client_off_in_batches_and_none_lands_on_the_node(supervised):
+    room = new_room("drain")
+    url = supervised["url"]
+    # some clients stay on long-polling: each of their requests reaches the node that
+    # holds the session by stickiness until the node closes it, then they move too
+    # (leastconn deals the first twelve out in turn: one long-polling client per node)
+    clients = [ReconnectingClient(url, room, "c%d" % i,
+                                  transports=("polling",) if i % 4 == 0 else ("websocket",))
+               for i in range(12)]
+    try:
+        on = collections.Counter(c.node for c in clients)
+        target = on.most_common(1)[0][0]
+        moving = [c for c in clients if c.node == target]
+        assert len(moving) >= 3, on
+        assert {c.transport for c in moving} == {"polling", "websocket"}, on
+        sender = next(c for c in clients if c.node != target)
+        stream = Stream(sender)
+        wait_until(lambda: len(stream.acked) >= 20, 20, "a steady stream")
+        landed, watching = [], threading.Event()
+
+        def newcomers():              # new sessions through the balancer while it drains
+            while not watching.is_set() and len(landed) < 40:
+                probe = socketio.Client(reconnection=False)
+                probe.connect(url, transports=["polling"], wait_timeout=10)
+                landed.append(probe.call("join", {"room": room, "nick": "probe"}, timeout=10)["node"])
+                probe.disconnect()
+                time.sleep(0.1)
+        watcher = threading.Thread(target=newcomers, daemon=True)
+        began = time.monotonic()
+        watcher.start()
+        out = supervised["run"]("drain", target, "--over", "3", "--batch", "2")
+        watching.set()
+        watcher.join(15)
+        assert "%s is empty" % target in out, out
+        progress = [line for line in out.splitlines() if "sessions open" in line]
+        assert len(progress) >= 2, out          # batches, not everyone at once
+        assert landed and target not in landed, landed
+        wait_until(lambda: all(c.live() and c.node != target for c in clients), 20,
+                   "every client back, on another node")
+        moved_at = [c.joined_at[-1] for c in moving]
+        assert max(moved_at) - min(moved_at) >= 1.0, "all moved at once"
+        assert all(len(c.nodes) == 1 for c in clients if c not in moving)   # others untouched
+        _more(stream, 20)
+        stream.stop.set()
+        stream.thread.join(15)
+        _check_views(clients, {cid: seq for cid, (seq, _) in stream.acked.items()})
+        pause_s = stream.longest_pause_s(began)
+        print("drain of %s: %d clients moved, longest ack pause %.2f s" % (target, len(moving), pause_s))
+        from deploy.node import open_sessions
+        assert open_sessions(supervised["node_url"][target]) == 0
+    finally:
+        for c in clients:
+            c.close()
+
+
+def _more(stream, n, timeout=30):
+    count = len(stream.acked)
+    wait_until(lambda: len(stream.acked) >= count + n, timeout, "%d more acks" % n)
+
+
+@pytest.mark.timeout(420)
+def test_a_rolling_upgrade_under_a_stream_loses_nothing_and_leaves_everyone_connected(supervised):
+    """scripts/node upgrade: node1..node3 drained and restarted in turn, then the pair:
+    the passive restarted, the active stopped (failover) and started again as the passive."""
+    room = new_room("upgrade")
+    url = supervised["url"]
+    clients = [ReconnectingClient(url, room, "u%d" % i,
+                                  transports=("polling",) if i % 4 == 0 else ("websocket",))
+               for i in range(9)]
+    try:
+        streams = [Stream(c) for c in clients[:3]]
+        wait_until(lambda: all(len(s.acked) >= 20 for s in streams), 30, "a steady stream")
+        began = time.monotonic()
+        seen = supervised["lines"]("upgrade", "--over", "2")
+        out = "\n".join(line for _, line in seen)
+        brokers_at = next(when for when, line in seen if line.startswith("brokers:"))
+        for name in NODES:
+            assert "%s restarted and UP in the balancer" % name in out, out
+        assert "(passive) restarted and caught up" in out and "took over" in out, out
+        for s in streams:
+            _more(s, 20)
+            s.stop.set()
+        for s in streams:
+            s.thread.join(15)
+        wait_until(lambda: all(c.live() for c in clients), 20, "every client connected")
+        acked = {cid: seq for s in streams for cid, (seq, _) in s.acked.items()}
+        _check_views(clients, acked)
+        nodes_s = max(s.longest_pause_s(began, brokers_at) for s in streams)
+        pause_s = max(s.longest_pause_s(began) for s in streams)
+        print("rolling upgrade: %d acknowledged; longest ack pause %.2f s over the node restarts,"
+              " %.2f s in all (the broker failover)" % (len(acked), nodes_s, pause_s))
+        assert nodes_s < 2.0, nodes_s
+        assert pause_s < 10.0, pause_s
+    finally:
+        for c in clients:
+            c.close()
