@@ -277,8 +277,8 @@ OPS_CACHE_S = 1.0
 # the node (SIGUSR1); relative to the repository, like the discovery file.
 DRAIN_DIR = "var/drain"
 # How long a drain spreads its disconnects over when not told (scripts/node drain
-# --over): the reconnects of a few thousand clients a second stay far under what a
-# node took in the reconnect storms of docs/FAULTS.md.
+# --over): a full node (MAX_CONNECTIONS) sends the others 1,000 reconnects a second
+# instead of all of them at once, and a small one is empty within seconds.
 DRAIN_OVER_S = 10.0
 
 # "plain" (human) or "json" (one JSON object per line, for log collectors).
