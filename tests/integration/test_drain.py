@@ -26,30 +26,39 @@ class ReconnectingClient:
     (re)joins ``room`` with since + epoch, as the contract's reconnect says.
 
     ``view`` is every message it holds by seq; a seq seen twice on one connection
-    is a duplicate, a ``gap: true`` or a changed epoch is counted."""
+    is a duplicate, a ``gap: true`` or a changed epoch is counted.  ``generation``
+    counts its connections lost; ``cond`` is notified at every loss and join."""
 
     def __init__(self, url, room, name, transports=("websocket",)):
         self.room, self.name = room, name
-        self.lock = threading.Lock()
+        self.cond = threading.Condition()
         self.view, self.duplicates, self.gaps, self.conflicts = {}, 0, 0, []
         self.epoch = None
         self.nodes = []            # the node of every join, in order
         self.joined_at = []        # when each join was acknowledged
-        self.joined = threading.Event()
+        self.generation = 0        # connections lost so far
+        self.joined_generation = None
         self.live_seqs = set()     # seqs delivered live on the current connection
         self.sio = socketio.Client(reconnection=True, reconnection_delay=0.2,
                                    reconnection_delay_max=1, randomization_factor=0.2)
         self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("message", self._on_message)
         self.transport = transports[-1]
         self.sio.connect(url, transports=list(transports), wait_timeout=10)
-        assert self.joined.wait(15), "%s: no join" % name
+        with self.cond:
+            assert self.cond.wait_for(self.live, 15), "%s: no join" % name
 
     def _on_connect(self):
-        threading.Thread(target=self._join, daemon=True).start()   # not in the reader
+        threading.Thread(target=self._join, args=(self.generation,), daemon=True).start()
 
-    def _join(self):
-        with self.lock:
+    def _on_disconnect(self, reason=None):
+        with self.cond:
+            self.generation += 1
+            self.cond.notify_all()
+
+    def _join(self, generation):
+        with self.cond:
             self.live_seqs = set()
             payload = {"room": self.room, "nick": self.name}
             if self.epoch is not None:
@@ -64,7 +73,7 @@ class ReconnectingClient:
             time.sleep(0.2)        # `unavailable` while a broker takes over
         else:
             raise AssertionError("%s: join refused %r" % (self.name, ack))
-        with self.lock:
+        with self.cond:
             if ack["gap"] or (self.epoch is not None and ack["epoch"] != self.epoch):
                 self.gaps += 1
             self.epoch = ack["epoch"]
@@ -72,12 +81,13 @@ class ReconnectingClient:
                 self._merge(message)
             self.nodes.append(ack["node"])
             self.joined_at.append(time.monotonic())
-        self.joined.set()
+            self.joined_generation = generation
+            self.cond.notify_all()
 
     def _on_message(self, message):
         if message["room"] != self.room:
             return
-        with self.lock:
+        with self.cond:
             if message["seq"] in self.live_seqs:
                 self.duplicates += 1
             self.live_seqs.add(message["seq"])
@@ -101,7 +111,7 @@ class ReconnectingClient:
 
     def live(self):
         """Connected and joined on the current connection."""
-        return self.sio.connected and len(self.nodes) == len(self.joined_at) and bool(self.nodes)
+        return self.sio.connected and self.joined_generation == self.generation
 
     def close(self):
         try:
@@ -111,8 +121,9 @@ class ReconnectingClient:
 
 
 class Stream:
-    """Numbered messages with cids through one reconnecting client, each resent
-    (same cid) until acknowledged; ``acked`` cid -> (seq, ack time)."""
+    """Numbered messages with cids through one reconnecting client; a message whose
+    connection is lost before its ack is sent again (same cid) once the client has
+    rejoined, as the browser's outbox does; ``acked`` cid -> (seq, ack time)."""
 
     def __init__(self, client, limit=3000):
         self.client, self.limit = client, limit
@@ -121,18 +132,36 @@ class Stream:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    def _send(self, cid):
+        """One try: the ack, or None when the connection was lost (or it timed out)."""
+        client, answer = self.client, {}
+
+        def on_ack(ack):
+            with client.cond:
+                answer["ack"] = ack
+                client.cond.notify_all()
+        with client.cond:
+            if not client.cond.wait_for(client.live, ACK_TIMEOUT_S):
+                return None
+            generation = client.generation
+        try:
+            client.sio.emit("message", {"room": client.room, "text": cid, "cid": cid},
+                            callback=on_ack)
+        except Exception:          # noqa: BLE001 - lost just now: again once rejoined
+            return None
+        with client.cond:
+            client.cond.wait_for(lambda: "ack" in answer or client.generation != generation,
+                                 ACK_TIMEOUT_S)
+        return answer.get("ack")
+
     def _run(self):
         i = 0
         while not self.stop.is_set() and i < self.limit:
             cid = "%s-%d" % (self.client.name, i)
             deadline = time.monotonic() + 60
             while not self.stop.is_set() and time.monotonic() < deadline:
-                try:
-                    ack = self.client.sio.call("message", {"room": self.client.room,
-                                                           "text": cid, "cid": cid},
-                                               timeout=ACK_TIMEOUT_S)
-                except Exception:  # noqa: BLE001 - reconnecting: send it again once back
-                    time.sleep(0.1)
+                ack = self._send(cid)
+                if ack is None:
                     continue
                 if ack.get("ok"):
                     self.acked[cid] = (ack["seq"], time.monotonic())
