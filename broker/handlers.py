@@ -1,5 +1,5 @@
 """What the broker does with each request: check it like a node would, then
-sequence, relay, register presence, or answer from the room state.
+sequence, announce, register presence, or answer from the room state.
 
 The server (broker/server.py: sockets, loop, group commit) composes one
 :class:`IntakeHandlers` and one :class:`SnapshotHandlers` and dispatches by
@@ -12,6 +12,7 @@ publish under it.
 """
 import functools
 import logging
+import time
 
 from chatstream import rules, wire
 from chatstream.clock import now_ms
@@ -20,6 +21,10 @@ from .presence_registry import PresenceFull
 from .reports import ReportError
 
 log = logging.getLogger(__name__)
+
+# Refused announcements are warned about at most this often: enough to see a
+# misbehaving node in the log, too rarely for one to fill it.
+REFUSAL_LOG_INTERVAL_S = 10.0
 
 # An author's nick and node come again with every message: the verdict on a
 # valid one is remembered (a refusal raises, and is never cached).
@@ -49,7 +54,7 @@ def _field(body, name, types, optional=False):
 
 
 class IntakeHandlers:
-    """``publish``, ``relay`` and ``presence`` from the nodes.
+    """``publish``, ``announce`` and ``presence`` from the nodes.
 
     :param config: the broker's :class:`chatstream.config.BrokerConfig` (presence caps).
     :param sequencer: the room state (broker/sequencer.py).
@@ -67,8 +72,9 @@ class IntakeHandlers:
         self.outbox = outbox
         self.pair = pair
         self.node_keys = {}   # node name -> the key that registered it
-        self.by_type = {"publish": self.on_publish, "relay": self.on_relay,
-                        "presence": self.on_presence}
+        self.refusals = RefusalLog()
+        self.by_type = {"publish": self.on_publish, "announce": self.on_announce,
+                        "relay": self.on_relay, "presence": self.on_presence}
 
     def on_publish(self, body, peer=None):
         # The client contract's rules, as the node applied them: a node cannot have
@@ -94,15 +100,30 @@ class IntakeHandlers:
                 return None   # the node takes the message on PUB as its ack (wire.py)
         return wire.encode("published", rid=body.get("rid"), message=message, duplicate=duplicate)
 
+    def on_announce(self, body, peer=None):
+        """"<nick> joined" / "<nick> left" from a node: published to the room as the
+        broker's ``announcement``, in order with its messages.  Fire-and-forget:
+        never a reply; a refusal is counted and logged (at most every
+        REFUSAL_LOG_INTERVAL_S)."""
+        try:
+            room = _ruled(rules.room, _field(body, "room", str))
+            text = _ruled(rules.announcement, _field(body, "text", str))
+            self._own_node(_ruled(_node_name, _field(body, "node", str)), peer)
+        except RequestError as exc:
+            metrics.ANNOUNCES_REFUSED.inc()
+            self.refusals.note("announce refused: %s", exc)
+            return None
+        self.outbox.announce(room, text)
+        return None
+
     def on_relay(self, body, peer=None):
-        """Only the relay nodes send: an "<nick> joined/left" announcement to its room."""
+        """An "<nick> joined/left" pub/sub relay to its room, until every node sends ``announce``."""
         topic = _field(body, "topic", str)
         room = _ruled(rules.announcement_relay, body.get("data"))
         if topic != room:
             raise RequestError("invalid_relay: topic %r is not the relay's room %r" % (topic, room))
-        frame = wire.encode("relay", topic=topic, data=body["data"])
-        self.outbox.publish(wire.room_topic(topic), frame)
-        return None  # relays are fire-and-forget, like python-socketio's pub/sub
+        self.outbox.publish(wire.room_topic(topic), wire.encode("relay", topic=topic, data=body["data"]))
+        return None
 
     def on_presence(self, body, peer=None):
         """A node's members, maybe in parts (broker/reports.py); every part is
@@ -192,6 +213,30 @@ class SnapshotHandlers:
         epoch = _field(body, "epoch", str, optional=True)
         return wire.encode("history", rid=body.get("rid"),
                            **self.sequencer.history(room, since, epoch))
+
+
+class RefusalLog:
+    """Warnings about refused fire-and-forget requests, at most one per
+    ``interval_s`` with the count of those not logged: a node sending bad ones
+    in a loop cannot flood the log."""
+
+    def __init__(self, interval_s=REFUSAL_LOG_INTERVAL_S, clock=time.monotonic):
+        self.interval_s = interval_s
+        self.clock = clock
+        self.next_at = float("-inf")
+        self.suppressed = 0
+
+    def note(self, message, *args):
+        now = self.clock()
+        if now < self.next_at:
+            self.suppressed += 1
+            return
+        if self.suppressed:
+            message += " (and %d more refused since the last warning)"
+            args += (self.suppressed,)
+        log.warning(message, *args)
+        self.next_at = now + self.interval_s
+        self.suppressed = 0
 
 
 def announce_departures(outbox, departed):

@@ -34,6 +34,9 @@ SEQUENCED = Counter("chat_broker_messages_sequenced", "Messages given a seq and 
                     registry=REGISTRY)
 DUPLICATES = Counter("chat_broker_duplicates", "Messages resent with a cid already sequenced",
                      registry=REGISTRY)
+ANNOUNCES_REFUSED = Counter("chat_broker_announces_refused",
+                            "Announcements from nodes refused (bad room, text or node)",
+                            registry=REGISTRY)
 COMMIT_SECONDS = Histogram(
     "chat_broker_commit_seconds", "Store commit latency per batch", registry=REGISTRY,
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 # Loopback: the development cluster runs on one machine, and a broker reachable
 # from elsewhere must be asked for (CHAT_BROKER_HOST=0.0.0.0).
 BROKER_HOST = "127.0.0.1"
-INTAKE_PORT = 5555      # node DEALER -> broker ROUTER: publish, relay, presence
+INTAKE_PORT = 5555      # node DEALER -> broker ROUTER: publish, announce, presence
 PUBLISH_PORT = 5556     # broker PUB -> node SUB: messages, presence, heartbeats
 SNAPSHOT_PORT = 5557    # node DEALER -> broker ROUTER: snapshot, history
 BROKER_PORTS = {"intake": INTAKE_PORT, "publish": PUBLISH_PORT, "snapshot": SNAPSHOT_PORT}

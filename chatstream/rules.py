@@ -7,8 +7,8 @@ what a client sends (``chat.validation``, which also parses the Socket.IO
 payloads); the broker applies the same rules to what a node sends, so a node
 that misbehaves cannot get past the broker what a client could not.
 
-Besides the client's fields: node names, and the one pub/sub relay nodes send
-each other (:func:`announcement_relay`).
+Besides the client's fields: node names, and the announcements a node has the
+broker say to a room (:func:`announcement`).
 """
 import re
 import unicodedata
@@ -108,7 +108,25 @@ def clean_nick(value):
     return value
 
 
-# --- the one relay nodes send each other ------------------------------------------
+# --- announcements: the one thing nodes have the broker say ------------------------
+
+_ANNOUNCED = re.compile(r"(.+) (joined|left)", re.DOTALL)
+
+
+def announcement(value):
+    """An announcement's text as a node sends it: "<nick> joined" or "<nick> left",
+    with a clean nick; anything else is refused (``invalid_announcement``)."""
+    match = _ANNOUNCED.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise RuleError("invalid_announcement", "text must be '<nick> joined' or '<nick> left'")
+    try:
+        clean_nick(match.group(1))
+    except RuleError:
+        raise RuleError("invalid_announcement", "text must name a valid nick") from None
+    return value
+
+
+# --- the pub/sub relay, accepted until every node sends `announce` -------------------
 
 # python-socketio's PubSubManager.emit message (pubsub_manager.py) for the chat's
 # only relayed call, ``sio.emit("announcement", {room, text, ts}, room=room)``
@@ -116,7 +134,6 @@ def clean_nick(value):
 ANNOUNCEMENT_RELAY_FIXED = {"method": "emit", "event": "announcement", "namespace": "/",
                             "binary": False, "skip_sid": None, "callback": None}
 ANNOUNCEMENT_RELAY_KEYS = frozenset(ANNOUNCEMENT_RELAY_FIXED) | {"room", "data", "host_id"}
-_ANNOUNCED = re.compile(r"(.+) (joined|left)", re.DOTALL)
 HOST_ID_MAX = 64    # python-socketio's host ids are uuid4().hex: 32 characters
 
 

@@ -7,17 +7,15 @@ ASCII JSON by the stdlib, so every str still travels).  The frames per socket ar
 
 intake (node DEALER -> broker ROUTER, default port 5555)::
 
-    node -> broker   [body]                 body.type in {"publish", "relay", "presence"}
+    node -> broker   [body]                 body.type in {"publish", "announce", "presence"}
     broker -> node   [body]                 body.type in {"published", "error"}
 
 publish (broker PUB -> node SUB, default port 5556)::
 
-    [topic, body]    topic = room_topic(room) for "message", "announcement"
-                     and room relays (a node subscribes to the rooms it
-                     has members in),
+    [topic, body]    topic = room_topic(room) for "message" and "announcement"
+                     (a node subscribes to the rooms it has members in),
                      PRESENCE_TOPIC for "presence" (every node: the lobby
                      lists all rooms),
-                     BROADCAST_TOPIC for relays to everyone,
                      HEARTBEAT_TOPIC for "heartbeat"
 
 snapshot (node DEALER -> broker ROUTER, default port 5557)::
@@ -37,8 +35,12 @@ Bodies by type (besides ``v`` and ``type``):
   reply when the message is new -- the node takes the message on PUB (it carries
   node and cid) as the ack; a duplicate or a refusal is still answered
 - ``published`` {rid, message: Message, duplicate: bool}
-- ``relay``     {topic: "room"|null, data: {...}}  a python-socketio pub/sub
-  message (emit, disconnect, callback ...) forwarded to every node
+- ``relay``     {topic: "room", data: {...}}  a python-socketio pub/sub announcement
+  emit, accepted until every node sends ``announce`` instead
+- ``announce``  node -> broker {room, text, node}: no rid, no reply (like
+  ``presence``); ``text`` is "<nick> joined" or "<nick> left"
+  (chatstream.rules.announcement).  The broker publishes it as an
+  ``announcement`` on the room's topic, in order with the room's messages
 - ``presence``  node -> broker {node, rooms: {room: [nick]}, full, bye, part,
   more}: the node's members (changed rooms every presence interval, an empty
   report as keepalive every heartbeat; ``full``: its whole state, every 30 s and
@@ -51,8 +53,8 @@ Bodies by type (besides ``v`` and ``type``):
   changed in one presence interval, in one frame (2 or more rooms, at most
   PRESENCE_ROOMS_PER_FRAME and about PRESENCE_NICKS_PER_FRAME nicks): read as
   one ``presence`` body per room (:func:`unbatch`)
-- ``announcement`` {room, text, ts}: said by the broker (e.g. "<nick> left"
-  for the members of a node that died)
+- ``announcement`` {room, text, ts}: said by the broker (``ts`` its clock): a
+  node's ``announce``, or "<nick> left" for the members of a node that is gone
 - ``message``   {message: Message, epoch}
 - ``messages``  {messages: [Message], epoch}: consecutive messages of one room
   sequenced in one batch (2 to MESSAGES_PER_FRAME), in seq order; read as
@@ -84,14 +86,13 @@ from .rules import ROOM_RE  # noqa: F401 - room names on the wire are the contra
 VERSION = 1
 
 HEARTBEAT_TOPIC = b"\x01heartbeat"
-BROADCAST_TOPIC = b"\x01all"
 PRESENCE_TOPIC = b"\x01presence"
 # Every node subscribes to these; room topics come and go with local members.
-CLUSTER_TOPICS = (HEARTBEAT_TOPIC, BROADCAST_TOPIC, PRESENCE_TOPIC)
+CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC)
 
 # Request/reply and publish types; anything else is refused by decode().
 TYPES = frozenset({
-    "publish", "published", "relay", "message", "messages", "heartbeat", "presences",
+    "publish", "published", "announce", "relay", "message", "messages", "heartbeat", "presences",
     "snapshot", "history", "error", "presence", "announcement",
 })
 

@@ -122,10 +122,9 @@ def test_a_publish_without_an_authorised_key_is_neither_delivered_nor_sequenced(
     injector = cluster.broker_socket(zctx, zmq.DEALER, "intake", key=rogue[1])
     for i in range(5):
         injector.send(publish_frame(room, "forged %d" % i, rid=i))
-    injector.send(wire.encode("relay", topic=room, data={"method": "emit", "event": "message",
-                                                           "room": room, "data": {"seq": 999999}}))
+    injector.send(wire.encode("announce", room=room, text="mallory joined", node="node3"))
     acks = frames_within(injector, ROGUE_WAIT_S)
-    print("\n5 publishes + 1 relay with %s: %d acks, %d delivered" % (
+    print("\n5 publishes + 1 announce with %s: %d acks, %d delivered" % (
         rogue[0], len(acks), len(member.room_messages(room))))
     assert acks == []                                           # no ack
     assert member.room_messages(room) == []                     # nothing delivered

@@ -18,6 +18,7 @@ from chatstream import wire
 
 from .relays import announcement
 
+
 PEER = b"\x00peer-1"
 
 
@@ -184,6 +185,81 @@ def test_publish_with_newlines_tabs_and_a_unicode_nick_is_sequenced():
     [reply] = intake(broker, publish_frame(nick="Zo\u00eb \u65e5\u672c", text="a\n\tb"))
     assert reply["type"] == "published"
     assert (reply["message"]["nick"], reply["message"]["text"]) == ("Zo\u00eb \u65e5\u672c", "a\n\tb")
+
+
+# --- announce ----------------------------------------------------------------
+
+def announce_frame(room="lobby", text="ann joined", node="node1", **changes):
+    fields = {"room": room, "text": text, "node": node}
+    fields.update(changes)
+    return frame("announce", **{k: v for k, v in fields.items() if v is not ...})
+
+
+@pytest.mark.parametrize("text", ["ann joined", "ann left", "Zo\u00eb \u65e5\u672c joined"])
+def test_an_announce_is_published_as_an_announcement_on_its_room_topic_without_a_reply(text):
+    broker = make_broker()
+    assert intake(broker, announce_frame(text=text)) == []
+    [(topic, body)] = published(broker)
+    assert topic == wire.room_topic("lobby")
+    assert (body["type"], body["room"], body["text"]) == ("announcement", "lobby", text)
+    assert isinstance(body["ts"], int) and body["ts"] > 1_600_000_000_000   # the broker's clock
+
+
+FORGED_ANNOUNCES = {
+    "free-text": {"text": "maintenance: log in at evil.example"},
+    "spoofed-nick": {"text": "ad\u202emin joined"},
+    "untrimmed-nick": {"text": " ann joined"},
+    "no-nick": {"text": " joined"},
+    "nick-too-long": {"text": "x" * 33 + " joined"},
+    "text-not-a-string": {"text": ["ann joined"]},
+    "no-text": {"text": ...},
+    "bad-room": {"room": "no room"},
+    "room-number": {"room": 5},
+    "no-room": {"room": ...},
+    "bad-node": {"node": "node 1"},
+    "no-node": {"node": ...},
+}
+
+
+@pytest.mark.parametrize("changes", FORGED_ANNOUNCES.values(), ids=FORGED_ANNOUNCES.keys())
+def test_a_bad_announce_is_counted_and_neither_published_nor_answered(changes, caplog):
+    broker = make_broker()
+    before = server_module.metrics.ANNOUNCES_REFUSED._value.get()
+    with caplog.at_level("WARNING", logger="broker.handlers"):
+        assert intake(broker, announce_frame(**changes)) == []
+    assert published(broker) == []
+    assert server_module.metrics.ANNOUNCES_REFUSED._value.get() == before + 1
+    assert "announce refused" in caplog.text
+    [reply] = intake(broker, publish_frame(rid="after"))          # the loop serves on
+    assert reply["type"] == "published"
+
+
+def test_an_announce_under_a_node_name_bound_to_another_key_is_refused():
+    broker = make_broker()
+    sock = FakeSocket()
+    broker._serve(sock, broker.intake_handlers, [PEER, presence_frame(node="node1")], b"key-A")
+    broker._serve(sock, broker.intake_handlers, [PEER, announce_frame(node="node1")], b"key-B")
+    broker._flush()
+
+    def announcements():
+        return [b["text"] for _, b in published(broker) if b["type"] == "announcement"]
+    assert sock.sent == [] and announcements() == []
+    broker._serve(sock, broker.intake_handlers, [PEER, announce_frame(node="node1")], b"key-A")
+    broker._flush()
+    assert announcements() == ["ann joined"]
+
+
+def test_refused_announces_are_logged_at_most_once_per_interval(caplog):
+    from broker.handlers import RefusalLog
+    clock = [100.0]
+    refusals = RefusalLog(interval_s=10.0, clock=lambda: clock[0])
+    with caplog.at_level("WARNING", logger="broker.handlers"):
+        for _ in range(50):
+            refusals.note("announce refused: %s", "x")
+        clock[0] += 10.0
+        refusals.note("announce refused: %s", "y")
+    assert [r.getMessage() for r in caplog.records] == [
+        "announce refused: x", "announce refused: y (and 49 more refused since the last warning)"]
 
 
 # --- relay -------------------------------------------------------------------
@@ -468,7 +544,7 @@ def test_unhashable_type_is_refused_as_bad_request():
 @pytest.mark.parametrize("type_,handlers_name", [
     ("snapshot", "intake_handlers"), ("history", "intake_handlers"),
     ("message", "intake_handlers"), ("heartbeat", "intake_handlers"),
-    ("publish", "snapshot_handlers"), ("relay", "snapshot_handlers"),
+    ("publish", "snapshot_handlers"), ("announce", "snapshot_handlers"),
     ("published", "snapshot_handlers"), ("error", "snapshot_handlers"),
 ])
 def test_valid_types_are_refused_on_the_wrong_socket(type_, handlers_name):
@@ -641,14 +717,15 @@ def test_run_loop_refuses_a_hostile_peer_coalesces_presence_and_keeps_serving():
             pass
 
         node.send(presence_frame(node="node1", rooms={}, full=True))   # registered first
-        # bad publishes, forged relays, ghost nodes: each refused with an error reply
+        # bad publishes, ghost nodes: each refused with an error reply; forged announces
+        # are fire-and-forget: refused without one
         for fields in ({"nick": "ad\u202emin"}, {"text": "x" * 100_000}, {"text": "\x00"}):
             rogue.send(publish_frame(rid="bad", **fields))
-        for topic, data in FORGED_RELAYS.values():
-            rogue.send(frame("relay", topic=topic, data=data))
+        for changes in FORGED_ANNOUNCES.values():
+            rogue.send(announce_frame(**changes))
         for i in range(10):                    # 3 more names fit; 7 are refused
             rogue.send(presence_frame(node="ghost%d" % i, rooms={"lobby": ["g%d" % i]}))
-        refusals = 3 + len(FORGED_RELAYS) + 7
+        refusals = 3 + 7
         replies = [wire.decode(recv(rogue)[0]) for _ in range(refusals)]
         assert {r["type"] for r in replies} == {"error"}
         assert not rogue.poll(200)
@@ -673,7 +750,7 @@ def test_run_loop_refuses_a_hostile_peer_coalesces_presence_and_keeps_serving():
         while not any(b["type"] == "message" for b in seen):
             seen.append(wire.decode(recv(sub)[1]))
         assert [b["message"]["nick"] for b in seen if b["type"] == "message"] == ["ann"]
-        assert not any(b["type"] == "relay" for b in seen)
+        assert not any(b["type"] == "announcement" for b in seen)
 
 
 class QueuedSocket:
@@ -716,7 +793,7 @@ def test_no_node_is_judged_silent_while_the_intake_holds_unread_requests(monkeyp
     broker = make_broker(presence_interval_ms=60_000, presence=PresenceRegistry(
         node_ttl_ms=5000, clock_ms=lambda: clock[0]))
     intake(broker, presence_frame(rooms={"lobby": ["ann"]}))
-    broker.intake = QueuedSocket([[PEER, b"{}"] for _ in range(5)])   # a storm's relays
+    broker.intake = QueuedSocket([[PEER, b"{}"] for _ in range(5)])   # a storm's requests
     monkeypatch.setattr(broker, "_serve", lambda sock, handlers, frames, peer=None: None)
     broker._drain(broker.intake, broker.intake_handlers, budget_s=-1.0)  # its budget spent
     assert broker.intake_behind_since is not None

@@ -9,7 +9,6 @@ from chat.link import acks
 from chatstream import wire
 
 from .link_twin import synced_links, wait_for
-from .relays import announcement
 from .test_broker_server import PEER, frame, make_broker, publish_frame
 
 pytestmark = pytest.mark.timeout(20)
@@ -58,10 +57,10 @@ def test_a_single_message_goes_out_as_a_message_body_and_batches_end_with_the_co
 
 def test_another_frame_on_the_room_topic_closes_the_batch_so_order_on_the_topic_holds():
     broker = batch_broker()
-    relay = frame("relay", topic="a", data=announcement(room="a"))
-    _, out = serve_batch(broker, publish_frame(rid=1, room="a", text="one"), relay,
+    announce = frame("announce", room="a", text="ann joined", node="node1")
+    _, out = serve_batch(broker, publish_frame(rid=1, room="a", text="one"), announce,
                          publish_frame(rid=2, room="a", text="two"))
-    assert [body["type"] for _, body in out] == ["message", "relay", "message"]
+    assert [body["type"] for _, body in out] == ["message", "announcement", "message"]
     assert [out[0][1]["message"]["text"], out[2][1]["message"]["text"]] == ["one", "two"]
 
 

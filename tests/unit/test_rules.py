@@ -7,6 +7,7 @@ from chatstream.rules import RuleError
 from .relays import announcement
 
 
+
 def refused(rule, value):
     with pytest.raises(RuleError) as info:
         rule(value)
@@ -113,7 +114,33 @@ def test_node_names(name, ok):
         assert refused(rules.node_name, name) == "invalid_node"
 
 
-# --- the announcement relay ----------------------------------------------------------------
+# --- announcements -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["ann joined", "ann left", "ann smith joined",
+                                  "Zo\u00eb left"])
+def test_announcements_of_joins_and_leaves_pass(text):
+    assert rules.announcement(text) == text
+
+
+BAD_ANNOUNCEMENTS = {
+    "not-a-string": ["ann joined"],
+    "free-text": "the server is moving, log in at evil.example",
+    "other-verb": "ann kicked",
+    "bad-nick": "ad\u202emin joined",
+    "unclean-nick": " ann joined",
+    "long-nick": "%s joined" % ("a" * 33),
+    "no-nick": " joined",
+    "verb-only": "joined",
+    "trailing": "ann joined ",
+}
+
+
+@pytest.mark.parametrize("text", BAD_ANNOUNCEMENTS.values(), ids=BAD_ANNOUNCEMENTS.keys())
+def test_every_other_announcement_is_invalid_announcement(text):
+    assert refused(rules.announcement, text) == "invalid_announcement"
+
+
+# --- the pub/sub relay (until every node sends announce) ----------------------------------------------------------------
 
 @pytest.mark.parametrize("text", ["ann joined", "ann left", "ann smith joined",
                                   "Zo\u00eb left"])

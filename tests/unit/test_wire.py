@@ -13,6 +13,7 @@ BODIES = {
     "publish": {"rid": 1, "room": "lobby", "nick": "ann", "text": "hi", "node": "node1",
                 "cid": None},
     "published": {"rid": 1, "message": MESSAGE, "duplicate": False},
+    "announce": {"room": "lobby", "text": "ann joined", "node": "node1"},
     "relay": {"topic": "lobby", "data": {"method": "emit", "event": "x", "data": [1, 2]}},
     "message": {"message": MESSAGE, "epoch": "e1"},
     "messages": {"messages": [MESSAGE, dict(MESSAGE, seq=4, id="m2")], "epoch": "e1"},
@@ -63,8 +64,8 @@ def test_a_lone_surrogate_falls_back_to_ascii_json():
 
 
 def test_non_str_keys_and_big_ints_still_encode():
-    body = wire.decode(wire.encode("relay", topic=None, data={1: "one", "n": 2 ** 70}))
-    assert body["data"] == {"1": "one", "n": 2 ** 70}
+    body = wire.decode(wire.encode("presence", node="n", rooms={1: "one", "n": 2 ** 70}))
+    assert body["rooms"] == {"1": "one", "n": 2 ** 70}
 
 
 @pytest.mark.parametrize("frame", [b"\xff\xfe", b"[1,", b"{\"v\":1,", "text".encode("utf-16")])
@@ -165,9 +166,9 @@ def test_no_room_topic_prefixes_another_rooms_topic(room, other):
 
 
 @pytest.mark.parametrize("room", ["a", "all", "heartbeat", "lobby", "A-z_09"])
-def test_room_topics_never_collide_with_heartbeat_or_broadcast_topics(room):
+def test_room_topics_never_collide_with_the_cluster_topics(room):
     topic = wire.room_topic(room)
-    for special in (wire.HEARTBEAT_TOPIC, wire.BROADCAST_TOPIC):
+    for special in wire.CLUSTER_TOPICS:
         assert not topic.startswith(special)
         assert not special.startswith(topic)
 
