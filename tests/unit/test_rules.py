@@ -7,7 +7,6 @@ from chatstream.rules import RuleError
 from .relays import announcement
 
 
-
 def refused(rule, value):
     with pytest.raises(RuleError) as info:
         rule(value)
