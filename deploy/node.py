@@ -2,6 +2,7 @@
 
     scripts/node add node4 --port 8004   # a supervisor program, then a server in HAProxy
     scripts/node drain node2 --over 30   # no new sessions, its clients moved off in batches
+    scripts/node undrain node2           # new sessions again
     scripts/node remove node4            # drained, out of HAProxy, stopped
     scripts/node upgrade                 # every node drained and restarted, then the broker pair
     scripts/node ready                   # every node UP in HAProxy (scripts/run waits on it)
@@ -153,6 +154,13 @@ class Cluster:
             print("%s started again%s" % (name, " as the passive" if roles[name] == "active"
                                           else ""), flush=True)
 
+    def undrain(self, name):
+        """Back in the balancer's rotation after a drain (HAProxy state ``ready``)."""
+        self.node_url(name)
+        balancer.set_state(self.socket, name, "ready")
+        balancer.wait_all_up(self.socket, [name])
+        print("%s takes new sessions again" % name)
+
     def pid(self, name):
         answer = self.ctl("pid", name).strip()
         if not answer.isdigit() or answer == "0":
@@ -246,6 +254,7 @@ def main(argv=None):
                          help="spread the disconnects over this long (default %(default)s)")
         sub.add_argument("--batch", type=int, metavar="N",
                          help="sessions per batch (default: one second's share)")
+    commands.add_parser("undrain", help="a drained node takes new sessions again").add_argument("name")
     ready = commands.add_parser("ready", help="wait until every node is UP in the balancer")
     ready.add_argument("--timeout", type=float, default=balancer.READY_TIMEOUT_S)
     commands.add_parser("targets", help="write the balancer's nodes to the discovery file")
@@ -281,6 +290,8 @@ def main(argv=None):
             cluster.add(args.name, args.port)
         elif args.command == "drain":
             cluster.drain(args.name, args.over, args.batch)
+        elif args.command == "undrain":
+            cluster.undrain(args.name)
         else:
             cluster.remove(args.name, args.over, args.batch)
     except (balancer.BalancerError, TimeoutError, OSError) as exc:

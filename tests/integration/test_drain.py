@@ -10,6 +10,7 @@ import time
 import pytest
 import socketio
 
+from deploy.node import open_sessions
 from harness.client import new_room
 from harness.processes import ROOT, Proc, base_env, free_port, wait_until
 
@@ -285,8 +286,12 @@ def test_drain_moves_every_client_off_in_batches_and_none_lands_on_the_node(supe
         _check_views(clients, {cid: seq for cid, (seq, _) in stream.acked.items()})
         pause_s = stream.longest_pause_s(began)
         print("drain of %s: %d clients moved, longest ack pause %.2f s" % (target, len(moving), pause_s))
-        from deploy.node import open_sessions
         assert open_sessions(supervised["node_url"][target]) == 0
+        # undrained, the empty node is the one with the fewest sessions: leastconn's first
+        assert "%s takes new sessions again" % target in supervised["run"]("undrain", target)
+        probe = ReconnectingClient(url, room, "after")
+        clients.append(probe)
+        assert probe.node == target
     finally:
         for c in clients:
             c.close()
