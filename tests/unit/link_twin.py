@@ -22,7 +22,6 @@ class Recorder:
     def __init__(self):
         self.delivered = []    # (event, data, room)
         self.restarted = []    # rooms
-        self.relays = []       # pub/sub data
 
     def deliver(self, event, data, room):
         self.delivered.append((event, data, room))
@@ -30,8 +29,9 @@ class Recorder:
     def restart_room(self, room):
         self.restarted.append(room)
 
-    def relay(self, data):
-        self.relays.append(data)
+    def announcements(self, room=None):
+        return [data["text"] for event, data, r in self.delivered
+                if event == "announcement" and (room is None or r == room)]
 
     def messages(self, room=None):
         return [data for event, data, r in self.delivered

@@ -11,7 +11,7 @@ from chatstream import config
 from chat.link import BrokerLink
 from harness.twins import MemoryBroker
 from chat.engine.limit import ConnectionLimit
-from chat.engine.manager import ZmqManager
+from chat.engine.manager import LinkManager
 
 from .link_twin import wait_for
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(20)
 _eio_sids = itertools.count(1)
 
 
-class RecordingManager(ZmqManager):
+class RecordingManager(LinkManager):
     """Keeps what the link delivered to local members."""
 
     def __init__(self, link):

@@ -6,7 +6,6 @@ from chat.link import BrokerUnavailable, LinkState
 from chatstream import wire
 
 from .link_twin import start_link, synced_links, wait_for
-from .relays import announcement
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -207,37 +206,40 @@ def test_a_room_stays_followed_for_the_grace_period_after_its_last_member_left()
     assert a.following.get("s") is None and wire.room_topic("t") not in a.transport.topics
 
 
-def test_relays_reach_the_other_nodes_of_their_room():
+def test_announcements_reach_every_node_following_the_room_the_author_s_too():
     broker, ((a, rec_a), (b, rec_b)) = synced_links()
+    a.follow("r")
     b.follow("r")
-    a.relay(announcement("r", "ann joined"))
-    a.relay({"method": "emit", "event": "x", "room": None, "host_id": "h"})   # refused
-    a.relay(announcement("elsewhere", "ann left"))                          # not followed
-    a.relay(announcement("r", "ann left"))
-    wait_for(lambda: len(rec_b.relays) == 2, what="two relays")
-    assert [r["data"][0]["text"] for r in rec_b.relays] == ["ann joined", "ann left"]
+    a.announce("r", "ann joined")
+    a.announce("elsewhere", "ann left")                                     # not followed
+    a.announce("r", "ann left")
+    wait_for(lambda: len(rec_b.announcements()) == 2, what="two announcements")
+    assert rec_b.announcements() == ["ann joined", "ann left"] == rec_a.announcements()
+    assert [body["type"] for channel, body in map(lambda f: (f[0], wire.decode(f[1])),
+                                                  broker.frames_seen)
+            if body["type"] == "announce"] == ["announce"] * 3
 
 
 def test_a_burst_of_frames_is_read_in_turns_that_let_the_rest_of_the_node_run():
     """zmq.green's recv and a gevent Queue's get do not switch while frames wait: without
-    turns, 500 queued relays were handled in one go, every other greenlet waiting.  (A
-    turn lasts ``turn_s``, 20 ms; here 0, so that 500 cheap frames make many turns.)"""
+    turns, 500 queued announcements were handled in one go, every other greenlet waiting.
+    (A turn lasts ``turn_s``, 20 ms; here 0, so that 500 cheap frames make many turns.)"""
     broker, ((a, _), (b, rec_b)) = synced_links()
     b.turn_s = 0                         # a turn per frame: each is seen to yield
     b.follow("r")
     for n in range(500):                 # all queued for b before its reader runs
-        a.relay(announcement("r", "u%d joined" % n))
+        a.announce("r", "u%d joined" % n)
     seen = []
 
     def ticker():
-        while len(rec_b.relays) < 500:
-            seen.append(len(rec_b.relays))
+        while len(rec_b.announcements()) < 500:
+            seen.append(len(rec_b.announcements()))
             gevent.sleep(0)
 
     ticking = gevent.spawn(ticker)
-    wait_for(lambda: len(rec_b.relays) == 500, what="500 relays")
+    wait_for(lambda: len(rec_b.announcements()) == 500, what="500 announcements")
     ticking.join(1)
-    assert [r["data"][0]["text"] for r in rec_b.relays] == ["u%d joined" % n for n in range(500)]
+    assert rec_b.announcements() == ["u%d joined" % n for n in range(500)]
     between = {count for count in seen if 0 < count < 500}   # the ticker ran amid the burst
     assert len(between) >= 400, len(between)
 

@@ -7,7 +7,7 @@ from django.conf import settings
 from chatstream import fastjson
 from .edge import EdgeApp
 from .engine import patches
-from .engine.manager import ZmqManager
+from .engine.manager import LinkManager
 from .engine.server import ChatServer
 from .engine.sweeps import SlowClientReaper
 from .link import BrokerLink, ZmqTransport
@@ -53,7 +53,7 @@ def build_server():
         follow_grace_s=settings.CHAT_FOLLOW_GRACE_S,
         follow_grace_rooms=settings.CHAT_FOLLOW_GRACE_ROOMS,
     )
-    manager = ZmqManager(link, logger=logging.getLogger("chat.engine.manager"))
+    manager = LinkManager(link)
     sio = ChatServer(
         async_mode="gevent",
         client_manager=manager,

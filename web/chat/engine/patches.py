@@ -135,7 +135,7 @@ PATCHES = (
           lambda sio: (WsConn.events_in_loop is (sio.async_handlers is True)
                        and _calls("socketio.server.Server._handle_eio_message", "_handle_event")
                        and _calls("socketio.server.Server._handle_event", "start_background_task"))),
-    Patch("socketio.base_manager.BaseManager.basic_disconnect", "room_index.IndexedRooms (in ZmqManager)",
+    Patch("socketio.base_manager.BaseManager.basic_disconnect", "room_index.IndexedRooms (in LinkManager)",
           "the library scans every room (each sid is one) per disconnect: a storm is quadratic",
           lambda sio: (isinstance(sio.manager, IndexedRooms)
                        and type(sio.manager).basic_disconnect is IndexedRooms.basic_disconnect)),

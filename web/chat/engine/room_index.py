@@ -4,11 +4,10 @@ python-socketio keeps ``rooms[namespace][room] = bidict(sid -> eio_sid)`` and
 every connection is also a room of its own (its sid), so its
 ``BaseManager.basic_disconnect`` and ``get_rooms`` scan every room of the
 namespace: one disconnect costs O(connections) and a storm of N disconnects
-O(N^2).  Its
-pending-connect and pending-disconnect lists are searched the same way.
+O(N^2).  Its pending-connect and pending-disconnect lists are searched the same way.
 
 :class:`IndexedRooms` is mixed in before the library's manager (see
-:class:`chat.engine.manager.ZmqManager`).  It keeps ``sid_rooms[namespace][sid]``
+:class:`chat.engine.manager.LinkManager`).  It keeps ``sid_rooms[namespace][sid]``
 = the rooms of that sid (``None``, the namespace's "connected" room, included)
 in step with every enter and leave, and stores the pending lists as
 insertion-ordered dicts with the list methods the library calls, so a

@@ -46,8 +46,6 @@ class Listener(Protocol):
         """This node cannot continue a room's stream: disconnect its local
         members, so they resume with ``since`` and hear ``gap``."""
 
-    def relay(self, data):
-        """A python-socketio pub/sub message from another node."""
 
 
 class BrokerLink:
@@ -90,7 +88,7 @@ class BrokerLink:
         self.listener = self.intake = self.snapshots = self.local = self.acks = None
         self.greenlets = []
         self.frame_handlers = {name: getattr(self, "_on_" + name) for name in
-                               ("message", "relay", "heartbeat", "presence", "announcement")}
+                               ("message", "heartbeat", "presence", "announcement")}
 
     # lifecycle
 
@@ -181,12 +179,12 @@ class BrokerLink:
         """[(room, member count)] of rooms with members, most populated first."""
         return self.presence.active_rooms()
 
-    def relay(self, data):
-        """Send a python-socketio pub/sub message to the other nodes."""
-        room = data.get("room")
-        topic = room if isinstance(room, str) else None
-        if not self.intake.send("relay", topic=topic, data=data):
-            log.warning("broker unreachable, %s not relayed", data.get("method"))
+    def announce(self, room, text):
+        """Have the broker announce ``text`` ("<nick> joined" / "<nick> left") to every
+        node following ``room``, this one too: it comes back as an ``announcement``,
+        in the room's order, like a message.  Fire-and-forget, as presence reports."""
+        if not self.intake.send("announce", room=room, text=text, node=self.node):
+            log.warning("broker unreachable, announcement in %s not sent", room)
 
     # the state machine
 
@@ -277,11 +275,6 @@ class BrokerLink:
     def _on_announcement(self, body):
         announcement = {"room": body["room"], "text": body["text"], "ts": body["ts"]}
         self.listener.deliver("announcement", announcement, body["room"])
-
-    def _on_relay(self, body):
-        data = body.get("data")
-        if isinstance(data, dict):
-            self.listener.relay(data)
 
     def _sync(self, instance):
         """Install a full snapshot (Clone pattern): SUB is connected first, and this reader

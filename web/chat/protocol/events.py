@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from socketio import exceptions as sio_exceptions
 
 from chatstream import config
-from chatstream.clock import now_ms
 
 from ..link import BrokerUnavailable
 from ..operations import metrics
@@ -71,7 +70,7 @@ def _count_refusal(handler_name, code):
 class ChatEvents:
     """The chat's handlers, bound to one python-socketio Server.
 
-    :param sio: the Server (events, rooms and announcements go through it).
+    :param sio: the Server (events and rooms go through it).
     :param link: the node's :class:`~chat.link.BrokerLink` (what the handlers
         need of the broker: follow, release, view, sequence, members ...).
     :param limits: a :class:`Limits`.
@@ -144,8 +143,7 @@ class ChatEvents:
                                 % (bucket.rate_per_s, event, bucket.burst))
 
     def _announce(self, room, text):
-        self.sio.emit("announcement", {"room": room, "text": text,
-                                       "ts": now_ms()}, room=room)
+        self.link.announce(room, text)   # the broker's announcement reaches this node too
 
     def _check_guest_nick(self, nick):
         """nick_taken when a guest asks for an account's username or one that looks like it (UTS #39 skeleton)."""
