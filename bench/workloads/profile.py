@@ -71,7 +71,7 @@ NODE_CATEGORIES = [
      ("_handle_event_internal", "_readable (chat/engine/websocket.py", "chat/protocol/events.py",
       "handle_request (engineio/server.py")),
     ("broker link: SUB read, decode, mirror, emit to the room (encode once), replies",
-     ("ZmqManager._thread", "RequestChannel._read", "chat/mirror.py")),
+     ("BrokerLink._read_forever", "RequestChannel._read", "chat/mirror.py")),
     ("gevent hub: libev loop in C (polling, timers, switching)", ("Hub.run (gevent/hub.py",)),
 ]
 BROKER_CATEGORIES = [

@@ -1,8 +1,9 @@
-"""The one relay nodes send each other, for tests of who accepts what."""
+"""python-socketio's pub/sub emit of an announcement, as nodes once relayed each other:
+for tests that such a message, wherever it arrives, is acted on by no one."""
 
 
 def announcement(room="lobby", text="ann joined", **changes):
-    """python-socketio's PubSubManager.emit message for chat.events._announce:
+    """python-socketio's PubSubManager.emit message of
     ``sio.emit("announcement", {room, text, ts}, room=room)``; ``changes`` replace keys."""
     data = {"method": "emit", "event": "announcement",
             "data": [{"room": room, "text": text, "ts": 1_700_000_000_000}],
