@@ -3,8 +3,8 @@
 Three sockets per node (frames in :mod:`chatstream.wire`):
 
 - ``intake`` DEALER -> broker ROUTER: publishes (acked once sequenced),
-  presence reports and python-socketio's relays;
-- ``publish`` SUB <- broker PUB: sequenced messages, presence, relays and
+  presence reports and announcements to make;
+- ``publish`` SUB <- broker PUB: sequenced messages, presence, announcements and
   heartbeats, on the topics this node subscribed to;
 - ``snapshot`` DEALER -> broker ROUTER: room snapshots and history repairs.
 
