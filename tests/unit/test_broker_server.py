@@ -568,7 +568,7 @@ def test_error_reply_echoes_only_scalar_rids(rid, echoed):
 def test_a_crashing_handler_gets_an_internal_error_reply():
     broker = make_broker()
 
-    def crash(body):
+    def crash(body, peer=None):
         raise KeyError("boom")
 
     [reply] = serve(broker, {"publish": crash}, publish_frame(rid="x1"))
@@ -614,11 +614,18 @@ def test_heartbeat_carries_the_rooms_changed_since_the_last_one():
         assert isinstance(body["ts"], int)
 
 
-def test_heartbeat_with_a_full_pub_queue_does_not_raise():
+def test_heartbeat_with_a_full_pub_queue_does_not_raise_it_is_dropped_with_a_warning(caplog):
     broker = make_broker()
-    broker.publisher = FakeSocket(raises=zmq.Again())
+    full = broker.publisher = FakeSocket(raises=zmq.Again())
+    with caplog.at_level("WARNING", logger="broker.outbox"):
+        broker.heartbeat()
+        broker._flush()                       # raising here fails the test
+    assert "send queue full, frame dropped" in caplog.text
+    assert len(broker.outbox) == 0 and full.sent == []   # dropped, not kept for later
+    full.raises = None                        # the queue has room again: the loop goes on
     broker.heartbeat()
     broker._flush()
+    assert [body["type"] for _, body in published(broker)] == ["heartbeat"]
 
 
 # --- the real loop over inproc sockets ----------------------------------------
