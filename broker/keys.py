@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 
 # ZAP domain of the broker's sockets.  It must not be empty: libzmq 4.3 asks
 # no authenticator about a CURVE handshake on a socket without a domain and
-# admits any client key (measured: configure_curve(domain="*") alone let an
-# unlisted key in).  With ZAP_ENFORCE_DOMAIN a handshake that no authenticator
+# admits any client key (configure_curve(domain="*") alone lets an unlisted
+# key in).  With ZAP_ENFORCE_DOMAIN a handshake that no authenticator
 # answers is refused, not waved through.
 ZAP_DOMAIN = "chat"
 PEER_ZAP_DOMAIN = "chat-peer"   # the pair's peer link: other keys (chatstream/config.py)

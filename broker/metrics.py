@@ -2,10 +2,10 @@
 
 prometheus_client's WSGI app answers scrapes from a daemon thread (one per request),
 so the broker's loop (one thread, one poller) is never blocked by a scrape: a
-scrape holds the GIL for the length of one text rendering (about 0.3 ms for
-these few series, measured with timeit), a few times a second at most (Prometheus,
-plus one /ops/ sampler per node with a dashboard open): under 0.1 % of the loop.  The loop's own cost is
-one counter increment per message and two histogram observations per batch.
+scrape holds the GIL only for one text rendering of these few series, a few times
+a second at most (Prometheus, plus one /ops/ sampler per node with a dashboard
+open).  The loop's own cost is one counter increment per message and two
+histogram observations per batch.
 
 Gauges (connected nodes, rooms in memory) are read at scrape time from the
 broker's objects: ``len()`` of a dict is safe from another thread.  No metric

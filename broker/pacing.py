@@ -2,9 +2,8 @@
 
 Every commit costs about the same whatever it holds: a SQLite transaction and one
 ZeroMQ send per room's PUB frame, each send waking libzmq's I/O thread here and on
-every node.  At 1,000 msg/s the loop committed every ~2 ms, about two messages at a
-time, and the broker was two thirds of the burst gap to Node's socket.io (issue 17,
-docs/BENCHMARKS.md).  So, while the broker sequences at least ``above_per_s``
+every node.  Unpaced, a busy loop commits every few milliseconds, a couple of
+messages at a time, and those fixed costs dominate a burst.  So, while the broker sequences at least ``above_per_s``
 messages a second, a batch that comes less than ``linger_s`` after the last commit
 waits until the commit is that old (Kafka's ``linger.ms``, Nagle's algorithm): one
 commit and one PUB frame per room then carry what came meanwhile.  Below that rate,
