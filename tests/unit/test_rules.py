@@ -139,7 +139,7 @@ def test_every_other_announcement_is_invalid_announcement(text):
     assert refused(rules.announcement, text) == "invalid_announcement"
 
 
-# --- the pub/sub relay (until every node sends announce) ----------------------------------------------------------------
+# --- the pub/sub relay (until every node sends announce) ---------------------------------
 
 @pytest.mark.parametrize("text", ["ann joined", "ann left", "ann smith joined",
                                   "Zo\u00eb left"])
