@@ -10,7 +10,7 @@ from broker import keys
 from chatstream import config
 from chatstream.config import tcp_endpoint
 from .client import new_room
-from .processes import PYTHON, ROOT, Proc, base_env, free_port, wait_until
+from .processes import PYTHON, ROOT, Proc, base_env, free_port, logs_failures, wait_until
 
 NODES = ("node1", "node2", "node3")
 
@@ -239,10 +239,10 @@ def start_cluster(log_dir, env=None, nodes=NODES, balancer=True, timeout=20, cur
     return cluster
 
 
-def process_errors(cluster):
-    """Tracebacks and ERROR lines in the cluster's logs: the last 4000 characters by process name."""
-    return {name: log[-4000:] for name, log in cluster.logs().items()
-            if "Traceback" in log or " ERROR " in log}
+def process_errors(cluster, allow=()):
+    """{process name: its tracebacks and ERROR lines} of the cluster's processes that logged
+    any not matched by an ``allow`` pattern (harness/processes.py ``log_failures``)."""
+    return logs_failures(cluster.procs, allow)
 
 
 def two_nodes_one_room(make_cluster, client, env=None, names=("a", "b")):

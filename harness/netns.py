@@ -45,7 +45,8 @@ def ip(*args, check=True):
 
 
 def unavailable():
-    """Why namespaces cannot be made here (a sentence for ``pytest.skip``), or None."""
+    """Why namespaces cannot be made here (a sentence for a skip without root, a failure
+    with it), or None."""
     if os.geteuid() != 0:
         return "network namespaces need root (running as uid %d)" % os.geteuid()
     if shutil.which("ip") is None:

@@ -4,6 +4,7 @@ Everything started here is stopped by pid (its own process group), never by name
 """
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -69,6 +70,70 @@ def base_env(extra=None):
     env["DJANGO_SECRET_KEY"] = "test-secret"
     env.update(extra or {})
     return env
+
+
+# A process failed when its log holds a traceback or a record at ERROR or above, in the
+# plain format ("<time> ERROR <name>: ...") or the JSON one ("level": "ERROR").
+FAILURE_LINE = re.compile(r'Traceback \(most recent call last\)|\s(ERROR|CRITICAL)\s|"level": ?"(ERROR|CRITICAL)"')
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def log_failures(text, allow=()):
+    """The failure lines of one log that no ``allow`` pattern matches (``re.search``).
+
+    A traceback counts once, as its header and its last line (the exception), and an
+    allow pattern is matched against the whole traceback, so it may name a frame or
+    the exception.
+    """
+    lines, found, i = text.splitlines(), [], 0
+    while i < len(lines):
+        line = lines[i]
+        block = [line]
+        if TRACEBACK in line:
+            # the frames are indented; the first line that is not ends the traceback
+            while i + 1 < len(lines) and (lines[i + 1][:1].isspace() or not lines[i + 1].strip()):
+                i += 1
+                block.append(lines[i])
+            if i + 1 < len(lines):
+                i += 1
+                block.append(lines[i])
+            shown = "%s ... %s" % (line.strip(), block[-1].strip())
+        elif FAILURE_LINE.search(line):
+            shown = line.strip()
+        else:
+            i += 1
+            continue
+        i += 1
+        if not any(re.search(pattern, "\n".join(block)) for pattern in allow):
+            found.append(shown)
+    return found
+
+
+def check_logs(procs, allow=()):
+    """Fail naming each process and line when a log of ``procs`` holds a traceback or
+    an ERROR line that no ``allow`` pattern matches (see :func:`log_failures`)."""
+    bad = logs_failures(procs, allow)
+    assert not bad, "tracebacks or errors in process logs (allow one a test provokes on purpose " \
+        "with @pytest.mark.allow_log_errors(r\"regex\")):\n" + "\n".join(
+            "%s: %s" % (name, line) for name, lines in bad.items() for line in lines)
+
+
+def logs_failures(procs, allow=()):
+    """{process name: its failure lines} for the processes of ``procs`` that have any."""
+    seen, bad = set(), {}
+    for proc in procs:
+        if proc.log_path in seen:          # a restarted process appends to its own log
+            continue
+        seen.add(proc.log_path)
+        lines = log_failures(proc.log(), allow)
+        if lines:
+            bad[proc.name] = lines
+    return bad
+
+
+def allowed_log_errors(node):
+    """The patterns of every ``allow_log_errors`` marker on a pytest item or module."""
+    return [pattern for mark in node.iter_markers("allow_log_errors") for pattern in mark.args]
 
 
 class Proc:

@@ -3,7 +3,8 @@ cluster (broker, three nodes, HAProxy) on free loopback ports."""
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from harness.cluster import process_errors, start_cluster
+from harness.cluster import start_cluster
+from harness.processes import allowed_log_errors, check_logs
 
 from .chat_page import STATUS_RECORDER, ChatPage
 from .chromium import check_tools, launch_chromium
@@ -28,15 +29,14 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(request, tmp_path_factory):
     """Broker + node1..node3 + HAProxy, shared by a module's tests (each uses its own room)."""
     c = start_cluster(tmp_path_factory.mktemp("cluster"))
     try:
         yield c
     finally:
         c.stop()
-    errors = process_errors(c)
-    assert not errors, "tracebacks or errors in process logs:\n%s" % errors
+    check_logs(c.procs, allowed_log_errors(request.node))
 
 
 @pytest.fixture

@@ -3,20 +3,15 @@ import shutil
 import pytest
 
 from harness.client import ChatClient
-from harness.cluster import Cluster, process_errors, start_cluster
+from harness.cluster import Cluster, start_cluster
+from harness.processes import allowed_log_errors, check_logs
 
 if shutil.which("haproxy") is None:  # scripts/setup installs it; say so instead of skipping
     raise RuntimeError("haproxy is not installed: run scripts/test (it installs it) or apt-get install haproxy")
 
 
-def _check_logs(cluster):
-    bad = process_errors(cluster)
-    assert not bad, "tracebacks or errors in process logs:\n" + "\n".join(
-        "--- %s ---\n%s" % (name, log) for name, log in bad.items())
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(request, tmp_path_factory):
     """Broker + node1..node3, shared by a module's tests (each test uses its own rooms)."""
     # Tests send and ask faster than people do; the rate limits have their own tests.
     c = start_cluster(tmp_path_factory.mktemp("cluster"), balancer=False,
@@ -27,12 +22,13 @@ def cluster(tmp_path_factory):
         yield c
     finally:
         c.stop()
-    _check_logs(c)
+    check_logs(c.procs, allowed_log_errors(request.node))
 
 
 @pytest.fixture
-def make_cluster(tmp_path):
-    """A fresh cluster per test, for tests that stop or break processes."""
+def make_cluster(request, tmp_path):
+    """A fresh cluster per test, for tests that stop or break processes; their logs are
+    checked as the shared cluster's are (the test's ``allow_log_errors`` markers)."""
     made = []
 
     def make(env=None, curve=True):
@@ -42,6 +38,7 @@ def make_cluster(tmp_path):
     yield make
     for c in made:
         c.stop()
+    check_logs([p for c in made for p in c.procs], allowed_log_errors(request.node))
 
 
 @pytest.fixture
