@@ -199,6 +199,7 @@ def _public_bind_env(c):
             for name, port in c.ports.items()}
 
 
+@pytest.mark.allow_log_errors(r"ERROR broker broker: cannot bind: no CURVE keys, and tcp://0\.0\.0\.0:")
 def test_without_keys_the_broker_refuses_to_bind_beyond_loopback(make_cluster):
     c = make_cluster(curve=False)
     c.env.update(_public_bind_env(c))
@@ -208,6 +209,7 @@ def test_without_keys_the_broker_refuses_to_bind_beyond_loopback(make_cluster):
     assert "cannot bind: no CURVE keys" in broker.log() and "CHAT_BROKER_INSECURE=1" in broker.log()
 
 
+@pytest.mark.allow_log_errors(r"ERROR broker broker\.keys: INSECURE: CHAT_BROKER_INSECURE=1 and no CURVE keys")
 def test_chat_broker_insecure_binds_without_keys_and_says_so_every_start(make_cluster, client):
     c = make_cluster(curve=False)
     c.env.update(_public_bind_env(c), CHAT_BROKER_INSECURE="1")
