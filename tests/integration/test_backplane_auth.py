@@ -89,7 +89,8 @@ def test_a_subscriber_without_an_authorised_key_reads_nothing_while_traffic_flow
     control = cluster.broker_socket(zctx, zmq.SUB, "publish")     # the node key
     for sock in (spy, control):
         sock.setsockopt(zmq.SUBSCRIBE, b"")
-    time.sleep(0.5)                                   # the control's subscription is live
+    # the control's subscription is live once the broker's heartbeat reaches it
+    wait_until(lambda: control.poll(100), 10, "a heartbeat on the node key's SUB")
     for i in range(10):
         assert author.send(room, "secret %d" % i)["ok"]
     seen, spied = frames_within(control, ROGUE_WAIT_S), frames_within(spy, 0.1)

@@ -18,7 +18,7 @@ from broker import keys, replication
 from broker.sequencer import Sequencer
 from broker.store import SqliteStore
 from chatstream import wire
-from harness.processes import PYTHON, Proc, base_env, free_port, wait_until
+from harness.processes import PYTHON, Proc, allowed_log_errors, base_env, check_logs, free_port, wait_until
 
 
 def distinct_ports(count):
@@ -66,7 +66,9 @@ class Node:
 
 
 @pytest.fixture
-def pair(tmp_path):
+def pair(request, tmp_path):
+    """``(start, ports, ctx)``: ``start(name)`` (re)starts broker (primary) or broker2
+    (backup); their logs are checked at the end as a cluster's are."""
     both = distinct_ports(8)
     ports = {"a": both[:4], "b": both[4:]}
     procs = {}
@@ -82,6 +84,16 @@ def pair(tmp_path):
     for proc in procs.values():
         proc.stop()
     ctx.destroy(0)
+    check_logs(procs.values(), allowed_log_errors(request.node))
+
+
+def caught_up(proc, timeout=20.0):
+    """Wait until ``proc`` (a broker of the pair, maybe restarted) has logged, in its
+    latest start, that it caught up with the active as its passive."""
+    def done():
+        latest = proc.log().rsplit(" listening: intake ", 1)[-1]
+        return "replication: caught up with the active" in latest
+    wait_until(done, timeout, "%s passive and caught up" % proc.name)
 
 
 def until_reply(node, cid, text, timeout=10.0):
@@ -99,7 +111,7 @@ def test_kill_9_of_the_active_fails_over_with_same_epoch_and_seq(pair):
     a, b = Node(ctx, ports["a"][0]), Node(ctx, ports["b"][0])
     first = until_reply(a, "c1", "one")
     assert first["type"] == "published" and first["message"]["seq"] == 1
-    time.sleep(0.5)                                        # the backup is passive by now
+    caught_up(backup)                                      # passive, following the active
     assert b.publish("c2", "two")["error"] == "not_active"
     second = a.publish("c2", "two")
     assert second["message"]["seq"] == 2
@@ -115,7 +127,7 @@ def test_kill_9_of_the_active_fails_over_with_same_epoch_and_seq(pair):
 
     restarted = start("broker")                            # comes back passive
     a2 = Node(ctx, ports["a"][0])
-    time.sleep(1.5)
+    caught_up(restarted)
     assert a2.publish("c4", "four")["error"] == "not_active"
     fourth = b.publish("c4", "four")
     assert fourth["message"]["seq"] == 4

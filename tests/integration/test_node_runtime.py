@@ -91,7 +91,9 @@ def test_ready_waits_until_late_nodes_are_up_and_the_first_30_connections_reach_
     starting = threading.Thread(target=c.start_balancer)
     starting.start()
     waiter.start()
-    time.sleep(2)
+    # the balancer up and every node's health check failing: none may count as ready yet
+    balancer.wait_until(stats_socket, lambda seen: sorted(seen) == sorted(NODES) and
+                        all(status == "DOWN" for status in seen.values()), "every node DOWN", timeout=30)
     assert not ready, "ready before any node started: %s" % ready
     started = time.monotonic()
     for name in NODES:
