@@ -102,68 +102,98 @@ def test_the_twin_drops_a_frame_over_the_limit_like_zeromq():
     assert broker.oversize and broker.oversize[0][0] == "intake"
 
 
-def test_unchanged_members_cost_a_small_keepalive_and_the_whole_set_only_now_and_then(monkeypatch):
-    import gevent
-    from chat.link import presence
+class VirtualClock:
+    """presence's ``time.monotonic`` and ``gevent.sleep``: a sleep moves the clock at once,
+    so ``report_forever`` runs in virtual milliseconds, the same every run.
+
+    :param until_ms: the loop ends (``Stop``) at the first sleep past this time.
+    :param at_ms: ``{time: action}`` run by the first sleep that reaches the time.
+    :param stall_at_ms: ``{time: ms}`` the loop stalls for (a sleep that oversleeps).
+    """
+
+    class Stop(Exception):
+        pass
+
+    def __init__(self, until_ms, at_ms=None, stall_at_ms=None):
+        self.ms, self.until_ms = 0, until_ms
+        self.at_ms, self.stall_at_ms = dict(at_ms or {}), dict(stall_at_ms or {})
+
+    def monotonic(self):
+        return self.ms / 1000.0
+
+    def sleep(self, seconds):
+        self.ms += round(seconds * 1000)
+        for when in sorted(self.stall_at_ms):
+            if self.ms >= when:
+                self.ms += self.stall_at_ms.pop(when)
+        for when in sorted(self.at_ms):
+            if self.ms >= when:
+                self.at_ms.pop(when)()
+        if self.ms > self.until_ms:
+            raise self.Stop()
+
+    def run(self, monkeypatch, local, *args):
+        """``local.report_forever(*args)`` on this clock, until ``until_ms``."""
+        import types
+        from chat.link import presence
+        monkeypatch.setattr(presence, "time", types.SimpleNamespace(monotonic=self.monotonic))
+        monkeypatch.setattr(presence, "gevent", types.SimpleNamespace(sleep=self.sleep))
+        with pytest.raises(self.Stop):
+            local.report_forever(*args)
+
+
+def reporting(clock, room_members):
+    """A LocalMembers of ``room_members`` whose reports are kept as (virtual ms, report)."""
     from chat.link.presence import LocalMembers
-    monkeypatch.setattr(presence.random, "uniform", lambda a, b: b)   # the first whole set at 300 ms
     sent = []
-    local = LocalMembers(lambda type_, **report: sent.append(report), "n1")
-    for i in range(50):
-        local.joined("room-%d" % i, "nick-%d" % i)
+    local = LocalMembers(lambda type_, **report: sent.append((clock.ms, report)), "n1")
+    for room, nick in room_members:
+        local.joined(room, nick)
     local.report_all()
     sent.clear()
-    reporter = gevent.spawn(local.report_forever, 10, 40, 300)
-    gevent.sleep(0.2)
-    local.joined("room-0", "late")                   # one change: its room only
-    gevent.sleep(0.17)
-    reporter.kill()
-    full = [r for r in sent if r["full"]]
-    alive = [r for r in sent if not r["full"] and not r["rooms"]]
-    changed = [r["rooms"] for r in sent if not r["full"] and r["rooms"]]
-    assert len(full) == 1 and len(full[0]["rooms"]) == 50            # at 300 ms, not every beat
-    assert changed == [{"room-0": ["late", "nick-0"]}]
-    assert len(alive) >= 4 and len(alive) < len(sent) - 1             # ~ every 40 ms meanwhile
+    return local, sent
 
 
-def test_a_node_whose_loop_stalled_sends_the_whole_set_at_once():
+def test_unchanged_members_cost_a_small_keepalive_and_the_whole_set_only_now_and_then(monkeypatch):
+    from chat.link import presence
+    monkeypatch.setattr(presence.random, "uniform", lambda a, b: b)   # the first whole set at 300 ms
+    clock = VirtualClock(until_ms=370)
+    local, sent = reporting(clock, [("room-%d" % i, "nick-%d" % i) for i in range(50)])
+    clock.at_ms[200] = lambda: local.joined("room-0", "late")        # one change: its room only
+    clock.run(monkeypatch, local, 10, 40, 300)
+    full = [(ms, r) for ms, r in sent if r["full"]]
+    alive = [ms for ms, r in sent if not r["full"] and not r["rooms"]]
+    changed = [(ms, r["rooms"]) for ms, r in sent if not r["full"] and r["rooms"]]
+    assert [ms for ms, _ in full] == [300] and len(full[0][1]["rooms"]) == 50   # at 300 ms, not every beat
+    assert changed == [(200, {"room-0": ["late", "nick-0"]})]
+    # a keepalive when 40 ms passed without a report, never more often
+    times = [ms for ms, _ in sent]
+    assert times == sorted(times) and len(alive) >= 6
+    assert all(0 < later - earlier <= 40 + 10 for earlier, later in zip(times, times[1:])), times
+    assert all(later - earlier >= 40 for earlier, later in zip(alive, alive[1:])), alive
+
+
+def test_a_node_whose_loop_stalled_sends_the_whole_set_at_once(monkeypatch):
     """Stalled past half the broker's node TTL, it may have been expired there: only the
     whole set brings its members back (changes alone would wait for the next full report)."""
-    import time
-    import gevent
-    from chat.link.presence import LocalMembers
-    sent = []
-    local = LocalMembers(lambda type_, **report: sent.append(report), "n1")
-    local.joined("r", "alice")
-    local.report_all()
-    sent.clear()
-    reporter = gevent.spawn(local.report_forever, 10, 20, 60_000)
-    gevent.sleep(0.05)
-    assert sent and not any(r["full"] for r in sent)
-    end = time.monotonic() + 2.6                         # the loop busy: no greenlet runs
-    while time.monotonic() < end:
-        pass
-    gevent.sleep(0.05)
-    reporter.kill()
-    assert any(r["full"] and r["rooms"] == {"r": ["alice"]} for r in sent)
+    from chatstream import config
+    stall_ms = config.NODE_TTL_MS // 2 + 100
+    clock = VirtualClock(until_ms=stall_ms + 200, stall_at_ms={50: stall_ms})
+    local, sent = reporting(clock, [("r", "alice")])
+    clock.run(monkeypatch, local, 10, 20, 60_000)
+    before = [r for ms, r in sent if ms <= 50]
+    after = [r for ms, r in sent if ms > 50]
+    assert before and not any(r["full"] for r in before)
+    assert after[0]["full"] and after[0]["rooms"] == {"r": ["alice"]}
 
 
-
-def test_each_nodes_first_whole_set_comes_at_its_own_point_of_the_period():
+def test_each_nodes_first_whole_set_comes_at_its_own_point_of_the_period(monkeypatch):
     """Six nodes started together sent their whole sets in the same instant every 30 s."""
-    import time
-    import gevent
-    from chat.link.presence import LocalMembers
     firsts = []
     for _ in range(8):
-        sent = []
-        local = LocalMembers(lambda type_, **report: sent.append(report), "n1")
-        local.joined("r", "alice")
-        started = time.monotonic()
-        reporter = gevent.spawn(local.report_forever, 5, 1000, 400)
-        while not any(r["full"] for r in sent) and time.monotonic() - started < 1:
-            gevent.sleep(0.002)
-        reporter.kill()
-        firsts.append(time.monotonic() - started)
-    assert all(0.19 <= t <= 0.6 for t in firsts)              # within [0.5, 1.0] of the period
-    assert max(firsts) - min(firsts) > 0.02                    # not all at the same point
+        clock = VirtualClock(until_ms=1000)
+        local, sent = reporting(clock, [("r", "alice")])
+        clock.run(monkeypatch, local, 5, 1000, 400)
+        firsts.append(min(ms for ms, r in sent if r["full"]))
+    assert all(200 <= ms <= 400 + 5 for ms in firsts), firsts     # within [0.5, 1.0] of the period
+    assert len(set(firsts)) > 1, firsts                            # not all at the same point
