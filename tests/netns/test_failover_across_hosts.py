@@ -117,7 +117,13 @@ def _longest_pause(senders, fault_at):
     return max(b - max(a, fault_at) for a, b in zip(times, times[1:]) if b > fault_at)
 
 
-@pytest.mark.parametrize("fault", ["kill", "cut", "cut-and-back", "partition"])
+# Back on the network, the older active may exit (supervisor restarts it; _cut does).
+OLDER_ACTIVE_EXITS = pytest.mark.allow_log_errors(
+    r"CRITICAL broker broker: both brokers are active, the peer since term \d+, this one since \d+: exiting")
+
+
+@pytest.mark.parametrize("fault", ["kill", "cut", pytest.param("cut-and-back", marks=OLDER_ACTIVE_EXITS),
+                                   "partition"])
 def test_a_broker_fault_under_a_stream_from_every_node(make_cluster, hosts, fault):
     c = make_cluster(FAST)
     c.start_pair()
