@@ -18,7 +18,7 @@ when a part is missing.
 
 Flow: the passive acknowledges every part it stored (``replicated`` with
 ``ask`` and ``parts``, how many so far) and the active keeps at most
-``WINDOW`` parts unacknowledged, so neither broker queues the store in its
+``PARTS_IN_FLIGHT`` parts unacknowledged, so neither broker queues the store in its
 socket buffers and the passive's loop, applying a few parts per turn, keeps its
 heartbeat on time.
 
@@ -33,8 +33,10 @@ from chatstream import fastjson
 
 log = logging.getLogger(__name__)
 
-ROOMS_PER_PART = 200
-WINDOW = 4                 # parts sent and not yet acknowledged, at most
+ROOMS_PER_PART = 200      # rooms in one part, at most (besides PART_BYTES)
+# Parts sent and not yet acknowledged, at most: enough to keep the link busy, few
+# enough that neither broker queues the store in its socket buffers.
+PARTS_IN_FLIGHT = 4
 PART_BYTES = 1 << 20       # 1 MiB: a few ms of work per part, many rooms per frame
 ENVELOPE_BYTES = 1024      # a part's other fields (type, epoch, after, ask, more)
 
@@ -92,8 +94,8 @@ class CatchupStream:
         self.acked = 0         # parts the passive has stored
 
     def ready(self):
-        """True while fewer than ``WINDOW`` parts wait for the passive."""
-        return self.parts - self.acked < WINDOW
+        """True while fewer than ``PARTS_IN_FLIGHT`` parts wait for the passive."""
+        return self.parts - self.acked < PARTS_IN_FLIGHT
 
     def on_ack(self, parts):
         self.acked = max(self.acked, parts)

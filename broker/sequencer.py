@@ -17,7 +17,7 @@ from .store import MemoryStore
 DAY_MS = 86_400_000
 # Names of rooms with nothing stored that find() remembers (a join asks for its room's
 # history before anyone wrote there); past this many it forgets them all.
-ABSENT_MAX = 200_000
+ABSENT_ROOMS_MAX = 200_000
 _ID_POOL = []
 
 
@@ -72,7 +72,7 @@ class Sequencer:
             return None
         state = self.store.load_room(name, self.history_size)
         if state is None:
-            if len(self.absent) >= ABSENT_MAX:
+            if len(self.absent) >= ABSENT_ROOMS_MAX:
                 self.absent.clear()
             self.absent.add(name)
             return None

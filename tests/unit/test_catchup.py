@@ -282,7 +282,7 @@ def test_the_active_keeps_at_most_a_window_of_parts_unacknowledged(tmp_path):
     b.to_peer.clear()
     for _ in range(20):                          # b stores nothing: no acks come back
         a.broker._flush()
-    assert sum(b'"rooms"' in f for f in a.to_peer) == catchup.WINDOW
+    assert sum(b'"rooms"' in f for f in a.to_peer) == catchup.PARTS_IN_FLIGHT
     assert not a.pair.streaming                  # the loop waits on its sockets meanwhile
     parts = [f for f in a.to_peer if b'"rooms"' in f]
     a.to_peer.clear()
