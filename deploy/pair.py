@@ -5,7 +5,6 @@ A restarted broker of a pair serves again only once it holds everything the acti
 had (broker/replication.py); its log says so ("caught up with the active"), and that
 line, written after the restart, is what :func:`caught_up` waits for.
 """
-import configparser
 import contextlib
 import re
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from chatstream import config
 
-from .stores import ENVIRONMENT_ITEM
+from . import stores
 
 ROLE = re.compile(r'^chat_broker_role\{role="(\w+)"\} 1', re.M)
 CAUGHT_UP = b"caught up with the active"
@@ -36,24 +35,15 @@ class Broker:
 def brokers(conf_path, environ):
     """``{program: Broker}`` of supervisord.conf's programs that run ``-m broker``; a
     program's own environment first, then ``environ`` (supervisord passes it on)."""
-    conf_path = Path(conf_path)
-    here = str(conf_path.resolve().parent)
-    parser = configparser.RawConfigParser(inline_comment_prefixes=(";",), strict=False)
-    parser.read(conf_path)
     found = {}
-    for section in parser.sections():
-        program = parser[section]
-        if not section.startswith("program:") or not re.search(r"-m broker\b",
-                                                               program.get("command", "")):
-            continue
-        own = dict(ENVIRONMENT_ITEM.findall(program.get("environment", "")))
+    for name, program, own in stores.broker_programs(conf_path):
         def setting(key, default):
             return own.get(key) or environ.get(key) or default
-        name = section.split(":", 1)[1]
         url = "http://%s:%s" % (setting("CHAT_BROKER_HOST", config.BROKER_HOST),
                                 setting("CHAT_BROKER_METRICS_PORT", config.BROKER_METRICS_PORT))
-        log = program.get("stdout_logfile", "%(here)s/var/log/" + name + ".log")
-        found[name] = Broker(name, url, Path(log.replace("%(here)s", here)))
+        log = program.get("stdout_logfile") or str(Path(conf_path).resolve().parent
+                                                    / "var/log/%s.log" % name)
+        found[name] = Broker(name, url, Path(log))
     return found
 
 

@@ -37,27 +37,33 @@ class Source:
         return "%s.%s" % (self.name, "pgdump" if self.kind == "postgresql" else "sqlite3")
 
 
+def broker_programs(conf_path):
+    """``[(program, its section, environment)]`` of supervisord.conf's programs that run
+    ``-m broker``, ``%(here)s`` replaced by the file's folder in every value."""
+    conf_path = Path(conf_path)
+    here = str(conf_path.resolve().parent)
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";",), strict=False)
+    parser.read(conf_path)
+    found = []
+    for section in parser.sections():
+        if not section.startswith("program:"):
+            continue
+        program = {key: value.replace("%(here)s", here) for key, value in parser[section].items()}
+        program.setdefault("directory", here)
+        if not re.search(r"-m broker\b", program.get("command", "")):
+            continue
+        environment = dict(ENVIRONMENT_ITEM.findall(program.get("environment", "")))
+        found.append((section.split(":", 1)[1], program, environment))
+    return found
+
+
 def broker_stores(conf_path, environ=None):
     """``{program: store path}`` of supervisord.conf's broker programs: the program's
     own ``CHAT_BROKER_STATE``, else ``environ``'s (which supervisord passes on), else
     the broker's default."""
     inherited = (environ or {}).get("CHAT_BROKER_STATE") or DEFAULT_STORE
-    conf_path = Path(conf_path)
-    here = str(conf_path.resolve().parent)
-    parser = configparser.RawConfigParser(inline_comment_prefixes=(";",), strict=False)
-    parser.read(conf_path)
-    stores = {}
-    for section in parser.sections():
-        if not section.startswith("program:"):
-            continue
-        program = parser[section]
-        if not re.search(r"-m broker\b", program.get("command", "")):
-            continue
-        environment = dict(ENVIRONMENT_ITEM.findall(program.get("environment", "")))
-        path = environment.get("CHAT_BROKER_STATE", inherited).replace("%(here)s", here)
-        directory = program.get("directory", here).replace("%(here)s", here)
-        stores[section.split(":", 1)[1]] = str(Path(directory) / path)
-    return stores
+    return {name: str(Path(program["directory"]) / environment.get("CHAT_BROKER_STATE", inherited))
+            for name, program, environment in broker_programs(conf_path)}
 
 
 def database(environ, root=ROOT):
