@@ -45,7 +45,8 @@ TEMPLATE_PROGRAM = "node1"
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 HEALTHY_TIMEOUT_S = 60   # a node's start: Django, the broker link and its snapshot
 # A drain may take this much longer than its plan before it counts as stuck: its
-# clients' disconnect handlers, and long-polls closed only at their next request.
+# clients' disconnect handlers, and long-polls closed only at their next request (the
+# node itself stops closing as long after: web/chat/operations/drain.py LATE_S).
 DRAIN_GRACE_S = 30
 DRAIN_POLL_S = 0.5      # between two looks at the node's open sessions
 CONNECTIONS = re.compile(r"^chat_connections\{[^}]*\} ([0-9.e+]+)$", re.M)
@@ -134,12 +135,15 @@ class Cluster:
             self.drain(name, over_s, batch)
             self.ctl("restart", name)
             wait_healthy(url + "/healthz")
-            balancer.set_state(self.socket, name, "ready")
-            balancer.wait_all_up(self.socket, [name])
+            self.undrain(name)
             print("%s restarted and UP in the balancer" % name, flush=True)
         brokers = pair.brokers(self.config, os.environ)
         roles = {name: pair.role(broker) for name, broker in brokers.items()}
         print("brokers: %s" % ", ".join("%s %s" % item for item in sorted(roles.items())))
+        silent = sorted(name for name, role in roles.items() if role is None)
+        if silent:   # which one is passive is unknown: restarting either could stop the service
+            raise SystemExit("%s: no role on /metrics; the nodes are upgraded, the brokers "
+                             "are not" % ", ".join(silent))
         for name in sorted(n for n, role in roles.items() if role == "passive"):
             with pair.caught_up(brokers[name]):
                 self.ctl("restart", name)
@@ -159,7 +163,7 @@ class Cluster:
         self.node_url(name)
         balancer.set_state(self.socket, name, "ready")
         balancer.wait_all_up(self.socket, [name])
-        print("%s takes new sessions again" % name)
+        print("%s takes new sessions again" % name, flush=True)
 
     def pid(self, name):
         answer = self.ctl("pid", name).strip()

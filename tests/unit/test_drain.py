@@ -102,3 +102,11 @@ def test_open_sessions_add_up_every_transport(monkeypatch):
             return text.encode()
     monkeypatch.setattr(node.urllib.request, "urlopen", lambda url, timeout: Answer())
     assert node.open_sessions("http://127.0.0.1:1") == 5
+
+
+def test_a_drain_that_cannot_empty_the_node_stops_past_its_plan(monkeypatch):
+    sio, sockets = fake_server(2)
+    monkeypatch.setattr(drain, "open_sessions", lambda table: 1)   # one that never leaves
+    monkeypatch.setattr(drain, "LATE_S", 0.0)
+    drain.Drain(sio, "unused").run(over_s=0.05, batch=1)
+    assert all(s.closed for s in sockets.values())

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0            # between two batches when the plan gives no batch size
 MAX_OVER_S = 3600.0     # a plan longer than an hour is a typo
 YIELD_EVERY = 50        # closes between two yields: each runs the session's disconnect handler
+# Past its plan, a drain goes on closing what is left (sessions that came straight to
+# the node's port) this long, then stops: a node put back in the rotation
+# (scripts/node undrain) must keep its new sessions.  scripts/node gives up as long after.
+LATE_S = 30.0
 
 
 class PlanError(ValueError):
@@ -110,6 +114,9 @@ class Drain:
                 break
             if closed:
                 log.info("drain: %d sessions closed, %d left", closed, left)
+            if time.monotonic() - began > over_s + LATE_S:
+                log.warning("drain stopped %.0f s past its plan: %d sessions left", LATE_S, left)
+                return
             gevent.sleep(interval_s)
         log.info("drained: no session left after %.1f s", time.monotonic() - began)
 
