@@ -14,6 +14,7 @@ from deploy.node import open_sessions
 from harness.client import new_room
 from harness.processes import ROOT, Proc, base_env, free_port, wait_until
 
+from .test_failover import record
 from .test_supervisor import SUPERVISORD, _relocated_config
 
 NODES = ("node1", "node2", "node3")
@@ -285,7 +286,10 @@ def test_drain_moves_every_client_off_in_batches_and_none_lands_on_the_node(supe
         stream.thread.join(15)
         _check_views(clients, {cid: seq for cid, (seq, _) in stream.acked.items()})
         pause_s = stream.longest_pause_s(began)
-        print("drain of %s: %d clients moved, longest ack pause %.2f s" % (target, len(moving), pause_s))
+        record({"fault": "scripts/node drain of a node with clients (over 3 s, batches of 2)",
+                "acked": len(stream.acked), "moved": len(moving), "longest_ack_pause_s":
+                round(pause_s, 2), "lost": 0, "duplicated": 0, "same_epoch": True})
+        assert pause_s < 3.0, pause_s      # the stream's own node was never drained
         assert open_sessions(supervised["node_url"][target]) == 0
         # undrained, the empty node is the one with the fewest sessions: leastconn's first
         assert "%s takes new sessions again" % target in supervised["run"]("undrain", target)
@@ -331,8 +335,10 @@ def test_a_rolling_upgrade_under_a_stream_loses_nothing_and_leaves_everyone_conn
         _check_views(clients, acked)
         nodes_s = max(s.longest_pause_s(began, brokers_at) for s in streams)
         pause_s = max(s.longest_pause_s(began) for s in streams)
-        print("rolling upgrade: %d acknowledged; longest ack pause %.2f s over the node restarts,"
-              " %.2f s in all (the broker failover)" % (len(acked), nodes_s, pause_s))
+        record({"fault": "scripts/node upgrade: three nodes drained and restarted, then the pair",
+                "acked": len(acked), "lost": 0, "duplicated": 0, "clients_connected": len(clients),
+                "longest_ack_pause_nodes_s": round(nodes_s, 2),
+                "longest_ack_pause_s": round(pause_s, 2)})
         assert nodes_s < 2.0, nodes_s
         assert pause_s < 10.0, pause_s
     finally:
