@@ -13,11 +13,12 @@ The node's port is reached by the balancer from a loopback address too
 (``BALANCER_SOURCE``), so an endpoint "for loopback only" would be the public's,
 behind one more secret.
 
-A session is closed without Engine.IO's CLOSE packet (``close(abort=True)``): what
-was queued for it still goes out, then a websocket gets a close frame and a
-long-poll an empty answer (its next one 400).  python-socketio's and socket.io-client's
-clients take that as the transport lost and reconnect; a CLOSE packet (and a
-Socket.IO DISCONNECT) is the server saying goodbye, after which they stay away.
+A session is closed without Engine.IO's CLOSE packet (``close(abort=True)``): a
+websocket gets what was queued for it, then a close frame; a waiting long-poll gets
+what was queued (or an empty answer), its next request 400.  python-socketio's and
+socket.io-client's clients take that as the transport lost and reconnect; a CLOSE
+packet (and a Socket.IO DISCONNECT) is the server saying goodbye, after which they
+stay away.
 """
 import json
 import logging
