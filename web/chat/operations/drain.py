@@ -16,9 +16,9 @@ behind one more secret.
 A session is closed without Engine.IO's CLOSE packet (``close(abort=True)``): a
 websocket gets what was queued for it, then a close frame; a waiting long-poll gets
 what was queued (or an empty answer), its next request 400.  python-socketio's and
-socket.io-client's clients take that as the transport lost and reconnect; a CLOSE
-packet (and a Socket.IO DISCONNECT) is the server saying goodbye, after which they
-stay away.
+socket.io-client's clients take that as the transport lost and reconnect.  The server's
+goodbyes would keep them away: socket.io-client after a Socket.IO DISCONNECT ("io
+server disconnect"), python-socketio's client after an Engine.IO CLOSE packet too.
 """
 import json
 import logging
