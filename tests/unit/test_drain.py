@@ -53,7 +53,7 @@ def test_a_batch_closes_open_sessions_oldest_first_without_engineio_close_packet
     sio, sockets = fake_server(5, closed={0})
     assert drain.Drain(sio, "unused").close_batch(2) == 2
     assert [sid for sid, s in sockets.items() if s.closes] == [1, 2]
-    # abort: no CLOSE packet, after which the official clients would not reconnect
+    # abort: no CLOSE packet, after which python-socketio's client would not reconnect
     assert sockets[1].closes == [{"wait": False, "abort": True, "reason": "server disconnect"}]
 
 
