@@ -74,7 +74,7 @@ class IntakeHandlers:
         self.node_keys = {}   # node name -> the key that registered it
         self.refusals = RefusalLog()
         self.by_type = {"publish": self.on_publish, "announce": self.on_announce,
-                        "relay": self.on_relay, "presence": self.on_presence}
+                        "presence": self.on_presence}
 
     def on_publish(self, body, peer=None):
         # The client contract's rules, as the node applied them: a node cannot have
@@ -114,15 +114,6 @@ class IntakeHandlers:
             self.refusals.note("announce refused: %s", exc)
             return None
         self.outbox.announce(room, text)
-        return None
-
-    def on_relay(self, body, peer=None):
-        """An "<nick> joined/left" pub/sub relay to its room, until every node sends ``announce``."""
-        topic = _field(body, "topic", str)
-        room = _ruled(rules.announcement_relay, body.get("data"))
-        if topic != room:
-            raise RequestError("invalid_relay: topic %r is not the relay's room %r" % (topic, room))
-        self.outbox.publish(wire.room_topic(topic), wire.encode("relay", topic=topic, data=body["data"]))
         return None
 
     def on_presence(self, body, peer=None):

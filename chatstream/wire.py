@@ -35,8 +35,6 @@ Bodies by type (besides ``v`` and ``type``):
   reply when the message is new -- the node takes the message on PUB (it carries
   node and cid) as the ack; a duplicate or a refusal is still answered
 - ``published`` {rid, message: Message, duplicate: bool}
-- ``relay``     {topic: "room", data: {...}}  a python-socketio pub/sub announcement
-  emit, accepted until every node sends ``announce`` instead
 - ``announce``  node -> broker {room, text, node}: no rid, no reply (like
   ``presence``); ``text`` is "<nick> joined" or "<nick> left"
   (chatstream.rules.announcement).  The broker publishes it as an
@@ -92,7 +90,7 @@ CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC)
 
 # Request/reply and publish types; anything else is refused by decode().
 TYPES = frozenset({
-    "publish", "published", "announce", "relay", "message", "messages", "heartbeat", "presences",
+    "publish", "published", "announce", "message", "messages", "heartbeat", "presences",
     "snapshot", "history", "error", "presence", "announcement",
 })
 

@@ -16,8 +16,6 @@ from broker import server as server_module
 from broker.server import Broker
 from chatstream import wire
 
-from .relays import announcement
-
 
 PEER = b"\x00peer-1"
 
@@ -262,50 +260,19 @@ def test_refused_announces_are_logged_at_most_once_per_interval(caplog):
         "announce refused: x", "announce refused: y (and 49 more refused since the last warning)"]
 
 
-# --- relay -------------------------------------------------------------------
-
-def test_an_announcement_relay_is_published_on_its_room_topic_without_a_reply():
+def test_a_relay_is_no_longer_a_type_the_broker_accepts():
     broker = make_broker()
-    data = announcement()
-    assert intake(broker, frame("relay", topic="lobby", data=data)) == []
-    [(topic, body)] = published(broker)
-    assert topic == wire.room_topic("lobby")
-    assert (body["type"], body["topic"], body["data"]) == ("relay", "lobby", data)
-
-
-FORGED_RELAYS = {
-    # what issue 12 measured getting through, and its neighbours
-    "fake-message-emit": ("lobby", announcement(event="message", data=[{
-        "id": "x", "seq": 999999, "room": "lobby", "nick": "admin", "text": "hi", "ts": 1,
-        "node": "node1"}])),
-    "close_room": ("lobby", {"method": "close_room", "room": "lobby", "namespace": "/",
-                             "host_id": "h"}),
-    "disconnect": (None, {"method": "disconnect", "sid": "abc", "namespace": "/",
-                          "host_id": "h"}),
-    "enter_room": ("lobby", {"method": "enter_room", "sid": "abc", "room": "lobby",
-                             "namespace": "/", "host_id": "h"}),
-    "callback": (None, {"method": "callback", "host_id": "h", "sid": "abc",
-                        "namespace": "/", "id": 1, "args": []}),
-    "broadcast-announcement": (None, announcement()),
-    "topic-not-its-room": ("other", announcement()),
-    "skip_sid": ("lobby", announcement(skip_sid="abc")),
-    "with-callback": ("lobby", announcement(callback=["lobby", "/", 7])),
-    "other-namespace": ("lobby", announcement(namespace="/admin")),
-    "free-text": ("lobby", announcement(text="maintenance: log in at evil.example")),
-    "spoofed-nick": ("lobby", announcement(text="ad\u202emin joined")),
-    "no-data": ("lobby", None),
-    "data-list": ("lobby", [1]),
-    "topic-number": (5, announcement()),
-}
-
-
-@pytest.mark.parametrize("topic,data", FORGED_RELAYS.values(), ids=FORGED_RELAYS.keys())
-def test_every_relay_but_an_announcement_is_refused_and_not_published(topic, data):
-    broker = make_broker()
-    [reply] = intake(broker, frame("relay", rid="x", topic=topic, data=data))
+    [reply] = intake(broker, b'{"v": 1, "type": "relay", "topic": "lobby", "data": {}}')
     assert (reply["type"], reply["error"]) == ("error", "bad_request")
-    assert reply["detail"]
     assert published(broker) == []
+
+
+def test_an_announce_carries_the_brokers_time_and_no_field_the_node_added():
+    broker = make_broker()
+    assert intake(broker, announce_frame(ts=1, rid="r1", seq=999999)) == []   # no reply, rid or not
+    [(_, body)] = published(broker)
+    assert set(body) == {"v", "type", "room", "text", "ts"}
+    assert body["ts"] > 1_600_000_000_000
 
 
 # --- presence ----------------------------------------------------------------

@@ -14,7 +14,6 @@ BODIES = {
                 "cid": None},
     "published": {"rid": 1, "message": MESSAGE, "duplicate": False},
     "announce": {"room": "lobby", "text": "ann joined", "node": "node1"},
-    "relay": {"topic": "lobby", "data": {"method": "emit", "event": "x", "data": [1, 2]}},
     "message": {"message": MESSAGE, "epoch": "e1"},
     "messages": {"messages": [MESSAGE, dict(MESSAGE, seq=4, id="m2")], "epoch": "e1"},
     "heartbeat": {"broker": "e1-1", "epoch": "e1", "ts": 1, "seqs": {"lobby": 3}},
