@@ -34,11 +34,14 @@ if SECRET_KEY is None:
 ALLOWED_HOSTS = [h for h in env("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h]
 
 INSTALLED_APPS = [
+    "django.contrib.admin",        # the archive, read-only for staff (archive/admin.py)
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
     "accounts",
+    "archive",
     "chat",
 ]
 MIDDLEWARE = [
@@ -48,6 +51,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
 ]
@@ -78,9 +82,10 @@ TEMPLATES = [{
     "DIRS": [],
     "APP_DIRS": True,
     "OPTIONS": {"context_processors": ["django.template.context_processors.request",
-                                       "django.contrib.auth.context_processors.auth"]},
+                                       "django.contrib.auth.context_processors.auth",
+                                       "django.contrib.messages.context_processors.messages"]},
 }]
-# Accounts and sessions (docs/OPERATIONS.md "Accounts and the database"); the broker keeps the conversation.
+# Accounts, sessions and the conversation's archive (docs/OPERATIONS.md "Accounts and the database").
 DATABASES = database.from_env(os.environ, BASE_DIR.parent)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"     # its username is its nick (accounts/models.py)

@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.urls import include, path
 
 from chat import views
@@ -12,4 +13,5 @@ urlpatterns = [
     path("ops/sample", dashboard.sample, name="ops-sample"),
     path("ops/stream", dashboard.stream, name="ops-stream"),
     path("accounts/", include("accounts.urls")),
+    path("admin/", admin.site.urls),
 ]
