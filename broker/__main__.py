@@ -33,8 +33,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, broker.stop)
     signal.signal(signal.SIGINT, broker.stop)
     if broker.auth is not None:
-        signal.signal(signal.SIGHUP, lambda *_: keys.reload_authorized(
-            broker.auth, broker.curve["authorized_nodes"]))
+        signal.signal(signal.SIGHUP, lambda *_: keys.reload_authorized(broker.auth))
     gc.collect()
     gc.freeze()     # the loaded state and modules stay: keep them out of full collections
     try:

@@ -4,11 +4,12 @@ sequence, announce, register presence, or answer from the room state.
 The server (broker/server.py: sockets, loop, group commit) composes one
 :class:`IntakeHandlers` and one :class:`SnapshotHandlers` and dispatches by
 ``type`` through their ``by_type``.  Each handler takes one decoded body and
-the peer's CURVE key (None on plain sockets) and returns the reply frame (or
+the peer's CURVE ``User-Id`` (None on plain sockets) and returns the reply frame (or
 None), queueing what it publishes in the outbox; a refusal is a
-:class:`RequestError`.  A node's name belongs to the CURVE key that registered
-it while that node is present: another key cannot report, say goodbye or
-publish under it.
+:class:`RequestError`.  With CURVE, ``peer`` is the name of the node whose
+key the request came with (broker/keys.py binds each authorised key to one
+node name): a request that names another node (publish, presence, goodbye,
+announce) is refused.
 """
 import functools
 import logging
@@ -71,7 +72,6 @@ class IntakeHandlers:
         self.reports = reports
         self.outbox = outbox
         self.pair = pair
-        self.node_keys = {}   # node name -> the key that registered it
         self.refusals = RefusalLog()
         self.by_type = {"publish": self.on_publish, "announce": self.on_announce,
                         "presence": self.on_presence}
@@ -155,23 +155,16 @@ class IntakeHandlers:
             self.presence.update(node, rooms, full=body.get("full") is True)
         except PresenceFull as exc:
             raise RequestError("presence from new node %r refused: %s" % (node, exc)) from None
-        self._bind_node(node, peer)
         return None
 
     def _own_node(self, node, peer):
-        """``node``, unless that name is present and bound to another peer's key."""
-        owner = self.node_keys.get(node)
-        if owner is not None and owner != peer and node in self.presence.nodes:
-            raise RequestError("invalid_node: node %r belongs to another key" % node)
+        """``node``, when the request's CURVE ``User-Id`` (the name its key was
+        authorised for, broker/keys.py) is that node: no key speaks for another node.
+        Plain sockets (``peer`` None) carry no name to check."""
+        if peer is not None and peer != node:
+            raise RequestError("invalid_node: the key of node %r cannot speak for node %r"
+                               % (peer, node))
         return node
-
-    def _bind_node(self, node, peer):
-        """The name now belongs to this peer's key (while the node is present)."""
-        if peer is None:
-            return
-        if len(self.node_keys) >= 2 * self.config.presence_max_nodes:   # drop the gone ones
-            self.node_keys = {n: k for n, k in self.node_keys.items() if n in self.presence.nodes}
-        self.node_keys[node] = peer
 
 
 class SnapshotHandlers:

@@ -209,7 +209,8 @@ class Broker:
         peer, which takes over after two missed) wait for nothing longer.
 
         With CURVE, the last frame is read as a Frame for its ``User-Id``: the
-        peer's public key, which the handlers bind node names to."""
+        name of the node whose key the peer holds (broker/keys.py), which the
+        handlers hold each request's node name to."""
         curve = self.curve is not None
         deadline = time.monotonic() + budget_s
         peer = None
@@ -334,7 +335,7 @@ class Broker:
     def _serve(self, sock, handlers, frames, peer=None):
         """Serve one request; its reply (or error) waits in the outbox for the commit.
 
-        :param peer: the sender's CURVE public key, or None on plain sockets.
+        :param peer: the sender's node name (its CURVE ``User-Id``), or None on plain sockets.
         """
         identity = frames[0]
         rid = None

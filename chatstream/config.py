@@ -142,19 +142,22 @@ SECRET_KEY_FILE = "var/secret_key"
 # ZeroMQ CURVE keys of the broker's three sockets (scripts/keys makes them;
 # scripts/run makes a development set here on first start).  Every file can
 # also be named on its own by its variable (KEY_FILES); the folder's layout:
-#   broker.key_secret        the broker's key pair       broker host only
-#   broker.key               the broker's public key     every node host
-#   node.key_secret          this host's node key pair   node host only
-#   node.key                 its public key              -> the broker's authorized_nodes/
-#   authorized_nodes/*.key   the node keys the broker accepts (nothing else connects)
+#   broker.key_secret           the broker's key pair       broker host only
+#   broker.key                  the broker's public key     every node host
+#   nodes/NAME.key_secret       node NAME's key pair        NAME's host only
+#   nodes/NAME.key              its public key              -> the broker's authorized_nodes/
+#   authorized_nodes/NAME.key   the node keys the broker accepts, each for the node
+#                               its file is named after (nothing else connects)
 # Under var/ (git-ignored) so a clone never carries keys.
 KEYS_DIR = "var/keys"
 KEY_FILES = {   # name -> (variable naming the file, its name in CHAT_KEYS_DIR)
     "broker_secret": ("CHAT_BROKER_SECRET_KEY", "broker.key_secret"),
     "authorized_nodes": ("CHAT_AUTHORIZED_NODES", "authorized_nodes"),
     "broker_public": ("CHAT_BROKER_PUBLIC_KEY", "broker.key"),
-    "node_secret": ("CHAT_NODE_SECRET_KEY", "node.key_secret"),
+    "node_secret": ("CHAT_NODE_SECRET_KEY", "nodes/{node}.key_secret"),
 }
+# The nodes of scripts/run (supervisord.conf): scripts/keys init makes a key for each.
+LOCAL_NODES = ("node1", "node2", "node3")
 # Both brokers of a pair hold the same key pair (broker.key_secret), so nodes trust
 # one broker key; a broker's peer ROUTER admits only the public keys in this folder
 # of CHAT_KEYS_DIR (scripts/keys init puts broker.key there), never a node's.
@@ -493,12 +496,12 @@ def broker_config(environ=None):
     )
 
 
-def key_path(name, keys_dir=KEYS_DIR, named=""):
+def key_path(name, keys_dir=KEYS_DIR, named="", node=NODE_NAME):
     """``(path, named)`` of one CURVE file of KEY_FILES: the path its variable
-    named (``named``), else its place in ``keys_dir``."""
+    named (``named``), else its place in ``keys_dir`` (node ``node``'s, for its key)."""
     if named:
         return named, True
-    return os.path.join(keys_dir, KEY_FILES[name][1]), False
+    return os.path.join(keys_dir, KEY_FILES[name][1].format(node=node)), False
 
 
 def curve_files(paths):

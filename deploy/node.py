@@ -12,7 +12,9 @@ After each of these the balancer's servers are written to the discovery file
 (chatstream/discovery.py, ``var/targets/nodes.json``): Prometheus, /ops/ and
 scripts/status find an added node there within seconds, and a removed one is gone.
 
-The program is node1's section of supervisord.conf with the name and port changed,
+``add`` first makes the node's own CURVE key and authorises it for the node's name
+(``var/keys``, when the cluster has keys: broker/keys.py).  The program is node1's
+section of supervisord.conf with the name and port changed,
 written to ``var/nodes/NAME.conf`` (supervisord.conf includes ``var/nodes/*.conf``)
 and started by ``supervisorctl reread`` + ``add``; HAProxy learns of it through its
 runtime API (deploy/balancer.py), so neither supervisord nor the balancer restarts and
@@ -37,6 +39,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from broker import keys
 from chatstream import config, discovery
 from deploy import balancer, pair
 
@@ -68,9 +71,10 @@ class Cluster:
     """The running cluster: supervisord (``config``), the balancer's runtime API
     (``socket``) and the discovery file of its nodes (``targets``)."""
 
-    def __init__(self, config, socket, programs, targets, drain_dir):
+    def __init__(self, config, socket, programs, targets, drain_dir, keys_dir=None):
         self.config, self.socket, self.programs = Path(config), Path(socket), Path(programs)
         self.targets, self.drain_dir = Path(targets), Path(drain_dir)
+        self.keys_dir = Path(keys_dir) if keys_dir else None   # the programs' CHAT_KEYS_DIR
 
     def ctl(self, *args, check=True):
         done = subprocess.run([str(ROOT / ".venv/bin/supervisorctl"), "-c", str(self.config), *args],
@@ -82,6 +86,7 @@ class Cluster:
     def add(self, name, port):
         if balancer.servers(self.socket).get(name):
             raise SystemExit("%s is already a server of the balancer" % name)
+        self.add_key(name)
         path = self.programs / ("%s.conf" % name)
         self.programs.mkdir(parents=True, exist_ok=True)
         path.write_text(program_section(self.config.read_text(), name, port, self.config.parent))
@@ -91,6 +96,14 @@ class Cluster:
         balancer.add_server(self.socket, name, "127.0.0.1:%d" % port)
         self.publish()
         print("%s is UP in the balancer (http://127.0.0.1:%d/)" % (name, port))
+
+    def add_key(self, name):
+        """The node's own CURVE key, authorised for its name: the broker reads its
+        authorised keys again when the new key knocks (broker/keys.py), no signal needed."""
+        if self.keys_dir is None or not (self.keys_dir / "broker.key").exists():
+            return      # a cluster without keys (plain loopback sockets)
+        for path in keys.add_node(self.keys_dir, name):
+            print("%s: made %s" % (name, path))
 
     def node_url(self, name):
         address = balancer.addresses(self.socket).get(name)
@@ -272,7 +285,8 @@ def main(argv=None):
     here = Path(args.config).parent
     targets = here / (args.targets or config.OPS_TARGETS_FILE)
     drain_dir = here / os.environ.get("CHAT_DRAIN_DIR", config.DRAIN_DIR)
-    cluster = Cluster(args.config, args.socket, args.programs, targets, drain_dir)
+    cluster = Cluster(args.config, args.socket, args.programs, targets, drain_dir,
+                      keys_dir=here / config.KEYS_DIR)   # supervisord.conf's %(here)s/var/keys
     if getattr(args, "batch", None) is not None and args.batch < 1:
         parser.error("--batch is at least 1")
     if not 0 <= getattr(args, "over", 0) <= 3600:

@@ -127,6 +127,8 @@ class Cluster:
     def start_node(self, name, port=None, env=None, wait=True):
         self.prepare_web()
         port = port or free_port()
+        if (self.keys_dir / "broker.key").exists():
+            keys.add_node(self.keys_dir, name)    # its own key, as scripts/node add makes it
         node_env = dict(self.env, CHAT_NODE_NAME=name, **(env or {}))
         proc = self.spawn(name, [PYTHON, "web/manage.py", "runnode", "--name", name,
                                  "--host", self.address(name), "--port", str(port)], node_env)
@@ -165,16 +167,18 @@ class Cluster:
         for proc in reversed(self.procs):
             proc.stop()
 
-    def broker_socket(self, context, kind, channel, key="node"):
+    def broker_socket(self, context, kind, channel, key="node1"):
         """A pyzmq socket connected to the broker's ``channel``, as a peer holding
-        ``key``: the node key by default, any certificate file, or None (no key).
+        ``key``: a node's own key by its name (node1's by default), any certificate
+        file, or None (no key).
 
         With a key it is a CURVE client of this cluster's broker; the caller closes it.
         """
         sock = context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         if key is not None and (self.keys_dir / "broker.key").exists():
-            secret_file = self.keys_dir / "node.key_secret" if key == "node" else key
+            own = self.keys_dir / keys.NODE_KEYS / ("%s.key_secret" % key)
+            secret_file = own if own.exists() else key
             sock.curve_serverkey = zmq.auth.load_certificate(self.keys_dir / "broker.key")[0]
             sock.curve_publickey, sock.curve_secretkey = zmq.auth.load_certificate(secret_file)
         sock.connect("tcp://127.0.0.1:%d" % self.ports[channel])

@@ -4,7 +4,7 @@ keys, as scripts/run does).
 
 A peer without a key, or with a well-formed key the broker never authorised,
 reads nothing, gets no reply and injects nothing while the real cluster keeps
-serving; a keyed peer sending frames over the limit is disconnected with the
+serving; a node's own key speaks for that node only; a keyed peer sending frames over the limit is disconnected with the
 broker's memory unmoved; without keys the broker binds beyond loopback only
 when told to, and says so loudly.
 """
@@ -177,7 +177,7 @@ def test_a_keyed_peer_sending_oversize_frames_is_cut_off_and_the_broker_stays_sm
     assert all_healthy(cluster)
 
 
-def test_a_key_added_to_authorized_nodes_gets_in_after_sighup(make_cluster, zctx, tmp_path):
+def test_a_key_added_to_authorized_nodes_gets_in_at_its_next_handshake(make_cluster, zctx, tmp_path):
     c = make_cluster()
     c.start_broker()
     wait_until(lambda: "listening" in c.broker.log(), 20, "the broker")
@@ -186,12 +186,16 @@ def test_a_key_added_to_authorized_nodes_gets_in_after_sighup(make_cluster, zctx
     asker.send(wire.encode("snapshot", rid="before", rooms=[]))
     assert frames_within(asker, 2.0) == []
     asker.close(0)
+    assert "refused a CURVE handshake" in c.broker.log()        # an unknown key, logged
     shutil.copy(newcomer[0], c.keys_dir / "authorized_nodes")
-    c.broker.signal(signal.SIGHUP)
-    wait_until(lambda: "reloaded: 2" in c.broker.log(), 10, "the keys reloaded")
+    # no signal: an unknown key makes the broker read authorized_nodes/ again
     asker = c.broker_socket(zctx, zmq.DEALER, "snapshot", key=str(newcomer[1]))
     asker.send(wire.encode("snapshot", rid="after", rooms=[]))
     assert asker.poll(5000) and wire.decode(asker.recv())["rid"] == "after"
+    assert "key of node4 admitted" in c.broker.log()
+    (c.keys_dir / "authorized_nodes" / "node4.key").unlink()
+    c.broker.signal(signal.SIGHUP)                              # SIGHUP reads it again too
+    wait_until(lambda: "reloaded: 3" in c.broker.log(), 10, "the keys reloaded")
 
 
 def _public_bind_env(c):
@@ -227,28 +231,28 @@ def test_chat_broker_insecure_binds_without_keys_and_says_so_every_start(make_cl
     assert plain.send(room, "over plain sockets")["ok"]
 
 
-def test_another_authorised_key_cannot_speak_for_a_present_node(make_cluster, client, zctx,
-                                                                tmp_path):
+def test_a_node_key_cannot_speak_for_another_node(make_cluster, client, zctx):
+    """node2's own key (as a node2 taken over would hold it) saying goodbye as node1,
+    reporting node1's presence and publishing as node1: each refused and logged."""
     c = make_cluster()
     c.start_broker()
     c.start_nodes(("node1", "node2"))
-    other = keys.create(tmp_path, "host-b")               # a second host's node key
-    shutil.copy(other[0], c.keys_dir / "authorized_nodes")
-    c.broker.signal(signal.SIGHUP)
-    wait_until(lambda: "reloaded: 2" in c.broker.log(), 10, "the keys reloaded")
     room, member = room_with_member(c, client, "node1", "owned")
     watcher = client(c.url("node2"), name="watcher")
     watcher.join(room)
     members = lambda: watcher.call("members", {"room": room})["members"]   # noqa: E731
     wait_until(lambda: "member" in members(), 10, "node1's member listed")
-    impostor = c.broker_socket(zctx, zmq.DEALER, "intake", key=str(other[1]))
+    impostor = c.broker_socket(zctx, zmq.DEALER, "intake", key="node2")
     impostor.send(wire.encode("presence", node="node1", rooms={}, full=True, bye=True))
+    impostor.send(wire.encode("presence", node="node1", rooms={room: ["ghost"]}, full=True))
     impostor.send(publish_frame(room, "as node1", rid=7, nick="mallory", node="node1"))
     replies = [wire.decode(frames[0]) for frames in frames_within(impostor, 3.0)]
-    assert [r["type"] for r in replies] == ["error", "error"]
-    assert all("belongs to another key" in r["detail"] for r in replies)
-    assert "member" in members()                           # node1's members stay
+    assert [r["type"] for r in replies] == ["error", "error", "error"]
+    assert all("key of node 'node2' cannot speak for node 'node1'" in r["detail"] for r in replies)
+    assert c.broker.log().count("cannot speak for node 'node1'") >= 3        # logged
+    time.sleep(1.0)       # absence cannot be awaited: a presence round for a change to show
+    assert sorted(members()) == ["member", "watcher"]   # no goodbye, no ghost
     assert member.send(room, "still here")["seq"] == 1     # nothing was sequenced for mallory
-    # Under its own name the other host is an ordinary node.
-    impostor.send(publish_frame(room, "hello", rid=8, nick="bob", node="node9"))
+    # Under its own name the key is node2's, as always.
+    impostor.send(publish_frame(room, "hello", rid=8, nick="bob", node="node2"))
     assert impostor.poll(5000) and wire.decode(impostor.recv())["type"] == "published"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from broker import keys
 from deploy import balancer
 from harness.client import new_room
 from harness.processes import free_port, wait_until
@@ -115,6 +116,7 @@ def test_scripts_node_adds_and_removes_a_supervisor_program_and_its_server(tmp_p
     conf = _relocated_config(tmp_path, ports)
     subprocess.run([str(ROOT / "scripts/tls-cert"), str(tmp_path / "var/tls/chat.pem")], check=True,
                    capture_output=True, timeout=60)
+    keys.init(tmp_path / "var/keys")     # CURVE with a key per node, as scripts/run makes them
     env = base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port()) for k in ("INTAKE", "PUBLISH", "SNAPSHOT")})
     env.update(CHAT_BALANCER_PORT=str(ports[8000]), CHAT_BALANCER_TLS_PORT=str(ports[8443]),  # origins
                CHAT_BROKER_STATE=str(tmp_path / "var" / "broker.sqlite3"))   # not the repository's
@@ -137,6 +139,10 @@ def test_scripts_node_adds_and_removes_a_supervisor_program_and_its_server(tmp_p
         added = run("add", "node4", "--port", str(port))
         assert added.returncode == 0, added.stdout + added.stderr
         assert (var / "nodes" / "node4.conf").exists()
+        # node4's own key, authorised for its name: the broker admitted it unsignalled (UP)
+        assert (var / "keys/authorized_nodes/node4.key").read_bytes() == (
+            var / "keys/nodes/node4.key").read_bytes()
+        assert "made %s" % (var / "keys/nodes/node4.key_secret") in added.stdout
         landed = {client(url, name="n%d" % i).join(room)["node"] for i in range(8)}
         assert "node4" in landed, landed
         assert old.sio.connected and old.send(room, "after the add")["ok"]

@@ -245,17 +245,26 @@ def test_a_bad_announce_is_counted_and_neither_published_nor_answered(changes, c
     assert reply["type"] == "published"
 
 
-def test_an_announce_under_a_node_name_bound_to_another_key_is_refused():
+def test_a_node_key_cannot_speak_for_another_node():
+    """The CURVE User-Id is the name the key was authorised for (broker/keys.py):
+    presence, goodbye, publish and announce under another node's name are refused."""
     broker = make_broker()
     sock = FakeSocket()
-    broker._serve(sock, broker.intake_handlers, [PEER, presence_frame(node="node1")], b"key-A")
-    broker._serve(sock, broker.intake_handlers, [PEER, announce_frame(node="node1")], b"key-B")
+    broker._serve(sock, broker.intake_handlers, [PEER, presence_frame(node="node1")], "node1")
+    for frame in (presence_frame(node="node1", bye=True), publish_frame(node="node1", rid="as1"),
+                  presence_frame(node="node1", rooms={"lobby": ["ghost"]}),
+                  announce_frame(node="node1")):
+        broker._serve(sock, broker.intake_handlers, [PEER, frame], "node2")
     broker._flush()
 
     def announcements():
         return [b["text"] for _, b in published(broker) if b["type"] == "announcement"]
-    assert sock.sent == [] and announcements() == []
-    broker._serve(sock, broker.intake_handlers, [PEER, announce_frame(node="node1")], b"key-A")
+    replies = [wire.decode(frames[-1]) for frames in sock.sent]
+    assert [r["type"] for r in replies] == ["error"] * 3          # announce: never a reply
+    assert all("key of node 'node2' cannot speak for node 'node1'" in r["detail"] for r in replies)
+    assert announcements() == [] and "node1" in broker.presence.nodes
+    assert broker.sequencer.rooms.get("lobby") is None or not broker.sequencer.rooms["lobby"].messages
+    broker._serve(sock, broker.intake_handlers, [PEER, announce_frame(node="node1")], "node1")
     broker._flush()
     assert announcements() == ["ann joined"]
 

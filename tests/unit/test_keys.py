@@ -33,16 +33,64 @@ def test_create_never_overwrites_a_key(tmp_path):
     assert public.read_bytes() == before
 
 
-def test_init_makes_the_development_set_once(tmp_path):
+def test_init_makes_the_development_set_once_with_a_key_per_node(tmp_path):
     made = keys.init(tmp_path)
     names = sorted(p.relative_to(tmp_path).as_posix() for p in made)
-    assert names == ["authorized_nodes/node.key", "authorized_peers/broker.key", "broker.key",
-                     "broker.key_secret", "node.key", "node.key_secret"]
+    assert names == sorted(["authorized_peers/broker.key", "broker.key", "broker.key_secret"]
+                           + ["authorized_nodes/%s.key" % n for n in config.LOCAL_NODES]
+                           + ["nodes/%s.key%s" % (n, s) for n in config.LOCAL_NODES
+                              for s in ("", "_secret")])
     assert (tmp_path / "authorized_peers/broker.key").read_bytes() == (tmp_path / "broker.key").read_bytes()
-    assert (tmp_path / "authorized_nodes/node.key").read_bytes() == (tmp_path / "node.key").read_bytes()
+    publics = {(tmp_path / ("nodes/%s.key" % n)).read_bytes() for n in config.LOCAL_NODES}
+    assert len(publics) == len(config.LOCAL_NODES)                  # no two nodes share a key
+    for n in config.LOCAL_NODES:
+        authorized, own = tmp_path / "authorized_nodes" / (n + ".key"), tmp_path / "nodes" / (n + ".key")
+        assert authorized.read_bytes() == own.read_bytes()
+        assert mode(tmp_path / ("nodes/%s.key_secret" % n)) == 0o600
     secret = (tmp_path / "broker.key_secret").read_bytes()
     assert keys.init(tmp_path) == []
     assert (tmp_path / "broker.key_secret").read_bytes() == secret
+
+
+def test_init_retires_an_older_sets_shared_node_key_and_says_so(tmp_path, caplog):
+    keys.create(tmp_path, "broker")
+    keys.create(tmp_path, "node")                       # the old layout: one key for all nodes
+    (tmp_path / "authorized_nodes").mkdir()
+    (tmp_path / "authorized_nodes/node.key").write_bytes((tmp_path / "node.key").read_bytes())
+    other = keys.create(tmp_path / "elsewhere", "host-b")[0]      # another host's own key stays
+    (tmp_path / "authorized_nodes/host-b.key").write_bytes(other.read_bytes())
+    with caplog.at_level(logging.WARNING, logger="broker.keys"):
+        keys.init(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "authorized_nodes").iterdir()) == [
+        "host-b.key", "node1.key", "node2.key", "node3.key"]
+    assert "no longer authorised" in caplog.text and "scripts/keys node NAME" in caplog.text
+
+
+def test_add_node_makes_and_authorises_one_key_and_refuses_a_bad_name(tmp_path):
+    keys.init(tmp_path)
+    made = keys.add_node(tmp_path, "node4")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in made) == [
+        "authorized_nodes/node4.key", "nodes/node4.key", "nodes/node4.key_secret"]
+    assert keys.add_node(tmp_path, "node4") == []
+    with pytest.raises(ValueError):
+        keys.add_node(tmp_path, "../node5")
+
+
+def test_the_key_folder_names_each_key_after_its_file_and_reads_again_for_an_unknown_key(tmp_path):
+    keys.init(tmp_path)
+    now = [0.0]
+    folder = keys.KeyFolder(tmp_path / "authorized_nodes", reload_after_s=1.0, clock=lambda: now[0])
+    node2 = zmq.auth.load_certificate(tmp_path / "nodes/node2.key")[0]
+    assert folder.callback("chat", node2) and folder.name_of(node2) == "node2"
+    keys.add_node(tmp_path, "node4")
+    node4 = zmq.auth.load_certificate(tmp_path / "nodes/node4.key")[0]
+    assert not folder.callback("chat", node4)            # read less than a second ago
+    now[0] = 1.5
+    assert folder.callback("chat", node4) and folder.name_of(node4) == "node4"
+    # one key under two names speaks for neither
+    (tmp_path / "authorized_nodes/node5.key").write_bytes((tmp_path / "nodes/node4.key").read_bytes())
+    folder.reload()
+    assert folder.name_of(node4) is None and not folder.callback("chat", node4)
 
 
 def test_the_command_line_makes_keys_for_another_host_and_refuses_to_replace_them(tmp_path, capsys):
@@ -51,8 +99,11 @@ def test_the_command_line_makes_keys_for_another_host_and_refuses_to_replace_the
     assert str(tmp_path / "node4.key_secret") in out and "authorized_nodes" in out
     assert keys.main(["node", "node4", "--out", str(tmp_path)]) == 1
     assert "exists" in capsys.readouterr().err
-    assert keys.main(["init", str(tmp_path / "dev")]) == 0
-    assert (tmp_path / "dev" / "authorized_nodes" / "node.key").exists()
+    assert keys.main(["init", str(tmp_path / "dev"), "--nodes", "node1", "node7"]) == 0
+    assert sorted(p.name for p in (tmp_path / "dev" / "authorized_nodes").iterdir()) == [
+        "node1.key", "node7.key"]
+    assert keys.main(["add-node", "node8", str(tmp_path / "dev")]) == 0
+    assert (tmp_path / "dev" / "nodes" / "node8.key_secret").exists()
 
 
 def _paths(tmp_path, names=("broker_public", "node_secret"), named=()):
@@ -64,7 +115,8 @@ def test_curve_is_on_with_every_file_off_with_none_and_refused_in_between(tmp_pa
     assert config.curve_files(_paths(tmp_path)) is None
     keys.init(tmp_path)
     assert config.curve_files(_paths(tmp_path)) == {
-        "broker_public": str(tmp_path / "broker.key"), "node_secret": str(tmp_path / "node.key_secret")}
+        "broker_public": str(tmp_path / "broker.key"),
+        "node_secret": str(tmp_path / "nodes" / ("%s.key_secret" % config.NODE_NAME))}
     (tmp_path / "broker.key").unlink()
     with pytest.raises(ValueError, match="broker.key missing"):
         config.curve_files(_paths(tmp_path))

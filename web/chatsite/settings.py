@@ -153,12 +153,13 @@ CHAT_MAX_CONNECTIONS = env_int("CHAT_MAX_CONNECTIONS", shared.MAX_CONNECTIONS)
 CHAT_MAX_SEND_QUEUE = env_int("CHAT_MAX_SEND_QUEUE", shared.MAX_SEND_QUEUE)
 CHAT_PING_INTERVAL_S = env_int("CHAT_PING_INTERVAL_S", shared.PING_INTERVAL_S)
 CHAT_PING_TIMEOUT_S = env_int("CHAT_PING_TIMEOUT_S", shared.PING_TIMEOUT_S)
-# CURVE to the broker: the broker's public key and this node's key pair, each
-# named by its variable or found in CHAT_KEYS_DIR; None (plain sockets) when
-# neither exists, an error when only one does.
+# CURVE to the broker: the broker's public key and this node's own key pair
+# (CHAT_KEYS_DIR/nodes/<CHAT_NODE_NAME>.key_secret), each named by its variable or
+# found in CHAT_KEYS_DIR; None (plain sockets) when neither exists, an error when
+# only one does.  The broker lets this key speak only for this node's name.
 CHAT_KEYS_DIR = env("CHAT_KEYS_DIR", shared.KEYS_DIR)
 CHAT_CURVE_KEYS = shared.curve_files({
-    name: shared.key_path(name, CHAT_KEYS_DIR, env(shared.KEY_FILES[name][0], ""))
+    name: shared.key_path(name, CHAT_KEYS_DIR, env(shared.KEY_FILES[name][0], ""), CHAT_NODE_NAME)
     for name in ("broker_public", "node_secret")})
 CHAT_NODE_MAX_FRAME_BYTES = env_int("CHAT_NODE_MAX_FRAME_BYTES", shared.node_max_frame_bytes(
     CHAT_HISTORY_SIZE, CHAT_MAX_PAYLOAD_BYTES))
