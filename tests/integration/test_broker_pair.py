@@ -162,7 +162,7 @@ def test_the_peer_link_admits_the_broker_key_only(tmp_path):
         wait_until(lambda: "peer link: listening" in backup.log(), 10, "the backup")
         active = replication.encode("peer_state", state="ACTIVE", in_sync=True, term=1,
                                     instance="fake", epoch="E")
-        rogue = _peer_dealer(ctx, ports[3], tmp_path / "keys", "node")
+        rogue = _peer_dealer(ctx, ports[3], tmp_path / "keys", "nodes/node1")
         for _ in range(10):
             try:
                 rogue.send(active, zmq.NOBLOCK)   # refused at the handshake: nowhere to queue
