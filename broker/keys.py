@@ -44,8 +44,10 @@ ZAP_DOMAIN = "chat"
 PEER_ZAP_DOMAIN = "chat-peer"   # the pair's peer link: other keys (chatstream/config.py)
 NODE_KEYS = "nodes"             # CHAT_KEYS_DIR/nodes/NAME.key_secret: node NAME's own pair
 # An unknown key's handshake reads authorized_nodes/ again (a node just added by
-# scripts/node add gets in with no signal), at most this often: a refused peer
-# retries its handshake every ~100 ms and must not make the broker read files that fast.
+# scripts/node add gets in with no signal): at once when a file was added or removed
+# there (the folder's mtime), else at most this often (a key file edited in place), so
+# a stranger knocking again and again does not make the broker read files that fast.
+# libzmq does not retry a handshake refused by ZAP: the first knock must find the key.
 RELOAD_ON_UNKNOWN_KEY_S = 1.0
 # Unknown keys remembered so each is logged once, not at every retry of its handshake.
 UNKNOWN_KEYS_LOGGED = 1000
@@ -90,7 +92,10 @@ def add_node(keys_dir, name):
     authorized = keys_dir / shared.KEY_FILES["authorized_nodes"][1]
     authorized.mkdir(parents=True, exist_ok=True)
     if not (authorized / (name + ".key")).exists():
-        shutil.copyfile(own / (name + ".key"), authorized / (name + ".key"))
+        # whole or not at all: the broker may read the folder at any moment
+        partial = authorized / (name + ".key.partial")
+        shutil.copyfile(own / (name + ".key"), partial)
+        os.replace(partial, authorized / (name + ".key"))
         made.append(authorized / (name + ".key"))
     return made
 
@@ -180,6 +185,7 @@ class KeyFolder:
         self.clock = clock
         self.names = {}          # z85 public key (bytes) -> name
         self.loaded_at = None
+        self.loaded_mtime = None   # the folder's, when read
         self.unknown = set()     # keys refused and logged once
         if not self.folder.is_dir():
             raise OSError("%s missing: the broker admits the keys there "
@@ -189,6 +195,7 @@ class KeyFolder:
     def reload(self):
         """Read the folder again; returns how many keys it admits."""
         names, seen = {}, {}
+        self.loaded_mtime = self._mtime()
         for path in sorted(self.folder.glob("*.key")):
             name = path.stem
             try:
@@ -208,6 +215,12 @@ class KeyFolder:
         self.loaded_at = self.clock()
         return len(names)
 
+    def _mtime(self):
+        try:
+            return os.stat(self.folder).st_mtime_ns
+        except OSError:
+            return None
+
     def name_of(self, key):
         """The name of a z85 public key, or None."""
         return self.names.get(key)
@@ -217,7 +230,8 @@ class KeyFolder:
         it is not and the last read is older than ``reload_after_s``."""
         if key in self.names:
             return True
-        if self.clock() - self.loaded_at >= self.reload_after_s:
+        if (self._mtime() != self.loaded_mtime
+                or self.clock() - self.loaded_at >= self.reload_after_s):
             self.reload()
             if key in self.names:
                 log.info("key of %s admitted (%s read again)", self.names[key], self.folder)

@@ -38,7 +38,7 @@ class Peer:
     def __init__(self, args):
         self.args = args
         self.ctx = zmq.Context()
-        curve = _curve_client(args.keys) if args.keys else None
+        curve = _curve_client(args.keys, "peer%d" % args.id) if args.keys else None
         self.sub = self.ctx.socket(zmq.SUB)
         if curve:
             self.sub.curve_serverkey, self.sub.curve_publickey, self.sub.curve_secretkey = curve
@@ -209,11 +209,15 @@ class Peer:
         self.ctx.term()
 
 
-def _curve_client(keys_dir):
-    """(broker public, node public, node secret) keys from a keys folder (chatstream.config)."""
+def _curve_client(keys_dir, node):
+    """(broker public, node public, node secret) keys from a keys folder (chatstream.config):
+    ``node``'s own, made and authorised if missing (the broker admits it at its handshake)."""
     import zmq.auth
+    from broker import keys
+    keys.add_node(keys_dir, node)
     server = zmq.auth.load_certificate(os.path.join(keys_dir, "broker.key"))[0]
-    return (server,) + zmq.auth.load_certificate(os.path.join(keys_dir, "node.key_secret"))
+    return (server,) + zmq.auth.load_certificate(
+        os.path.join(keys_dir, keys.NODE_KEYS, node + ".key_secret"))
 
 
 def serve_proxy(args):

@@ -82,15 +82,20 @@ def test_the_key_folder_names_each_key_after_its_file_and_reads_again_for_an_unk
     folder = keys.KeyFolder(tmp_path / "authorized_nodes", reload_after_s=1.0, clock=lambda: now[0])
     node2 = zmq.auth.load_certificate(tmp_path / "nodes/node2.key")[0]
     assert folder.callback("chat", node2) and folder.name_of(node2) == "node2"
-    keys.add_node(tmp_path, "node4")
+    stranger = zmq.auth.load_certificate(keys.create(tmp_path / "elsewhere", "node4")[0])[0]
+    assert not folder.callback("chat", stranger)
+    keys.add_node(tmp_path, "node4")                     # a file added: read again at once
     node4 = zmq.auth.load_certificate(tmp_path / "nodes/node4.key")[0]
-    assert not folder.callback("chat", node4)            # read less than a second ago
-    now[0] = 1.5
     assert folder.callback("chat", node4) and folder.name_of(node4) == "node4"
+    (tmp_path / "authorized_nodes/node4.key").write_bytes(
+        (tmp_path / "elsewhere/node4.key").read_bytes())  # edited in place: the folder unchanged
+    assert not folder.callback("chat", stranger)         # read less than a second ago
+    now[0] = 1.5
+    assert folder.callback("chat", stranger) and folder.name_of(stranger) == "node4"
     # one key under two names speaks for neither
-    (tmp_path / "authorized_nodes/node5.key").write_bytes((tmp_path / "nodes/node4.key").read_bytes())
+    (tmp_path / "authorized_nodes/node5.key").write_bytes((tmp_path / "elsewhere/node4.key").read_bytes())
     folder.reload()
-    assert folder.name_of(node4) is None and not folder.callback("chat", node4)
+    assert folder.name_of(stranger) is None and not folder.callback("chat", stranger)
 
 
 def test_the_command_line_makes_keys_for_another_host_and_refuses_to_replace_them(tmp_path, capsys):
