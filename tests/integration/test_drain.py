@@ -10,6 +10,7 @@ import time
 import pytest
 import socketio
 
+from deploy import balancer
 from deploy.node import open_sessions
 from harness.client import new_room
 from harness.processes import ROOT, Proc, base_env, free_port, wait_until
@@ -201,10 +202,13 @@ def supervised(tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
+    def start(*args):
+        return subprocess.Popen(node + list(args), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
     def lines(*args, timeout=300):
         """Run scripts/node, returning ``[(when, line)]`` of its output as it came."""
-        proc = subprocess.Popen(node + list(args), env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        proc = start(*args)
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
@@ -215,7 +219,7 @@ def supervised(tmp_path):
         return seen
     try:
         run("ready")
-        yield {"run": run, "lines": lines, "var": var, "url": "http://127.0.0.1:%d" % ports[8000],
+        yield {"run": run, "start": start, "lines": lines, "var": var, "url": "http://127.0.0.1:%d" % ports[8000],
                "node_url": {n: "http://127.0.0.1:%d" % ports[8001 + i] for i, n in enumerate(NODES)}}
     finally:
         sup.stop(timeout=60)
@@ -242,11 +246,11 @@ def _check_views(clients, acked):
 def test_drain_moves_every_client_off_in_batches_and_none_lands_on_the_node(supervised):
     room = new_room("drain")
     url = supervised["url"]
-    # some clients stay on long-polling: each of their requests reaches the node that
-    # holds the session by stickiness until the node closes it, then they move too
-    # (leastconn deals the first twelve out in turn: one long-polling client per node)
+    # The last three stay on long-polling (leastconn deals the twelve out in turn: one
+    # per node, its youngest session, so the last batch closes it): their requests keep
+    # reaching the drained node by stickiness until it closes them, then they move too.
     clients = [ReconnectingClient(url, room, "c%d" % i,
-                                  transports=("polling",) if i % 4 == 0 else ("websocket",))
+                                  transports=("polling",) if i >= 9 else ("websocket",))
                for i in range(12)]
     try:
         on = collections.Counter(c.node for c in clients)
@@ -268,9 +272,16 @@ def test_drain_moves_every_client_off_in_batches_and_none_lands_on_the_node(supe
                 time.sleep(0.1)
         watcher = threading.Thread(target=newcomers, daemon=True)
         began = time.monotonic()
-        watcher.start()
-        out = supervised["run"]("drain", target, "--over", "3", "--batch", "2")
-        watching.set()
+        draining = supervised["start"]("drain", target, "--over", "3", "--batch", "2")
+        try:
+            wait_until(lambda: balancer.statuses(supervised["var"] / "haproxy.sock")[target]
+                       .startswith("DRAIN"), 20, "the balancer's server in drain")
+            watcher.start()
+            out, _ = draining.communicate(timeout=120)
+        finally:
+            draining.kill()
+            watching.set()
+        assert draining.returncode == 0, out
         watcher.join(15)
         assert "%s is empty" % target in out, out
         progress = [line for line in out.splitlines() if "sessions open" in line]
@@ -278,8 +289,11 @@ def test_drain_moves_every_client_off_in_batches_and_none_lands_on_the_node(supe
         assert landed and target not in landed, landed
         wait_until(lambda: all(c.live() and c.node != target for c in clients), 20,
                    "every client back, on another node")
-        moved_at = [c.joined_at[-1] for c in moving]
-        assert max(moved_at) - min(moved_at) >= 1.0, "all moved at once"
+        poller = next(c for c in moving if c.transport == "polling")
+        first_moved = min(c.joined_at[-1] for c in moving)
+        # the long-poller stayed on the drained node until the last batch, then moved once
+        assert poller.joined_at[-1] - first_moved >= 1.0, "all moved at once"
+        assert len(poller.nodes) == 2, poller.nodes
         assert all(len(c.nodes) == 1 for c in clients if c not in moving)   # others untouched
         _more(stream, 20)
         stream.stop.set()
