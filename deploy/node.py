@@ -1,4 +1,4 @@
-"""scripts/node: add a node to the running cluster, take one out, or wait until all are UP.
+"""scripts/node: add, drain or remove a node of the running cluster, upgrade it in turn, or wait until all are UP.
 
     scripts/node add node4 --port 8004   # a supervisor program, then a server in HAProxy
     scripts/node drain node2 --over 30   # no new sessions, its clients moved off in batches
