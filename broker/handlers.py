@@ -1,5 +1,5 @@
 """What the broker does with each request: check it like a node would, then
-sequence, announce, register presence, or answer from the room state.
+sequence, announce, register presence, pass a logout on, or answer from the room state.
 
 The server (broker/server.py: sockets, loop, group commit) composes one
 :class:`IntakeHandlers` and one :class:`SnapshotHandlers` and dispatches by
@@ -74,7 +74,7 @@ class IntakeHandlers:
         self.pair = pair
         self.refusals = RefusalLog()
         self.by_type = {"publish": self.on_publish, "announce": self.on_announce,
-                        "presence": self.on_presence}
+                        "presence": self.on_presence, "revoke": self.on_revoke}
 
     def on_publish(self, body, peer=None):
         # The client contract's rules, as the node applied them: a node cannot have
@@ -114,6 +114,20 @@ class IntakeHandlers:
             self.refusals.note("announce refused: %s", exc)
             return None
         self.outbox.announce(room, text)
+        return None
+
+    def on_revoke(self, body, peer=None):
+        """A logout: every node ends the Socket.IO connections of that Django session
+        (published on REVOKE_TOPIC, which every node follows).  Fire-and-forget, as
+        ``announce``: a refusal is logged, never answered."""
+        try:
+            session = _ruled(rules.session_ref, _field(body, "session", str))
+            node = self._own_node(_ruled(_node_name, _field(body, "node", str)), peer)
+        except RequestError as exc:
+            self.refusals.note("revoke refused: %s", exc)
+            return None
+        log.info("node %s: a session logged out, its connections end on every node", node)
+        self.outbox.publish(wire.REVOKE_TOPIC, wire.encode("revoke", session=session))
         return None
 
     def on_presence(self, body, peer=None):

@@ -24,6 +24,9 @@ CID_MAX = 64
 # HMAC or of randomness): "a" an account, "g" a guest's session, "c" a guest connection
 # without one (web/chat/identity.py makes them).
 UID_RE = re.compile(r"[agc][0-9a-f]{20}")
+# A logged-in Django session as nodes name it to each other (a ``revoke``): "s" and 20
+# hex digits of an HMAC of the session key, never the key itself (a login credential).
+SESSION_REF_RE = re.compile(r"s[0-9a-f]{20}")
 GUEST_UID_KINDS = frozenset("gc")
 
 # Categories a nick may not hold: controls (Cc), format characters such as
@@ -85,6 +88,12 @@ def cid(value):
 def uid(value):
     if not isinstance(value, str) or not UID_RE.fullmatch(value):
         raise RuleError("invalid_uid", "uid must be a, g or c and 20 hex digits")
+    return value
+
+
+def session_ref(value):
+    if not isinstance(value, str) or not SESSION_REF_RE.fullmatch(value):
+        raise RuleError("invalid_session", "session must be s and 20 hex digits")
     return value
 
 

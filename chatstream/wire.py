@@ -7,7 +7,8 @@ ASCII JSON by the stdlib, so every str still travels).  The frames per socket ar
 
 intake (node DEALER -> broker ROUTER, default port 5555)::
 
-    node -> broker   [body]                 body.type in {"publish", "announce", "presence"}
+    node -> broker   [body]                 body.type in {"publish", "announce", "presence",
+                                                          "revoke"}
     broker -> node   [body]                 body.type in {"published", "error"}
 
 publish (broker PUB -> node SUB, default port 5556)::
@@ -16,7 +17,8 @@ publish (broker PUB -> node SUB, default port 5556)::
                      (a node subscribes to the rooms it has members in),
                      PRESENCE_TOPIC for "presence" (every node: the lobby
                      lists all rooms),
-                     HEARTBEAT_TOPIC for "heartbeat"
+                     HEARTBEAT_TOPIC for "heartbeat",
+                     REVOKE_TOPIC for "revoke" (every node)
 
 snapshot (node DEALER -> broker ROUTER, default port 5557)::
 
@@ -47,6 +49,11 @@ Bodies by type (besides ``v`` and ``type``):
   but the last; a room may continue in the next part); broker -> node {room,
   members: [nick]} when a room's cluster-wide member list changed (at most
   once per presence interval)
+- ``revoke``    node -> broker {session, node}: an account logged out of a Django
+  session; no rid, no reply.  ``session`` is the node's reference to it
+  (chatstream.rules.session_ref: an HMAC of the session key, never the key).  The
+  broker publishes {session} on REVOKE_TOPIC and every node disconnects the
+  Socket.IO connections opened with that session
 - ``presences`` broker -> node {rooms: {room: [nick]}}: the rooms whose lists
   changed in one presence interval, in one frame (2 or more rooms, at most
   PRESENCE_ROOMS_PER_FRAME and about PRESENCE_NICKS_PER_FRAME nicks): read as
@@ -85,13 +92,14 @@ VERSION = 1
 
 HEARTBEAT_TOPIC = b"\x01heartbeat"
 PRESENCE_TOPIC = b"\x01presence"
+REVOKE_TOPIC = b"\x01revoke"
 # Every node subscribes to these; room topics come and go with local members.
-CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC)
+CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC, REVOKE_TOPIC)
 
 # Request/reply and publish types; anything else is refused by decode().
 TYPES = frozenset({
     "publish", "published", "announce", "message", "messages", "heartbeat", "presences",
-    "snapshot", "history", "error", "presence", "announcement",
+    "snapshot", "history", "error", "presence", "announcement", "revoke",
 })
 
 

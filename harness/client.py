@@ -21,6 +21,8 @@ class ChatClient:
         self.presence = []
         self.cond = threading.Condition()
         self.sio = socketio.Client(reconnection=False)
+        self.disconnected = threading.Event()   # set when the connection ends, whoever ends it
+        self.sio.on("disconnect", lambda *reason: self.disconnected.set())
         self.sio.on("message", self._on_message)
         self.sio.on("announcement", self._on_announcement)
         self.sio.on("presence", self._on_presence)

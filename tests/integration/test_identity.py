@@ -6,6 +6,7 @@ that the tests start themselves (tests/integration/postgres.py; skipped, saying 
 only when its binaries are not installed).
 """
 import re
+import time
 
 import pytest
 import requests
@@ -171,3 +172,44 @@ def test_uids_stay_in_history_and_after_a_broker_restart(cluster, client):
     history = late.join(room)["history"]
     assert [(m["nick"], m["uid"]) for m in history] == [
         ("alice", uids["alice"]), ("gail", uids["gail"])]
+
+
+# A logout's connections on another node end through the broker: a hop there and one back.
+LOGOUT_REACH_S = 1.0
+
+
+def log_out(http, base):
+    """POST the lobby's logout form (Django's LogoutView takes POST only)."""
+    token = CSRF_FIELD.search(http.get(base + "/", timeout=10).text).group(1)
+    done = http.post(base + "/accounts/logout/", data={"csrfmiddlewaretoken": token},
+                     allow_redirects=False, timeout=10)
+    assert done.status_code == 302, done.status_code
+
+
+def test_logout_ends_that_sessions_connections_on_every_node_and_no_others(cluster, client):
+    base = cluster.balancer_url
+    made = cluster.manage("createsuperuser", "--noinput", env={
+        "DJANGO_SUPERUSER_USERNAME": "bert", "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+        "DJANGO_SUPERUSER_EMAIL": "bert@example.com"})
+    assert made.returncode == 0 or "already taken" in made.stderr, made.stdout + made.stderr
+    room = new_room()
+    http = logged_in(base, "alice")
+    ending = [client(cluster.url(node), name="alice", cookies={"sessionid": http.cookies["sessionid"]})
+              for node in ("node1", "node2")]
+    others = {
+        "alice's other session": client(cluster.url("node2"), name="alice", cookies={
+            "sessionid": logged_in(base, "alice").cookies["sessionid"]}),
+        "another account": client(cluster.url("node1"), name="bert", cookies={
+            "sessionid": logged_in(base, "bert").cookies["sessionid"]}),
+        "a guest": client(cluster.url("node2"), name="gina",
+                          cookies=dict(guest_session(base).cookies)),
+    }
+    for c in ending + list(others.values()):
+        c.join(room)
+    log_out(http, base)
+    ended_at = time.monotonic()
+    for c in ending:
+        assert c.disconnected.wait(LOGOUT_REACH_S - (time.monotonic() - ended_at)), c.url
+    for who, c in others.items():
+        assert c.sio.connected and not c.disconnected.is_set(), who
+        assert c.send(room, "still speaking as %s" % who)["ok"], who

@@ -811,3 +811,30 @@ def test_an_intake_that_stays_behind_for_three_ttls_no_longer_shields_silent_nod
     clock[0] += 6000
     broker.heartbeat()
     assert "node1" not in broker.presence.nodes
+
+
+# --- revoke ------------------------------------------------------------------
+
+SESSION = "s0123456789abcdef0123"
+
+
+def test_a_revoke_goes_to_every_node_on_its_topic_unanswered():
+    broker = make_broker()
+    assert intake(broker, frame("revoke", session=SESSION, node="node1")) == []
+    assert published(broker) == [(wire.REVOKE_TOPIC, {"session": SESSION, "v": 1, "type": "revoke"})]
+    assert wire.REVOKE_TOPIC in wire.CLUSTER_TOPICS          # every node subscribes to it
+
+
+@pytest.mark.parametrize("fields, peer", [
+    ({"session": "a-session-key-itself", "node": "node1"}, None),   # never the key, never junk
+    ({"session": SESSION}, None),
+    ({"session": SESSION, "node": "node1"}, "node2"),               # under another node's name
+])
+def test_a_bad_revoke_is_refused_and_logged_not_published(fields, peer, caplog):
+    broker = make_broker()
+    sock = FakeSocket()
+    with caplog.at_level("WARNING", logger="broker.handlers"):
+        broker._serve(sock, broker.intake_handlers, [PEER, frame("revoke", **fields)], peer)
+        broker._flush()
+    assert sock.sent == [] and published(broker) == []
+    assert "revoke refused" in caplog.text

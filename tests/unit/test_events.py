@@ -46,6 +46,7 @@ class Node:
         limit = ConnectionLimit(lambda: 0, max_connections)
         self.events = ChatEvents(self.sio, self.link, limits=Limits(**limits), sync_timeout_s=0.3,
                                  identities=identities, connection_limit=limit)
+        self.manager.end_session = self.events.end_session   # as chat/assembly.py does
         self.sio.manager_initialized = True
         self.manager.initialize()
 
@@ -184,3 +185,26 @@ def test_a_join_whose_connection_closed_during_the_fetch_releases_the_room(broke
     assert join.get(timeout=2)["error"] == "not_joined"
     assert a.link.following.get("r") is None
     assert broker.presence.members("r") == []
+
+
+def test_a_logout_ends_that_sessions_connections_on_every_node_and_no_others(broker):
+    from chat.protocol.identity import GuestIdentities, Identity
+    alice = Identity("a" + "1" * 20, "alice", session="s" + "1" * 20)
+    sessions = {"alice-1": alice,
+                "alice-2": Identity(alice.uid, "alice", session="s" + "2" * 20),
+                "bert-1": Identity("a" + "3" * 20, "bert", session="s" + "3" * 20)}
+    nodes = [Node(broker, "n%d" % i, identities=GuestIdentities(sessions=sessions)) for i in (1, 2)]
+    broker.heartbeat()
+    for node in nodes:
+        assert node.link.wait_synced(2.0)
+
+    def connect(node, cookie=None):
+        return node.connect({"HTTP_COOKIE": "sessionid=%s" % cookie} if cookie else {})
+    ending = [connect(node, "alice-1") for node in nodes]
+    staying = [connect(nodes[0], "alice-2"), connect(nodes[1], "bert-1"), connect(nodes[1])]
+    nodes[0].manager.log_out(alice.session)
+    assert ending[0] not in nodes[0].events.connections        # here: at once
+    wait_for(lambda: ending[1] not in nodes[1].events.connections)   # there: through the broker
+    assert all(sid in nodes[0].events.connections or sid in nodes[1].events.connections
+               for sid in staying)
+    assert alice.session not in nodes[1].events.by_session

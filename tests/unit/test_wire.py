@@ -26,6 +26,7 @@ BODIES = {
     "presence": {"node": "node1", "rooms": {"lobby": ["ann", "bob"]}, "full": True, "bye": False},
     "announcement": {"room": "lobby", "text": "ann left", "ts": 1},
     "presences": {"rooms": {"lobby": ["ann", "bob"], "b": []}},
+    "revoke": {"session": "s0123456789abcdef0123", "node": "node1"},
 }
 
 

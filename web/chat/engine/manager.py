@@ -25,6 +25,9 @@ class LinkManager(IndexedManager):
     def __init__(self, link):
         super().__init__()
         self.link = link
+        # session_ref -> connections ended: the chat's handlers know who connected with
+        # which session (ChatEvents.end_session); the assembly sets it.
+        self.end_session = lambda session: 0
 
     def initialize(self):
         """Start the link (once, before serving)."""
@@ -46,6 +49,18 @@ class LinkManager(IndexedManager):
     def deliver(self, event, data, room):
         """Emit to this node's members of a room (the link's order is kept)."""
         fanout.emit_local(self.server, event, data, room)
+
+    def log_out(self, session):
+        """A session logged out on this node: its connections here end now, and every
+        node's through the broker (this one's again: nothing is left by then)."""
+        self.revoke(session)
+        self.link.revoke(session)
+
+    def revoke(self, session):
+        """A logout, from the broker: end this node's connections of that session."""
+        ended = self.end_session(session)
+        if ended:
+            log.info("a session logged out: %d of its connections here ended", ended)
 
     def restart_room(self, room):
         """Disconnect this node's members of a room whose stream broke, so they

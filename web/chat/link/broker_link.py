@@ -46,6 +46,8 @@ class Listener(Protocol):
         """This node cannot continue a room's stream: disconnect its local
         members, so they resume with ``since`` and hear ``gap``."""
 
+    def revoke(self, session):
+        """A login session ended (its session_ref): disconnect its local connections."""
 
 
 class BrokerLink:
@@ -88,7 +90,7 @@ class BrokerLink:
         self.listener = self.intake = self.snapshots = self.local = self.acks = None
         self.greenlets = []
         self.frame_handlers = {name: getattr(self, "_on_" + name) for name in
-                               ("message", "heartbeat", "presence", "announcement")}
+                               ("message", "heartbeat", "presence", "announcement", "revoke")}
 
     # lifecycle
 
@@ -186,6 +188,11 @@ class BrokerLink:
         if not self.intake.send("announce", room=room, text=text, node=self.node):
             log.warning("broker unreachable, announcement in %s not sent", room)
 
+    def revoke(self, session):
+        """Tell every node (through the broker) that a login session ended."""
+        if not self.intake.send("revoke", session=session, node=self.node):
+            log.warning("broker unreachable: a logout reached only this node's connections")
+
     # the state machine
 
     def _read_forever(self):
@@ -275,6 +282,11 @@ class BrokerLink:
     def _on_announcement(self, body):
         announcement = {"room": body["room"], "text": body["text"], "ts": body["ts"]}
         self.listener.deliver("announcement", announcement, body["room"])
+
+    def _on_revoke(self, body):
+        session = body.get("session")
+        if isinstance(session, str):
+            self.listener.revoke(session)
 
     def _sync(self, instance):
         """Install a full snapshot (Clone pattern): SUB is connected first, and this reader

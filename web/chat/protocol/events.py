@@ -91,6 +91,7 @@ class ChatEvents:
         self.identities = identities or GuestIdentities()
         self.connection_limit = connection_limit
         self.connections = {}   # sid -> Connection
+        self.by_session = {}    # an account's session_ref -> its sids here (end_session)
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("join", self.on_join)
@@ -120,14 +121,30 @@ class ChatEvents:
                     for event, (per_s, burst) in self.limits.request_rates.items()}
         self.connections[sid] = Connection(TokenBucket(self.limits.rate_per_s,
                                                        self.limits.rate_burst), identity, requests)
+        if identity.session is not None:
+            self.by_session.setdefault(identity.session, set()).add(sid)
 
     def on_disconnect(self, sid, reason=None):
         conn = self.connections.pop(sid, None)
         if conn is None:
             return
+        session = conn.identity.session
+        if session is not None:
+            sids = self.by_session.get(session, set())
+            sids.discard(sid)
+            if not sids:
+                self.by_session.pop(session, None)
         for room, nick in conn.rooms.items():
             self.link.member_left(room, nick)
             self._announce(room, "%s left" % nick)
+
+    def end_session(self, session):
+        """Disconnect this node's connections opened with a session that logged out
+        (``session`` its session_ref); returns how many."""
+        sids = list(self.by_session.get(session, ()))
+        for sid in sids:
+            self.sio.disconnect(sid, ignore_queue=True)
+        return len(sids)
 
     def _connection(self, sid):
         conn = self.connections.get(sid)

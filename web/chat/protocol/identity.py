@@ -14,6 +14,10 @@ The ``uid`` every message and join ack carries (its shape is ``chatstream.rules.
 - a guest without one (a client that brings no valid session cookie): ``"c"`` + 20
   random hex digits, fresh per connection.
 
+An account's connection also keeps a reference to its Django session (``session_ref``,
+an HMAC of the session key): a logout names it to every node (chat/protocol/revocation.py),
+and each ends the connections opened with it.
+
 Rotating SECRET_KEY changes every uid (and ends every login session).
 """
 import hashlib
@@ -38,9 +42,11 @@ UID_HEX_DIGITS = 20   # 80 bits: no two people of one deployment ever share a ui
 
 @dataclass(frozen=True)
 class Identity:
-    """A connection's identity: ``username`` is the account's, None for a guest."""
+    """A connection's identity: ``username`` is the account's, None for a guest;
+    ``session`` the :func:`session_ref` of an account's login session (None for a guest)."""
     uid: str
     username: str = None
+    session: str = None
 
     @property
     def guest(self):
@@ -59,6 +65,11 @@ def account_uid(secret_key, user_id):
 
 def guest_uid(secret_key, session_key):
     return "g" + _mac(secret_key, "guest", session_key)
+
+
+def session_ref(secret_key, session_key):
+    """How nodes name a login session to each other: never the key itself (a credential)."""
+    return "s" + _mac(secret_key, "session", session_key)
 
 
 def connection_uid():
@@ -123,7 +134,8 @@ class SessionIdentities:
             # Django's own check: the user of the session, if its password hash still matches.
             user = get_user(SimpleNamespace(session=session))
             if user.is_authenticated:
-                return Identity(account_uid(self.secret_key, user.pk), user.get_username())
+                return Identity(account_uid(self.secret_key, user.pk), user.get_username(),
+                                session_ref(self.secret_key, session.session_key))
             # session_key is None once the cookie named no live session (forged, expired).
             if session.session_key is None:
                 return Identity(connection_uid())
