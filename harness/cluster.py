@@ -57,6 +57,7 @@ class Cluster:
         self.broker = None
         self.nodes = {}       # name -> (Proc, port)
         self.balancer = None
+        self.archiver = None
         self.procs = []
 
     # processes
@@ -136,6 +137,16 @@ class Cluster:
         if wait:
             self.wait_healthy(name)
         return proc
+
+    def start_archiver(self, env=None):
+        """The ``archiver`` program (manage.py runarchiver) on this cluster's broker (the
+        pair's both, once started) and database, with its own key."""
+        self.prepare_web()
+        if (self.keys_dir / "broker.key").exists():
+            keys.add_node(self.keys_dir, "archiver")
+        self.archiver = self.spawn("archiver", [PYTHON, "web/manage.py", "runarchiver"],
+                                   dict(self.env, CHAT_NODE_NAME="archiver", **(env or {})))
+        return self.archiver
 
     def start_nodes(self, names=NODES, timeout=20):
         """Start the nodes together, then wait until each answers /healthz 200."""

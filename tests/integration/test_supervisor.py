@@ -1,4 +1,4 @@
-"""supervisord.conf itself: the six programs run, and `restart node3` is harmless."""
+"""supervisord.conf itself: the seven programs run, and `restart node3` is harmless."""
 import re
 import subprocess
 
@@ -55,7 +55,7 @@ def _status(ctl):
 def test_supervisor_runs_the_cluster_and_restarts_node3(supervised, client):
     from harness.cluster import Cluster
     conf, ports, ctl = supervised
-    programs = {"broker", "broker2", "node1", "node2", "node3", "balancer"}
+    programs = {"broker", "broker2", "archiver", "node1", "node2", "node3", "balancer"}
     wait_until(lambda: _status(ctl) == {p: "RUNNING" for p in programs}, 30, "all programs RUNNING")
     url = {n: "http://127.0.0.1:%d" % ports[8000 + i] for i, n in enumerate(("balancer", "node1", "node2", "node3"))}
     for name, u in url.items():

@@ -161,6 +161,11 @@ CHAT_KEYS_DIR = env("CHAT_KEYS_DIR", shared.KEYS_DIR)
 CHAT_CURVE_KEYS = shared.curve_files({
     name: shared.key_path(name, CHAT_KEYS_DIR, env(shared.KEY_FILES[name][0], ""), CHAT_NODE_NAME)
     for name in ("broker_public", "node_secret")})
+# The archiver (manage.py runarchiver, CHAT_NODE_NAME=archiver: its key is that name's)
+# subscribes to every room: room for a burst of the whole cluster's traffic while a
+# batch is written (a SUB socket drops past it, and the archiver catches up from the
+# broker's buffer).
+CHAT_ARCHIVER_HWM = env_int("CHAT_ARCHIVER_HWM", 100_000)
 CHAT_NODE_MAX_FRAME_BYTES = env_int("CHAT_NODE_MAX_FRAME_BYTES", shared.node_max_frame_bytes(
     CHAT_HISTORY_SIZE, CHAT_MAX_PAYLOAD_BYTES))
 # The edge (docs/OPERATIONS.md "The edge"): browser origins allowed on /socket.io/, the proxies

@@ -1,0 +1,88 @@
+"""The ``archiver`` program over real processes: every acknowledged room event in the
+archive once, from a start after the messages, live, and across a kill -9 of it."""
+import sqlite3
+
+import pytest
+
+from harness.client import new_room
+from harness.processes import wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+RATES = {"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"}
+
+
+def archived(cluster, room):
+    """[(seq, text)] of ``room`` in the archive, in seq order (read as the nodes read it)."""
+    db = sqlite3.connect(cluster.log_dir / "web.sqlite3", timeout=10)
+    try:
+        return db.execute("SELECT e.seq, e.text FROM archive_roomevent e JOIN archive_room r "
+                          "ON e.room_id = r.id WHERE r.name = ? ORDER BY e.seq", (room,)).fetchall()
+    finally:
+        db.close()
+
+
+def send(client, room, texts):
+    """Send each text; every one acknowledged: [(seq, text)]."""
+    sent = []
+    for text in texts:
+        ack = client.send(room, text)
+        assert ack["ok"], ack
+        sent.append((ack["seq"], text))
+    return sent
+
+
+def wait_archived(cluster, room, expected, timeout=30):
+    wait_until(lambda: archived(cluster, room) == expected, timeout,
+               "%d events of %s in the archive" % (len(expected), room), interval=0.1)
+
+
+@pytest.fixture
+def started(make_cluster):
+    c = make_cluster(env=RATES)
+    c.start_broker()
+    c.start_nodes(("node1", "node2"))
+    return c
+
+
+def test_events_from_before_the_archiver_started_and_after_are_archived_once(started, client):
+    room, other = new_room(), new_room()
+    on1, on2 = client(started.url("node1"), name="ann"), client(started.url("node2"), name="bob")
+    on1.join(room), on2.join(other)
+    before = send(on1, room, ["before %d" % i for i in range(10)])
+    started.start_archiver()
+    wait_archived(started, room, before)
+    live = send(on1, room, ["live %d" % i for i in range(30)])
+    elsewhere = send(on2, other, ["other %d" % i for i in range(5)])
+    wait_archived(started, room, before + live)
+    wait_archived(started, other, elsewhere)
+
+
+def test_a_kill_of_the_archiver_loses_nothing_the_broker_still_buffers(started, client):
+    room = new_room()
+    author = client(started.url("node1"), name="ann")
+    author.join(room)
+    started.start_archiver()
+    first = send(author, room, ["one %d" % i for i in range(5)])
+    wait_archived(started, room, first)
+    started.archiver.kill()
+    meanwhile = send(author, room, ["while down %d" % i for i in range(30)])
+    started.start_archiver()
+    after = send(author, room, ["after %d" % i for i in range(5)])
+    wait_archived(started, room, first + meanwhile + after)
+
+
+def test_a_quiet_room_behind_the_archive_is_caught_up_by_the_heartbeat(started, client):
+    """The archiver misses a room's tail while it runs (its SUB lost them: here, the
+    room's events were sent while it was stopped and it restarted after they stopped);
+    the broker's snapshot or heartbeat brings them."""
+    room = new_room()
+    author = client(started.url("node1"), name="ann")
+    author.join(room)
+    started.start_archiver()
+    first = send(author, room, ["a"])
+    wait_archived(started, room, first)
+    started.archiver.stop()
+    rest = send(author, room, ["b", "c", "d"])
+    started.start_archiver()
+    wait_archived(started, room, first + rest)

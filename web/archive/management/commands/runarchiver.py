@@ -1,0 +1,53 @@
+"""``manage.py runarchiver``: the ``archiver`` program (archive/archiver.py).
+
+Follows the broker (both of the pair when CHAT_BROKER2_* is set) with a CURVE key of
+its own: a node's, for the name CHAT_NODE_NAME gives it (``archiver`` in
+supervisord.conf; ``scripts/keys add-node archiver`` makes it), until SIGTERM: then it
+writes what it has received and exits.
+"""
+import logging
+import signal
+
+import gevent
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+log = logging.getLogger("archive.runarchiver")
+
+
+def transport():
+    """The broker's sockets as the archiver's key opens them; with broker2, both."""
+    from chat.link import ZmqTransport
+    from chat.link.failover import PairTransport
+
+    def zmq_transport(endpoints):
+        return ZmqTransport(**endpoints, hwm=settings.CHAT_ARCHIVER_HWM,
+                            curve_keys=settings.CHAT_CURVE_KEYS,
+                            max_frame_bytes=settings.CHAT_NODE_MAX_FRAME_BYTES)
+    primary = zmq_transport({"intake": settings.CHAT_BROKER_INTAKE,
+                             "publish": settings.CHAT_BROKER_PUBLISH,
+                             "snapshot": settings.CHAT_BROKER_SNAPSHOT})
+    if settings.CHAT_BROKER2 is None:
+        return primary
+    return PairTransport(primary, zmq_transport(settings.CHAT_BROKER2))
+
+
+class Command(BaseCommand):
+    help = "Archive every room event the broker sequences (the supervisor program `archiver`)."
+
+    def handle(self, *args, **options):
+        from gevent import monkey
+        if not monkey.is_module_patched("socket"):
+            raise CommandError("runarchiver must be started through manage.py (gevent patches first)")
+        from archive.archiver import Archiver, archived_positions
+        archiver = Archiver(transport(), positions=archived_positions(),
+                            request_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
+        stopping = gevent.event.Event()
+        gevent.signal_handler(signal.SIGTERM, stopping.set)
+        gevent.signal_handler(signal.SIGINT, stopping.set)
+        archiver.start()
+        stopping.wait()
+        log.info("archiver stopping: writing %d queued events", archiver.lag_events)
+        archiver.stop()
+        log.info("archiver stopped: %d events archived, %d lost before it had them",
+                 archiver.archived, archiver.streams.lost)
