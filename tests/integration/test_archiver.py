@@ -1,11 +1,14 @@
 """The ``archiver`` program over real processes: every acknowledged room event in the
-archive once, from a start after the messages, live, and across a kill -9 of it."""
+archive once, from a start after the messages, live, across a kill -9 of it and a
+failover of the broker pair."""
 import sqlite3
 
 import pytest
 
 from harness.client import new_room
 from harness.processes import wait_until
+
+from .test_failover import FAST, Sender, _more
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -86,3 +89,30 @@ def test_a_quiet_room_behind_the_archive_is_caught_up_by_the_heartbeat(started, 
     rest = send(author, room, ["b", "c", "d"])
     started.start_archiver()
     wait_archived(started, room, first + rest)
+
+
+def test_a_failover_of_the_pair_under_a_steady_stream_loses_nothing_in_the_archive(make_cluster):
+    """kill -9 of the active broker while two clients send: afterwards every acknowledged
+    message is in the archive once, at its seq, and nothing else is."""
+    c = make_cluster(FAST)
+    c.start_pair()
+    c.start_nodes(("node1", "node2"))
+    c.start_archiver()
+    room = new_room("archive-failover")
+    senders = [Sender(c.url("node1"), room, "a"), Sender(c.url("node2"), room, "b")]
+    try:
+        for s in senders:
+            s.thread.start()
+        wait_until(lambda: all(len(s.acked) >= 20 for s in senders), 20, "a steady stream")
+        c.broker.kill()
+        _more(senders, 20, "the stream to go on after the failover", timeout=30)
+    finally:
+        for s in senders:
+            s.stop.set()
+            s.thread.join(15)
+            s.client.close()
+    acked = sorted((seq, "m " + cid) for s in senders for cid, (seq, _) in s.acked.items())
+    wait_until(lambda: [row for row in archived(c, room) if row in acked] == acked, 30,
+               "every acknowledged message in the archive")
+    rows = archived(c, room)
+    assert len(rows) == len({seq for seq, _ in rows}) == rows[-1][0]   # once each, no hole
