@@ -218,6 +218,11 @@ SESSION_HEADROOM = 100
 # A real page never comes near: the lobby asks `rooms` every 3 s, a room page asks
 # `members` once per join, and a client rejoining all its rooms after a reconnect
 # needs at most MAX_ROOMS_PER_CONNECTION joins at once.
+# New Engine.IO sessions per client address and node, per second and burst (HTTP 429 beyond):
+# a page opens one per load or reconnect, a household or office behind one address a few
+# at once; one script from one address opened thousands a second and filled a node.
+HANDSHAKE_RATE = (20.0, 100)
+
 REQUEST_RATES = {
     "join": (5.0, MAX_ROOMS_PER_CONNECTION),
     "leave": (5.0, MAX_ROOMS_PER_CONNECTION),
@@ -226,15 +231,28 @@ REQUEST_RATES = {
 }
 
 
-def own_origins(node_port=NODE_PORT, balancer_port=BALANCER_PORT,
-                tls_port=BALANCER_TLS_PORT):
-    """The default CHAT_ALLOWED_ORIGINS: the balancer's (http, and https when
-    ``tls_port``) and this node's own, as 127.0.0.1 and as localhost."""
+def own_origins(balancer_port=BALANCER_PORT, tls_port=BALANCER_TLS_PORT):
+    """The default CHAT_ALLOWED_ORIGINS, the same on every node: the balancer's (http, and
+    https when ``tls_port``), as 127.0.0.1 and as localhost.  A page a node serves itself
+    may talk to that node too (``edge.OriginPolicy``: its own origin)."""
     origins = []
-    for scheme, port in (("http", balancer_port), ("https", tls_port), ("http", node_port)):
+    for scheme, port in (("http", balancer_port), ("https", tls_port)):
         if port:
             origins += ["%s://127.0.0.1:%d" % (scheme, port), "%s://localhost:%d" % (scheme, port)]
     return origins
+
+
+def handshake_rate(text=""):
+    """HANDSHAKE_RATE, or ``text``'s ``"per_second/burst"``; ``"off"``: None (no limit)."""
+    if not text.strip():
+        return HANDSHAKE_RATE
+    if text.strip() == "off":
+        return None
+    per_s, _, burst = text.partition("/")
+    try:
+        return float(per_s), int(burst)
+    except ValueError:
+        raise ValueError("CHAT_HANDSHAKE_RATE: %r is not per_second/burst or off" % text) from None
 
 
 def request_rates(text="", defaults=None):

@@ -50,6 +50,9 @@ class Cluster:
             "CHAT_DATABASE_PATH": str(self.log_dir / "web.sqlite3"),
             "CHAT_BALANCER_PORT": str(self.balancer_port),
             "CHAT_BALANCER_TLS_PORT": str(self.tls_port),
+            # Test clients open thousands of sessions from one address; the per-address
+            # handshake rate has its own tests (tests/integration/test_hostile_engine.py).
+            "CHAT_HANDSHAKE_RATE": "off",
             **(env or {}),
         })
         self.env.pop("DJANGO_SECRET_KEY", None)   # the file above, as scripts/run has

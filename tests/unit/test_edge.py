@@ -1,7 +1,7 @@
 """chat/edge.py and the edge's settings: client address, Host on /socket.io/, origins, request rates."""
 import pytest
 
-from chat.edge import EdgeApp, client_address, host_allowed
+from chat.edge import EdgeApp, OriginPolicy, client_address, host_allowed
 from chatstream import config
 
 TRUSTED = frozenset(config.TRUSTED_PROXIES)
@@ -36,11 +36,21 @@ def test_the_edge_refuses_a_foreign_host_on_socketio_only():
     assert statuses == ["400 Bad Request"]
 
 
-def test_own_origins_are_the_balancer_tls_and_node_origins():
-    assert config.own_origins(8001, 8000, 8443) == [
+def test_own_origins_are_the_balancers_the_same_for_every_node():
+    assert config.own_origins(8000, 8443) == [
         "http://127.0.0.1:8000", "http://localhost:8000", "https://127.0.0.1:8443",
-        "https://localhost:8443", "http://127.0.0.1:8001", "http://localhost:8001"]
-    assert "https://127.0.0.1:0" not in config.own_origins(8001, 8000, 0)
+        "https://localhost:8443"]
+    assert "https://127.0.0.1:0" not in config.own_origins(8000, 0)
+
+
+def test_a_nodes_own_origin_is_allowed_only_at_that_node():
+    policy = OriginPolicy(config.own_origins(8000, 8443))
+    at = lambda host: {"HTTP_HOST": host, "wsgi.url_scheme": "http"}   # noqa: E731
+    assert policy("http://127.0.0.1:8000", at("127.0.0.1:8002"))
+    assert policy("http://127.0.0.1:8001", at("127.0.0.1:8001"))
+    assert not policy("http://127.0.0.1:8001", at("127.0.0.1:8002"))   # another node's page
+    assert not policy("http://127.0.0.1:8001", at("127.0.0.1:8000"))   # through the balancer
+    assert not policy("http://evil.example", at("127.0.0.1:8001"))
 
 
 def test_request_rates_take_overrides_and_name_a_bad_one():

@@ -327,6 +327,124 @@ def test_a_long_polling_session_closed_by_its_client_stops_counting_at_once():
     serving.kill()
 
 
+def _answer(client):
+    """A whole answer of a connection the server closes after it: (head, body)."""
+    with gevent.Timeout(WAIT_S):
+        answer = b""
+        while True:
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+def _post(sid, headers, body=b""):
+    return (b"POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: node\r\n%s\r\n%s"
+            % (sid, headers, body))
+
+
+@pytest.mark.parametrize("headers, body, status", [
+    (b"Content-Length: 2000000\r\n", b"4hello", b"413"),       # over max_http_buffer_size
+    (b"Transfer-Encoding: chunked\r\n", b"5\r\n4hell\r\n", b"400"),
+    (b"Content-Length: 3\r\n", b"\xff\xfe\xfd", b"400"),         # not a payload
+])
+def test_a_refused_post_is_answered_at_once_its_session_closed_and_its_connection_too(
+        headers, body, status):
+    sio = build_server(monitor_clients=False)
+    client, serving, sid = _polling_session(sio)
+    socket = sio.eio.sockets[sid.decode()]
+    client.sendall(_post(sid, headers, body))       # the rest of a long body never comes
+    head, answer = _answer(client)
+    assert head.split(b" ")[1] == status and b"Connection: close" in head, head
+    assert socket.closed and sweeps.open_sessions(sio.eio.sockets) == 0
+    with gevent.Timeout(WAIT_S):
+        serving.join()                              # the request's greenlet is done
+    client.close()
+
+
+def test_jsonp_polling_is_refused_before_engineio():
+    sio = build_server(monitor_clients=False)
+    status = []
+    body = sio.handle_request({"REQUEST_METHOD": "GET", "PATH_INFO": "/socket.io/",
+                               "QUERY_STRING": "EIO=4&transport=polling&j=0"},
+                              lambda code, headers: status.append(code))
+    assert status[0].startswith("400") and b"JSONP" in b"".join(body)
+    assert not sio.eio.sockets
+
+
+def test_disconnect_does_not_wait_for_a_long_polling_client_to_fetch_its_close():
+    sio = build_server(monitor_clients=False)
+    client, serving, sid = _polling_session(sio)
+    socket = sio.eio.sockets[sid.decode()]
+    with gevent.Timeout(WAIT_S):                    # engineio's would wait for a GET
+        sio.eio.disconnect(sid.decode())
+    assert socket.closed and sid.decode() not in sio.eio.sockets
+    client.close()
+    serving.kill()
+
+
+def _wait_closed(sio, sid):
+    with gevent.Timeout(WAIT_S):
+        while sid in sio.eio.sockets and not sio.eio.sockets[sid].closed:
+            gevent.sleep(0.01)
+
+
+def test_binary_attachments_are_capped_and_a_malformed_packet_closes_the_connection(sio, client):
+    refused = []
+    sio.eio.bad_input.refused = lambda peer, what, error=None: refused.append(what)
+    client.send('452-["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]')
+    gevent.sleep(0.05)
+    assert client.sid in sio._binary_packet             # the library keeps it pending
+    with gevent.Timeout(WAIT_S):
+        sio._handle_eio_message(client.sid, "a text frame as an attachment")
+    assert client.sid not in sio._binary_packet
+    _wait_closed(sio, client.sid)
+    other = build_server()
+    wire = WireClient(other)
+    other.eio.bad_input.refused = lambda peer, what, error=None: refused.append(what)
+    wire.send("40")
+    assert wire.receive().startswith("40")
+    wire.send('45%d-["x"]' % (server.MAX_ATTACHMENTS + 1))
+    _wait_closed(other, wire.sid)
+    assert wire.sid not in other._binary_packet
+    third = WireClient(other)
+    third.send("4abc")
+    _wait_closed(other, third.sid)
+    assert refused == ["a binary attachment over the limit",
+                       "a binary packet of %d attachments" % (server.MAX_ATTACHMENTS + 1),
+                       "a malformed Socket.IO packet"]
+    wire.close()
+    third.close()
+
+
+def test_a_callable_origin_policy_is_asked_with_the_environ():
+    sio = build_server(cors_allowed_origins=lambda origin, environ: origin == "http://" + environ["HTTP_HOST"])
+    status = []
+    for origin in ("http://node", "http://other"):
+        sio.handle_request({"REQUEST_METHOD": "GET", "PATH_INFO": "/socket.io/", "HTTP_HOST": "node",
+                            "HTTP_ORIGIN": origin, "QUERY_STRING": "EIO=4&transport=polling"},
+                           lambda code, headers: status.append(code[:3]))
+    assert status == ["200", "400"]
+
+
+def test_a_request_head_must_come_in_time_and_a_timeout_closes_quietly(monkeypatch, capsys):
+    from chat.management.commands import runnode
+    monkeypatch.setattr(runnode, "REQUEST_HEAD_TIMEOUT_S", 0.2)
+    sio = build_server(monitor_clients=False)
+    handler = runnode._require_websocket_handler()
+    server_end, client = gevent.socket.socketpair()
+    wsgi = pywsgi.WSGIServer(("127.0.0.1", 0), sio.handle_request, handler_class=handler, log=None)
+    serving = gevent.spawn(handler(server_end, ("127.0.0.1", 1), wsgi).handle)
+    client.sendall(b"GET / HTTP/1.1\r\nHost: node\r\nX-Slow: ")   # and then nothing more
+    with gevent.Timeout(WAIT_S):
+        assert client.recv(1024) == b""             # closed, no answer
+        serving.join()
+    assert "Traceback" not in capsys.readouterr().err
+    client.close()
+
+
 def test_the_service_task_looks_at_every_session_once_per_ping_timeout_in_a_few_wakeups():
     sio = build_server(ping_interval=0.1, ping_timeout=0.5)
     eio = sio.eio
@@ -447,6 +565,17 @@ PROOFS = {
         test_a_session_keeps_the_strings_of_its_environ_not_the_request_s_objects,
     "socketio.server.Server._handle_eio_message":
         test_an_event_is_handed_over_from_the_read_callback_and_handled_in_a_greenlet,
+    "engineio.server.Server.handle_request": test_jsonp_polling_is_refused_before_engineio,
+    "engineio.server.Server.disconnect":
+        test_disconnect_does_not_wait_for_a_long_polling_client_to_fetch_its_close,
+    "engineio.socket.Socket.handle_post_request":
+        test_a_refused_post_is_answered_at_once_its_session_closed_and_its_connection_too,
+    "socketio.packet.Packet.add_attachment":
+        test_binary_attachments_are_capped_and_a_malformed_packet_closes_the_connection,
+    "engineio.base_server.BaseServer._cors_allowed_origins":
+        test_a_callable_origin_policy_is_asked_with_the_environ,
+    "gevent.pywsgi.WSGIHandler.handle_one_request":
+        test_a_request_head_must_come_in_time_and_a_timeout_closes_quietly,
     "socketio.base_manager.BaseManager.basic_disconnect":
         test_room_index.test_every_room_operation_leaves_the_same_rooms_as_the_library_and_no_index_behind,
 }

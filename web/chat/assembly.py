@@ -5,7 +5,7 @@ import socketio
 from django.conf import settings
 
 from chatstream import fastjson
-from .edge import EdgeApp
+from .edge import EdgeApp, OriginPolicy
 from .engine import patches
 from .engine.manager import LinkManager
 from .engine.server import ChatServer
@@ -62,7 +62,7 @@ def build_server():
         cookie={"name": "io", "path": "/", "samesite": "Lax", "httponly": True},
         # Browsers' Origin must be one of ours (PROTOCOL.md "Origin"): engineio refuses
         # any other with 400 before a session exists; requests without Origin pass.
-        cors_allowed_origins=settings.CHAT_ALLOWED_ORIGINS,
+        cors_allowed_origins=OriginPolicy(settings.CHAT_ALLOWED_ORIGINS),
         # Engine.IO drops a connection that sends more than this in one packet;
         # below it, payloads over CHAT_MAX_PAYLOAD_BYTES get a clear error.
         max_http_buffer_size=max(1_000_000, 4 * settings.CHAT_MAX_PAYLOAD_BYTES),
@@ -72,6 +72,7 @@ def build_server():
         ping_interval=settings.CHAT_PING_INTERVAL_S,
         ping_timeout=settings.CHAT_PING_TIMEOUT_S,
         max_connections=settings.CHAT_MAX_CONNECTIONS,
+        handshake_rate=settings.CHAT_HANDSHAKE_RATE,
     )
     limits = Limits(rate_per_s=settings.CHAT_RATE_PER_S, rate_burst=settings.CHAT_RATE_BURST,
                     max_payload_bytes=settings.CHAT_MAX_PAYLOAD_BYTES,
@@ -96,5 +97,5 @@ def build_app(sio, django_app):
     the edge checks (client address, Host on /socket.io/; chat/edge.py)."""
     return EdgeApp(socketio.WSGIApp(sio, django_app), allowed_hosts=settings.ALLOWED_HOSTS,
                    trusted_proxies=settings.CHAT_TRUSTED_PROXIES,
-                   allowed_origins=settings.CHAT_ALLOWED_ORIGINS,
+                   allowed_origins=sio.eio.cors_allowed_origins,
                    full=sio.eio.limit.sessions_full)

@@ -9,7 +9,8 @@
   never reaches Django, so the same check is made here (a DNS-rebinding page
   talks to the node under its own host name and is refused, HTTP 400).
 
-The Origin allow-list is python-engineio's own (``cors_allowed_origins``, chat/assembly.py).
+- **Origin**: :class:`OriginPolicy`, python-engineio's ``cors_allowed_origins``
+  (chat/assembly.py): one list for every node, and a node's own origin.
 gevent-websocket answers an upgrade with 101 before any application runs, so
 :meth:`EdgeApp.pre_start_hook` (its server's hook) declines the upgrade of a
 request that would be refused anyway: a foreign Origin or Host, or a node out of
@@ -46,6 +47,36 @@ def host_allowed(environ, allowed_hosts):
     return bool(domain) and validate_host(domain, allowed_hosts)
 
 
+class OriginPolicy:
+    """The browser origins allowed on /socket.io/: ``allowed`` (the same list on every node,
+    so an Origin gets the same answer whichever node the balancer picks), and the request's
+    own origin when a page talks to the very address that served it (a node reached
+    directly; its Host passed ALLOWED_HOSTS, so a rebinding page is refused anyway).
+
+    python-engineio calls it as ``cors_allowed_origins(origin, environ)``.
+    """
+
+    def __init__(self, allowed):
+        self.allowed = frozenset(allowed)
+
+    def __call__(self, origin, environ=None):
+        if origin in self.allowed:
+            return True
+        environ = environ or {}
+        host = environ.get("HTTP_HOST")
+        return bool(host) and origin == "%s://%s" % (environ.get("wsgi.url_scheme", "http"), host)
+
+
+def origin_allowed(environ, allowed_origins):
+    """engineio's answer for the request's Origin: a list, a callable, or None (any)."""
+    origin = environ.get("HTTP_ORIGIN")
+    if not origin or allowed_origins is None:
+        return True
+    if callable(allowed_origins):
+        return bool(allowed_origins(origin, environ))
+    return origin in allowed_origins
+
+
 class EdgeApp:
     """WSGI middleware applying :func:`client_address` to every request and
     :func:`host_allowed` to the Socket.IO path.
@@ -55,7 +86,8 @@ class EdgeApp:
 
     def __init__(self, app, allowed_hosts, trusted_proxies, socketio_path="/socket.io/",
                  allowed_origins=None, full=lambda: False):
-        """:param allowed_origins: engineio's list (None: any); only read by the hook.
+        """:param allowed_origins: engineio's list or :class:`OriginPolicy` (None: any); only
+            read by the hook.
         :param full: True when the node opens no more sessions."""
         self.app = app
         self.allowed_hosts = list(allowed_hosts)
@@ -67,8 +99,7 @@ class EdgeApp:
     def pre_start_hook(self, handler):
         """gevent-websocket's server hook: True serves the request as plain HTTP (no upgrade)."""
         environ = handler.environ
-        origin = environ.get("HTTP_ORIGIN")
-        return bool((origin and self.allowed_origins is not None and origin not in self.allowed_origins)
+        return bool(not origin_allowed(environ, self.allowed_origins)
                     or not host_allowed(environ, self.allowed_hosts) or self.full())
 
     def __call__(self, environ, start_response):

@@ -173,10 +173,11 @@ CHAT_NODE_MAX_FRAME_BYTES = env_int("CHAT_NODE_MAX_FRAME_BYTES", shared.node_max
 CHAT_BALANCER_PORT = env_int("CHAT_BALANCER_PORT", shared.BALANCER_PORT)
 CHAT_BALANCER_TLS_PORT = env_int("CHAT_BALANCER_TLS_PORT", shared.BALANCER_TLS_PORT)
 CHAT_ALLOWED_ORIGINS = [o.strip() for o in env("CHAT_ALLOWED_ORIGINS", ",".join(shared.own_origins(
-    CHAT_NODE_PORT, CHAT_BALANCER_PORT, CHAT_BALANCER_TLS_PORT))).split(",") if o.strip()]
+    CHAT_BALANCER_PORT, CHAT_BALANCER_TLS_PORT))).split(",") if o.strip()]
 CHAT_TRUSTED_PROXIES = [p for p in env("CHAT_TRUSTED_PROXIES", ",".join(shared.TRUSTED_PROXIES)).split(",") if p]
 CHAT_HALF_OPEN_TIMEOUT_S = float(env("CHAT_HALF_OPEN_TIMEOUT_S", shared.HALF_OPEN_TIMEOUT_S))
 CHAT_REQUEST_RATES = shared.request_rates(env("CHAT_REQUEST_RATES", ""))
+CHAT_HANDSHAKE_RATE = shared.handshake_rate(env("CHAT_HANDSHAKE_RATE", ""))   # (per s, burst) or None
 # Operations: what /ops/ scrapes ("name=url,..."), how long a scrape may take, its cache.
 CHAT_OPS_TARGETS = shared.ops_targets(env("CHAT_OPS_TARGETS", shared.OPS_TARGETS))
 # The nodes scripts/node found in the balancer; a hand-set CHAT_OPS_TARGETS alone names

@@ -66,6 +66,29 @@ def _socket_override(name, caller):
     return in_effect
 
 
+def _engine_override(name, caller):
+    """The server runs ChatEngineServer's ``name``, which takes what engineio's does, and
+    engineio still calls it at ``caller``."""
+    ours = getattr(ChatEngineServer, name)
+
+    def in_effect(sio):
+        return (getattr(type(sio.eio), name) is ours
+                and inspect.signature(resolve("engineio.server.Server." + name)) == inspect.signature(ours)
+                and _calls(caller, name))
+    return in_effect
+
+
+def _binary_packets_capped(sio):
+    """python-socketio still keeps a pending binary packet in ``_binary_packet`` with its
+    claimed ``attachment_count`` and ``attachments``, and ChatServer's message handler runs."""
+    header = resolve("socketio.packet.Packet")(encoded_packet='52-["x",{"_placeholder":true,"num":0}]')
+    return (type(sio)._handle_eio_message is ChatServer._handle_eio_message
+            and header.attachment_count == 2 and header.attachments == []
+            and isinstance(sio._binary_packet, dict)
+            and _calls("socketio.server.Server._handle_eio_message", "_binary_packet")
+            and _calls("socketio.base_server.BaseServer.__init__", "_handle_eio_message"))
+
+
 def _keeps_its_handler(sio):
     handler = object()
     ws = resolve("geventwebsocket.websocket.WebSocket")({}, SimpleNamespace(read=None, write=None), handler)
@@ -135,6 +158,34 @@ PATCHES = (
           lambda sio: (WsConn.events_in_loop is (sio.async_handlers is True)
                        and _calls("socketio.server.Server._handle_eio_message", "_handle_event")
                        and _calls("socketio.server.Server._handle_event", "start_background_task"))),
+    Patch("engineio.server.Server.handle_request", "ChatEngineServer.handle_request",
+          "refuses JSONP polling (400) and a long-polling POST whose body it will not read (no"
+          " or a bad Content-Length, chunked: 400; over max_http_buffer_size: 413) at once, the"
+          " session closed and the rest of the request unread; other refused POSTs close too",
+          _engine_override("handle_request", "engineio.middleware.WSGIApp.__call__")),
+    Patch("engineio.server.Server.disconnect", "ChatEngineServer.disconnect",
+          "closes a session without waiting for a long-polling client to fetch its last packets:"
+          " a refused POST waited for a GET that never came (sockets in CLOSE-WAIT)",
+          _engine_override("disconnect", "engineio.server.Server.handle_request")),
+    Patch("engineio.socket.Socket.handle_post_request", "ChatSocket.handle_post_request",
+          "an undecodable or short POST body is refused (400, session closed, one rate-limited"
+          " line) where engineio logged a traceback and answered 200",
+          _socket_override("handle_post_request", "engineio.server.Server.handle_request")),
+    Patch("socketio.packet.Packet.add_attachment", "ChatServer._handle_eio_message (before it)",
+          "binary attachments capped (MAX_ATTACHMENTS, one message's bytes) and a malformed"
+          " packet refused; either closes the connection with one rate-limited log line",
+          _binary_packets_capped),
+    Patch("engineio.base_server.BaseServer._cors_allowed_origins", "relied on by edge.OriginPolicy",
+          "a callable cors_allowed_origins is asked (origin, environ): one list for every node,"
+          " and a node's own origin at that node",
+          lambda sio: _calls("engineio.base_server.BaseServer._cors_allowed_origins", "callable")),
+    Patch("gevent.pywsgi.WSGIHandler.handle_one_request", "relied on by runnode's handler",
+          "its request-head deadline wraps handle_one_request and ends in read_request; a timeout"
+          " mid-head goes to _handle_client_error, which closes quietly; after the answer pywsgi"
+          " reads what is left of a body (_discard), nothing once the refusal shut reading down",
+          lambda sio: (_calls("gevent.pywsgi.WSGIHandler.handle_one_request", "read_request")
+                       and _calls("gevent.pywsgi.WSGIHandler.handle_one_request", "_handle_client_error")
+                       and _calls("gevent.pywsgi.WSGIHandler.handle_one_response", "_discard"))),
     Patch("socketio.base_manager.BaseManager.basic_disconnect", "room_index.IndexedRooms (in LinkManager)",
           "the library scans every room (each sid is one) per disconnect: a storm is quadratic",
           lambda sio: (isinstance(sio.manager, IndexedRooms)

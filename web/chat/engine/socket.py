@@ -11,7 +11,7 @@ import time
 import gevent
 from engineio import packet as engineio_packet
 from engineio import socket as engineio_socket
-from engineio.exceptions import SocketIsClosedError
+from engineio.exceptions import SocketIsClosedError, UnknownPacketError
 
 from .websocket import WsConn
 
@@ -50,6 +50,18 @@ class ChatSocket(engineio_socket.Socket):
             raise SocketIsClosedError()
         self.poll_connection = environ.get(TCP_SOCKET_KEY)
         return super().handle_get_request(environ, start_response)
+
+    def handle_post_request(self, environ):
+        """engineio's, refusing a body it cannot decode (400, the session closed, one rate-limited
+        log line) where engineio logged a traceback and answered 200 with the session kept.
+        The Content-Length was checked before (``ChatEngineServer._refusal``)."""
+        try:
+            return super().handle_post_request(environ)
+        except (ValueError, TypeError, KeyError, IndexError, OSError) as exc:
+            # UnicodeDecodeError is a ValueError; OSError: a body short of its Content-Length
+            # (the client gone, or the read timed out)
+            self.server.bad_input.refused(environ.get("REMOTE_ADDR"), "a malformed long-polling POST", exc)
+            raise UnknownPacketError() from exc
 
     def close(self, wait=True, abort=False, reason=None):
         """engineio's close, and the closed session stops counting as open at once.

@@ -19,6 +19,15 @@ from django.core.management.base import BaseCommand, CommandError
 log = logging.getLogger("chat.runnode")
 
 RFILE_BUFFER_BYTES = 1024
+# pywsgi waits for a request's head as long as the client likes: trickled headers (slowloris)
+# or an idle keep-alive connection held a socket and a greenlet for good.  A request line and
+# its headers must arrive within this, counted from the moment the connection waits for them:
+# the balancer's own "timeout http-request" (deploy/haproxy.cfg), and longer than it keeps an
+# idle connection to a node (its pool purge, 5 s).
+REQUEST_HEAD_TIMEOUT_S = 10.0
+# Any one read or write of a request past its head (a POST body, a long-poll's answer) waits
+# at most this: a body trickled byte by byte still ends (a long-poll's wait is not a read).
+REQUEST_IO_TIMEOUT_S = 30.0
 
 # Command-line option -> the setting (and environment variable) it overrides.
 NODE_OPTIONS = {"name": "CHAT_NODE_NAME", "host": "CHAT_NODE_HOST", "port": "CHAT_NODE_PORT"}
@@ -56,13 +65,40 @@ def _require_websocket_handler():
         """Reads requests through a 1 KB buffer instead of io's default 8 KB:
         the reader lives as long as the connection, and an idle websocket
         never needs more (an HTTP request or frame larger than the buffer
-        is still read whole, in more than one recv)."""
+        is still read whole, in more than one recv).  A request's head must
+        come within ``REQUEST_HEAD_TIMEOUT_S``, each later read or write
+        within ``REQUEST_IO_TIMEOUT_S``; else the connection is closed."""
+
+        head_deadline = None
 
         def __init__(self, sock, address, server, rfile=None):
             super().__init__(sock, address, server, rfile)
+            sock.settimeout(REQUEST_IO_TIMEOUT_S)
             if rfile is None:
                 self.rfile.close()          # drops the socket's io reference too
                 self.rfile = sock.makefile("rb", RFILE_BUFFER_BYTES)
+
+        def handle_one_request(self):
+            # A socket.timeout: pywsgi closes the connection quietly, as for a client gone.
+            self.head_deadline = gevent.Timeout.start_new(
+                REQUEST_HEAD_TIMEOUT_S, socket.timeout("request head not received in time"))
+            try:
+                return super().handle_one_request()
+            finally:
+                self.head_deadline.cancel()
+
+        def read_request(self, raw_requestline):
+            try:
+                return super().read_request(raw_requestline)
+            finally:                        # the head is in: the application is not timed
+                self.head_deadline.cancel()
+
+        def _handle_client_error(self, ex):
+            """pywsgi's hook for a bad request head: a timeout (or a client gone) mid-head
+            closes the connection without an answer or a traceback."""
+            if isinstance(ex, OSError):
+                return None
+            return super()._handle_client_error(ex)
 
     return SmallBufferHandler
 
