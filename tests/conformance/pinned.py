@@ -15,6 +15,7 @@ PASSED_BY_OURS = {
         "Engine.IO protocol heartbeat HTTP long-polling sends ping/pong packets",
         "Engine.IO protocol heartbeat WebSocket closes the session upon ping timeout",
         "Engine.IO protocol heartbeat WebSocket sends ping/pong packets",
+        "Engine.IO protocol message HTTP long-polling closes the session upon invalid packet format",
         "Engine.IO protocol message WebSocket closes the session upon invalid packet format",
         "Engine.IO protocol message WebSocket sends and receives a binary packet",
         "Engine.IO protocol message WebSocket sends and receives a plain text packet",
