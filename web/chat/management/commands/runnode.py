@@ -28,6 +28,7 @@ REQUEST_HEAD_TIMEOUT_S = 10.0
 # Any one read or write of a request past its head (a POST body, a long-poll's answer) waits
 # at most this: a body trickled byte by byte still ends (a long-poll's wait is not a read).
 REQUEST_IO_TIMEOUT_S = 30.0
+BAD_REQUEST_RESPONSE = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 # Command-line option -> the setting (and environment variable) it overrides.
 NODE_OPTIONS = {"name": "CHAT_NODE_NAME", "host": "CHAT_NODE_HOST", "port": "CHAT_NODE_PORT"}
@@ -70,6 +71,7 @@ def _require_websocket_handler():
         within ``REQUEST_IO_TIMEOUT_S``; else the connection is closed."""
 
         head_deadline = None
+        bad_input = None                    # the node's BadInputLog (chat.engine.bad_input)
 
         def __init__(self, sock, address, server, rfile=None):
             super().__init__(sock, address, server, rfile)
@@ -95,10 +97,15 @@ def _require_websocket_handler():
 
         def _handle_client_error(self, ex):
             """pywsgi's hook for a bad request head: a timeout (or a client gone) mid-head
-            closes the connection without an answer or a traceback."""
+            closes the connection without an answer or a traceback; a malformed head gets
+            400 with one line in the node's rate-limited log (pywsgi logs an ERROR each)."""
             if isinstance(ex, OSError):
                 return None
-            return super()._handle_client_error(ex)
+            if self.bad_input is None:
+                return super()._handle_client_error(ex)
+            self.bad_input.refused(self.client_address[0] if isinstance(self.client_address, tuple)
+                                   else self.client_address, "a malformed HTTP request", ex)
+            return ("400", BAD_REQUEST_RESPONSE)
 
     return SmallBufferHandler
 
@@ -148,6 +155,7 @@ class Command(BaseCommand):
         from chat.operations import drain, gcwatch
         handler_class = _require_websocket_handler()
         sio = build_server()
+        handler_class.bad_input = sio.eio.bad_input
         app = build_app(sio, django_app)
         server = _nodelay_server_class()((host, port), app, handler_class=handler_class, log=None,
                                    error_log=logging.getLogger("chat.wsgi"),
