@@ -21,7 +21,7 @@ Limits (README "Limits"): this raises its soft open-files limit to the hard one,
 its generators inherit (17,000 clients at most each); nodes need CHAT_MAX_CONNECTIONS
 above their share. 100,000 on six nodes (supervisord's programs, scripts/node's too,
 inherit the environment scripts/run was started with):
-    CHAT_MAX_CONNECTIONS=17000 scripts/run
+    CHAT_MAX_CONNECTIONS=17000 CHAT_HANDSHAKE_RATE=off scripts/run   # one address opens thousands of sessions
     for n in 4 5 6; do scripts/node add node$n --port 800$n; done
     .venv/bin/python -m bench.storm --clients 100000 --hold 60 --sigterm node3 --out var/storm.json
 """
