@@ -12,6 +12,7 @@ node name): a request that names another node (publish, presence, goodbye,
 announce) is refused.
 """
 import functools
+import itertools
 import logging
 import time
 
@@ -22,6 +23,10 @@ from .presence_registry import PresenceFull
 from .reports import ReportError
 
 log = logging.getLogger(__name__)
+
+# Rooms or events in one archive_rooms / archive_events reply at most: ~2 KB each
+# at most, well under a node's frame limit.
+ARCHIVE_PAGE = 200
 
 # Refused announcements are warned about at most this often: enough to see a
 # misbehaving node in the log, too rarely for one to fill it.
@@ -74,7 +79,8 @@ class IntakeHandlers:
         self.pair = pair
         self.refusals = RefusalLog()
         self.by_type = {"publish": self.on_publish, "announce": self.on_announce,
-                        "presence": self.on_presence, "revoke": self.on_revoke}
+                        "presence": self.on_presence, "revoke": self.on_revoke,
+                        "archived": self.on_archived}
 
     def on_publish(self, body, peer=None):
         # The client contract's rules, as the node applied them: a node cannot have
@@ -128,6 +134,18 @@ class IntakeHandlers:
             return None
         log.info("node %s: a session logged out, its connections end on every node", node)
         self.outbox.publish(wire.REVOKE_TOPIC, wire.encode("revoke", session=session))
+        return None
+
+    def on_archived(self, body, peer=None):
+        """The archiver's watermarks {room: [epoch, seq]}: the store may let those
+        messages go once out of the buffer.  Fire-and-forget, as ``announce``."""
+        try:
+            self._own_node(_ruled(_node_name, _field(body, "node", str)), peer)
+            rooms = _watermarks(_field(body, "rooms", dict))
+        except RequestError as exc:
+            self.refusals.note("archived refused: %s", exc)
+            return None
+        self.sequencer.store.record_archived(rooms, self.sequencer.history_size)
         return None
 
     def on_presence(self, body, peer=None):
@@ -193,7 +211,9 @@ class SnapshotHandlers:
         self.sequencer = sequencer
         self.presence = presence
         self.instance = instance
-        self.by_type = {"snapshot": self.on_snapshot, "history": self.on_history}
+        self.by_type = {"snapshot": self.on_snapshot, "history": self.on_history,
+                        "archive_rooms": self.on_archive_rooms,
+                        "archive_events": self.on_archive_events}
 
     def on_snapshot(self, body, peer=None):
         rooms = _field(body, "rooms", list, optional=True)
@@ -211,6 +231,54 @@ class SnapshotHandlers:
         epoch = _field(body, "epoch", str, optional=True)
         return wire.encode("history", rid=body.get("rid"),
                            **self.sequencer.history(room, since, epoch))
+
+
+    def on_archive_rooms(self, body, peer=None):
+        """The stored rooms with events the archive lacks, a page at a time by name."""
+        after = _field(body, "after", str, optional=True) or ""
+        limit = min(_field(body, "limit", int, optional=True) or ARCHIVE_PAGE, ARCHIVE_PAGE)
+        if self.sequencer.store.durable:
+            rooms = self.sequencer.store.unarchived_rooms(after, limit)
+        else:   # memory only: every room in it, none known archived
+            rooms = dict(itertools.islice(((name, (h.epoch, h.seq, 0)) for name, h in sorted(
+                self.sequencer.rooms.items()) if name > after and h.seq > 0), limit))
+        return wire.encode("archive_rooms", rid=body.get("rid"), more=len(rooms) == limit,
+                           rooms={room: list(position) for room, position in rooms.items()})
+
+    def on_archive_events(self, body, peer=None):
+        """A room's stored events after ``since`` (the archiver's catch-up, beyond the
+        buffer); ``gap`` when the store no longer has the next one (or another epoch)."""
+        room = _field(body, "room", str)
+        if not wire.ROOM_RE.fullmatch(room):
+            raise RequestError("invalid room name")
+        since = _field(body, "since", int, optional=True) or 0
+        epoch = _field(body, "epoch", str, optional=True)
+        limit = min(_field(body, "limit", int, optional=True) or ARCHIVE_PAGE, ARCHIVE_PAGE)
+        state = self.sequencer.find(room)
+        if state is None:
+            return wire.encode("archive_events", rid=body.get("rid"), room=room,
+                               epoch=self.sequencer.epoch, seq=0, events=[], gap=False)
+        if epoch is not None and epoch != state.epoch:
+            since = 0                          # another stream: all of this one
+        events = self.sequencer.store.events_after(room, since, limit)
+        if not self.sequencer.store.durable:   # memory only: the buffer is all there is
+            events = [m for m in state.buffer if m["seq"] > since][:limit]
+        first = events[0]["seq"] if events else state.seq + 1
+        return wire.encode("archive_events", rid=body.get("rid"), room=room, epoch=state.epoch,
+                           seq=state.seq, events=events,
+                           gap=first > since + 1 or (epoch is not None and epoch != state.epoch))
+
+
+def _watermarks(rooms):
+    """{room: (epoch, seq)} from an ``archived`` report, each checked."""
+    checked = {}
+    for room, position in rooms.items():
+        if (not wire.ROOM_RE.fullmatch(room) or not isinstance(position, list)
+                or len(position) != 2 or not isinstance(position[0], str)
+                or not isinstance(position[1], int) or isinstance(position[1], bool)):
+            raise RequestError("rooms must map room names to [epoch, seq]")
+        checked[room] = (position[0], position[1])
+    return checked
 
 
 class RefusalLog:

@@ -5,6 +5,11 @@ messages.  :class:`SqliteStore` keeps everything in one SQLite file in WAL
 mode; :class:`MemoryStore` is the in-memory fake for tests and for running
 without a state file.
 
+Once an archiver has reported (``archived``, meta ``archiving``), a room's messages
+stay in the store beyond its buffer until the archive holds them: a message is pruned
+only when it is both out of the buffer and at or below the room's ``archived`` seq.
+The archiver reads them back with :meth:`SqliteStore.events_after`.
+
 Why SQLite: it ships with Python, a WAL commit is an append to one file, and
 ``synchronous=NORMAL`` survives ``kill -9`` of the broker (the WAL is in the
 OS page cache; only a power cut can lose the last commits -- set
@@ -29,7 +34,8 @@ log = logging.getLogger(__name__)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, epoch TEXT NOT NULL, seq INTEGER NOT NULL,
-                                  last_ms INTEGER NOT NULL DEFAULT 0);
+                                  last_ms INTEGER NOT NULL DEFAULT 0,
+                                  archived INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS messages (
     room TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (room, seq)) WITHOUT ROWID;
@@ -67,6 +73,17 @@ class MemoryStore:
         """Up to ``limit`` stored rooms after ``after``, in name order."""
         return []
 
+    def record_archived(self, rooms, history_size):
+        pass
+
+    def unarchived_rooms(self, after, limit):
+        """Up to ``limit`` rooms after ``after`` with events the archive lacks."""
+        return {}
+
+    def events_after(self, room, since, limit):
+        """Up to ``limit`` stored events of ``room`` after seq ``since``."""
+        return []
+
     def commit(self):
         pass
 
@@ -91,6 +108,9 @@ class SqliteStore:
         self.db = self._open(path, synchronous)
         self.rows = []      # (room, seq, body) staged since the last commit
         self.touched = {}   # room -> (epoch, seq, history_size) since the last commit
+        self.archived = {}  # room -> (epoch, seq) the archiver reported since the last commit
+        self.archived_history_size = 0
+        self._archiving = None   # read from meta on first use
 
     @staticmethod
     def _open(path, synchronous):
@@ -103,6 +123,8 @@ class SqliteStore:
             if "last_ms" not in columns:    # a state file from before the TTL: its rooms
                 db.execute("ALTER TABLE rooms ADD COLUMN last_ms INTEGER NOT NULL DEFAULT 0")
                 db.execute("UPDATE rooms SET last_ms = ?", (now_ms(),))   # count from now
+            if "archived" not in columns:   # a state file from before the archive
+                db.execute("ALTER TABLE rooms ADD COLUMN archived INTEGER NOT NULL DEFAULT 0")
             db.execute("CREATE INDEX IF NOT EXISTS rooms_by_last_ms ON rooms (last_ms)")
             db.execute("SELECT count(*) FROM rooms").fetchone()
             return db
@@ -162,6 +184,38 @@ class SqliteStore:
             self.db.execute("ROLLBACK")
             raise
 
+    def archiving(self):
+        """True once an archiver reported: messages then wait for it beyond the buffer."""
+        if self._archiving is None:
+            self._archiving = self.db.execute(
+                "SELECT 1 FROM meta WHERE key='archiving'").fetchone() is not None
+        return self._archiving
+
+    def record_archived(self, rooms, history_size):
+        """The archive holds ``rooms`` {room: (epoch, seq)}: each room's messages up to
+        seq (of the room's own epoch) may go once out of the buffer.  Applied with the
+        batch being staged, if any (its commit comes at the batch's end), else at once."""
+        for room, (epoch, seq) in rooms.items():
+            staged = self.archived.get(room)
+            if staged is None or staged[0] != epoch or staged[1] < seq:
+                self.archived[room] = (epoch, seq)
+        self.archived_history_size = history_size
+        if not self.rows and not self.touched:
+            self.commit()
+
+    def unarchived_rooms(self, after, limit):
+        """Up to ``limit`` rooms after ``after`` (name order) with events the archive
+        lacks: {room: (epoch, seq, archived)}."""
+        return {room: (epoch, seq, archived) for room, epoch, seq, archived in self.db.execute(
+            "SELECT room, epoch, seq, archived FROM rooms WHERE room > ? AND seq > archived "
+            "ORDER BY room LIMIT ?", (after, limit))}
+
+    def events_after(self, room, since, limit):
+        """Up to ``limit`` stored events of ``room`` after seq ``since``, in seq order."""
+        return [fastjson.loads(body) for (body,) in self.db.execute(
+            "SELECT body FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (room, since, limit))]
+
     def load_room(self, room, history_size):
         """A room's state {"epoch", "seq", "history"} as last committed, or None."""
         row = self.db.execute("SELECT epoch, seq FROM rooms WHERE room=?", (room,)).fetchone()
@@ -201,10 +255,11 @@ class SqliteStore:
     def commit(self):
         """Make every staged message durable in one transaction; prune what
         left the buffers."""
-        if not self.rows and not self.touched:
+        if not self.rows and not self.touched and not self.archived:
             return
         self.db.execute("BEGIN")
         try:
+            self._apply_archived()
             self.db.executemany("INSERT INTO messages (room, seq, body) VALUES (?, ?, ?)",
                                 self.rows)
             for room, (epoch, seq, history_size, last_ms) in self.touched.items():
@@ -212,8 +267,8 @@ class SqliteStore:
                                 "ON CONFLICT(room) DO UPDATE SET epoch=excluded.epoch, "
                                 "seq=excluded.seq, last_ms=excluded.last_ms",
                                 (room, epoch, seq, last_ms))
-                self.db.execute("DELETE FROM messages WHERE room=? AND seq<=?",
-                                (room, seq - history_size))
+                self.db.execute("DELETE FROM messages WHERE room=? AND seq<=? AND seq<=?",
+                                (room, seq - history_size, self._kept_from(room, seq)))
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
@@ -221,6 +276,27 @@ class SqliteStore:
             raise
         self.rows = []
         self.touched = {}
+        self.archived = {}
+
+    def _apply_archived(self):
+        if not self.archived:
+            return
+        self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('archiving', '1')")
+        self._archiving = True
+        for room, (epoch, seq) in self.archived.items():
+            self.db.execute("UPDATE rooms SET archived = max(archived, ?) WHERE room = ? AND "
+                            "epoch = ?", (seq, room, epoch))
+            self.db.execute("DELETE FROM messages WHERE room = ? AND seq <= "
+                            "(SELECT min(archived, seq - ?) FROM rooms WHERE room = ?)",
+                            (room, self.archived_history_size, room))
+
+    def _kept_from(self, room, seq):
+        """The highest seq of ``room`` the archive lets go: all of them while no archiver
+        runs, else its reported watermark."""
+        if not self.archiving():
+            return seq
+        row = self.db.execute("SELECT archived FROM rooms WHERE room=?", (room,)).fetchone()
+        return row[0] if row else 0
 
     def close(self):
         if self.db.in_transaction:

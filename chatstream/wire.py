@@ -8,7 +8,7 @@ ASCII JSON by the stdlib, so every str still travels).  The frames per socket ar
 intake (node DEALER -> broker ROUTER, default port 5555)::
 
     node -> broker   [body]                 body.type in {"publish", "announce", "presence",
-                                                          "revoke"}
+                                                          "revoke", "archived"}
     broker -> node   [body]                 body.type in {"published", "error"}
 
 publish (broker PUB -> node SUB, default port 5556)::
@@ -22,7 +22,8 @@ publish (broker PUB -> node SUB, default port 5556)::
 
 snapshot (node DEALER -> broker ROUTER, default port 5557)::
 
-    node -> broker   [body]                 body.type in {"snapshot", "history"}
+    node -> broker   [body]                 body.type in {"snapshot", "history",
+                                            "archive_rooms", "archive_events"}
     broker -> node   [body]                 same type as the request, or "error"
 
 Requests carry a ``rid`` (request id, chosen by the node) that the reply
@@ -79,6 +80,16 @@ Bodies by type (besides ``v`` and ``type``):
   and started a new epoch, so seqs do not compare), ``since`` lies ahead of
   ``seq``, or messages after ``since`` have left the buffer
   (:meth:`chatstream.history.RoomHistory.view`)
+- ``archived``  archiver -> broker on intake {node, rooms: {room: [epoch, seq]}}: the
+  archive holds each room's events up to seq; no rid, no reply.  Once one came,
+  the broker's store keeps a room's events beyond its buffer until they are archived
+- ``archive_rooms`` request {rid, after?, limit?}; reply {rid, rooms: {room: [epoch, seq,
+  archived]}, more}: stored rooms whose seq is beyond what was reported archived,
+  by name after ``after``, a page at a time
+- ``archive_events`` request {rid, room, since, epoch, limit?}; reply {rid, room, epoch,
+  seq, events: [Message], gap}: the room's stored events after ``since`` (all of
+  them when ``epoch`` is another), oldest first, a page at a time; ``gap`` when
+  the next one after ``since`` is no longer stored
 - ``error``     {rid|null, error, detail}
 
 Message = {id, seq, room, nick, text, ts, node, cid?, uid?} exactly as clients see it
@@ -99,7 +110,8 @@ CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC, REVOKE_TOPIC)
 # Request/reply and publish types; anything else is refused by decode().
 TYPES = frozenset({
     "publish", "published", "announce", "message", "messages", "heartbeat", "presences",
-    "snapshot", "history", "error", "presence", "announcement", "revoke",
+    "snapshot", "history", "error", "presence", "announcement",
+    "archived", "archive_rooms", "archive_events", "revoke",
 })
 
 

@@ -116,3 +116,30 @@ def test_a_failover_of_the_pair_under_a_steady_stream_loses_nothing_in_the_archi
                "every acknowledged message in the archive")
     rows = archived(c, room)
     assert len(rows) == len({seq for seq, _ in rows}) == rows[-1][0]   # once each, no hole
+
+
+def broker_stored(cluster, room):
+    db = sqlite3.connect(cluster.log_dir / "broker.sqlite3", timeout=10)
+    try:
+        return db.execute("SELECT count(*) FROM messages WHERE room = ?", (room,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_a_kill_of_the_archiver_for_twenty_buffers_of_one_room_loses_nothing(started, client):
+    """kill -9 of the archiver, 1,000 messages in one room (the buffer holds 50), a
+    restart: every acknowledged message in the archive exactly once; the broker kept
+    them meanwhile and lets them go once archived."""
+    room = new_room()
+    author = client(started.url("node1"), name="ann")
+    author.join(room)
+    started.start_archiver()
+    first = send(author, room, ["first %d" % i for i in range(5)])
+    wait_archived(started, room, first)
+    started.archiver.kill()
+    meanwhile = send(author, room, ["m %d" % i for i in range(1000)])
+    assert broker_stored(started, room) == 1000           # all of it waits for the archive
+    started.start_archiver()
+    wait_archived(started, room, first + meanwhile, timeout=60)
+    wait_until(lambda: broker_stored(started, room) <= 50, 30,
+               "the broker's store back to the buffer")

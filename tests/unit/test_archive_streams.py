@@ -78,8 +78,12 @@ def test_a_new_epoch_starts_at_one():
     assert streams.position("r") == (F, 4) and streams.lost == 0
 
 
-def test_a_snapshot_gives_each_room_what_the_archive_lacks():
-    streams = RoomStreams({"r": (E, 48)})
-    assert seqs(streams.install("r", state(list(range(1, 51))))) == [49, 50]
-    assert streams.install("r", state(list(range(1, 51)))) == []
-    assert seqs(streams.install("s", state([1, 2]))) == [1, 2]
+def test_a_room_read_a_page_at_a_time_stays_held_until_filled():
+    streams = RoomStreams({"r": (E, 2)})
+    assert streams.behind("r", E, 450)
+    streams.offer(E, msg(451))                                 # live, behind the catch-up
+    assert seqs(streams.take("r", state(list(range(3, 203))))) == list(range(3, 203))
+    assert streams.catching_up() == ["r"]
+    events, again = streams.fill("r", state(list(range(203, 451))))
+    assert seqs(events) == list(range(203, 452)) and not again
+    assert streams.catching_up() == [] and streams.lost == 0

@@ -7,16 +7,20 @@ node it subscribes to every room.  Events go to the writer through a queue: the
 reader never waits on the database, and what arrives while a batch is written makes
 the next batch.  Nothing on the nodes' or the broker's path of a message waits for it.
 
-Catching up: at start and whenever another broker instance is heard, a snapshot of the
-broker's rooms gives each what the archive lacks; a seq jump, or a heartbeat ahead of
-the archive, holds the room and asks the broker's ``history`` since its position
-(archive/streams.py).
+Never missing: after each batch it reports the rooms' watermarks (``archived``), and
+the broker keeps a room's events beyond its buffer until they are archived.  At start
+and whenever another broker instance is heard, the broker's list of rooms with events
+not yet archived (``archive_rooms``) says which to catch up; a seq jump, or a
+heartbeat ahead of the archive, holds a room too.  A held room is read from the
+broker's store (``archive_events``, a page at a time) since its position, then its
+held live events follow (archive/streams.py).
 """
 import logging
 import string
 import time
 
 import gevent
+from gevent.pool import Pool
 from gevent.queue import Queue
 
 from chat.link.channel import BrokerUnavailable, RequestChannel
@@ -37,6 +41,12 @@ BATCH_EVENTS = 1000
 RETRY_PAUSE_S = 1.0
 # A catch-up the broker did not answer (down, failing over) is asked again after this.
 CATCHUP_RETRY_S = 0.5
+# Rooms caught up at once after a start: a few requests in flight keep the broker's
+# loop and the writer busy without queueing every room's backlog in memory.
+CATCHUPS_IN_FLIGHT = 8
+# Rooms or events asked for in one archive_rooms / archive_events request (the broker
+# caps it too).
+PAGE = 200
 
 
 class Archiver:
@@ -47,13 +57,15 @@ class Archiver:
     :param positions: the archive's watermarks ``{room: (epoch, seq)}``.
     :param write: writes a batch ``[(epoch, Message)]``; default :func:`archive.writer.write`
         (imported on use: the models need Django set up).
-    :param request_timeout_s: how long a snapshot or history request waits.
+    :param node: the name its reports go under (its key's, CHAT_NODE_NAME).
+    :param request_timeout_s: how long a request to the broker waits.
     """
     turn_s = 0.02
 
-    def __init__(self, transport, positions=None, write=None,
+    def __init__(self, transport, positions=None, write=None, node="archiver",
                  request_timeout_s=config.ACK_TIMEOUT_MS / 1000.0, batch_events=BATCH_EVENTS):
         self.transport = transport
+        self.node = node
         self.streams = RoomStreams(positions)
         if write is None:
             from .writer import write
@@ -63,7 +75,7 @@ class Archiver:
         self.queue = Queue()
         self.broker_instance = None
         self.syncing = None
-        self.snapshots = None
+        self.snapshots = self.intake = None
         self.greenlets = []
         self.archived = 0              # events written (new ones)
         self.newest_ts = None          # ts of the newest event written (Unix ms)
@@ -73,7 +85,7 @@ class Archiver:
         for topic in ROOM_TOPIC_PREFIXES + [wire.HEARTBEAT_TOPIC]:
             self.transport.subscribe(topic)
         channel = getattr(self.transport, "request_channel", RequestChannel)
-        self.snapshots = channel(self.transport, "snapshot")
+        self.snapshots, self.intake = (channel(self.transport, c) for c in ("snapshot", "intake"))
         self.greenlets = [gevent.spawn(self._read_forever), gevent.spawn(self._write_forever)]
         log.info("archiver: broker publish %s, snapshot %s, %d rooms archived so far",
                  self.transport.endpoint("publish"), self.transport.endpoint("snapshot"),
@@ -85,8 +97,9 @@ class Archiver:
         self.queue.put(None)
         self.greenlets[1].join(flush_timeout_s)
         gevent.killall(self.greenlets, block=False)
-        if self.snapshots is not None:
-            self.snapshots.close()
+        for channel in (self.snapshots, self.intake):
+            if channel is not None:
+                channel.close()
         self.transport.close()
 
     @property
@@ -136,44 +149,62 @@ class Archiver:
     # catching up
 
     def _sync(self, instance):
-        """Every room of the broker's snapshot: what the archive lacks of it."""
+        """Every room the broker has events of that it has not heard are archived."""
         try:
+            after, held, reports = "", [], {}
             while True:
-                try:
-                    reply = self.snapshots.request("snapshot", self.request_timeout_s, rooms=None)
+                reply = self._ask("archive_rooms", after=after, limit=PAGE)
+                for room, (epoch, seq, _) in sorted(reply["rooms"].items()):
+                    if self.streams.behind(room, epoch, seq):
+                        held.append(room)
+                    elif self.streams.position(room)[0] == epoch:   # archived, not heard of
+                        reports[room] = list(self.streams.position(room))
+                if not reply["more"] or not reply["rooms"]:
                     break
-                except BrokerUnavailable as exc:
-                    log.warning("archiver: no snapshot from the broker (%s); asking again", exc)
-                    gevent.sleep(CATCHUP_RETRY_S)
-            count = 0
-            for room, state in sorted(reply["rooms"].items()):
-                events = self.streams.install(room, state)
-                count += len(events)
-                self._queue(events)
-            self.broker_instance = reply.get("broker", instance)
-            log.info("archiver: synced with broker %s: %d rooms, %d events to archive",
-                     self.broker_instance, len(reply["rooms"]), count)
+                after = max(reply["rooms"])
+            self._report(reports)
+            self.broker_instance = instance
+            log.info("archiver: following broker %s: %d rooms to catch up", instance, len(held))
+            Pool(CATCHUPS_IN_FLIGHT).map(self._catch_up_room, held)
         finally:
             self.syncing = None
+
+    def _ask(self, type_, **fields):
+        """The broker's reply to a request, asked again until it comes."""
+        while True:
+            try:
+                return self.snapshots.request(type_, self.request_timeout_s, **fields)
+            except BrokerUnavailable as exc:
+                log.warning("archiver: no %s reply from the broker (%s); asking again", type_, exc)
+                gevent.sleep(CATCHUP_RETRY_S)
 
     def _catch_up(self, room):
         gevent.spawn(self._catch_up_room, room)
 
     def _catch_up_room(self, room):
+        """Read a held room from the broker's store since its position, a page at a
+        time, then release its held events; again while they leave a hole."""
         while True:
             epoch, seq = self.streams.position(room)
-            try:
-                reply = self.snapshots.request("history", self.request_timeout_s, room=room,
-                                               since=seq if epoch is not None else None,
-                                               epoch=epoch)
-            except BrokerUnavailable as exc:
-                log.warning("room %s: no history from the broker (%s); asking again", room, exc)
-                gevent.sleep(CATCHUP_RETRY_S)
+            reply = self._ask("archive_events", room=room, since=seq, epoch=epoch, limit=PAGE)
+            events = reply["events"]
+            last = events[-1]["seq"] if events else (seq if reply["epoch"] == epoch else 0)
+            page = {"epoch": reply["epoch"], "seq": last, "history": events}
+            if events and last < reply["seq"]:
+                self._queue(self.streams.take(room, page))
                 continue
-            events, again = self.streams.fill(room, reply)
+            events, again = self.streams.fill(room, page)
             self._queue(events)
             if not again:
                 return
+            if not events:      # the next events are not stored yet: they are on their way
+                gevent.sleep(CATCHUP_RETRY_S / 10)
+
+    def _report(self, rooms):
+        """Tell the broker the archive holds ``rooms`` {room: [epoch, seq]} (fire-and-forget:
+        a lost report is sent again with the room's next batch or the next start)."""
+        if rooms and not self.intake.send("archived", node=self.node, rooms=rooms):
+            log.warning("archiver: broker unreachable, report of %d rooms not sent", len(rooms))
 
     # writing
 
@@ -201,6 +232,7 @@ class Archiver:
                 _reset_connections()
                 gevent.sleep(RETRY_PAUSE_S)
         self.archived += done.new
+        self._report({room: list(position) for room, position in done.watermarks.items()})
         self.newest_ts = batch[-1][1].get("ts", self.newest_ts)
 
     def lag_s(self):

@@ -46,8 +46,9 @@ class RoomStreams:
         return [], True
 
     def behind(self, room, epoch, seq):
-        """A heartbeat says ``room`` is at ``(epoch, seq)``: True (and the room held) when
-        the archive is behind it and no catch-up of it is under way: a lost tail."""
+        """The broker says ``room`` is at ``(epoch, seq)`` (a heartbeat, its list of rooms
+        at start): True, and the room held, when the archive is behind it and no
+        catch-up of it is under way."""
         if room in self.held:
             return False
         known_epoch, known = self.position(room)
@@ -61,13 +62,14 @@ class RoomStreams:
         return list(self.held)
 
     def fill(self, room, state):
-        """The broker's state of a held room ``{epoch, seq, history}`` (a ``history`` reply
-        or a snapshot's room): the events to write, then the held ones that follow.
+        """The broker's events of a held room ``{epoch, seq, history}`` (``seq``: the last
+        of them, or the position when none): the events to write, then the held ones
+        that follow.
 
         Returns ``(events, whether the room needs another catch-up)``; the room is
         released either way unless it needs one.
         """
-        events = self._take(room, state)
+        events = self.take(room, state)
         again = False
         for epoch, message in self.held.pop(room, []):
             if again:
@@ -77,14 +79,8 @@ class RoomStreams:
             events += more
         return events, again
 
-    def install(self, room, state):
-        """A room's state from a snapshot (at start or a new broker): its events beyond
-        the position; a room being caught up takes it as its reply."""
-        if room in self.held:
-            return self.fill(room, state)[0]
-        return self._take(room, state)
-
-    def _take(self, room, state):
+    def take(self, room, state):
+        """One page of a held room's events beyond its position (the room stays held)."""
         epoch, history = state["epoch"], state.get("history") or []
         known_epoch, known = self.position(room)
         if epoch == known_epoch and state["seq"] <= known:

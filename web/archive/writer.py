@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Written:
-    """What one batch did: how many events were new, and each touched room's watermark."""
+    """What one batch did: how many events were new, and the watermark of each room
+    it held events of (repeats too: the broker may not have heard of it yet)."""
     new: int
     watermarks: dict      # room name -> (epoch, seq)
 
@@ -67,7 +68,7 @@ def write(events, using="default"):
         _apply_changes([row for row in rows if row.kind != RoomEvent.Kind.MESSAGE], using)
         touched = {row.room_id: row.room for row in rows}.values()
         Room.objects.using(using).bulk_update(touched, ["epoch", "seq"])
-    return Written(len(rows), {room.name: (room.epoch, room.seq) for room in touched})
+    return Written(len(rows), {room.name: (room.epoch, room.seq) for room in rooms.values()})
 
 
 def _apply_changes(changes, using):

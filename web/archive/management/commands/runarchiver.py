@@ -40,7 +40,7 @@ class Command(BaseCommand):
         if not monkey.is_module_patched("socket"):
             raise CommandError("runarchiver must be started through manage.py (gevent patches first)")
         from archive.archiver import Archiver, archived_positions
-        archiver = Archiver(transport(), positions=archived_positions(),
+        archiver = Archiver(transport(), positions=archived_positions(), node=settings.CHAT_NODE_NAME,
                             request_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
         stopping = gevent.event.Event()
         gevent.signal_handler(signal.SIGTERM, stopping.set)
