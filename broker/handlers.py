@@ -146,6 +146,8 @@ class IntakeHandlers:
             self.refusals.note("archived refused: %s", exc)
             return None
         self.sequencer.store.record_archived(rooms, self.sequencer.history_size)
+        if self.pair is not None:
+            self.pair.archived(rooms)
         return None
 
     def on_presence(self, body, peer=None):

@@ -46,7 +46,7 @@ class BrokerPair:
         self.released = []   # outbox items released by acks or detach, for the server to send
         self.handlers = {"peer_state": self._on_peer_state, "catchup": self._on_catchup,
                          "rooms": self.replica.on_rooms, "replicate": self.replica.on_replicate,
-                         "replicated": self._on_replicated}
+                         "replicated": self._on_replicated, "archived": self.replica.on_archived}
 
     @property
     def state(self):
@@ -60,6 +60,11 @@ class BrokerPair:
         """A node request arrived: may this broker serve it?"""
         self.star.set_in_sync(self.in_sync)
         return self.star.client_request()
+
+    def archived(self, rooms):
+        """The archiver's watermarks, for the passive's store too (store.py)."""
+        if self.star.state == bstar.ACTIVE:
+            self.replicator.archived(rooms)
 
     def replicate(self, room, epoch, message):
         if self.star.state == bstar.ACTIVE:

@@ -20,6 +20,8 @@ connected to the other's ROUTER on its peer port (``broker`` 5559,
     replicate   {room, epoch, message: Message}     active -> passive
     replicated  {acks: {room: seq}, ask?, parts?}   passive -> active, after commit
                 (``parts``: catch-up parts of request ``ask`` stored so far)
+    archived    {rooms: {room: [epoch, seq]}}       active -> passive: the archiver's
+                watermarks, so the passive's store keeps what the archive lacks alike
 
 A passive asks ``catchup`` (``ask`` numbers its requests) when it becomes
 passive, again whenever a ``replicate`` does not follow its room's seq, a
@@ -40,7 +42,7 @@ from .catchup import CatchupStream, part_bytes
 
 log = logging.getLogger(__name__)
 
-PEER_TYPES = frozenset({"peer_state", "catchup", "rooms", "replicate", "replicated"})
+PEER_TYPES = frozenset({"peer_state", "catchup", "rooms", "replicate", "replicated", "archived"})
 
 
 PeerError = wire.WireError   # a malformed peer frame
@@ -84,6 +86,11 @@ class Replicator:
             return    # the room's catch-up part, read after this batch's commit, holds it
         self.send(encode("replicate", room=room, epoch=epoch, message=message))
         self.batch[room] = message["seq"]
+
+    def archived(self, rooms):
+        """The archiver's watermarks {room: (epoch, seq)}, passed on to the passive."""
+        if self.attached is not None:
+            self.send(encode("archived", rooms={room: list(p) for room, p in rooms.items()}))
 
     def on_catchup(self, body):
         """The passive asks for everything: every room, in parts (:meth:`step`),
@@ -218,6 +225,10 @@ class Replica:
             self.start()
             return
         self.applied[body["room"]] = message["seq"]
+
+    def on_archived(self, body):
+        rooms = {room: (epoch, seq) for room, (epoch, seq) in body["rooms"].items()}
+        self.sequencer.store.record_archived(rooms, self.sequencer.history_size)
 
     def flush(self):
         """Commit what was applied, then acknowledge it (durable first), with the

@@ -143,3 +143,26 @@ def test_a_kill_of_the_archiver_for_twenty_buffers_of_one_room_loses_nothing(sta
     wait_archived(started, room, first + meanwhile, timeout=60)
     wait_until(lambda: broker_stored(started, room) <= 50, 30,
                "the broker's store back to the buffer")
+
+
+def test_events_waiting_for_a_stopped_archiver_survive_a_failover_of_the_pair(make_cluster, client):
+    """kill -9 of the archiver, four buffers' worth of messages, kill -9 of the active
+    broker: the passive kept them too (the archiver's watermarks are replicated), and
+    the restarted archiver has every one, once."""
+    c = make_cluster(RATES)
+    c.start_pair()
+    c.start_nodes(("node1",))
+    c.start_archiver()
+    room = new_room()
+    author = client(c.url("node1"), name="ann")
+    author.join(room)
+    first = send(author, room, ["first %d" % i for i in range(5)])
+    wait_archived(c, room, first)
+    c.archiver.kill()
+    meanwhile = send(author, room, ["m %d" % i for i in range(200)])
+    c.broker.kill()
+    after = []
+    wait_until(lambda: after.append(author.send(room, "after", cid="after")) or after[-1]["ok"],
+               30, "an ack from broker2")
+    c.start_archiver()
+    wait_archived(c, room, first + meanwhile + [(after[-1]["seq"], "after")], timeout=60)
