@@ -11,7 +11,7 @@ import requests
 
 from harness.processes import ROOT, Proc, base_env, free_port, wait_until
 
-from .test_supervisor import SUPERVISORD, _relocated_config
+from .supervised import SupervisedCluster
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
@@ -73,41 +73,20 @@ def _ops_nodes(session, base):
 @pytest.fixture
 def supervised(tmp_path):
     """supervisord.conf's cluster on free ports with its own database and discovery file."""
-    ports = {p: free_port() for p in (8000, 8001, 8002, 8003, 8443, 5559, 5565, 5566, 5567, 5568, 5569)}
-    conf = _relocated_config(tmp_path, ports)
-    var = tmp_path / "var"
-    subprocess.run([str(ROOT / "scripts/tls-cert"), str(var / "tls/chat.pem")], check=True,
-                   capture_output=True, timeout=60)
-    metrics = free_port()
-    env = base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port()) for k in ("INTAKE", "PUBLISH", "SNAPSHOT")})
-    # the broker's store and the database in this folder (the defaults are the repository's var/)
-    env.update(CHAT_BROKER_METRICS_PORT=str(metrics), CHAT_DATABASE_PATH=str(var / "web.sqlite3"),
-               CHAT_BROKER_STATE=str(var / "broker.sqlite3"),
-               CHAT_OPS_TARGETS_FILE=str(var / "targets/nodes.json"),
-               CHAT_OPS_TARGETS="broker=http://127.0.0.1:%d,broker2=http://127.0.0.1:%d" % (
-                   metrics, ports[5568]),
-               CHAT_BALANCER_PORT=str(ports[8000]), CHAT_BALANCER_TLS_PORT=str(ports[8443]))
-    migrated = subprocess.run([str(ROOT / ".venv/bin/python"), "web/manage.py", "migrate", "--noinput"],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    admin = subprocess.run([str(ROOT / ".venv/bin/python"), "web/manage.py", "createsuperuser", "--noinput"],
-                           cwd=ROOT, env=dict(env, **STAFF), capture_output=True, text=True, timeout=120)
-    assert admin.returncode == 0, admin.stdout + admin.stderr
-    sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
-    node = [str(ROOT / "scripts/node"), "--config", str(conf), "--socket", str(var / "haproxy.sock"),
-            "--programs", str(var / "nodes")]
-
-    def run(*args):
-        done = subprocess.run(node + list(args), env=env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done
+    cluster = SupervisedCluster(tmp_path)
+    metrics = int(cluster.env["CHAT_BROKER_METRICS_PORT"])
+    cluster.env["CHAT_OPS_TARGETS"] = "broker=http://127.0.0.1:%d,broker2=http://127.0.0.1:%d" % (
+        metrics, cluster.ports[5568])
+    cluster.manage("migrate", "--noinput")
+    cluster.manage("createsuperuser", "--noinput", env=STAFF)
+    cluster.start()
     try:
-        run("ready")
-        yield {"tmp": tmp_path, "var": var, "env": env, "run": run, "conf": conf,
-               "node1": "http://127.0.0.1:%d" % ports[8001],
-               "brokers": {5558: metrics, 5568: ports[5568]}}
+        cluster.node("ready")
+        yield {"tmp": tmp_path, "var": cluster.var, "env": cluster.env, "run": cluster.node,
+               "conf": cluster.conf, "node1": cluster.node_url("node1"),
+               "brokers": {5558: metrics, 5568: cluster.ports[5568]}}
     finally:
-        sup.stop(timeout=30)
+        cluster.stop(timeout=30)
 
 
 @pytest.mark.timeout(300)

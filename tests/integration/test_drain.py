@@ -13,12 +13,11 @@ import socketio
 from deploy import balancer
 from deploy.node import open_sessions
 from harness.client import new_room
-from harness.processes import ROOT, Proc, base_env, free_port, wait_until
+from harness.processes import wait_until
 
 from .test_failover import record
-from .test_supervisor import SUPERVISORD, _relocated_config
+from .supervised import NODES, SupervisedCluster
 
-NODES = ("node1", "node2", "node3")
 FAST = {"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000", "CHAT_HISTORY_SIZE": "1000",
         "CHAT_REQUEST_RATES": "join=10000/10000"}
 ACK_TIMEOUT_S = 6
@@ -182,28 +181,10 @@ class Stream:
 @pytest.fixture
 def supervised(tmp_path):
     """supervisord.conf's cluster on free ports, with its own var/ (store, drain plans)."""
-    ports = {p: free_port() for p in (8000, 8001, 8002, 8003, 8443, 5559, 5565, 5566, 5567, 5568, 5569)}
-    conf = _relocated_config(tmp_path, ports)
-    var = tmp_path / "var"
-    subprocess.run([str(ROOT / "scripts/tls-cert"), str(var / "tls/chat.pem")], check=True,
-                   capture_output=True, timeout=60)
-    env = base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port())
-                    for k in ("INTAKE", "PUBLISH", "SNAPSHOT", "METRICS")})
-    env.update(FAST, CHAT_BROKER_STATE=str(var / "broker.sqlite3"),
-               CHAT_OPS_TARGETS_FILE=str(var / "targets/nodes.json"),
-               CHAT_BALANCER_PORT=str(ports[8000]), CHAT_BALANCER_TLS_PORT=str(ports[8443]))
-    sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
-    node = [str(ROOT / "scripts/node"), "--config", str(conf), "--socket", str(var / "haproxy.sock"),
-            "--programs", str(var / "nodes")]
-
-    def run(*args, timeout=120):
-        done = subprocess.run(node + list(args), env=env, capture_output=True, text=True,
-                              timeout=timeout)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+    cluster = SupervisedCluster(tmp_path, env=FAST).start()
 
     def start(*args):
-        return subprocess.Popen(node + list(args), env=env, stdout=subprocess.PIPE,
+        return subprocess.Popen(cluster.node_command(*args), env=cluster.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
 
     def lines(*args, timeout=300):
@@ -218,14 +199,11 @@ def supervised(tmp_path):
         assert proc.wait() == 0, "\n".join(line for _, line in seen)
         return seen
     try:
-        run("ready")
-        yield {"run": run, "start": start, "lines": lines, "var": var, "url": "http://127.0.0.1:%d" % ports[8000],
-               "node_url": {n: "http://127.0.0.1:%d" % ports[8001 + i] for i, n in enumerate(NODES)}}
+        cluster.node("ready")
+        yield {"run": cluster.node, "start": start, "lines": lines, "var": cluster.var, "url": cluster.url,
+               "node_url": {n: cluster.node_url(n) for n in NODES}}
     finally:
-        sup.stop(timeout=60)
-    bad = {log.name: log.read_text()[-3000:] for log in (var / "log").glob("*.log")
-           if "Traceback" in log.read_text() or " ERROR " in log.read_text()}
-    assert not bad, "tracebacks or errors in the cluster's logs: %s" % bad
+        cluster.stop(timeout=60)
 
 
 def _check_views(clients, acked):

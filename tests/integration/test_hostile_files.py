@@ -2,7 +2,6 @@
 (var/, the databases with their -wal/-shm, the secret key) is not readable by other
 local users, even when started from a shell whose umask is the usual 022."""
 import os
-import re
 import stat
 import subprocess
 
@@ -10,11 +9,9 @@ import pytest
 
 from harness.client import ChatClient, new_room
 from harness.cluster import Cluster
-from harness.processes import ROOT, Proc, base_env, free_port, wait_until
+from harness.processes import ROOT, base_env, free_port, wait_until
 
-from .test_supervisor import SUPERVISORCTL, SUPERVISORD, _relocated_config
-
-PROGRAMS = {"broker", "broker2", "node1", "node2", "node3", "balancer"}
+from .supervised import SupervisedCluster, programs
 
 
 def _loose(paths):
@@ -42,19 +39,12 @@ def test_setup_and_the_supervised_cluster_keep_var_and_the_databases_private(tmp
     assert _loose([ROOT / "var", ROOT / "var/log", ROOT / "var/secret_key",
                    var / "web.sqlite3"]) == {}
 
-    ports = {p: free_port() for p in (8000, 8001, 8002, 8003, 8443,
-                                      5559, 5565, 5566, 5567, 5568, 5569)}
-    conf = _relocated_config(tmp_path, ports)
-    subprocess.run([str(ROOT / "scripts/tls-cert"), str(var / "tls/chat.pem")],
-                   check=True, capture_output=True, timeout=60)
-    sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
+    cluster = SupervisedCluster(tmp_path, env={"CHAT_DATABASE_PATH": str(var / "web.sqlite3")})
+    cluster.start()
     try:
-        def status():
-            out = subprocess.run([SUPERVISORCTL, "-c", str(conf), "status"], capture_output=True,
-                                 text=True, timeout=60, env=env).stdout
-            return dict(re.findall(r"^(\S+)\s+(\S+)", out, re.M))
-        wait_until(lambda: status() == {p: "RUNNING" for p in PROGRAMS}, 60, "all programs RUNNING")
-        node = "http://127.0.0.1:%d" % ports[8001]
+        wait_until(lambda: cluster.status() == {p: "RUNNING" for p in programs()}, 60,
+                   "all programs RUNNING")
+        node = cluster.node_url("node1")
         wait_until(lambda: Cluster.health(node) == 200, 30, "node1 healthy")
         chatter = ChatClient(node, name="owner")    # the nick check opens the accounts database
         try:
@@ -69,4 +59,4 @@ def test_setup_and_the_supervised_cluster_keep_var_and_the_databases_private(tmp
         assert {"web.sqlite3-wal", "web.sqlite3-shm", "broker2.sqlite3"} <= names, names
         assert _loose(made) == {}
     finally:
-        sup.stop(timeout=30)
+        cluster.stop(timeout=30)

@@ -14,6 +14,8 @@ from deploy import balancer
 from harness.client import new_room
 from harness.processes import free_port, wait_until
 
+from .supervised import SupervisedCluster
+
 NODES = ("node1", "node2", "node3")
 
 
@@ -110,28 +112,19 @@ def test_ready_waits_until_late_nodes_are_up_and_the_first_30_connections_reach_
 
 def test_scripts_node_adds_and_removes_a_supervisor_program_and_its_server(tmp_path, client):
     """scripts/node against supervisord.conf itself (relocated to free ports), as a user runs it."""
-    from tests.integration.test_supervisor import SUPERVISORD, _relocated_config
-    from harness.processes import ROOT, Proc, base_env
-    ports = {p: free_port() for p in (8000, 8001, 8002, 8003, 8443)}
-    conf = _relocated_config(tmp_path, ports)
-    subprocess.run([str(ROOT / "scripts/tls-cert"), str(tmp_path / "var/tls/chat.pem")], check=True,
-                   capture_output=True, timeout=60)
-    keys.init(tmp_path / "var/keys")     # CURVE with a key per node, as scripts/run makes them
-    env = base_env({"CHAT_BROKER_%s_PORT" % k: str(free_port()) for k in ("INTAKE", "PUBLISH", "SNAPSHOT")})
-    env.update(CHAT_BALANCER_PORT=str(ports[8000]), CHAT_BALANCER_TLS_PORT=str(ports[8443]),  # origins
-               CHAT_BROKER_STATE=str(tmp_path / "var" / "broker.sqlite3"))   # not the repository's
-    sup = Proc("supervisord", [SUPERVISORD, "-n", "-c", str(conf)], env, tmp_path).start()
-    var = tmp_path / "var"
-    node = [str(ROOT / "scripts/node"), "--config", str(conf), "--socket", str(var / "haproxy.sock"),
-            "--programs", str(var / "nodes")]
+    cluster = SupervisedCluster(tmp_path)
+    # CURVE with a key per node and the archiver's, as scripts/run makes them
+    keys.init(cluster.var / "keys", nodes=("node1", "node2", "node3", "archiver"))
+    cluster.start()
+    var, url = cluster.var, cluster.url
 
     def run(*args):
-        return subprocess.run(node + list(args), env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(cluster.node_command(*args), env=cluster.env, capture_output=True,
+                              text=True, timeout=120)
 
     try:
         ready = run("ready")
         assert ready.returncode == 0, ready.stderr
-        url = "http://127.0.0.1:%d" % ports[8000]
         room = new_room()
         old = client(url, name="old")
         old.join(room)
@@ -148,9 +141,7 @@ def test_scripts_node_adds_and_removes_a_supervisor_program_and_its_server(tmp_p
         assert old.sio.connected and old.send(room, "after the add")["ok"]
         # the balancer restarts (as with the whole cluster) knowing only its static servers:
         # `ready` (what scripts/run waits on) puts the node added earlier back
-        restarted = subprocess.run([SUPERVISORD.replace("supervisord", "supervisorctl"), "-c",
-                                    str(conf), "restart", "balancer"], env=env, timeout=120,
-                                   capture_output=True, text=True)
+        restarted = cluster.ctl("restart", "balancer")
         assert restarted.returncode == 0, restarted.stdout + restarted.stderr
         again = run("ready")
         assert again.returncode == 0 and "node4 (added earlier" in again.stdout, again.stderr
@@ -164,7 +155,7 @@ def test_scripts_node_adds_and_removes_a_supervisor_program_and_its_server(tmp_p
         assert "node4" not in balancer.statuses(var / "haproxy.sock")
         assert old.sio.connected and old.send(room, "still here")["ok"]
     finally:
-        sup.stop(timeout=30)
+        cluster.stop(timeout=30)
 
 
 @pytest.mark.timeout(180)
