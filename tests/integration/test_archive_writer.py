@@ -5,6 +5,8 @@ applied to their message's current state once.
 Django runs in this process on the archive's tables only: the default SQLite file and
 a PostgreSQL server the module starts (tests/integration/postgres.py).
 """
+import os
+
 import django
 import pytest
 from django.conf import settings
@@ -29,6 +31,9 @@ def databases(tmp_path_factory):
         import dj_database_url
         aliases["postgresql"] = dj_database_url.parse(server.url)
     assert not settings.configured, "another test configured Django in this process"
+    # The browser tests' Playwright (sync API, one browser for the session) keeps an asyncio
+    # loop running in this thread, which Django's async-safety check takes for async code.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     settings.configure(INSTALLED_APPS=["archive"], DATABASES=aliases, USE_TZ=True,
                        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField")
     django.setup()
