@@ -278,6 +278,8 @@ def request_rates(text="", defaults=None):
 # The broker's Prometheus endpoint, http://<CHAT_BROKER_HOST>:5558/metrics: the
 # port after its three ZeroMQ sockets; 0 serves no metrics.
 BROKER_METRICS_PORT = 5558
+# The archiver's (manage.py runarchiver), on loopback: beside the broker pair's ports.
+ARCHIVER_METRICS_PORT = 5560
 
 # What /ops/ and scripts/status scrape, "name=url" by comma: the default cluster
 # of scripts/run (supervisord.conf).  A name starting with "broker" is a broker.

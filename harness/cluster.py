@@ -147,8 +147,10 @@ class Cluster:
         self.prepare_web()
         if (self.keys_dir / "broker.key").exists():
             keys.add_node(self.keys_dir, "archiver")
-        self.archiver = self.spawn("archiver", [PYTHON, "web/manage.py", "runarchiver"],
-                                   dict(self.env, CHAT_NODE_NAME="archiver", **(env or {})))
+        self.archiver_metrics_port = free_port()
+        self.archiver = self.spawn("archiver", [PYTHON, "web/manage.py", "runarchiver"], dict(
+            self.env, CHAT_NODE_NAME="archiver",
+            CHAT_ARCHIVER_METRICS_PORT=str(self.archiver_metrics_port), **(env or {})))
         return self.archiver
 
     def start_nodes(self, names=NODES, timeout=20):

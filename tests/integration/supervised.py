@@ -7,9 +7,10 @@ from harness.processes import ROOT, Proc, base_env, check_logs, free_port
 
 SUPERVISORD = str(ROOT / ".venv/bin/supervisord")
 SUPERVISORCTL = str(ROOT / ".venv/bin/supervisorctl")
-# The balancer (http, https) and node1..node3; then the failover pair's other ports.
+# The balancer (http, https) and node1..node3; then the failover pair's other ports and
+# the archiver's metrics.
 EDGE_PORTS = (8000, 8001, 8002, 8003, 8443)
-PAIR_PORTS = (5559, 5565, 5566, 5567, 5568, 5569)
+PAIR_PORTS = (5559, 5565, 5566, 5567, 5568, 5569, 5560)
 NODES = ("node1", "node2", "node3")
 
 

@@ -2,8 +2,10 @@
 archive once, from a start after the messages, live, across a kill -9 of it and a
 failover of the broker pair."""
 import sqlite3
+import time
 
 import pytest
+import requests
 
 from harness.client import new_room
 from harness.processes import wait_until
@@ -118,6 +120,15 @@ def test_a_failover_of_the_pair_under_a_steady_stream_loses_nothing_in_the_archi
     assert len(rows) == len({seq for seq, _ in rows}) == rows[-1][0]   # once each, no hole
 
 
+def metrics(cluster):
+    """The archiver's /metrics samples without labels: {name: value}."""
+    text = requests.get("http://127.0.0.1:%d/metrics" % cluster.archiver_metrics_port,
+                        timeout=10).text
+    return {name: float(value) for name, value in
+            (line.split() for line in text.splitlines() if line and not line.startswith("#"))
+            if "{" not in name}
+
+
 def broker_stored(cluster, room):
     db = sqlite3.connect(cluster.log_dir / "broker.sqlite3", timeout=10)
     try:
@@ -139,10 +150,17 @@ def test_a_kill_of_the_archiver_for_twenty_buffers_of_one_room_loses_nothing(sta
     started.archiver.kill()
     meanwhile = send(author, room, ["m %d" % i for i in range(1000)])
     assert broker_stored(started, room) == 1000           # all of it waits for the archive
+    restarted = time.monotonic()
     started.start_archiver()
     wait_archived(started, room, first + meanwhile, timeout=60)
+    print("1,000 events archived %.2f s after the archiver's restart"
+          % (time.monotonic() - restarted))
     wait_until(lambda: broker_stored(started, room) <= 50, 30,
                "the broker's store back to the buffer")
+    figures = metrics(started)
+    assert figures["chat_archive_events_archived_total"] == 1000
+    assert figures["chat_archive_events_lost_total"] == 0
+    assert figures["chat_archive_lag_events"] == figures["chat_archive_lag_seconds"] == 0
 
 
 def test_events_waiting_for_a_stopped_archiver_survive_a_failover_of_the_pair(make_cluster, client):

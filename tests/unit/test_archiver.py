@@ -4,6 +4,8 @@ them, after a lost tail (the heartbeat), and across a failing write."""
 import itertools
 from types import SimpleNamespace
 
+import gevent
+import gevent.event
 import pytest
 
 from archive import archiver as archiver_module
@@ -136,3 +138,16 @@ def test_stopping_writes_what_was_received(broker):
     wait_for(lambda: archiver.streams.position("r")[1] == 3, what="the three read")
     archiver.stop()
     assert write.seqs("r") == [1, 2, 3]
+
+
+def test_the_lag_counts_and_ages_what_waits_for_the_writer(broker):
+    gate, write = gevent.event.Event(), Recorded()
+    archiver = started(broker, lambda batch: gate.wait() and write(batch))
+    publish(broker, broker.transport(), "r", 5)
+    wait_for(lambda: archiver.lag_events == 5, what="five waiting")
+    gevent.sleep(0.05)
+    assert archiver.lag_s() >= 0.05
+    gate.set()
+    wait_for(lambda: archiver.lag_events == 0, what="all written")
+    assert archiver.lag_s() == 0.0 and write.seqs("r") == [1, 2, 3, 4, 5]
+    archiver.stop()

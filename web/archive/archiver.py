@@ -78,7 +78,7 @@ class Archiver:
         self.snapshots = self.intake = None
         self.greenlets = []
         self.archived = 0              # events written (new ones)
-        self.newest_ts = None          # ts of the newest event written (Unix ms)
+        self.writing = []              # the batch being written
 
     def start(self):
         self.transport.open()
@@ -104,8 +104,20 @@ class Archiver:
 
     @property
     def lag_events(self):
-        """Events received and not yet written."""
-        return self.queue.qsize()
+        """Events received and not yet written (those of rooms being caught up too)."""
+        return (len(self.writing) + self.queue.qsize()
+                + sum(len(held) for held in self.streams.held.values()))
+
+    def lag_s(self):
+        """How long the oldest event received and not yet written has waited since the
+        broker sequenced it (0 when none waits)."""
+        queued = self.queue.queue
+        oldest = [events[0] for events in (self.writing, [queued[0]] if queued else [])
+                  if events and events[0] is not None]
+        oldest += [held[0] for held in self.streams.held.values() if held]
+        if not oldest:
+            return 0.0
+        return max(0.0, (now_ms() - min(message["ts"] for _, message in oldest)) / 1000.0)
 
     # reading
 
@@ -223,6 +235,7 @@ class Archiver:
             self._write(batch)
 
     def _write(self, batch):
+        self.writing = batch
         while True:
             try:
                 done = self.write(batch)
@@ -232,12 +245,8 @@ class Archiver:
                 _reset_connections()
                 gevent.sleep(RETRY_PAUSE_S)
         self.archived += done.new
+        self.writing = []
         self._report({room: list(position) for room, position in done.watermarks.items()})
-        self.newest_ts = batch[-1][1].get("ts", self.newest_ts)
-
-    def lag_s(self):
-        """Seconds between the newest event written and now (None before the first)."""
-        return None if self.newest_ts is None else max(0.0, (now_ms() - self.newest_ts) / 1000.0)
 
 
 def _reset_connections():

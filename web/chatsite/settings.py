@@ -166,6 +166,9 @@ CHAT_CURVE_KEYS = shared.curve_files({
 # batch is written (a SUB socket drops past it, and the archiver catches up from the
 # broker's buffer).
 CHAT_ARCHIVER_HWM = env_int("CHAT_ARCHIVER_HWM", 100_000)
+# Its /metrics (archive/metrics.py: lag in events and seconds); 0 serves none.
+CHAT_ARCHIVER_METRICS_HOST = env("CHAT_ARCHIVER_METRICS_HOST", "127.0.0.1")
+CHAT_ARCHIVER_METRICS_PORT = env_int("CHAT_ARCHIVER_METRICS_PORT", shared.ARCHIVER_METRICS_PORT)
 CHAT_NODE_MAX_FRAME_BYTES = env_int("CHAT_NODE_MAX_FRAME_BYTES", shared.node_max_frame_bytes(
     CHAT_HISTORY_SIZE, CHAT_MAX_PAYLOAD_BYTES))
 # The edge (docs/OPERATIONS.md "The edge"): browser origins allowed on /socket.io/, the proxies

@@ -46,6 +46,10 @@ class Command(BaseCommand):
         gevent.signal_handler(signal.SIGTERM, stopping.set)
         gevent.signal_handler(signal.SIGINT, stopping.set)
         archiver.start()
+        if settings.CHAT_ARCHIVER_METRICS_PORT:
+            from archive import metrics
+            metrics.serve(archiver, settings.CHAT_ARCHIVER_METRICS_HOST,
+                          settings.CHAT_ARCHIVER_METRICS_PORT)
         stopping.wait()
         log.info("archiver stopping: writing %d queued events", archiver.lag_events)
         archiver.stop()
