@@ -195,6 +195,9 @@ class SqliteStore:
         """The archive holds ``rooms`` {room: (epoch, seq)}: each room's messages up to
         seq (of the room's own epoch) may go once out of the buffer.  Applied with the
         batch being staged, if any (its commit comes at the batch's end), else at once."""
+        if not self.archiving():   # from now on, whatever the report holds
+            self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('archiving', '1')")
+            self._archiving = True
         for room, (epoch, seq) in rooms.items():
             staged = self.archived.get(room)
             if staged is None or staged[0] != epoch or staged[1] < seq:

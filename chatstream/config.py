@@ -228,6 +228,7 @@ REQUEST_RATES = {
     "leave": (5.0, MAX_ROOMS_PER_CONNECTION),
     "rooms": (2.0, 10),
     "members": (5.0, 20),
+    "history": (10.0, 20),     # a reader scrolling back quickly, a page per request
 }
 
 

@@ -141,16 +141,24 @@ class Cluster:
             self.wait_healthy(name)
         return proc
 
-    def start_archiver(self, env=None):
+    def start_archiver(self, env=None, wait=True):
         """The ``archiver`` program (manage.py runarchiver) on this cluster's broker (the
-        pair's both, once started) and database, with its own key."""
+        pair's both, once started) and database, with its own key; with ``wait``, once it
+        follows the broker."""
         self.prepare_web()
         if (self.keys_dir / "broker.key").exists():
             keys.add_node(self.keys_dir, "archiver")
         self.archiver_metrics_port = free_port()
+        log = self.log_dir / "archiver.log"        # one file across restarts
+        heard = log.read_text(errors="replace").count("following broker") if log.exists() else 0
         self.archiver = self.spawn("archiver", [PYTHON, "web/manage.py", "runarchiver"], dict(
             self.env, CHAT_NODE_NAME="archiver",
             CHAT_ARCHIVER_METRICS_PORT=str(self.archiver_metrics_port), **(env or {})))
+        if wait:
+            proc = self.archiver
+            wait_until(lambda: proc.log().count("following broker") > heard or not proc.alive(), 30,
+                       "the archiver following the broker")
+            assert proc.alive(), proc.log()[-3000:]
         return self.archiver
 
     def start_nodes(self, names=NODES, timeout=20):

@@ -147,3 +147,46 @@ def test_a_failing_batch_writes_nothing(using):
     with pytest.raises(KeyError):
         write(broken, using=using)
     assert not RoomEvent.objects.using(using).filter(room__name="x").exists()
+
+
+# --- pages for the history event (web/archive/reader.py) ---------------------------
+
+def mirror(seqs, newest=None):
+    """A node's view of room "p": its buffer holds ``seqs``."""
+    return {"epoch": EPOCH, "seq": newest or seqs[-1], "history": [message("p", s)[1] for s in seqs]}
+
+
+def test_pages_join_the_archive_and_the_mirror_and_never_cross_a_hole(using):
+    from archive.reader import ArchiveReader
+    from archive.writer import write
+    from chat.protocol.history import HistoryUnavailable
+    reader = ArchiveReader(using=using)
+    write([message("p", seq) for seq in range(1, 101)], using=using)
+    view = mirror(list(range(151, 201)))                   # the archiver is 50 behind the node
+    newest = reader.page("p", view, None, 50)
+    assert [m["seq"] for m in newest["messages"]] == list(range(151, 201))
+    assert not newest["first"]
+    with pytest.raises(HistoryUnavailable):
+        reader.page("p", view, 151, 50)
+    write([message("p", seq) for seq in range(101, 201)], using=using)
+    page = reader.page("p", view, 151, 50)
+    assert [m["seq"] for m in page["messages"]] == list(range(101, 151))
+    last = reader.page("p", view, 31, 50)
+    assert [m["seq"] for m in last["messages"]] == list(range(1, 31)) and last["first"]
+    assert last["messages"][0] == {"id": "mp1", "seq": 1, "room": "p", "nick": "ann",
+                                   "text": "text 1", "ts": 1001, "node": "node1",
+                                   "uid": "a" + "0" * 20, "cid": "c1", "kind": "message"}
+
+
+def test_a_page_shows_messages_in_their_current_state(using):
+    from archive.reader import ArchiveReader
+    from archive.writer import write
+    write([message("p", 1, "old"), message("p", 2, "gone"),
+           message("p", 3, "new", kind="edit", target=1),
+           message("p", 4, "", kind="delete", target=2)], using=using)
+    page = ArchiveReader(using=using).page("p", {"epoch": EPOCH, "seq": 4, "history": []}, None, 10)
+    edited, deleted = page["messages"]
+    assert (edited["text"], edited["edited"]) == ("new", 1003)
+    assert deleted == {"id": "mp2", "seq": 2, "room": "p", "ts": 1002, "deleted": True,
+                       "kind": "message"}
+    assert page["first"]

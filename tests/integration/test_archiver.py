@@ -184,3 +184,32 @@ def test_events_waiting_for_a_stopped_archiver_survive_a_failover_of_the_pair(ma
                30, "an ack from broker2")
     c.start_archiver()
     wait_archived(c, room, first + meanwhile + [(after[-1]["seq"], "after")], timeout=60)
+
+
+def test_a_late_joiner_pages_back_to_the_first_message_of_a_300_message_room(started, client):
+    """history from the database: node2 never had the room before; its pages, joined with
+    its mirror, walk back from the newest to the first message, each once, in order."""
+    room = new_room()
+    author = client(started.url("node1"), name="ann")
+    author.join(room)
+    started.start_archiver()
+    sent = send(author, room, ["line %d" % i for i in range(300)])
+    wait_archived(started, room, sent, timeout=60)
+    late = client(started.url("node2"), name="bob")
+    assert len(late.join(room)["history"]) == 50                 # the buffer only
+    seen, before, pages = [], None, 0
+    while True:
+        page = late.call("history", {"room": room, "limit": 64}
+                         if before is None else {"room": room, "before": before, "limit": 64})
+        assert page["ok"], page
+        assert [m["seq"] for m in page["messages"]] == sorted(m["seq"] for m in page["messages"])
+        seen = page["messages"] + seen
+        pages += 1
+        if page["first"]:
+            break
+        before = page["messages"][0]["seq"]
+        assert pages < 10
+    assert [(m["seq"], m["text"]) for m in seen] == sent
+    assert all(m["kind"] == "message" and m["nick"] == "ann" for m in seen)
+    assert late.call("history", {"room": new_room()})["error"] == "not_joined"
+    assert late.call("history", {"room": room, "limit": 101})["error"] == "invalid_payload"

@@ -81,12 +81,15 @@ class Archiver:
         self.writing = []              # the batch being written
 
     def start(self):
+        """Connect, tell the broker an archive is kept (from now on its store keeps what
+        the archive lacks), and follow it."""
         self.transport.open()
         for topic in ROOM_TOPIC_PREFIXES + [wire.HEARTBEAT_TOPIC]:
             self.transport.subscribe(topic)
         channel = getattr(self.transport, "request_channel", RequestChannel)
         self.snapshots, self.intake = (channel(self.transport, c) for c in ("snapshot", "intake"))
         self.greenlets = [gevent.spawn(self._read_forever), gevent.spawn(self._write_forever)]
+        self._report({}, always=True)
         log.info("archiver: broker publish %s, snapshot %s, %d rooms archived so far",
                  self.transport.endpoint("publish"), self.transport.endpoint("snapshot"),
                  len(self.streams.positions))
@@ -212,10 +215,10 @@ class Archiver:
             if not events:      # the next events are not stored yet: they are on their way
                 gevent.sleep(CATCHUP_RETRY_S / 10)
 
-    def _report(self, rooms):
+    def _report(self, rooms, always=False):
         """Tell the broker the archive holds ``rooms`` {room: [epoch, seq]} (fire-and-forget:
         a lost report is sent again with the room's next batch or the next start)."""
-        if rooms and not self.intake.send("archived", node=self.node, rooms=rooms):
+        if (rooms or always) and not self.intake.send("archived", node=self.node, rooms=rooms):
             log.warning("archiver: broker unreachable, report of %d rooms not sent", len(rooms))
 
     # writing

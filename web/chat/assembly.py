@@ -79,8 +79,10 @@ def build_server():
                     max_rooms=settings.CHAT_MAX_ROOMS_PER_CONNECTION,
                     request_rates=settings.CHAT_REQUEST_RATES)
     patches.install(sio)
+    from archive.reader import ArchiveReader   # its models need the apps loaded
     events = ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
-                        identities=SessionIdentities(), connection_limit=sio.eio.limit)
+                        identities=SessionIdentities(), connection_limit=sio.eio.limit,
+                        history=ArchiveReader())
     manager.end_session = events.end_session   # a logout's connections (protocol/revocation.py)
     metrics.watch(sio, link)
     SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE,

@@ -11,6 +11,7 @@ from chatstream import config
 from ..link import BrokerUnavailable
 from ..operations import metrics
 from . import validation
+from .history import HistoryUnavailable, MirrorPages
 from .identity import GuestIdentities
 from .ratelimit import TokenBucket
 from .validation import ContractError
@@ -77,19 +78,23 @@ class ChatEvents:
     :param sync_timeout_s: how long a join waits for the node's first snapshot.
     :param connection_limit: the node's :class:`~chat.engine.limit.ConnectionLimit`,
         asked before a connection is taken (None: no limit).
+    :param history: answers ``history`` (``page(room, view, before, limit)``): the
+        archive's :class:`~archive.reader.ArchiveReader` on a node; by default the
+        mirror alone (chat/protocol/history.py).
     :param identities: who connects (``identify(environ)``) and which nicks are
         accounts' (``nick_taken(nick)``): :class:`~chat.protocol.identity.SessionIdentities`
         on a node; by default every connection is a guest and no nick is taken.
     """
 
     def __init__(self, sio, link, limits=Limits(), sync_timeout_s=5.0, identities=None,
-                 connection_limit=None):
+                 connection_limit=None, history=None):
         self.sio = sio
         self.link = link
         self.limits = limits
         self.sync_timeout_s = sync_timeout_s
         self.identities = identities or GuestIdentities()
         self.connection_limit = connection_limit
+        self.history = history or MirrorPages()
         self.connections = {}   # sid -> Connection
         self.by_session = {}    # an account's session_ref -> its sids here (end_session)
         sio.on("connect", self.on_connect)
@@ -98,6 +103,7 @@ class ChatEvents:
         sio.on("leave", self.on_leave)
         sio.on("message", self.on_message)
         sio.on("members", self.on_members)
+        sio.on("history", self.on_history)
         sio.on("rooms", self.on_rooms)
 
     def on_connect(self, sid, environ, auth=None):
@@ -233,6 +239,19 @@ class ChatEvents:
         if conn is not None and room in conn.rooms:
             members.add(conn.rooms[room])
         return sorted(members)
+
+    @_acked
+    def on_history(self, sid, payload):
+        self._throttle(sid, "history")
+        req = validation.history_request(payload)
+        if req["room"] not in self._connection(sid).rooms:
+            raise ContractError("not_joined", "join room %s first" % req["room"])
+        view = self.link.view(req["room"])
+        try:
+            page = self.history.page(req["room"], view, req["before"], req["limit"])
+        except HistoryUnavailable as exc:
+            raise ContractError("unavailable", "%s; ask again shortly" % exc) from None
+        return {"ok": True, "room": req["room"], **page}
 
     @_acked
     def on_rooms(self, sid, payload=None):

@@ -111,6 +111,17 @@ def members_request(payload):
     return {"room": room(payload_object(payload))}
 
 
+def history_request(payload, limit_max=100, limit_default=50):
+    payload = payload_object(payload)
+    before = _typed(payload, "before", int, "an integer")
+    if before is not None and before < 1:
+        raise ContractError("invalid_payload", "before must be a positive integer")
+    limit = _typed(payload, "limit", int, "an integer")
+    if limit is not None and not 1 <= limit <= limit_max:
+        raise ContractError("invalid_payload", "limit must be 1-%d" % limit_max)
+    return {"room": room(payload), "before": before, "limit": limit or limit_default}
+
+
 def rooms_request(payload):
     payload_object({} if payload is None else payload)
     return {}
