@@ -26,10 +26,13 @@ def current_server():
     return _sio
 
 
-def _transport():
-    """The broker's sockets; with broker2 configured, both brokers' (link/failover.py)."""
+def broker_transport(hwm=None):
+    """The broker's sockets; with broker2 configured, both brokers' (link/failover.py).
+
+    :param hwm: each socket's high-water mark (default CHAT_ZMQ_HWM; the archiver's is larger).
+    """
     def zmq_transport(endpoints):
-        return ZmqTransport(**endpoints, hwm=settings.CHAT_ZMQ_HWM,
+        return ZmqTransport(**endpoints, hwm=hwm or settings.CHAT_ZMQ_HWM,
                             curve_keys=settings.CHAT_CURVE_KEYS,
                             max_frame_bytes=settings.CHAT_NODE_MAX_FRAME_BYTES)
     primary = zmq_transport({"intake": settings.CHAT_BROKER_INTAKE,
@@ -44,7 +47,7 @@ def build_server():
     """Create the process's Socket.IO server and its broker link from settings."""
     global _sio
     link = BrokerLink(
-        _transport(),
+        broker_transport(),
         node=settings.CHAT_NODE_NAME,
         history_size=settings.CHAT_HISTORY_SIZE,
         ack_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,

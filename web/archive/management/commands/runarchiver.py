@@ -9,27 +9,11 @@ import logging
 import signal
 
 import gevent
+from gevent.event import Event
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 log = logging.getLogger("archive.runarchiver")
-
-
-def transport():
-    """The broker's sockets as the archiver's key opens them; with broker2, both."""
-    from chat.link import ZmqTransport
-    from chat.link.failover import PairTransport
-
-    def zmq_transport(endpoints):
-        return ZmqTransport(**endpoints, hwm=settings.CHAT_ARCHIVER_HWM,
-                            curve_keys=settings.CHAT_CURVE_KEYS,
-                            max_frame_bytes=settings.CHAT_NODE_MAX_FRAME_BYTES)
-    primary = zmq_transport({"intake": settings.CHAT_BROKER_INTAKE,
-                             "publish": settings.CHAT_BROKER_PUBLISH,
-                             "snapshot": settings.CHAT_BROKER_SNAPSHOT})
-    if settings.CHAT_BROKER2 is None:
-        return primary
-    return PairTransport(primary, zmq_transport(settings.CHAT_BROKER2))
 
 
 class Command(BaseCommand):
@@ -40,9 +24,11 @@ class Command(BaseCommand):
         if not monkey.is_module_patched("socket"):
             raise CommandError("runarchiver must be started through manage.py (gevent patches first)")
         from archive.archiver import Archiver, archived_positions
-        archiver = Archiver(transport(), positions=archived_positions(), node=settings.CHAT_NODE_NAME,
+        from chat.assembly import broker_transport
+        archiver = Archiver(broker_transport(hwm=settings.CHAT_ARCHIVER_HWM),
+                            positions=archived_positions(), node=settings.CHAT_NODE_NAME,
                             request_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
-        stopping = gevent.event.Event()
+        stopping = Event()
         gevent.signal_handler(signal.SIGTERM, stopping.set)
         gevent.signal_handler(signal.SIGINT, stopping.set)
         archiver.start()
