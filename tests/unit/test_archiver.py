@@ -151,3 +151,22 @@ def test_the_lag_counts_and_ages_what_waits_for_the_writer(broker):
     wait_for(lambda: archiver.lag_events == 0, what="all written")
     assert archiver.lag_s() == 0.0 and write.seqs("r") == [1, 2, 3, 4, 5]
     archiver.stop()
+
+
+def test_each_batch_reports_its_rooms_watermarks_to_the_broker(broker):
+    def write(batch):
+        last = {}
+        for epoch, message in batch:
+            last[message["room"]] = (epoch, message["seq"])
+        return SimpleNamespace(new=len(batch), watermarks=last)
+    archiver = started(broker, write)
+    publish(broker, broker.transport(), "r", 3)
+
+    def reports():
+        return [wire.decode(data) for channel, data in broker.frames_seen
+                if channel == "intake" and wire.decode(data)["type"] == "archived"]
+    wait_for(lambda: any(r["rooms"].get("r", [None, 0])[1] == 3 for r in reports()))
+    assert reports()[0]["rooms"] == {} and reports()[0]["node"] == "archiver"   # at start
+    assert {tuple(r["rooms"]["r"]) for r in reports()[1:]} <= {
+        (broker.sequencer.epoch, seq) for seq in (1, 2, 3)}
+    archiver.stop()
