@@ -213,3 +213,31 @@ def test_a_late_joiner_pages_back_to_the_first_message_of_a_300_message_room(sta
     assert all(m["kind"] == "message" and m["nick"] == "ann" for m in seen)
     assert late.call("history", {"room": new_room()})["error"] == "not_joined"
     assert late.call("history", {"room": room, "limit": 101})["error"] == "invalid_payload"
+
+
+def test_a_kill_of_the_broker_under_a_steady_stream_loses_nothing_in_the_archive(make_cluster):
+    """kill -9 of a broker alone and its restart (as supervisor does) while two clients
+    send: every acknowledged message ends in the archive once."""
+    c = make_cluster(FAST)
+    c.start_broker()
+    c.start_nodes(("node1", "node2"))
+    c.start_archiver()
+    room = new_room("archive-broker-kill")
+    senders = [Sender(c.url("node1"), room, "a"), Sender(c.url("node2"), room, "b")]
+    try:
+        for s in senders:
+            s.thread.start()
+        wait_until(lambda: all(len(s.acked) >= 20 for s in senders), 20, "a steady stream")
+        c.broker.kill()
+        c.start_broker()
+        _more(senders, 20, "the stream to go on after the restart", timeout=40)
+    finally:
+        for s in senders:
+            s.stop.set()
+            s.thread.join(15)
+            s.client.close()
+    acked = sorted((seq, "m " + cid) for s in senders for cid, (seq, _) in s.acked.items())
+    wait_until(lambda: [row for row in archived(c, room) if row in acked] == acked, 30,
+               "every acknowledged message in the archive")
+    rows = archived(c, room)
+    assert len(rows) == len({seq for seq, _ in rows}) == rows[-1][0]   # once each, no hole

@@ -81,15 +81,13 @@ class Archiver:
         self.writing = []              # the batch being written
 
     def start(self):
-        """Connect, tell the broker an archive is kept (from now on its store keeps what
-        the archive lacks), and follow it."""
+        """Connect and follow the broker."""
         self.transport.open()
         for topic in ROOM_TOPIC_PREFIXES + [wire.HEARTBEAT_TOPIC]:
             self.transport.subscribe(topic)
         channel = getattr(self.transport, "request_channel", RequestChannel)
         self.snapshots, self.intake = (channel(self.transport, c) for c in ("snapshot", "intake"))
         self.greenlets = [gevent.spawn(self._read_forever), gevent.spawn(self._write_forever)]
-        self._report({}, always=True)
         log.info("archiver: broker publish %s, snapshot %s, %d rooms archived so far",
                  self.transport.endpoint("publish"), self.transport.endpoint("snapshot"),
                  len(self.streams.positions))
@@ -164,7 +162,9 @@ class Archiver:
     # catching up
 
     def _sync(self, instance):
-        """Every room the broker has events of that it has not heard are archived."""
+        """Every room the broker has events of that it has not heard are archived; the
+        report, even of none, tells a broker an archive is kept (from then on its store
+        keeps what the archive lacks)."""
         try:
             after, held, reports = "", [], {}
             while True:
@@ -177,7 +177,7 @@ class Archiver:
                 if not reply["more"] or not reply["rooms"]:
                     break
                 after = max(reply["rooms"])
-            self._report(reports)
+            self._report(reports, always=True)
             self.broker_instance = instance
             log.info("archiver: following broker %s: %d rooms to catch up", instance, len(held))
             Pool(CATCHUPS_IN_FLIGHT).map(self._catch_up_room, held)
