@@ -100,23 +100,29 @@ def test_a_failover_of_the_pair_under_a_steady_stream_loses_nothing_in_the_archi
     c.start_pair()
     c.start_nodes(("node1", "node2"))
     c.start_archiver()
-    room = new_room("archive-failover")
-    senders = [Sender(c.url("node1"), room, "a"), Sender(c.url("node2"), room, "b")]
+    check_stream_archived(c, c.broker.kill)
+
+
+def check_stream_archived(cluster, fault):
+    """Two clients on node1 and node2 send a steady stream; ``fault()`` strikes in its
+    middle; then every acknowledged message is in the archive once, and no hole."""
+    room = new_room("archive-stream")
+    senders = [Sender(cluster.url("node1"), room, "a"), Sender(cluster.url("node2"), room, "b")]
     try:
         for s in senders:
             s.thread.start()
         wait_until(lambda: all(len(s.acked) >= 20 for s in senders), 20, "a steady stream")
-        c.broker.kill()
-        _more(senders, 20, "the stream to go on after the failover", timeout=30)
+        fault()
+        _more(senders, 20, "the stream to go on after the fault", timeout=40)
     finally:
         for s in senders:
             s.stop.set()
             s.thread.join(15)
             s.client.close()
     acked = sorted((seq, "m " + cid) for s in senders for cid, (seq, _) in s.acked.items())
-    wait_until(lambda: [row for row in archived(c, room) if row in acked] == acked, 30,
+    wait_until(lambda: [row for row in archived(cluster, room) if row in acked] == acked, 30,
                "every acknowledged message in the archive")
-    rows = archived(c, room)
+    rows = archived(cluster, room)
     assert len(rows) == len({seq for seq, _ in rows}) == rows[-1][0]   # once each, no hole
 
 
@@ -222,22 +228,8 @@ def test_a_kill_of_the_broker_under_a_steady_stream_loses_nothing_in_the_archive
     c.start_broker()
     c.start_nodes(("node1", "node2"))
     c.start_archiver()
-    room = new_room("archive-broker-kill")
-    senders = [Sender(c.url("node1"), room, "a"), Sender(c.url("node2"), room, "b")]
-    try:
-        for s in senders:
-            s.thread.start()
-        wait_until(lambda: all(len(s.acked) >= 20 for s in senders), 20, "a steady stream")
+
+    def restart():
         c.broker.kill()
         c.start_broker()
-        _more(senders, 20, "the stream to go on after the restart", timeout=40)
-    finally:
-        for s in senders:
-            s.stop.set()
-            s.thread.join(15)
-            s.client.close()
-    acked = sorted((seq, "m " + cid) for s in senders for cid, (seq, _) in s.acked.items())
-    wait_until(lambda: [row for row in archived(c, room) if row in acked] == acked, 30,
-               "every acknowledged message in the archive")
-    rows = archived(c, room)
-    assert len(rows) == len({seq for seq, _ in rows}) == rows[-1][0]   # once each, no hole
+    check_stream_archived(c, restart)
