@@ -54,18 +54,14 @@ PASSED_BY_OURS = {
 
 # Tests that race the server by their own design, with the reason; their failed attempts
 # are reported, and they fail the run only when ours never passes them.
-_UPGRADE_RACE = ("the suite polls right behind the upgrade's \"5\" on another connection without "
-                 "waiting for it to be handled: the poll may be served before the upgrade is")
 _PING_TIMEOUT_RACE = ("the suite polls exactly pingInterval + pingTimeout after the handshake: the "
                       "pong deadline runs from the ping's send, a few ms later on a busy machine")
 RACY = {
     "engine.io": {
-        "Engine.IO protocol upgrade ignores HTTP requests with same sid after upgrade": _UPGRADE_RACE,
         "Engine.IO protocol heartbeat HTTP long-polling closes the session upon ping timeout":
             _PING_TIMEOUT_RACE,
     },
     "socket.io": {
-        "Engine.IO protocol upgrade should ignore HTTP requests with same sid after upgrade": _UPGRADE_RACE,
         "Engine.IO protocol heartbeat HTTP long-polling should close the session upon ping timeout":
             _PING_TIMEOUT_RACE,
     },

@@ -121,7 +121,8 @@ PATCHES = (
     Patch("engineio.socket.Socket.handle_get_request", "ChatSocket.handle_get_request",
           "remembers the long-poll's TCP socket (runnode's handler puts it in environ), so"
           " cut_off() can shut down a polling client's response stuck in sendall; refuses"
-          " (400) a session whose pong is overdue, at its deadline as engine.io does",
+          " (400) a session whose pong is overdue, at its deadline as engine.io does; a poll"
+          " racing its session's upgrade waits for it and is 400 once upgraded, not 200 NOOP",
           _socket_override("handle_get_request", "engineio.server.Server.handle_request")),
     Patch("engineio.socket.Socket.close", "ChatSocket.close; relied on by sweeps.cut_off()",
           "a closed session stops counting as open at once (engineio removes it from"

@@ -20,6 +20,13 @@ log = logging.getLogger(__name__)
 # The WSGI environ key under which a node's request handler puts the request's TCP
 # socket (runnode's handler, through TcpSocketInEnviron).
 TCP_SOCKET_KEY = "chat.tcp_socket"
+# A long-poll that arrives while its session upgrades waits this long for the client's
+# UPGRADE packet (sent right after the probe), then gets 400 as engine.io answers any poll
+# of an upgraded session; engineio answered 200 NOOP in that window.
+UPGRADE_WAIT_S = 1.0
+UPGRADE_WAIT_STEP_S = 0.005
+UPGRADED_POLL = {"status": "400 BAD REQUEST", "headers": [("Content-Type", "text/plain")],
+                 "response": b"Unexpected HTTP request"}
 
 
 class TcpSocketInEnviron:
@@ -45,9 +52,16 @@ class ChatSocket(engineio_socket.Socket):
         A session whose pong is overdue is gone at its deadline, as engine.io's own
         ping-timeout timer has it; engineio's sweep would only find it on its next
         round (up to ``ping_timeout`` later) and answer the poll meanwhile.  Closed
-        here, the request gets 400 (engineio's answer to ``EngineIOError``)."""
+        here, the request gets 400 (engineio's answer to ``EngineIOError``).  A poll that
+        races its session's upgrade waits for it (``UPGRADE_WAIT_S``): upgraded, it is 400."""
         if not self.check_ping_timeout():
             raise SocketIsClosedError()
+        if self.upgrading and "upgrade" not in environ.get("HTTP_CONNECTION", "").lower():
+            deadline = time.monotonic() + UPGRADE_WAIT_S
+            while self.upgrading and time.monotonic() < deadline:
+                gevent.sleep(UPGRADE_WAIT_STEP_S)
+            if self.upgraded:
+                return UPGRADED_POLL
         self.poll_connection = environ.get(TCP_SOCKET_KEY)
         return super().handle_get_request(environ, start_response)
 
