@@ -14,7 +14,7 @@ from harness.cluster import start_cluster
 from harness.processes import wait_until
 from tests.wsframes import frame_header
 
-from .hostile import connect, open_websocket, read_head, rss_kb, stream
+from .hostile import WS_UPGRADE, connect, open_websocket, read_head, rss_kb, stream
 
 BALANCER_SOURCE = "127.0.0.254"      # chatstream.config.BALANCER_SOURCE: the nodes' trusted proxy
 pytestmark = pytest.mark.timeout(180)
@@ -220,3 +220,34 @@ def polling_handshake_at(url, host, origin):
                                       % (host, origin))
     sock.close()
     return status, text
+
+
+def read_text_frame(sock):
+    """One unmasked server text frame's payload (short frames only)."""
+    head = b""
+    while len(head) < 2:
+        head += sock.recv(2 - len(head))
+    assert head[0] & 0x0F == 0x1 and head[1] < 126, head
+    data = b""
+    while len(data) < head[1]:
+        data += sock.recv(head[1] - len(data))
+    return data
+
+
+def test_a_second_websocket_while_a_session_upgrades_is_refused_and_the_upgrade_completes(node):
+    url, host = node.url("node1"), urlsplit(node.url("node1")).netloc
+    _, sid = polling_handshake(url)
+    upgrade = WS_UPGRADE.replace("transport=websocket", "transport=websocket&sid=" + sid)
+    first = connect(url)
+    first.sendall((upgrade % host).encode())
+    assert read_head(first).startswith("HTTP/1.1 101")
+    first.sendall(text_frame(b"2probe"))
+    assert read_text_frame(first) == b"3probe"      # probing now; its UPGRADE packet held back
+    _, _, second = request(url, upgrade % host, timeout=5)   # 101: the handshake goes first
+    assert closed_by_server(second, 5)               # engineio let it probe too, for a ping period
+    first.sendall(text_frame(b"5") + text_frame(b"40"))
+    answer = read_text_frame(first)
+    if answer == b"6":                               # the NOOP that ends a pending poll, if none came
+        answer = read_text_frame(first)
+    assert answer.startswith(b"40{"), answer         # upgraded: the Socket.IO connect answered
+    first.close()

@@ -27,6 +27,9 @@ UPGRADE_WAIT_S = 1.0
 UPGRADE_WAIT_STEP_S = 0.005
 UPGRADED_POLL = {"status": "400 BAD REQUEST", "headers": [("Content-Type", "text/plain")],
                  "response": b"Unexpected HTTP request"}
+# A second websocket for a session another websocket is upgrading (engine.io closes it).
+SECOND_UPGRADE = {"status": "400 BAD REQUEST", "headers": [("Content-Type", "text/plain")],
+                  "response": b"Session is upgrading already"}
 
 
 class TcpSocketInEnviron:
@@ -53,10 +56,15 @@ class ChatSocket(engineio_socket.Socket):
         ping-timeout timer has it; engineio's sweep would only find it on its next
         round (up to ``ping_timeout`` later) and answer the poll meanwhile.  Closed
         here, the request gets 400 (engineio's answer to ``EngineIOError``).  A poll that
-        races its session's upgrade waits for it (``UPGRADE_WAIT_S``): upgraded, it is 400."""
+        races its session's upgrade waits for it (``UPGRADE_WAIT_S``): upgraded, it is 400.
+        A second websocket while one probes is 400 at once, as engine.io closes it; engineio
+        let it probe too, and it held the session's upgrade state for up to a ping period."""
         if not self.check_ping_timeout():
             raise SocketIsClosedError()
-        if self.upgrading and "upgrade" not in environ.get("HTTP_CONNECTION", "").lower():
+        upgrade = "upgrade" in environ.get("HTTP_CONNECTION", "").lower()
+        if self.upgrading and upgrade:
+            return SECOND_UPGRADE
+        if self.upgrading and not upgrade:
             deadline = time.monotonic() + UPGRADE_WAIT_S
             while self.upgrading and time.monotonic() < deadline:
                 gevent.sleep(UPGRADE_WAIT_STEP_S)
