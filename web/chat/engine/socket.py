@@ -164,20 +164,23 @@ class ChatSocket(engineio_socket.Socket):
         interval; an idle connection then holds it (its stack and Thread object,
         ~6 KB) for good.  A timer holds a few hundred bytes; on websocket the ping
         is written from the timer's callback, on long-polling from a short-lived greenlet.
+        The pong's deadline runs from the ping's due time, as engine.io's timers have it, not
+        from when a busy node got round to the timer: a client that waited out the interval
+        and the timeout finds its session gone, however late the timer fired.
         """
         if self.last_ping:               # only once the previous ping was answered
             self.last_ping = None
             timer = gevent.get_hub().loop.timer(self.server.ping_interval)
-            timer.start(_ping_due, self, timer)
+            timer.start(_ping_due, self, timer, time.time() + self.server.ping_interval)
 
 
 _PING = engineio_packet.Packet(engineio_packet.PING)   # its frame is built once
 
 
-def _ping_due(socket, timer):
+def _ping_due(socket, timer, due):
     timer.close()
     if not socket.closing and not socket.closed:
-        socket.last_ping = time.time()
+        socket.last_ping = min(time.time(), due)   # libev's clock may run a little behind
         if socket.conn is not None:
             socket.conn.put(_PING)
         else:
