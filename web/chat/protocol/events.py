@@ -11,6 +11,7 @@ from chatstream import config
 from ..link import BrokerUnavailable
 from ..operations import metrics
 from . import validation
+from .access import PublicRooms
 from .history import HistoryUnavailable, MirrorPages
 from .identity import GuestIdentities
 from .ratelimit import TokenBucket
@@ -84,10 +85,12 @@ class ChatEvents:
     :param identities: who connects (``identify(environ)``) and which nicks are
         accounts' (``nick_taken(nick)``): :class:`~chat.protocol.identity.SessionIdentities`
         on a node; by default every connection is a guest and no nick is taken.
+    :param access: who may read a room and who moderates it (chat/protocol/access.py);
+        by default every room is public and staff moderate.
     """
 
     def __init__(self, sio, link, limits=Limits(), sync_timeout_s=5.0, identities=None,
-                 connection_limit=None, history=None):
+                 connection_limit=None, history=None, access=None):
         self.sio = sio
         self.link = link
         self.limits = limits
@@ -95,6 +98,7 @@ class ChatEvents:
         self.identities = identities or GuestIdentities()
         self.connection_limit = connection_limit
         self.history = history or MirrorPages()
+        self.access = access or PublicRooms()
         self.connections = {}   # sid -> Connection
         self.by_session = {}    # an account's session_ref -> its sids here (end_session)
         sio.on("connect", self.on_connect)

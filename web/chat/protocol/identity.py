@@ -43,10 +43,14 @@ UID_HEX_DIGITS = 20   # 80 bits: no two people of one deployment ever share a ui
 @dataclass(frozen=True)
 class Identity:
     """A connection's identity: ``username`` is the account's, None for a guest;
-    ``session`` the :func:`session_ref` of an account's login session (None for a guest)."""
+    ``session`` the :func:`session_ref` of an account's login session (None for a guest);
+    ``user_id`` the account's primary key and ``staff`` its ``is_staff``, as read when
+    the connection was made (a guest: None, False)."""
     uid: str
     username: str = None
     session: str = None
+    user_id: int = None
+    staff: bool = False
 
     @property
     def guest(self):
@@ -135,7 +139,8 @@ class SessionIdentities:
             user = get_user(SimpleNamespace(session=session))
             if user.is_authenticated:
                 return Identity(account_uid(self.secret_key, user.pk), user.get_username(),
-                                session_ref(self.secret_key, session.session_key))
+                                session_ref(self.secret_key, session.session_key),
+                                user_id=user.pk, staff=user.is_staff)
             # session_key is None once the cookie named no live session (forged, expired).
             if session.session_key is None:
                 return Identity(connection_uid())
