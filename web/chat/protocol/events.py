@@ -1,5 +1,4 @@
 """Socket.IO event handlers: join, leave, message, disconnect (PROTOCOL.md)."""
-import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -11,6 +10,7 @@ from chatstream import config
 from ..link import BrokerUnavailable
 from ..operations import metrics
 from . import validation
+from .acks import acked as _acked
 from .access import PublicRooms
 from .history import HistoryUnavailable, MirrorPages
 from .identity import GuestIdentities
@@ -39,34 +39,6 @@ class Connection:
         self.bucket = bucket
         self.requests = requests or {}   # event -> TokenBucket (Limits.request_rates)
         self.identity = identity   # chat.protocol.identity.Identity, read once when it connected
-
-
-def _acked(handler):
-    """Turn ContractError into the contract's refusal; log anything unexpected."""
-    @functools.wraps(handler)
-    def wrapper(self, sid, *args):
-        # One payload argument per event; none is None, several are a list (both refused
-        # by validation where a payload is required).
-        payload = args[0] if len(args) == 1 else list(args) if args else None
-        try:
-            validation.payload_size(payload, self.limits.max_payload_bytes)
-            return handler(self, sid, payload)
-        except ContractError as exc:
-            _count_refusal(handler.__name__, exc.code)
-            return exc.ack()
-        except Exception:
-            log.exception("%s failed", handler.__name__)
-            _count_refusal(handler.__name__, "internal")
-            return {"ok": False, "error": "internal", "detail": "server error"}
-    return wrapper
-
-
-def _count_refusal(handler_name, code):
-    """Metrics of a refused request: messages by code, rate_limited by event."""
-    if handler_name == "on_message":
-        metrics.REFUSED.labels(code).inc()
-    if code == "rate_limited":
-        metrics.RATE_LIMITED.labels(handler_name[3:]).inc()
 
 
 class ChatEvents:
