@@ -1,5 +1,6 @@
 """What the broker does with each request: check it like a node would, then
-sequence, announce, register presence, pass a logout on, or answer from the room state.
+sequence, announce, register presence, pass a logout or an eviction on, or answer
+from the room state.
 
 The server (broker/server.py: sockets, loop, group commit) composes one
 :class:`IntakeHandlers` and one :class:`SnapshotHandlers` and dispatches by
@@ -9,7 +10,7 @@ None), queueing what it publishes in the outbox; a refusal is a
 :class:`RequestError`.  With CURVE, ``peer`` is the name of the node whose
 key the request came with (broker/keys.py binds each authorised key to one
 node name): a request that names another node (publish, presence, goodbye,
-announce) is refused.
+announce, revoke, evict) is refused.
 """
 import functools
 import itertools
@@ -80,7 +81,7 @@ class IntakeHandlers:
         self.refusals = RefusalLog()
         self.by_type = {"publish": self.on_publish, "announce": self.on_announce,
                         "presence": self.on_presence, "revoke": self.on_revoke,
-                        "archived": self.on_archived}
+                        "evict": self.on_evict, "archived": self.on_archived}
 
     def on_publish(self, body, peer=None):
         # The client contract's rules, as the node applied them: a node cannot have
@@ -134,6 +135,26 @@ class IntakeHandlers:
             return None
         log.info("node %s: a session logged out, its connections end on every node", node)
         self.outbox.publish(wire.REVOKE_TOPIC, wire.encode("revoke", session=session))
+        return None
+
+    def on_evict(self, body, peer=None):
+        """A uid's connections leave a room (or every room: ``room`` null) on every node:
+        a ban, a private room's removed member (published on EVICT_TOPIC, which every node
+        follows).  Fire-and-forget, as ``revoke``: a refusal is logged, never answered."""
+        try:
+            room = _field(body, "room", str, optional=True)
+            if room is not None:
+                _ruled(rules.room, room)
+            uid = _ruled(rules.uid, _field(body, "uid", str))
+            reason = _ruled(rules.evict_reason, _field(body, "reason", str))
+            until = _field(body, "until", int, optional=True)
+            node = self._own_node(_ruled(_node_name, _field(body, "node", str)), peer)
+        except RequestError as exc:
+            self.refusals.note("evict refused: %s", exc)
+            return None
+        log.info("node %s: %s evicted from %s (%s)", node, uid, room or "every room", reason)
+        self.outbox.publish(wire.EVICT_TOPIC, wire.encode(
+            "evict", room=room, uid=uid, reason=reason, until=until))
         return None
 
     def on_archived(self, body, peer=None):

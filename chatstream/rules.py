@@ -133,3 +133,15 @@ def announcement(value):
     except RuleError:
         raise RuleError("invalid_announcement", "text must name a valid nick") from None
     return value
+
+
+# --- evictions: a uid's connections leaving a room on every node ---------------------
+
+# Why a uid is evicted, as a short word ("banned", "removed"): clients see it, so no markup.
+EVICT_REASON_RE = re.compile(r"[a-z_]{1,32}")
+
+
+def evict_reason(value):
+    if not isinstance(value, str) or not EVICT_REASON_RE.fullmatch(value):
+        raise RuleError("invalid_reason", "reason must be 1-32 characters of a-z _")
+    return value

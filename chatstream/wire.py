@@ -8,7 +8,7 @@ ASCII JSON by the stdlib, so every str still travels).  The frames per socket ar
 intake (node DEALER -> broker ROUTER, default port 5555)::
 
     node -> broker   [body]                 body.type in {"publish", "announce", "presence",
-                                                          "revoke", "archived"}
+                                                          "revoke", "evict", "archived"}
     broker -> node   [body]                 body.type in {"published", "error"}
 
 publish (broker PUB -> node SUB, default port 5556)::
@@ -18,7 +18,8 @@ publish (broker PUB -> node SUB, default port 5556)::
                      PRESENCE_TOPIC for "presence" (every node: the lobby
                      lists all rooms),
                      HEARTBEAT_TOPIC for "heartbeat",
-                     REVOKE_TOPIC for "revoke" (every node)
+                     REVOKE_TOPIC for "revoke" (every node),
+                     EVICT_TOPIC for "evict" (every node)
 
 snapshot (node DEALER -> broker ROUTER, default port 5557)::
 
@@ -55,6 +56,14 @@ Bodies by type (besides ``v`` and ``type``):
   (chatstream.rules.session_ref: an HMAC of the session key, never the key).  The
   broker publishes {session} on REVOKE_TOPIC and every node disconnects the
   Socket.IO connections opened with that session
+- ``evict``     node -> broker {room|null, uid, reason, until|null, node}: ``uid``'s
+  connections are to leave ``room`` (null: every room) on every node; no rid, no
+  reply.  ``reason`` is a short word (chatstream.rules.evict_reason): "banned" (a
+  moderator's ban, ``until`` its end in Unix ms, null for good) or "removed" (a
+  private room's member taken out).  The broker publishes {room, uid, reason, until}
+  on EVICT_TOPIC; every node makes that uid's connections leave the room as a
+  ``leave`` would.  Not stored and not replayed: what it stands for is in the
+  nodes' database, which a node reads again when it resyncs
 - ``presences`` broker -> node {rooms: {room: [nick]}}: the rooms whose lists
   changed in one presence interval, in one frame (2 or more rooms, at most
   PRESENCE_ROOMS_PER_FRAME and about PRESENCE_NICKS_PER_FRAME nicks): read as
@@ -104,14 +113,15 @@ VERSION = 1
 HEARTBEAT_TOPIC = b"\x01heartbeat"
 PRESENCE_TOPIC = b"\x01presence"
 REVOKE_TOPIC = b"\x01revoke"
+EVICT_TOPIC = b"\x01evict"
 # Every node subscribes to these; room topics come and go with local members.
-CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC, REVOKE_TOPIC)
+CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC, REVOKE_TOPIC, EVICT_TOPIC)
 
 # Request/reply and publish types; anything else is refused by decode().
 TYPES = frozenset({
     "publish", "published", "announce", "message", "messages", "heartbeat", "presences",
     "snapshot", "history", "error", "presence", "announcement",
-    "archived", "archive_rooms", "archive_events", "revoke",
+    "archived", "archive_rooms", "archive_events", "revoke", "evict",
 })
 
 

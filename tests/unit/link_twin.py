@@ -22,12 +22,20 @@ class Recorder:
     def __init__(self):
         self.delivered = []    # (event, data, room)
         self.restarted = []    # rooms
+        self.evicted = []      # (room, uid, reason, until)
+        self.resyncs = 0
 
     def deliver(self, event, data, room):
         self.delivered.append((event, data, room))
 
     def restart_room(self, room):
         self.restarted.append(room)
+
+    def evict(self, room, uid, reason, until):
+        self.evicted.append((room, uid, reason, until))
+
+    def resynced(self):
+        self.resyncs += 1
 
     def announcements(self, room=None):
         return [data["text"] for event, data, r in self.delivered

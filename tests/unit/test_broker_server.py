@@ -838,3 +838,37 @@ def test_a_bad_revoke_is_refused_and_logged_not_published(fields, peer, caplog):
         broker._flush()
     assert sock.sent == [] and published(broker) == []
     assert "revoke refused" in caplog.text
+
+
+# --- evict -------------------------------------------------------------------
+
+UID = "a0123456789abcdef0123"
+
+
+@pytest.mark.parametrize("room, until", [("lobby", 1_700_000_000_000), (None, None)])
+def test_an_evict_goes_to_every_node_on_its_topic_unanswered(room, until):
+    broker = make_broker()
+    assert intake(broker, frame("evict", room=room, uid=UID, reason="banned", until=until,
+                                node="node1")) == []
+    assert published(broker) == [(wire.EVICT_TOPIC, {
+        "room": room, "uid": UID, "reason": "banned", "until": until, "v": 1, "type": "evict"})]
+    assert wire.EVICT_TOPIC in wire.CLUSTER_TOPICS          # every node subscribes to it
+
+
+@pytest.mark.parametrize("fields, peer", [
+    ({"room": "no room!", "uid": UID, "reason": "banned", "node": "node1"}, None),
+    ({"room": "lobby", "uid": "not-a-uid", "reason": "banned", "node": "node1"}, None),
+    ({"room": "lobby", "uid": UID, "reason": "<b>banned</b>", "node": "node1"}, None),
+    ({"room": "lobby", "uid": UID, "reason": "banned", "until": "soon", "node": "node1"}, None),
+    ({"room": "lobby", "uid": UID, "reason": "banned", "until": True, "node": "node1"}, None),
+    ({"room": "lobby", "uid": UID, "reason": "banned"}, None),
+    ({"room": "lobby", "uid": UID, "reason": "banned", "node": "node1"}, "node2"),
+])
+def test_a_bad_evict_is_refused_and_logged_not_published(fields, peer, caplog):
+    broker = make_broker()
+    sock = FakeSocket()
+    with caplog.at_level("WARNING", logger="broker.handlers"):
+        broker._serve(sock, broker.intake_handlers, [PEER, frame("evict", **fields)], peer)
+        broker._flush()
+    assert sock.sent == [] and published(broker) == []
+    assert "evict refused" in caplog.text

@@ -87,6 +87,8 @@ def build_server():
                         identities=SessionIdentities(), connection_limit=sio.eio.limit,
                         history=ArchiveReader())
     manager.end_session = events.end_session   # a logout's connections (protocol/revocation.py)
+    manager.evict_uid = events.evictions.evict   # a ban's, a removal's (protocol/eviction.py)
+    manager.after_resync = events.evictions.resynced
     metrics.watch(sio, link)
     SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE,
                      half_open_timeout_s=settings.CHAT_HALF_OPEN_TIMEOUT_S).start()

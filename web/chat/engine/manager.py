@@ -28,6 +28,10 @@ class LinkManager(IndexedManager):
         # session_ref -> connections ended: the chat's handlers know who connected with
         # which session (ChatEvents.end_session); the assembly sets it.
         self.end_session = lambda session: 0
+        # The chat's handlers make a uid's connections leave a room (ChatEvents.evict)
+        # and read the bans again after a resync (ChatEvents.resynced); the assembly sets them.
+        self.evict_uid = lambda room, uid, reason, until: 0
+        self.after_resync = lambda: None
 
     def initialize(self):
         """Start the link (once, before serving)."""
@@ -61,6 +65,18 @@ class LinkManager(IndexedManager):
         ended = self.end_session(session)
         if ended:
             log.info("a session logged out: %d of its connections here ended", ended)
+
+    def evict(self, room, uid, reason, until):
+        """An eviction (a ban, a removal), from this node or the broker: that uid's
+        connections here leave the room."""
+        left = self.evict_uid(room, uid, reason, until)
+        if left:
+            log.info("%s evicted from %s (%s): %d of its connections here left",
+                     uid, room or "every room", reason, left)
+
+    def resynced(self):
+        """The link installed a new snapshot: evictions published meanwhile may be missed."""
+        self.after_resync()
 
     def restart_room(self, room):
         """Disconnect this node's members of a room whose stream broke, so they

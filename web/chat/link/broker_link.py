@@ -49,6 +49,14 @@ class Listener(Protocol):
     def revoke(self, session):
         """A login session ended (its session_ref): disconnect its local connections."""
 
+    def evict(self, room, uid, reason, until):
+        """``uid``'s local connections leave ``room`` (None: every room) as a ``leave``
+        would; ``until`` (Unix ms or None) is a ban's end."""
+
+    def resynced(self):
+        """The mirror was installed anew (at start, after the broker was away or failed
+        over): what was published meanwhile (an ``evict``) may have been missed."""
+
 
 class BrokerLink:
     """What the chat's event handlers need of the broker, and nothing else.
@@ -90,7 +98,8 @@ class BrokerLink:
         self.listener = self.intake = self.snapshots = self.local = self.acks = None
         self.greenlets = []
         self.frame_handlers = {name: getattr(self, "_on_" + name) for name in
-                               ("message", "heartbeat", "presence", "announcement", "revoke")}
+                               ("message", "heartbeat", "presence", "announcement", "revoke",
+                                "evict")}
 
     # lifecycle
 
@@ -193,6 +202,18 @@ class BrokerLink:
         if not self.intake.send("revoke", session=session, node=self.node):
             log.warning("broker unreachable: a logout reached only this node's connections")
 
+    def evict(self, room, uid, reason, until=None):
+        """Make ``uid``'s connections leave ``room`` (None: every room) on every node
+        within the second: this node's at once, the others' through the broker (which
+        sends it back here too; leaving twice is nothing).  ``reason`` is a short word
+        ("banned", "removed"); ``until`` a ban's end in Unix ms (None: for good).
+        Fire-and-forget: a node that misses it reads the database when it resyncs
+        (:meth:`Listener.resynced`)."""
+        self.listener.evict(room, uid, reason, until)
+        if not self.intake.send("evict", room=room, uid=uid, reason=reason, until=until,
+                                node=self.node):
+            log.warning("broker unreachable: an eviction of %s reached only this node", uid)
+
     # the state machine
 
     def _read_forever(self):
@@ -288,6 +309,12 @@ class BrokerLink:
         if isinstance(session, str):
             self.listener.revoke(session)
 
+    def _on_evict(self, body):
+        room, uid, reason, until = (body.get(k) for k in ("room", "uid", "reason", "until"))
+        if (isinstance(uid, str) and isinstance(reason, str) and isinstance(room, (str, type(None)))
+                and isinstance(until, (int, type(None)))):
+            self.listener.evict(room, uid, reason, until)
+
     def _sync(self, instance):
         """Install a full snapshot (Clone pattern): SUB is connected first, and this reader
         handles nothing else meanwhile, so what is published after it waits, merged by seq."""
@@ -306,6 +333,7 @@ class BrokerLink:
         self._set_state(LinkState.LIVE, "snapshot of %d rooms" % len(reply["rooms"]))
         self.synced.set()
         self.local.report_all()
+        self.listener.resynced()
         for room, messages in missed.items():   # sequenced while this node was not listening
             for message in messages:
                 self.listener.deliver("message", message, room)

@@ -12,6 +12,7 @@ from ..operations import metrics
 from . import validation
 from .acks import acked as _acked
 from .access import PublicRooms
+from .eviction import Evictions
 from .history import HistoryUnavailable, MirrorPages
 from .identity import GuestIdentities
 from .ratelimit import TokenBucket
@@ -73,6 +74,7 @@ class ChatEvents:
         self.access = access or PublicRooms()
         self.connections = {}   # sid -> Connection
         self.by_session = {}    # an account's session_ref -> its sids here (end_session)
+        self.evictions = Evictions(self)   # a uid's connections leaving a room (ban, removal)
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("join", self.on_join)
@@ -193,13 +195,19 @@ class ChatEvents:
         self._throttle(sid, "leave")
         room = validation.leave_request(payload)["room"]
         conn = self._connection(sid)
-        nick = conn.rooms.pop(room, None)
-        if nick is None:
+        if self.leave_room(sid, conn, room) is None:
             raise ContractError("not_joined", "not in room %s" % room)
-        self.sio.leave_room(sid, room)
-        self.link.member_left(room, nick)
-        self._announce(room, "%s left" % nick)
         return {"ok": True}
+
+    def leave_room(self, sid, conn, room):
+        """``conn`` leaves ``room`` (a ``leave``, an eviction); returns its nick there,
+        None when it was not in the room."""
+        nick = conn.rooms.pop(room, None)
+        if nick is not None:
+            self.sio.leave_room(sid, room)
+            self.link.member_left(room, nick)
+            self._announce(room, "%s left" % nick)
+        return nick
 
     @_acked
     def on_members(self, sid, payload):
