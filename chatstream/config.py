@@ -229,6 +229,8 @@ REQUEST_RATES = {
     "rooms": (2.0, 10),
     "members": (5.0, 20),
     "history": (10.0, 20),     # a reader scrolling back quickly, a page per request
+    # a reader typing a query (the page waits for a pause); each one reads an index
+    "search": (2.0, 10),
 }
 
 

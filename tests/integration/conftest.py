@@ -1,3 +1,4 @@
+import os
 import shutil
 
 import pytest
@@ -53,3 +54,49 @@ def client():
     yield connect
     for c in made:
         c.close()
+
+
+@pytest.fixture(scope="session")
+def archive_databases(tmp_path_factory):
+    """Django in this process on the archive's tables only, for the tests of its writer,
+    search and retention: ``default`` (an SQLite file) and, with its binaries installed,
+    ``postgresql`` (a server of tests/integration/postgres.py); each migrated."""
+    import django
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from .postgres import PostgresServer, binaries
+    server = PostgresServer() if binaries() is not None else None
+    folder = tmp_path_factory.mktemp("archive")
+    aliases = {"default": {"ENGINE": "django.db.backends.sqlite3",
+                           "NAME": str(folder / "web.sqlite3")}}
+    if server is not None:
+        import dj_database_url
+        aliases["postgresql"] = dj_database_url.parse(server.url)
+    assert not settings.configured, "another test configured Django in this process"
+    # The browser tests' Playwright (sync API, one browser for the session) keeps an asyncio
+    # loop running in this thread, which Django's async-safety check takes for async code.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    settings.configure(INSTALLED_APPS=["archive"], DATABASES=aliases, USE_TZ=True,
+                       DEFAULT_AUTO_FIELD="django.db.models.BigAutoField")
+    django.setup()
+    for alias in aliases:
+        call_command("migrate", "archive", database=alias, verbosity=0)
+    try:
+        yield set(aliases)
+    finally:
+        from django.db import connections
+        connections.close_all()
+        if server is not None:
+            server.stop()
+
+
+@pytest.fixture(params=["default", "postgresql"])
+def archive_db(request, archive_databases):
+    """Each archive database in turn, emptied: its alias."""
+    if request.param not in archive_databases:
+        pytest.skip("PostgreSQL's initdb/postgres are not installed "
+                    "(scripts/setup --test installs Debian's postgresql)")
+    from archive.models import Room
+    Room.objects.using(request.param).all().delete()     # events and edits go with their room
+    return request.param

@@ -3,59 +3,18 @@ per transaction, each room event once whatever is written twice, edits and delet
 applied to their message's current state once.
 
 Django runs in this process on the archive's tables only: the default SQLite file and
-a PostgreSQL server the module starts (tests/integration/postgres.py).
+a PostgreSQL server (conftest's ``archive_databases``).
 """
-import os
-
-import django
 import pytest
-from django.conf import settings
-from django.core.management import call_command
-
-from .postgres import PostgresServer, binaries
 
 pytestmark = pytest.mark.timeout(120)
 
 EPOCH = "e" * 32
 
 
-@pytest.fixture(scope="module")
-def databases(tmp_path_factory):
-    """The database aliases this process can write: ``default`` (SQLite) and, with its
-    binaries installed, ``postgresql``; each migrated."""
-    server = PostgresServer() if binaries() is not None else None
-    folder = tmp_path_factory.mktemp("archive-writer")
-    aliases = {"default": {"ENGINE": "django.db.backends.sqlite3",
-                           "NAME": str(folder / "web.sqlite3")}}
-    if server is not None:
-        import dj_database_url
-        aliases["postgresql"] = dj_database_url.parse(server.url)
-    assert not settings.configured, "another test configured Django in this process"
-    # The browser tests' Playwright (sync API, one browser for the session) keeps an asyncio
-    # loop running in this thread, which Django's async-safety check takes for async code.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    settings.configure(INSTALLED_APPS=["archive"], DATABASES=aliases, USE_TZ=True,
-                       DEFAULT_AUTO_FIELD="django.db.models.BigAutoField")
-    django.setup()
-    for alias in aliases:
-        call_command("migrate", "archive", database=alias, verbosity=0)
-    try:
-        yield set(aliases)
-    finally:
-        from django.db import connections
-        connections.close_all()
-        if server is not None:
-            server.stop()
-
-
-@pytest.fixture(params=["default", "postgresql"])
-def using(request, databases):
-    if request.param not in databases:
-        pytest.skip("PostgreSQL's initdb/postgres are not installed "
-                    "(scripts/setup --test installs Debian's postgresql)")
-    from archive.models import Room
-    Room.objects.using(request.param).all().delete()     # events and edits go with their room
-    return request.param
+@pytest.fixture
+def using(archive_db):
+    return archive_db
 
 
 def message(room, seq, text=None, kind="message", target=None, epoch=EPOCH):

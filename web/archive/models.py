@@ -49,8 +49,10 @@ class RoomEvent(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["room", "epoch", "seq"],
                                                name="archive_event_position")]
-        # Paging a room back from its newest event (history's ``before``).
-        indexes = [models.Index(fields=["room", "seq"], name="archive_event_room_seq")]
+        # Paging a room back from its newest event (history's ``before``); retention's
+        # oldest events and search's newest first.
+        indexes = [models.Index(fields=["room", "seq"], name="archive_event_room_seq"),
+                   models.Index(fields=["ts"], name="archive_event_ts")]
         ordering = ["room", "epoch", "seq"]
 
     def __str__(self):

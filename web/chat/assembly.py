@@ -83,9 +83,10 @@ def build_server():
                     request_rates=settings.CHAT_REQUEST_RATES)
     patches.install(sio)
     from archive.reader import ArchiveReader   # its models need the apps loaded
+    from archive.search import ArchiveSearch
     events = ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
                         identities=SessionIdentities(), connection_limit=sio.eio.limit,
-                        history=ArchiveReader())
+                        history=ArchiveReader(), search=ArchiveSearch())
     manager.end_session = events.end_session   # a logout's connections (protocol/revocation.py)
     manager.evict_uid = events.evictions.evict   # a ban's, a removal's (protocol/eviction.py)
     manager.after_resync = events.evictions.resynced

@@ -16,6 +16,7 @@ from .eviction import Evictions
 from .history import HistoryUnavailable, MirrorPages
 from .identity import GuestIdentities
 from .ratelimit import TokenBucket
+from .search import SearchEvents
 from .validation import ContractError
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,12 @@ class ChatEvents:
         on a node; by default every connection is a guest and no nick is taken.
     :param access: who may read a room and who moderates it (chat/protocol/access.py);
         by default every room is public and staff moderate.
+    :param search: answers ``search`` (chat/protocol/search.py): the archive's
+        :class:`~archive.search.ArchiveSearch` on a node; by default an empty one.
     """
 
     def __init__(self, sio, link, limits=Limits(), sync_timeout_s=5.0, identities=None,
-                 connection_limit=None, history=None, access=None):
+                 connection_limit=None, history=None, access=None, search=None):
         self.sio = sio
         self.link = link
         self.limits = limits
@@ -83,6 +86,7 @@ class ChatEvents:
         sio.on("members", self.on_members)
         sio.on("history", self.on_history)
         sio.on("rooms", self.on_rooms)
+        self.search = SearchEvents(self, search)
 
     def on_connect(self, sid, environ, auth=None):
         limit = self.connection_limit

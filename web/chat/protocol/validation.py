@@ -122,6 +122,22 @@ def history_request(payload, limit_max=100, limit_default=50):
     return {"room": room(payload), "before": before, "limit": limit or limit_default}
 
 
+def search_request(payload, q_max=200, limit_max=50, limit_default=20):
+    """q (1-``q_max`` chars, not only whitespace), room (optional), before, limit."""
+    payload = payload_object(payload)
+    q = _typed(payload, "q", str, "a string")
+    if q is None or not q.strip() or len(q) > q_max:
+        raise ContractError("invalid_payload", "q must be 1-%d characters of words to find" % q_max)
+    before = _typed(payload, "before", int, "an integer")
+    if before is not None and before < 1:
+        raise ContractError("invalid_payload", "before must be a positive integer")
+    limit = _typed(payload, "limit", int, "an integer")
+    if limit is not None and not 1 <= limit <= limit_max:
+        raise ContractError("invalid_payload", "limit must be 1-%d" % limit_max)
+    return {"q": q, "room": None if payload.get("room") is None else room(payload),
+            "before": before, "limit": limit or limit_default}
+
+
 def rooms_request(payload):
     payload_object({} if payload is None else payload)
     return {}
