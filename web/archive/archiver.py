@@ -21,7 +21,7 @@ import time
 
 import gevent
 from gevent.pool import Pool
-from gevent.queue import Queue
+from gevent.queue import Empty, Queue
 
 from chat.link.channel import BrokerUnavailable, RequestChannel
 from chat.link.transport import TransportClosed, take_turn
@@ -47,6 +47,8 @@ CATCHUPS_IN_FLIGHT = 8
 # Rooms or events asked for in one archive_rooms / archive_events request (the broker
 # caps it too).
 PAGE = 200
+# An idle writer looks this often whether retention is due (it prunes between batches).
+RETENTION_CHECK_S = 60.0
 
 
 class Archiver:
@@ -59,11 +61,14 @@ class Archiver:
         (imported on use: the models need Django set up).
     :param node: the name its reports go under (its key's, CHAT_NODE_NAME).
     :param request_timeout_s: how long a request to the broker waits.
+    :param retention: an :class:`~archive.retention.Retention` (None: keep everything):
+        the writer prunes old events between its batches, so only it writes the archive.
     """
     turn_s = 0.02
 
     def __init__(self, transport, positions=None, write=None, node="archiver",
-                 request_timeout_s=config.ACK_TIMEOUT_MS / 1000.0, batch_events=BATCH_EVENTS):
+                 request_timeout_s=config.ACK_TIMEOUT_MS / 1000.0, batch_events=BATCH_EVENTS,
+                 retention=None):
         self.transport = transport
         self.node = node
         self.streams = RoomStreams(positions)
@@ -72,6 +77,7 @@ class Archiver:
         self.write = write
         self.request_timeout_s = request_timeout_s
         self.batch_events = batch_events
+        self.retention = retention
         self.queue = Queue()
         self.broker_instance = None
         self.syncing = None
@@ -225,7 +231,13 @@ class Archiver:
 
     def _write_forever(self):
         while True:
-            first = self.queue.get()
+            pruning = self.retention is not None and self.retention.step() > 0
+            try:
+                # Pruning goes on batch by batch while nothing waits; events always come first.
+                first = self.queue.get(block=not pruning, timeout=RETENTION_CHECK_S
+                                       if self.retention is not None else None)
+            except Empty:
+                continue
             if first is None:
                 return
             batch = [first]

@@ -166,6 +166,9 @@ CHAT_CURVE_KEYS = shared.curve_files({
 # batch is written (a SUB socket drops past it, and the archiver catches up from the
 # broker's buffer).
 CHAT_ARCHIVER_HWM = env_int("CHAT_ARCHIVER_HWM", 100_000)
+# Archived room events older than this many days are removed by the archiver, once a day
+# and at its start (archive/retention.py); 0 keeps them forever.
+CHAT_RETENTION_DAYS = env_int("CHAT_RETENTION_DAYS", 0)
 # Its /metrics (archive/metrics.py: lag in events and seconds); 0 serves none.
 CHAT_ARCHIVER_METRICS_HOST = env("CHAT_ARCHIVER_METRICS_HOST", "127.0.0.1")
 CHAT_ARCHIVER_METRICS_PORT = env_int("CHAT_ARCHIVER_METRICS_PORT", shared.ARCHIVER_METRICS_PORT)

@@ -24,10 +24,13 @@ class Command(BaseCommand):
         if not monkey.is_module_patched("socket"):
             raise CommandError("runarchiver must be started through manage.py (gevent patches first)")
         from archive.archiver import Archiver, archived_positions
+        from archive.retention import Retention
         from chat.assembly import broker_transport
+        retention = Retention(settings.CHAT_RETENTION_DAYS) if settings.CHAT_RETENTION_DAYS else None
         archiver = Archiver(broker_transport(hwm=settings.CHAT_ARCHIVER_HWM),
                             positions=archived_positions(), node=settings.CHAT_NODE_NAME,
-                            request_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0)
+                            request_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
+                            retention=retention)
         stopping = Event()
         gevent.signal_handler(signal.SIGTERM, stopping.set)
         gevent.signal_handler(signal.SIGINT, stopping.set)
