@@ -81,7 +81,8 @@ class IntakeHandlers:
         self.refusals = RefusalLog()
         self.by_type = {"publish": self.on_publish, "announce": self.on_announce,
                         "presence": self.on_presence, "revoke": self.on_revoke,
-                        "evict": self.on_evict, "archived": self.on_archived}
+                        "evict": self.on_evict, "access": self.on_access,
+                        "archived": self.on_archived}
 
     def on_publish(self, body, peer=None):
         # The client contract's rules, as the node applied them: a node cannot have
@@ -155,6 +156,18 @@ class IntakeHandlers:
         log.info("node %s: %s evicted from %s (%s)", node, uid, room or "every room", reason)
         self.outbox.publish(wire.EVICT_TOPIC, wire.encode(
             "evict", room=room, uid=uid, reason=reason, until=until))
+        return None
+
+    def on_access(self, body, peer=None):
+        """Who may read a room changed: every node forgets its cached answer (published
+        on ACCESS_TOPIC).  Fire-and-forget, as ``revoke``."""
+        try:
+            room = _ruled(rules.room, _field(body, "room", str))
+            self._own_node(_ruled(_node_name, _field(body, "node", str)), peer)
+        except RequestError as exc:
+            self.refusals.note("access refused: %s", exc)
+            return None
+        self.outbox.publish(wire.ACCESS_TOPIC, wire.encode("access", room=room))
         return None
 
     def on_archived(self, body, peer=None):

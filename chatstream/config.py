@@ -231,6 +231,10 @@ REQUEST_RATES = {
     "history": (10.0, 20),     # a reader scrolling back quickly, a page per request
     # a reader typing a query (the page waits for a pause); each one reads an index
     "search": (2.0, 10),
+    # private rooms: a person starts a few conversations a minute, a lobby lists its
+    # own rooms on load and after each change; each costs database writes
+    "dm": (0.5, 10), "create": (0.2, 5), "invite": (1.0, 10), "remove": (1.0, 10),
+    "private_rooms": (1.0, 10),
 }
 
 

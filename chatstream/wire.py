@@ -8,7 +8,8 @@ ASCII JSON by the stdlib, so every str still travels).  The frames per socket ar
 intake (node DEALER -> broker ROUTER, default port 5555)::
 
     node -> broker   [body]                 body.type in {"publish", "announce", "presence",
-                                                          "revoke", "evict", "archived"}
+                                                          "revoke", "evict", "access",
+                                                          "archived"}
     broker -> node   [body]                 body.type in {"published", "error"}
 
 publish (broker PUB -> node SUB, default port 5556)::
@@ -19,7 +20,8 @@ publish (broker PUB -> node SUB, default port 5556)::
                      lists all rooms),
                      HEARTBEAT_TOPIC for "heartbeat",
                      REVOKE_TOPIC for "revoke" (every node),
-                     EVICT_TOPIC for "evict" (every node)
+                     EVICT_TOPIC for "evict" (every node),
+                     ACCESS_TOPIC for "access" (every node)
 
 snapshot (node DEALER -> broker ROUTER, default port 5557)::
 
@@ -64,6 +66,10 @@ Bodies by type (besides ``v`` and ``type``):
   on EVICT_TOPIC; every node makes that uid's connections leave the room as a
   ``leave`` would.  Not stored and not replayed: what it stands for is in the
   nodes' database, which a node reads again when it resyncs
+- ``access``    node -> broker {room, node}: who may read ``room`` changed (a private
+  room made, a member invited or removed); no rid, no reply.  The broker publishes
+  {room} on ACCESS_TOPIC and every node forgets what it cached of the room's members
+  (web/rooms/access.py) before it handles anything published after it
 - ``presences`` broker -> node {rooms: {room: [nick]}}: the rooms whose lists
   changed in one presence interval, in one frame (2 or more rooms, at most
   PRESENCE_ROOMS_PER_FRAME and about PRESENCE_NICKS_PER_FRAME nicks): read as
@@ -114,14 +120,15 @@ HEARTBEAT_TOPIC = b"\x01heartbeat"
 PRESENCE_TOPIC = b"\x01presence"
 REVOKE_TOPIC = b"\x01revoke"
 EVICT_TOPIC = b"\x01evict"
+ACCESS_TOPIC = b"\x01access"
 # Every node subscribes to these; room topics come and go with local members.
-CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC, REVOKE_TOPIC, EVICT_TOPIC)
+CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC, REVOKE_TOPIC, EVICT_TOPIC, ACCESS_TOPIC)
 
 # Request/reply and publish types; anything else is refused by decode().
 TYPES = frozenset({
     "publish", "published", "announce", "message", "messages", "heartbeat", "presences",
     "snapshot", "history", "error", "presence", "announcement",
-    "archived", "archive_rooms", "archive_events", "revoke", "evict",
+    "archived", "archive_rooms", "archive_events", "revoke", "evict", "access",
 })
 
 

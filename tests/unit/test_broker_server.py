@@ -872,3 +872,28 @@ def test_a_bad_evict_is_refused_and_logged_not_published(fields, peer, caplog):
         broker._flush()
     assert sock.sent == [] and published(broker) == []
     assert "evict refused" in caplog.text
+
+
+# --- access ------------------------------------------------------------------
+
+def test_an_access_change_goes_to_every_node_on_its_topic_unanswered():
+    broker = make_broker()
+    assert intake(broker, frame("access", room="team", node="node1")) == []
+    assert published(broker) == [(wire.ACCESS_TOPIC, {"room": "team", "v": 1,
+                                                      "type": "access"})]
+    assert wire.ACCESS_TOPIC in wire.CLUSTER_TOPICS         # every node subscribes to it
+
+
+@pytest.mark.parametrize("fields, peer", [
+    ({"room": "no room!", "node": "node1"}, None),
+    ({"room": "team"}, None),
+    ({"room": "team", "node": "node1"}, "node2"),
+])
+def test_a_bad_access_change_is_refused_and_logged_not_published(fields, peer, caplog):
+    broker = make_broker()
+    sock = FakeSocket()
+    with caplog.at_level("WARNING", logger="broker.handlers"):
+        broker._serve(sock, broker.intake_handlers, [PEER, frame("access", **fields)], peer)
+        broker._flush()
+    assert sock.sent == [] and published(broker) == []
+    assert "access refused" in caplog.text

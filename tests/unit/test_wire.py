@@ -29,6 +29,7 @@ BODIES = {
     "revoke": {"session": "s0123456789abcdef0123", "node": "node1"},
     "evict": {"room": "lobby", "uid": "a0123456789abcdef0123", "reason": "banned",
               "until": None, "node": "node1"},
+    "access": {"room": "lobby", "node": "node1"},
     "archived": {"node": "archiver", "rooms": {"lobby": ["e1", 3]}},
     "archive_rooms": {"rid": 2, "rooms": {"lobby": ["e1", 3, 1]}, "more": False},
     "archive_events": {"rid": 3, "room": "lobby", "epoch": "e1", "seq": 3, "events": [MESSAGE],

@@ -84,12 +84,15 @@ def build_server():
     patches.install(sio)
     from archive.reader import ArchiveReader   # its models need the apps loaded
     from archive.search import ArchiveSearch
+    from rooms.access import MembershipAccess
+    access = MembershipAccess(cache_s=settings.CHAT_ACCESS_CACHE_S)
     events = ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
                         identities=SessionIdentities(), connection_limit=sio.eio.limit,
-                        history=ArchiveReader(), search=ArchiveSearch())
+                        history=ArchiveReader(), search=ArchiveSearch(), access=access)
     manager.end_session = events.end_session   # a logout's connections (protocol/revocation.py)
     manager.evict_uid = events.evictions.evict   # a ban's, a removal's (protocol/eviction.py)
     manager.after_resync = events.evictions.resynced
+    manager.forget_access = private_rooms(events, link).changed   # a room's members changed
     metrics.watch(sio, link)
     SlowClientReaper(sio, max_queue=settings.CHAT_MAX_SEND_QUEUE,
                      half_open_timeout_s=settings.CHAT_HALF_OPEN_TIMEOUT_S).start()
@@ -98,6 +101,18 @@ def build_server():
     manager.initialize()
     _sio = sio
     return sio
+
+
+def private_rooms(events, link):
+    """The ``dm``, ``create``, ``invite`` and ``remove`` handlers on the node's events."""
+    from rooms.directory import Directory
+    from .protocol.identity import account_uid
+    from .protocol.private_rooms import PrivateRoomEvents, room_in_use
+    directory = Directory(settings.SECRET_KEY, in_use=lambda room: room_in_use(link, room),
+                          max_members=settings.CHAT_PRIVATE_ROOM_MAX_MEMBERS,
+                          rooms_per_account=settings.CHAT_PRIVATE_ROOMS_PER_ACCOUNT)
+    return PrivateRoomEvents(events, directory, lambda user_id: account_uid(settings.SECRET_KEY,
+                                                                            user_id))
 
 
 def build_app(sio, django_app):

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "accounts",
     "archive",
+    "rooms",
     "chat",
 ]
 MIDDLEWARE = [
@@ -183,6 +184,12 @@ CHAT_ALLOWED_ORIGINS = [o.strip() for o in env("CHAT_ALLOWED_ORIGINS", ",".join(
 CHAT_TRUSTED_PROXIES = [p for p in env("CHAT_TRUSTED_PROXIES", ",".join(shared.TRUSTED_PROXIES)).split(",") if p]
 CHAT_HALF_OPEN_TIMEOUT_S = float(env("CHAT_HALF_OPEN_TIMEOUT_S", shared.HALF_OPEN_TIMEOUT_S))
 CHAT_REQUEST_RATES = shared.request_rates(env("CHAT_REQUEST_RATES", ""))
+# Private rooms (rooms/directory.py, rooms/access.py): members of one room (its owner
+# included), rooms one account owns, and how long a node trusts its cached membership
+# when no change reached it (changes are pushed to every node at once).
+CHAT_PRIVATE_ROOM_MAX_MEMBERS = env_int("CHAT_PRIVATE_ROOM_MAX_MEMBERS", 100)
+CHAT_PRIVATE_ROOMS_PER_ACCOUNT = env_int("CHAT_PRIVATE_ROOMS_PER_ACCOUNT", 20)
+CHAT_ACCESS_CACHE_S = float(env("CHAT_ACCESS_CACHE_S", 60))
 CHAT_HANDSHAKE_RATE = shared.handshake_rate(env("CHAT_HANDSHAKE_RATE", ""))   # (per s, burst) or None
 # Operations: what /ops/ scrapes ("name=url,..."), how long a scrape may take, its cache.
 CHAT_OPS_TARGETS = shared.ops_targets(env("CHAT_OPS_TARGETS", shared.OPS_TARGETS))

@@ -32,6 +32,8 @@ class LinkManager(IndexedManager):
         # and read the bans again after a resync (ChatEvents.resynced); the assembly sets them.
         self.evict_uid = lambda room, uid, reason, until: 0
         self.after_resync = lambda: None
+        # who may read a room changed: the node's access rule forgets it (rooms/access.py)
+        self.forget_access = lambda room: None
 
     def initialize(self):
         """Start the link (once, before serving)."""
@@ -77,6 +79,10 @@ class LinkManager(IndexedManager):
     def resynced(self):
         """The link installed a new snapshot: evictions published meanwhile may be missed."""
         self.after_resync()
+
+    def access_changed(self, room):
+        """Who may read ``room`` changed, on this node or another."""
+        self.forget_access(room)
 
     def restart_room(self, room):
         """Disconnect this node's members of a room whose stream broke, so they

@@ -57,6 +57,9 @@ class Listener(Protocol):
         """The mirror was installed anew (at start, after the broker was away or failed
         over): what was published meanwhile (an ``evict``) may have been missed."""
 
+    def access_changed(self, room):
+        """Who may read ``room`` changed (a private room's members): forget cached answers."""
+
 
 class BrokerLink:
     """What the chat's event handlers need of the broker, and nothing else.
@@ -99,7 +102,7 @@ class BrokerLink:
         self.greenlets = []
         self.frame_handlers = {name: getattr(self, "_on_" + name) for name in
                                ("message", "heartbeat", "presence", "announcement", "revoke",
-                                "evict")}
+                                "evict", "access")}
 
     # lifecycle
 
@@ -214,6 +217,13 @@ class BrokerLink:
                                 node=self.node):
             log.warning("broker unreachable: an eviction of %s reached only this node", uid)
 
+    def access_changed(self, room):
+        """Tell every node (this one at once) that who may read ``room`` changed; sent
+        before an eviction that follows it, so no node lets the evicted back in."""
+        self.listener.access_changed(room)
+        if not self.intake.send("access", room=room, node=self.node):
+            log.warning("broker unreachable: a change of %s's members reached only this node", room)
+
     # the state machine
 
     def _read_forever(self):
@@ -314,6 +324,10 @@ class BrokerLink:
         if (isinstance(uid, str) and isinstance(reason, str) and isinstance(room, (str, type(None)))
                 and isinstance(until, (int, type(None)))):
             self.listener.evict(room, uid, reason, until)
+
+    def _on_access(self, body):
+        if isinstance(body.get("room"), str):
+            self.listener.access_changed(body["room"])
 
     def _sync(self, instance):
         """Install a full snapshot (Clone pattern): SUB is connected first, and this reader

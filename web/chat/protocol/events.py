@@ -147,6 +147,12 @@ class ChatEvents:
             raise ContractError("rate_limited", "more than %g %s requests/s (burst %d); slow down"
                                 % (bucket.rate_per_s, event, bucket.burst))
 
+    def _may_read(self, conn, room):
+        """forbidden when the connection may not see ``room`` (a private room it is not in)."""
+        if not self.access.may_read(conn.identity, room):
+            raise ContractError("forbidden", "room %s is private and you are not a member; "
+                                "its owner or staff can invite you" % room)
+
     def _announce(self, room, text):
         self.link.announce(room, text)   # the broker's announcement reaches this node too
 
@@ -172,6 +178,7 @@ class ChatEvents:
         if not self.link.wait_synced(self.sync_timeout_s):
             raise ContractError("unavailable", "the node has not reached the broker yet")
         room = req["room"]
+        self._may_read(conn, room)
         previous = conn.rooms.get(room)
         if previous is None and len(conn.rooms) >= self.limits.max_rooms:
             raise ContractError("too_many_rooms", "a connection may be in at most %d rooms"
@@ -217,6 +224,7 @@ class ChatEvents:
     def on_members(self, sid, payload):
         self._throttle(sid, "members")
         room = validation.members_request(payload)["room"]
+        self._may_read(self._connection(sid), room)
         return {"ok": True, "room": room, "members": self._members(sid, room)}
 
     def _members(self, sid, room):
@@ -232,6 +240,7 @@ class ChatEvents:
     def on_history(self, sid, payload):
         self._throttle(sid, "history")
         req = validation.history_request(payload)
+        self._may_read(self._connection(sid), req["room"])
         if req["room"] not in self._connection(sid).rooms:
             raise ContractError("not_joined", "join room %s first" % req["room"])
         view = self.link.view(req["room"])
@@ -245,8 +254,11 @@ class ChatEvents:
     def on_rooms(self, sid, payload=None):
         self._throttle(sid, "rooms")
         validation.rooms_request(payload)
+        active = self.link.active_rooms()
+        readable = set(self.access.readable(self._connection(sid).identity,
+                                            [room for room, _ in active]))
         return {"ok": True, "rooms": [{"room": room, "members": count}
-                                      for room, count in self.link.active_rooms()]}
+                                      for room, count in active if room in readable]}
 
     @_acked
     def on_message(self, sid, payload):
