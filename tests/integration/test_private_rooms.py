@@ -13,6 +13,7 @@ import pytest
 from harness.client import new_room
 from harness.cluster import process_errors, start_cluster
 
+from .test_archiver import wait_archived
 from .test_identity import PASSWORD, guest_session, logged_in
 
 MAX_MEMBERS = 4
@@ -31,6 +32,7 @@ def cluster(tmp_path_factory):
     c = start_cluster(tmp_path_factory.mktemp("private-rooms"), env=env,
                       nodes=("node1", "node2"), balancer=False)
     try:
+        c.start_archiver()      # search reads the archive
         made = c.manage("shell", "-c", (
             "from django.contrib.auth import get_user_model\n"
             "User = get_user_model()\n"
@@ -78,28 +80,41 @@ def listed(client, room):
     return room in [item["room"] for item in ack["rooms"]]
 
 
-def assert_kept_out(outsider, room):
-    """Every way the contract names refuses ``outsider`` or keeps ``room`` from it."""
+def found(client, q, room=None):
+    ack = client.call("search", {"q": q} if room is None else {"q": q, "room": room})
+    assert ack["ok"], ack
+    return [(hit["room"], hit["text"]) for hit in ack["hits"]]
+
+
+def assert_kept_out(outsider, room, secret=None):
+    """Every way the contract names refuses ``outsider`` or keeps ``room`` from it
+    (``secret``: an archived text of the room, which search must not find)."""
     refused(outsider.call("join", {"room": room, "nick": "someone"}), "forbidden")
     refused(outsider.call("history", {"room": room}), "forbidden")
     refused(outsider.call("members", {"room": room}), "forbidden")
     assert not listed(outsider, room)
+    if secret is not None:
+        assert found(outsider, secret) == []
+        refused(outsider.call("search", {"q": secret, "room": room}), "forbidden")
 
 
-def test_a_dm_is_one_room_from_either_side_and_only_its_two_members_read_it(as_user, guest):
+def test_a_dm_is_one_room_from_either_side_and_only_its_two_members_read_it(cluster, as_user, guest):
     alice, bob, carol = as_user("alice"), as_user("bob", "node2"), as_user("carol", "node2")
     started = alice.call("dm", {"to": "bob"})
     assert started["ok"] and started["with"] == "bob", started
     room = started["room"]
     assert bob.call("dm", {"to": "ALICE"})["room"] == room     # any spelling login accepts
     assert alice.join(room, nick=False)["ok"] and bob.join(room, nick=False)["ok"]
-    assert alice.send(room, "just us")["ok"]
+    sent = alice.send(room, "just us quietly")
+    assert sent["ok"]
     bob.wait_messages(room, 1)
     bob.wait_presence(room, ["alice", "bob"])      # now in every node's list of rooms
     assert listed(alice, room) and listed(bob, room)
-    assert_kept_out(carol, room)
-    assert_kept_out(guest, room)
-    assert bob.call("history", {"room": room})["messages"][0]["text"] == "just us"
+    wait_archived(cluster, room, [(sent["seq"], "just us quietly")])
+    assert found(bob, "quietly") == [(room, "just us quietly")]
+    assert_kept_out(carol, room, "quietly")
+    assert_kept_out(guest, room, "quietly")
+    assert bob.call("history", {"room": room})["messages"][0]["text"] == "just us quietly"
     mine = alice.call("private_rooms", {})
     assert {"room": room, "direct": True, "with": "bob", "owner": None,
             "members": ["alice", "bob"]} in mine["rooms"], mine
