@@ -14,6 +14,8 @@
 
 import { Conversation } from "./conversation.js";
 import { Outbox } from "./outbox.js";
+import { ScrollBack } from "./scrollback.js";
+import { SearchBox } from "./search.js";
 import { nickHue, nickProblem, rememberedNick, rememberNick, setFieldError } from "./names.js";
 
 const JOIN_TIMEOUT_MS = 10000;   // no answer by then: the join is sent again
@@ -21,6 +23,8 @@ const JOIN_RETRY_MS = 1000;      // after "unavailable" (the node is still synci
 const SEND_TIMEOUT_MS = 12000;   // the node answers "unavailable" after 5 s; later means lost
 const MEMBERS_TIMEOUT_MS = 5000;
 const REFUSED_RETRY_MS = 3000;   // a node refused the connection (full): ask again, maybe elsewhere
+const HISTORY_TIMEOUT_MS = 8000;
+const FOUND_MS = 2500;           // how long a message jumped to stays highlighted
 
 const State = {
   IDLE: "idle", CONNECTING: "connecting", JOINING: "joining", LIVE: "live",
@@ -57,6 +61,11 @@ class RoomPage {
       reconnectionDelay: 500,      // a node restart should cost people about a second
       reconnectionDelayMax: 4000,
     });
+    this.scrollBack = new ScrollBack($("messages"), this.conversation, (payload) =>
+      (this.state === State.LIVE
+        ? this.socket.timeout(HISTORY_TIMEOUT_MS).emitWithAck("history", payload) : null), room);
+    this.search = new SearchBox(this.socket, room, (seq) => this.jumpTo(seq));
+    this.jumpAfterJoin = /^#seq=\d+$/.test(location.hash) ? Number(location.hash.slice(5)) : null;
     this.setState(State.IDLE);
     this.bindSocket();
     this.bindForms();
@@ -88,6 +97,17 @@ class RoomPage {
     text.placeholder = state === State.IDLE ? "Choose a nickname first"
       : "Message #" + room;
     $("join").textContent = this.nick && state !== State.IDLE ? "Change" : "Join";
+  }
+
+  /** Show message ``seq``, loading older pages until it is there; resolves whether it is. */
+  jumpTo(seq) {
+    return this.scrollBack.reach(seq).then((item) => {
+      if (!item) return false;
+      item.scrollIntoView({ block: "center" });
+      item.classList.add("found");
+      setTimeout(() => item.classList.remove("found"), FOUND_MS);
+      return true;
+    });
   }
 
   isOwn(m) {
@@ -182,6 +202,11 @@ class RoomPage {
           + " shown above." : "."));
     }
     this.conversation.scrollToEnd();
+    this.scrollBack.joined(ack, gap);
+    if (this.jumpAfterJoin !== null) {   // opened from another room's search hit
+      this.jumpTo(this.jumpAfterJoin);
+      this.jumpAfterJoin = null;
+    }
     this.refreshMembers();
     for (const item of this.outbox.unsent()) this.send(item);
     if (this.wantedNick !== this.nick && !rename) this.sendJoin({ rename: true });
