@@ -235,7 +235,17 @@ REQUEST_RATES = {
     # own rooms on load and after each change; each costs database writes
     "dm": (0.5, 10), "create": (0.2, 5), "invite": (1.0, 10), "remove": (1.0, 10),
     "private_rooms": (1.0, 10),
+    "ban": (1.0, 10),          # a moderator clearing out a raid bans a handful at once
+    "report": (0.2, 5),        # a few reports in a row, then one per 5 s: no flooding staff
 }
+
+# Moderation (PROTOCOL.md "People"): a report's reason is a sentence or two, and a ban's
+# `minutes` at most a year (longer is "for good": no `minutes`).
+REPORT_REASON_MAX = 500
+BAN_MINUTES_MAX = 525_600
+# uids whose bans a node keeps in memory (the message path asks it, never the database);
+# the least recently used are read again at their next join.
+BAN_CACHE_UIDS = 10_000
 
 
 def own_origins(balancer_port=BALANCER_PORT, tls_port=BALANCER_TLS_PORT):

@@ -80,15 +80,19 @@ def build_server():
     limits = Limits(rate_per_s=settings.CHAT_RATE_PER_S, rate_burst=settings.CHAT_RATE_BURST,
                     max_payload_bytes=settings.CHAT_MAX_PAYLOAD_BYTES,
                     max_rooms=settings.CHAT_MAX_ROOMS_PER_CONNECTION,
+                    report_reason_max=settings.CHAT_REPORT_REASON_MAX,
+                    ban_minutes_max=settings.CHAT_BAN_MAX_MINUTES,
                     request_rates=settings.CHAT_REQUEST_RATES)
     patches.install(sio)
     from archive.reader import ArchiveReader   # its models need the apps loaded
     from archive.search import ArchiveSearch
+    from moderation.store import DatabaseModeration
     from rooms.access import MembershipAccess
     access = MembershipAccess(cache_s=settings.CHAT_ACCESS_CACHE_S)
     events = ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
                         identities=SessionIdentities(), connection_limit=sio.eio.limit,
-                        history=ArchiveReader(), search=ArchiveSearch(), access=access)
+                        history=ArchiveReader(), search=ArchiveSearch(), access=access,
+                        moderation=DatabaseModeration())
     manager.end_session = events.end_session   # a logout's connections (protocol/revocation.py)
     manager.evict_uid = events.evictions.evict   # a ban's, a removal's (protocol/eviction.py)
     manager.after_resync = events.evictions.resynced

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "archive",
     "rooms",
     "chat",
+    "moderation",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -190,6 +191,9 @@ CHAT_REQUEST_RATES = shared.request_rates(env("CHAT_REQUEST_RATES", ""))
 CHAT_PRIVATE_ROOM_MAX_MEMBERS = env_int("CHAT_PRIVATE_ROOM_MAX_MEMBERS", 100)
 CHAT_PRIVATE_ROOMS_PER_ACCOUNT = env_int("CHAT_PRIVATE_ROOMS_PER_ACCOUNT", 20)
 CHAT_ACCESS_CACHE_S = float(env("CHAT_ACCESS_CACHE_S", 60))
+# Moderation (chat/protocol/moderation.py): a report's reason in characters, a ban's minutes.
+CHAT_REPORT_REASON_MAX = env_int("CHAT_REPORT_REASON_MAX", shared.REPORT_REASON_MAX)
+CHAT_BAN_MAX_MINUTES = env_int("CHAT_BAN_MAX_MINUTES", shared.BAN_MINUTES_MAX)
 CHAT_HANDSHAKE_RATE = shared.handshake_rate(env("CHAT_HANDSHAKE_RATE", ""))   # (per s, burst) or None
 # Operations: what /ops/ scrapes ("name=url,..."), how long a scrape may take, its cache.
 CHAT_OPS_TARGETS = shared.ops_targets(env("CHAT_OPS_TARGETS", shared.OPS_TARGETS))

@@ -13,6 +13,7 @@ from . import validation
 from .acks import acked as _acked
 from .access import PublicRooms
 from .eviction import Evictions
+from .moderation import Moderation
 from .history import HistoryUnavailable, MirrorPages
 from .identity import GuestIdentities
 from .ratelimit import TokenBucket
@@ -29,6 +30,8 @@ class Limits:
     rate_burst: int = config.RATE_BURST                # messages allowed in a burst
     max_payload_bytes: int = config.MAX_PAYLOAD_BYTES  # a 2000-char text with escapes fits
     max_rooms: int = config.MAX_ROOMS_PER_CONNECTION   # rooms one connection may be in
+    report_reason_max: int = config.REPORT_REASON_MAX  # a report's reason, in characters
+    ban_minutes_max: int = config.BAN_MINUTES_MAX      # a ban's minutes (longer: for good)
     # join, leave, rooms, members: event -> (per second, burst), one bucket each per connection
     request_rates: dict = field(default_factory=lambda: dict(config.REQUEST_RATES))
 
@@ -63,10 +66,13 @@ class ChatEvents:
         by default every room is public and staff moderate.
     :param search: answers ``search`` (chat/protocol/search.py): the archive's
         :class:`~archive.search.ArchiveSearch` on a node; by default an empty one.
+    :param moderation: bans, reports and the moderator log in the database
+        (:class:`~moderation.store.DatabaseModeration` on a node); by default in memory.
     """
 
     def __init__(self, sio, link, limits=Limits(), sync_timeout_s=5.0, identities=None,
-                 connection_limit=None, history=None, access=None, search=None):
+                 connection_limit=None, history=None, access=None, search=None,
+                 moderation=None):
         self.sio = sio
         self.link = link
         self.limits = limits
@@ -78,6 +84,8 @@ class ChatEvents:
         self.connections = {}   # sid -> Connection
         self.by_session = {}    # an account's session_ref -> its sids here (end_session)
         self.evictions = Evictions(self)   # a uid's connections leaving a room (ban, removal)
+        self.moderation = Moderation(self, moderation, limits.report_reason_max,
+                                     limits.ban_minutes_max)   # ban, report, the ban checks
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("join", self.on_join)
@@ -183,6 +191,7 @@ class ChatEvents:
         if previous is None and len(conn.rooms) >= self.limits.max_rooms:
             raise ContractError("too_many_rooms", "a connection may be in at most %d rooms"
                                 % self.limits.max_rooms)
+        self.moderation.check_join(conn.identity, room)
         try:
             self.link.follow(room)
         except BrokerUnavailable:
@@ -191,6 +200,11 @@ class ChatEvents:
         if sid not in self.connections:   # disconnected while we fetched
             self.link.release(room)
             raise ContractError("not_joined", "connection is closing")
+        try:
+            self.moderation.check(conn.identity, room)   # a ban heard while we fetched
+        except ContractError:
+            self.link.release(room)
+            raise
         conn.rooms[room] = req["nick"]
         self.sio.enter_room(sid, room)
         self.link.member_joined(room, req["nick"])
@@ -265,6 +279,7 @@ class ChatEvents:
         arrived = time.perf_counter()
         req = validation.message_request(payload)
         conn = self._connection(sid)
+        self.moderation.check(conn.identity, req["room"])
         nick = conn.rooms.get(req["room"])
         if nick is None:
             raise ContractError("not_joined", "join room %s first" % req["room"])

@@ -32,10 +32,13 @@ class Evictions:
     def __init__(self, events):
         self.events = events
         self.rechecks = []   # callables run (in a greenlet) after each resync
+        self.watchers = []   # callables told of every eviction first (moderation's ban book)
 
     def evict(self, room, uid, reason, until=None):
         """``uid``'s connections here leave ``room`` (None: every room); returns how many
         (connection, room) pairs were left."""
+        for watcher in self.watchers:
+            watcher(room, uid, reason, until)
         events = self.events
         left = 0
         for sid, conn in list(events.connections.items()):
@@ -50,6 +53,10 @@ class Evictions:
                 else:
                     events.sio.emit("evicted", {"room": name, "reason": reason}, to=sid)
         return left
+
+    def watch(self, watcher):
+        """Call ``watcher(room, uid, reason, until)`` with every eviction, before it is applied."""
+        self.watchers.append(watcher)
 
     def on_resync(self, recheck):
         """Run ``recheck()`` after every resync of the link: evictions published while the
