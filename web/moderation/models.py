@@ -7,8 +7,14 @@ keeps who wrote it, not its text: the archive holds the text, and a deleted mess
 is gone everywhere.
 """
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+
+from chatstream import rules
+
+_room = RegexValidator(r"\A(?:%s)\Z" % rules.ROOM_RE.pattern, "1-64 characters of A-Z a-z 0-9 _ -")
+_uid = RegexValidator(r"\A(?:%s)\Z" % rules.UID_RE.pattern, "a, g or c and 20 hex digits (a message's uid)")
 
 
 class BanQuerySet(models.QuerySet):
@@ -20,9 +26,10 @@ class BanQuerySet(models.QuerySet):
 
 class Ban(models.Model):
     """``uid`` may not join or write in ``room`` (empty: any room) until ``until`` (null: for good)."""
-    room = models.CharField(max_length=64, blank=True,
+    room = models.CharField(max_length=64, blank=True, validators=[_room],
                             help_text="Empty: every room (a cluster-wide ban).")
-    uid = models.CharField(max_length=32, help_text="The banned uid (PROTOCOL.md, Identity).")
+    uid = models.CharField(max_length=32, validators=[_uid],
+                           help_text="The banned uid (PROTOCOL.md, Identity).")
     nick = models.CharField(max_length=64, blank=True, help_text="The name it was seen with.")
     until = models.DateTimeField(null=True, blank=True, help_text="Empty: for good.")
     by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
@@ -35,6 +42,9 @@ class Ban(models.Model):
     class Meta:
         indexes = [models.Index(fields=["uid", "room"], name="moderation_ban_uid_room")]
         ordering = ["-created"]
+
+    def active(self, now=None):
+        return self.until is None or self.until > (now or timezone.now())
 
     @property
     def until_ms(self):

@@ -49,9 +49,11 @@ def staff_only(view):
 
 @staff_only
 def page(request):
+    from moderation.actions import open_reports   # the moderation app's, listed for staff
     return render(request, "chat/ops.html", {"node": settings.CHAT_NODE_NAME,
                                              "account": request.user.get_username(),
-                                             "period_ms": int(PERIOD_S * 1000)})
+                                             "period_ms": int(PERIOD_S * 1000),
+                                             "reports": open_reports()})
 
 
 @staff_only
