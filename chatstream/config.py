@@ -299,10 +299,11 @@ BROKER_METRICS_PORT = 5558
 ARCHIVER_METRICS_PORT = 5560
 
 # What /ops/ and scripts/status scrape, "name=url" by comma: the default cluster
-# of scripts/run (supervisord.conf).  A name starting with "broker" is a broker.
+# of scripts/run (supervisord.conf).  A name starting with "broker" is a broker, one
+# starting with "archiver" the archiver (its lag on /ops/).
 OPS_TARGETS = ("node1=http://127.0.0.1:8001,node2=http://127.0.0.1:8002,"
                "node3=http://127.0.0.1:8003,broker=http://127.0.0.1:5558,"
-               "broker2=http://127.0.0.1:5568")
+               "broker2=http://127.0.0.1:5568,archiver=http://127.0.0.1:%d" % ARCHIVER_METRICS_PORT)
 # The nodes the balancer serves, written by scripts/node (chatstream/discovery.py) and
 # read by Prometheus, /ops/ and scripts/status beside OPS_TARGETS.  Relative to the
 # repository (Prometheus finds it from deploy/prometheus.yml: ../var/targets/).

@@ -218,9 +218,12 @@ class Cluster:
         return "http://%s:%d" % (self.address("broker"), self.metrics_port)
 
     def ops_targets(self):
-        """CHAT_OPS_TARGETS for this cluster: every node started so far and the broker."""
+        """CHAT_OPS_TARGETS for this cluster: every node started so far, the broker, and
+        the archiver once started."""
+        archiver = (["archiver=http://%s:%d" % (self.address("archiver"), self.archiver_metrics_port)]
+                    if self.archiver is not None else [])
         return ",".join(["%s=%s" % (name, self.url(name)) for name in sorted(self.nodes)]
-                        + ["broker=" + self.broker_metrics_url])
+                        + ["broker=" + self.broker_metrics_url] + archiver)
 
     @property
     def balancer_url(self):

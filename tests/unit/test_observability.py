@@ -59,3 +59,29 @@ def test_the_sampler_turns_counters_into_rates_and_marks_unreachable_targets_dow
     assert node1["accepted_per_s"] == 15.0 and node1["deliveries_per_s"] == 30.0
     assert sample["totals"]["nodes_up"] == 1 and sample["totals"]["down"] == ["node2"]
     assert sample["totals"]["connections"] == 2 and len(sample["history"]) == 2
+
+
+def test_the_archivers_lag_is_read_from_its_metrics_and_shown_in_the_totals(monkeypatch):
+    import io
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from archive.metrics import ArchiverCollector
+    archiver = SimpleNamespace(archived=12, lag_events=7, lag_s=lambda: 1.25,
+                               streams=SimpleNamespace(lost=0))
+    registry = CollectorRegistry()
+    registry.register(ArchiverCollector(archiver))
+    text = generate_latest(registry)
+    monkeypatch.setattr(scrape.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(text))
+    figures = scrape.read_target("archiver", "http://a")
+    assert (figures["kind"], figures["archive_lag_events"], figures["archive_lag_s"]) == (
+        "archiver", 7.0, 1.25)
+    sampler = scrape.ClusterSampler([("archiver", "http://a")], cache_s=0)
+    totals = sampler.sample()["totals"]
+    assert (totals["archive_lag_events"], totals["archive_lag_s"]) == (7, 1.25)
+    assert totals["nodes"] == 0 and totals["down"] == []
+    monkeypatch.setattr(scrape.urllib.request, "urlopen", lambda url, timeout: (_ for _ in ()).throw(
+        OSError("refused")))
+    totals = scrape.ClusterSampler([("archiver", "http://a")], cache_s=0).sample()["totals"]
+    assert totals["archive_lag_events"] is None and totals["down"] == ["archiver"]

@@ -24,14 +24,18 @@ COUNTERS = {"accepted": "chat_messages_accepted_total", "deliveries": "chat_deli
             "duplicates": "chat_broker_duplicates_total"}
 GAUGES = {"rooms": "chat_rooms_local", "link_up": "chat_link_up",
           "heartbeat_age_s": "chat_heartbeat_age_seconds", "nodes": "chat_broker_nodes",
-          "rooms_in_memory": "chat_broker_rooms_in_memory"}
+          "rooms_in_memory": "chat_broker_rooms_in_memory",
+          "archive_lag_events": "chat_archive_lag_events",
+          "archive_lag_s": "chat_archive_lag_seconds"}
+# A target's kind by its name's start (CHAT_OPS_TARGETS); any other name is a node.
+KINDS = ("broker", "archiver")
 HISTORY_POINTS = 60        # the sparkline: one point per sample, about a minute
 P99_WINDOW_S = 10.0        # the ack p99 covers about the last 10 s
 
 
 def read_target(name, url, timeout_s=config.OPS_SCRAPE_TIMEOUT_S):
     """One target's figures: {name, kind, up, error, counters..., gauges..., buckets}."""
-    figures = {"name": name, "kind": "broker" if name.startswith("broker") else "node",
+    figures = {"name": name, "kind": next((k for k in KINDS if name.startswith(k)), "node"),
                "url": url, "up": False, "error": None}
     try:
         with urllib.request.urlopen(url + "/metrics", timeout=timeout_s) as answer:
@@ -143,10 +147,21 @@ class ClusterSampler:
                   "ack_p99_ms": None if p99 is None else round(p99 * 1000, 2),
                   "rooms": max([r.get("rooms_in_memory", 0) for r in rows if r["kind"] == "broker"] or [0]),
                   "nodes_up": sum(1 for r in nodes if r["state"] == "up"), "nodes": len(nodes),
+                  **_archive_lag(rows),
                   "down": sorted(r["name"] for r in rows if r["state"] != "up")}
         self.history.append((totals["messages_per_s"], totals["deliveries_per_s"]))
         return {"time": time.time(), "targets": rows, "totals": totals,
                 "history": list(self.history)}
+
+
+def _archive_lag(rows):
+    """The archive's lag (events, seconds): the largest an archiver reports; None when
+    no archiver answers."""
+    archivers = [r for r in rows if r["kind"] == "archiver" and r["up"]]
+    if not archivers:
+        return {"archive_lag_events": None, "archive_lag_s": None}
+    return {"archive_lag_events": int(max(r.get("archive_lag_events", 0) for r in archivers)),
+            "archive_lag_s": round(max(r.get("archive_lag_s", 0.0) for r in archivers), 2)}
 
 
 def _state(figures):

@@ -47,6 +47,11 @@ def describe(row, timeout_s):
         return True, "%-8s broker  up    %s, %d nodes, %d rooms in memory, %.1f sequenced/s" % (
             row["name"], row.get("role", "?"), row.get("nodes", 0), row.get("rooms_in_memory", 0),
             row["sequenced_per_s"])
+    if row["kind"] == "archiver":
+        if not row["up"]:
+            return False, "%-8s archive DOWN  (%s)" % (row["name"], row["error"])
+        return True, "%-8s archive up    lag %d events, %.1f s" % (
+            row["name"], row.get("archive_lag_events", 0), row.get("archive_lag_s", 0.0))
     status = health(row["url"], timeout_s)
     if not row["up"]:
         return False, "%-8s node    DOWN  (%s; /healthz %s)" % (row["name"], row["error"], status)

@@ -32,6 +32,8 @@ function render(sample) {
   document.getElementById("messages-rate").textContent = t.messages_per_s;
   document.getElementById("deliveries-rate").textContent = t.deliveries_per_s;
   document.getElementById("ack-p99").textContent = fmt(t.ack_p99_ms, " ms");
+  document.getElementById("archive-lag").textContent = t.archive_lag_events === null ? "–"
+    : `${t.archive_lag_events} events · ${t.archive_lag_s} s`;
   spark("messages-spark", sample.history.map((h) => h[0]));
   spark("deliveries-spark", sample.history.map((h) => h[1]));
   const rows = sample.targets.map((r) => {
@@ -52,6 +54,13 @@ function render(sample) {
       cell(tr, r.up ? r.deliveries_per_s : "–");
       cell(tr, fmt(r.ack_p99_ms, " ms"));
       cell(tr, r.up ? `${r.link || "?"}, heard ${fmt(r.heartbeat_age_s && r.heartbeat_age_s.toFixed(1), " s")} ago` : "–");
+    } else if (r.kind === "archiver") {
+      cell(tr, "");
+      cell(tr, "");
+      cell(tr, r.up ? `lag ${fmt(r.archive_lag_events)} events, ${fmt(r.archive_lag_s, " s")}` : "–");
+      cell(tr, "");
+      cell(tr, "");
+      cell(tr, "");
     } else {
       cell(tr, r.up ? `${fmt(r.nodes)} nodes` : "–");
       cell(tr, fmt(r.rooms_in_memory));
