@@ -2,6 +2,7 @@
 // counts (the `rooms` request, asked again every few seconds), and a form to enter a room.
 
 import { nickProblem, rememberedNick, rememberNick, roomProblem, setFieldError } from "./names.js";
+import { startPeople } from "./people.js";
 
 const ROOMS_REFRESH_MS = 3000;   // a lobby a few seconds behind is fresh enough, and cheap
 const ROOMS_TIMEOUT_MS = 5000;
@@ -113,6 +114,7 @@ socket.on("connect_error", (err) => {
   }
 });
 setInterval(refreshRooms, ROOMS_REFRESH_MS);
+if (account) startPeople(socket);   // direct conversations and private rooms
 document.addEventListener("visibilitychange", refreshRooms);
 // following a room link carries the nickname typed so far
 $("rooms").addEventListener("click", () => remember(nickInput.value.trim()));

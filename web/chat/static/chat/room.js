@@ -158,10 +158,22 @@ class RoomPage {
       }
       return;
     }
+    if (ack.error === "forbidden") {   // a private room or direct conversation of others
+      this.shutOut(ack.detail || "This room is private.");
+      return;
+    }
     // unavailable (node still syncing), timeout, internal: ask again shortly
     setTimeout(() => {
       if (this.socket.connected && (this.state === State.JOINING || rename)) this.sendJoin({ rename });
     }, JOIN_RETRY_MS);
+  }
+
+  /** Out of the room for good (not a member, removed): say why, stop reconnecting. */
+  shutOut(why) {
+    this.joinBuffer = null;
+    this.setState(State.IDLE);
+    this.socket.disconnect();
+    this.conversation.addNotice(why, "warning");
   }
 
   joined(ack, rename) {
@@ -246,6 +258,9 @@ class RoomPage {
       if (reason === "io server disconnect") s.connect();
     });
     s.on("message", (m) => this.onMessage(m));
+    s.on("evicted", (e) => {
+      if (e.room === room) this.shutOut("You were removed from this room.");
+    });
     s.on("announcement", (a) => {
       if (a.room !== room) return;
       if (this.joinBuffer) this.joinBuffer.push(["announcement", a]);

@@ -1,0 +1,60 @@
+"""Direct conversations in Chromium: two logged-in people start one from the lobby by
+username and talk in it; a third account is shut out of its page; an unknown username is
+said so in the lobby."""
+import re
+
+from playwright.sync_api import expect
+
+from .chat_page import ChatPage
+
+PASSWORD = "browser-horse-battery-7"
+
+
+def accounts(cluster, *names):
+    made = cluster.manage("shell", "-c", (
+        "from django.contrib.auth import get_user_model\n"
+        "for name in %r:\n"
+        "    get_user_model().objects.create_user(name, password=%r)\n") % (names, PASSWORD))
+    assert made.returncode == 0, made.stdout + made.stderr
+
+
+def logged_in_lobby(contexts, base, username):
+    page = contexts().new_page()
+    page.goto(base + "/accounts/login/?next=/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("#whoami")).to_have_text(username)
+    return page
+
+
+def test_a_dm_between_two_logged_in_people_started_from_the_lobby(cluster, contexts):
+    base = cluster.balancer_url
+    accounts(cluster, "alma", "boris", "cyril")
+    alma = logged_in_lobby(contexts, base, "alma")
+    alma.fill("#dm-to", "nobody-here")
+    alma.click("#dm-start")
+    expect(alma.locator("#dm-error")).to_contain_text("no account")
+    alma.fill("#dm-to", "BORIS")                               # any spelling login accepts
+    alma.click("#dm-start")
+    expect(alma).to_have_url(re.compile(r"/r/dm-[0-9a-f]+/$"))
+    room = alma.url.rstrip("/").rsplit("/", 1)[1]
+    alma_chat = ChatPage(alma, room)
+    alma_chat.expect_connected()
+
+    boris = logged_in_lobby(contexts, base, "boris")
+    entry = boris.locator('#private-rooms a[data-room="%s"]' % room)
+    expect(entry).to_contain_text("@alma")
+    entry.click()
+    boris_chat = ChatPage(boris, room)
+    boris_chat.expect_connected()
+    boris_chat.send("just between us")
+    alma_chat.expect_texts(["just between us"])
+    alma_chat.send("indeed")
+    boris_chat.expect_texts(["just between us", "indeed"])
+
+    cyril = logged_in_lobby(contexts, base, "cyril")
+    expect(cyril.locator("#private-rooms-empty")).to_be_visible()
+    cyril.goto("%s/r/%s/" % (base, room))
+    expect(cyril.locator("#messages .notice")).to_contain_text("private")
+    expect(cyril.locator("#messages [data-seq]")).to_have_count(0)

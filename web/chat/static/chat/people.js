@@ -1,0 +1,71 @@
+// The lobby's direct conversations and private rooms, for accounts: the account's own
+// list (`private_rooms`) and a form that starts a direct conversation by username (`dm`),
+// which opens its room page.
+
+import { setFieldError } from "./names.js";
+
+const REQUEST_TIMEOUT_MS = 5000;
+
+const $ = (id) => document.getElementById(id);
+
+function roomUrl(room) {
+  return "/r/" + encodeURIComponent(room) + "/";
+}
+
+function render(rooms) {
+  const list = $("private-rooms");
+  list.textContent = "";
+  for (const { room, direct, with: other, members } of rooms) {
+    const link = document.createElement("a");
+    link.href = roomUrl(room);
+    link.dataset.room = room;
+    link.dataset.direct = String(direct);
+    const name = document.createElement("span");
+    name.className = "room-name";
+    name.textContent = direct ? "@" + other : "#" + room;   // text, never HTML
+    const about = document.createElement("span");
+    about.className = "count";
+    about.textContent = direct ? "direct" : "private · " + members.length
+      + (members.length === 1 ? " member" : " members");
+    link.append(name, about);
+    const item = document.createElement("li");
+    item.append(link);
+    list.append(item);
+  }
+  $("private-rooms-empty").hidden = rooms.length > 0;
+}
+
+export function startPeople(socket) {
+  const input = $("dm-to");
+  const error = $("dm-error");
+  const button = $("dm-start");
+
+  function load() {
+    socket.timeout(REQUEST_TIMEOUT_MS).emit("private_rooms", {}, (err, ack) => {
+      if (!err && ack.ok) render(ack.rooms);
+    });
+  }
+  socket.on("connect", load);
+  if (socket.connected) load();
+
+  $("dm-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const to = input.value.trim();
+    if (!to) {
+      setFieldError(input, error, "Type the username of the person to talk with.");
+      input.focus();
+      return;
+    }
+    button.disabled = true;
+    socket.timeout(REQUEST_TIMEOUT_MS).emit("dm", { to }, (err, ack) => {
+      button.disabled = false;
+      if (err || !ack.ok) {
+        setFieldError(input, error, err ? "The server did not answer; try again." : ack.detail);
+        input.focus();
+        return;
+      }
+      location.href = roomUrl(ack.room);
+    });
+  });
+  input.addEventListener("input", () => { if (!error.hidden) setFieldError(input, error, ""); });
+}
