@@ -10,7 +10,9 @@ None), queueing what it publishes in the outbox; a refusal is a
 :class:`RequestError`.  With CURVE, ``peer`` is the name of the node whose
 key the request came with (broker/keys.py binds each authorised key to one
 node name): a request that names another node (publish, presence, goodbye,
-announce, revoke, evict) is refused.
+announce, revoke, evict) is refused, and so is a room event whose author (uid and nick)
+is not one of the connections that node registered in that room
+(:meth:`IntakeHandlers.own_member`).
 """
 import functools
 import itertools
@@ -40,7 +42,17 @@ _node_name = functools.lru_cache(maxsize=256)(rules.node_name)
 
 
 class RequestError(Exception):
-    """A request the broker refuses; becomes an ``error`` reply."""
+    """A request the broker refuses; becomes an ``error`` reply with ``code``
+    (logged by the server unless ``logged``: the handler has, rate limited)."""
+    code = "bad_request"
+    logged = False
+
+
+class NotMember(RequestError):
+    """A room event from a uid that is not one of its node's registered connections
+    in that room: the node registers (a presence report) and sends it again."""
+    code = "not_member"
+    logged = True
 
 
 def _ruled(rule, value):
@@ -79,6 +91,8 @@ class IntakeHandlers:
         self.outbox = outbox
         self.pair = pair
         self.refusals = RefusalLog()
+        self.strangers = RefusalLog()    # uids a node never registered in the room: suspicious
+        self.unregistered = RefusalLog(level=logging.INFO)   # a node not re-registered yet
         self.by_type = {"publish": self.on_publish, "announce": self.on_announce,
                         "presence": self.on_presence, "revoke": self.on_revoke,
                         "evict": self.on_evict, "access": self.on_access,
@@ -95,8 +109,10 @@ class IntakeHandlers:
         if cid is not None:
             _ruled(rules.cid, cid)
         uid = _field(body, "uid", str, optional=True)
-        message, duplicate = self.sequencer.sequence(
-            room, nick, text, node, cid, uid if uid is None else _ruled(rules.uid, uid))
+        if uid is not None:
+            _ruled(rules.uid, uid)
+        self.own_member(peer, node, room, uid, nick)
+        message, duplicate = self.sequencer.sequence(room, nick, text, node, cid, uid)
         if duplicate:
             metrics.DUPLICATES.inc()
         else:
@@ -193,20 +209,31 @@ class IntakeHandlers:
         if len(rooms) > cfg.presence_max_rooms:
             raise RequestError("presence of %d rooms; a report holds at most %d"
                                % (len(rooms), cfg.presence_max_rooms))
-        held = self.presence.rooms_of(node)   # names and nicks checked when first reported
-        for room, nicks in rooms.items():
+        # names, nicks and uids are checked when first reported
+        held, speaking = self.presence.rooms_of(node), self.presence.speakers_of(node)
+        for room, members in rooms.items():
             known = held.get(room)
             if known is None:
                 _ruled(rules.room, room)
                 known = frozenset()
-            if not isinstance(nicks, list):
-                raise RequestError("presence of room %r is not a list of nicks" % room)
-            if len(nicks) > cfg.presence_max_nicks:
+            if not isinstance(members, list):
+                raise RequestError("presence of room %r is not a list of members" % room)
+            if len(members) > cfg.presence_max_nicks:
                 raise RequestError("presence of %d nicks in room %s; at most %d per room"
-                                   % (len(nicks), room, cfg.presence_max_nicks))
-            for nick in nicks:
+                                   % (len(members), room, cfg.presence_max_nicks))
+            uids = speaking.get(room, ())
+            for member in members:
+                if member.__class__ is str:
+                    nick, uid = member, None
+                elif isinstance(member, list) and len(member) == 2:
+                    nick, uid = member
+                else:
+                    raise RequestError("presence of room %r: a member is [nick, uid] or a nick"
+                                       % room)
                 if nick not in known:
                     _ruled(rules.clean_nick, nick)
+                if uid is not None and uid not in uids:
+                    _ruled(rules.uid, uid)
         part = _field(body, "part", int, optional=True) or 0
         try:
             rooms = self.reports.add(node, rooms, part, body.get("more") is True)
@@ -224,6 +251,27 @@ class IntakeHandlers:
         except PresenceFull as exc:
             raise RequestError("presence from new node %r refused: %s" % (node, exc)) from None
         return None
+
+    def own_member(self, peer, node, room, uid, nick=None):
+        """Refuse (:class:`NotMember`) a room event -- a message, an edit, a delete --
+        unless ``uid`` (under ``nick``, when given) is one of the connections ``node``
+        registered in ``room`` (its presence reports, sent before the connection's
+        first event on the same socket).  So a node's key acts only as that node's
+        own connections can.  Plain sockets (``peer`` None) carry no name to bind."""
+        if peer is None:
+            return
+        known = self.presence.speaker(node, room, uid, nick)
+        if known:
+            return
+        metrics.NOT_MEMBER.inc()
+        if known is None:
+            self.unregistered.note("node %s has not registered its members here yet "
+                                   "(it does, then resends): room event in %s refused", node, room)
+        else:
+            self.strangers.note("node %s: a room event in %s as uid %s (nick %r) refused: not "
+                                "one of the connections it registered there", node, room, uid, nick)
+        raise NotMember("not_member: uid %s%s is not one of node %s's connections in room %s"
+                        % (uid, "" if nick is None else " as %r" % nick, node, room))
 
     def _own_node(self, node, peer):
         """``node``, when the request's CURVE ``User-Id`` (the name its key was
@@ -322,9 +370,11 @@ class RefusalLog:
     ``interval_s`` with the count of those not logged: a node sending bad ones
     in a loop cannot flood the log."""
 
-    def __init__(self, interval_s=REFUSAL_LOG_INTERVAL_S, clock=time.monotonic):
+    def __init__(self, interval_s=REFUSAL_LOG_INTERVAL_S, clock=time.monotonic,
+                 level=logging.WARNING):
         self.interval_s = interval_s
         self.clock = clock
+        self.level = level
         self.next_at = float("-inf")
         self.suppressed = 0
 
@@ -336,7 +386,7 @@ class RefusalLog:
         if self.suppressed:
             message += " (and %d more refused since the last warning)"
             args += (self.suppressed,)
-        log.warning(message, *args)
+        log.log(self.level, message, *args)
         self.next_at = now + self.interval_s
         self.suppressed = 0
 

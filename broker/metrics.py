@@ -37,6 +37,10 @@ DUPLICATES = Counter("chat_broker_duplicates", "Messages resent with a cid alrea
 ANNOUNCES_REFUSED = Counter("chat_broker_announces_refused",
                             "Announcements from nodes refused (bad room, text or node)",
                             registry=REGISTRY)
+NOT_MEMBER = Counter("chat_broker_not_member",
+                     "Room events refused: the author is not one of its node's registered "
+                     "connections in the room (or the node has not re-registered yet)",
+                     registry=REGISTRY)
 COMMIT_SECONDS = Histogram(
     "chat_broker_commit_seconds", "Store commit latency per batch", registry=REGISTRY,
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))

@@ -7,13 +7,21 @@ off) has its members removed, and the rooms hear who left.
 
 Indexed both ways (node -> room -> nicks for reports and expiry, room -> node
 -> nicks for lists), so a room's list costs the members of that room, not a
-walk over every node.  Changes are not published one by one: a report marks
+walk over every node.
+
+A report names each member connection as ``[nick, uid]`` (a bare nick: a
+member without a uid, from a node before uids), and the registry keeps, per node
+and room, which uids speak under which nicks: the broker sequences a room event
+only from a uid its node registered there (:meth:`PresenceRegistry.speaker`).  Changes are not published one by one: a report marks
 the rooms it changed dirty, and :meth:`PresenceRegistry.take_changes` (called
 by the broker at most once per ``CHAT_PRESENCE_INTERVAL_MS``) gives each dirty
 room's list once, only if it differs from the list last given.
 """
 from chatstream import config
 from chatstream.clock import now_ms
+
+
+_NOBODY = {}   # a room where a node registered no one
 
 
 class PresenceFull(Exception):
@@ -33,7 +41,9 @@ class PresenceRegistry:
         self.node_ttl_ms = node_ttl_ms
         self.clock_ms = clock_ms
         self.max_nodes = max_nodes
-        self.nodes = {}      # node -> {"seen": ms, "rooms": {room: frozenset(nicks)}}
+        # node -> {"seen": ms, "rooms": {room: frozenset(nicks)},
+        #          "speakers": {room: {uid: frozenset(nicks)}}, "whole": a full report came}
+        self.nodes = {}
         self.rooms = {}      # room -> {node: frozenset(nicks)}, the same sets
         self.dirty = set()   # rooms whose list may differ from the one last taken
         self.taken = {}      # room -> the list take_changes last gave (non-empty)
@@ -62,6 +72,25 @@ class PresenceRegistry:
         """The nicks ``node`` last reported in ``room`` (an empty set if none)."""
         return self.rooms_of(node).get(room, frozenset())
 
+    def speakers_of(self, node):
+        """{room: {uid: frozenset(nicks)}} that ``node`` last reported (empty if unknown)."""
+        state = self.nodes.get(node)
+        return state["speakers"] if state is not None else {}
+
+    def speaker(self, node, room, uid, nick=None):
+        """Is ``uid`` (under ``nick``, when given) one of ``node``'s member connections
+        in ``room``?  True; False when not, though the node registered its whole
+        membership here; None when it has not (yet) since this broker knows it --
+        a broker restarted or taken over, a node expired -- so the node may simply
+        not have re-registered yet.  Two dict lookups: it runs for every publish."""
+        state = self.nodes.get(node)
+        if state is None:
+            return None
+        nicks = state["speakers"].get(room, _NOBODY).get(uid)
+        if nicks is not None and (nick is None or nick in nicks):
+            return True
+        return False if state["whole"] else None
+
     def snapshot(self):
         """{room: [nick...]} for every room with members.
 
@@ -77,7 +106,8 @@ class PresenceRegistry:
         """Take a node's report; returns the rooms where this node's nicks changed
         (they are marked dirty).
 
-        :param rooms: {room: [nick...]}; an empty list means nobody there.
+        :param rooms: {room: [member...]}, a member ``[nick, uid]`` (or a bare nick:
+            no uid); an empty list means nobody there.
         :param full: the report is the node's whole state (rooms not named are empty).
         :raises PresenceFull: ``node`` is new and ``max_nodes`` are registered.
         """
@@ -85,18 +115,26 @@ class PresenceRegistry:
         if state is None:
             if len(self.nodes) >= self.max_nodes:
                 raise PresenceFull("%d nodes registered, the limit" % len(self.nodes))
-            state = self.nodes[node] = {"seen": 0, "rooms": {}}
+            state = self.nodes[node] = {"seen": 0, "rooms": {}, "speakers": {}, "whole": False}
         state["seen"] = self.clock_ms()
-        held = state["rooms"]
+        held, speaking = state["rooms"], state["speakers"]
         changed = set()
-        for room in (held.keys() - rooms.keys()) if full else ():
-            self._set(node, room, None)
-            changed.add(room)
-        for room, nicks in rooms.items():
-            nicks = frozenset(nicks)
+        for room in (held.keys() | speaking.keys()) - rooms.keys() if full else ():
+            speaking.pop(room, None)
+            if room in held:
+                self._set(node, room, None)
+                changed.add(room)
+        for room, members in rooms.items():
+            speakers = _speakers(members)
+            if speakers:
+                speaking[room] = speakers
+            else:
+                speaking.pop(room, None)
+            nicks = frozenset().union(*speakers.values()) if speakers else frozenset()
             if held.get(room, frozenset()) != nicks:
                 self._set(node, room, nicks or None)
                 changed.add(room)
+        state["whole"] = state["whole"] or full
         self.dirty |= changed
         return changed
 
@@ -158,3 +196,12 @@ class PresenceRegistry:
             per_node.pop(node, None)
             if not per_node:
                 del self.rooms[room]
+
+
+def _speakers(members):
+    """{uid: frozenset(nicks)} of a report's members (a bare nick's uid is None)."""
+    speakers = {}
+    for member in members:
+        nick, uid = (member, None) if member.__class__ is str else member
+        speakers.setdefault(uid, set()).add(nick)
+    return {uid: frozenset(nicks) for uid, nicks in speakers.items()}

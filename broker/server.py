@@ -354,9 +354,10 @@ class Broker:
                 raise RequestError("type %r not accepted on this socket" % body["type"])
             reply = handler(body, peer)
         except (wire.WireError, RequestError) as exc:
-            log.warning("refused request from %r: %s", identity[:16], exc)
+            if not getattr(exc, "logged", False):
+                log.warning("refused request from %r: %s", identity[:16], exc)
             reply = wire.encode("error", rid=rid if isinstance(rid, (str, int)) else None,
-                                error="bad_request", detail=str(exc))
+                                error=getattr(exc, "code", "bad_request"), detail=str(exc))
         except Exception:  # a bug must not take the cluster's order down with it
             log.exception("error serving request")
             reply = wire.encode("error", rid=rid if isinstance(rid, (str, int)) else None,

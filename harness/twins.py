@@ -96,9 +96,10 @@ class MemoryBroker:
     def presence(self):
         return self.broker.presence
 
-    def transport(self):
-        """A new node-side transport connected to this broker."""
-        transport = MemoryTransport(self, b"node-%d" % (len(self.transports) + 1))
+    def transport(self, peer=None):
+        """A new node-side transport connected to this broker; with ``peer`` (a node
+        name) its requests come as with that node's CURVE key (``User-Id``)."""
+        transport = MemoryTransport(self, b"node-%d" % (len(self.transports) + 1), peer)
         self.transports[transport.identity] = transport
         return transport
 
@@ -115,7 +116,7 @@ class MemoryBroker:
             sock, handlers = broker.intake, broker.intake_handlers
         else:
             sock, handlers = broker.snapshots, broker.snapshot_handlers
-        broker._serve(sock, handlers, [transport.identity, data])
+        broker._serve(sock, handlers, [transport.identity, data], transport.peer)
         broker._flush()
 
     def heartbeat(self):
@@ -168,9 +169,10 @@ class MemoryTransport(QueueReader):
     """The node side of a :class:`MemoryBroker`; the methods of
     :class:`~chat.link.transport.ZmqTransport`."""
 
-    def __init__(self, broker, identity):
+    def __init__(self, broker, identity, peer=None):
         self.broker = broker
         self.identity = identity
+        self.peer = peer
         self.topics = set()
         self.queues = {"intake": Queue(), "snapshot": Queue(), "publish": Queue()}
         self.closed = False
@@ -250,9 +252,9 @@ class MemoryPair:
         return [i for i in (0, 1) if self.state(i) == bstar.ACTIVE
                 and not getattr(self.brokers[i], "dead", False)]
 
-    def transport(self, attempt_s=0.2):
-        """A node's transport to both brokers."""
-        return PairTransport(self.brokers[0].transport(), self.brokers[1].transport(),
+    def transport(self, attempt_s=0.2, peer=None):
+        """A node's transport to both brokers (``peer``: as :meth:`MemoryBroker.transport`)."""
+        return PairTransport(self.brokers[0].transport(peer), self.brokers[1].transport(peer),
                              attempt_s=attempt_s)
 
     def close(self):

@@ -129,3 +129,45 @@ def test_a_node_heard_in_a_part_of_a_long_report_is_not_expired_meanwhile():
     assert reg.expire() == {} and list(reg.nodes) == ["n1"]
     clock[0] += 2000
     assert reg.expire() == {"r": ["alice"]}
+
+
+ANN, BOB = "a" + "1" * 20, "g" + "2" * 20
+
+
+def test_a_node_speaks_only_for_the_uids_and_nicks_it_registered_in_the_room():
+    reg, _ = registry()
+    assert reg.speaker("n1", "r", ANN, "ann") is None          # never reported: not yet known
+    reg.update("n1", {"r": [["ann", ANN], "legacy"]}, full=True)
+    assert reg.speaker("n1", "r", ANN, "ann") is True
+    assert reg.speaker("n1", "r", ANN) is True                  # an edit or delete: uid only
+    assert reg.speaker("n1", "r", ANN, "bob") is False          # another nick
+    assert reg.speaker("n1", "r", BOB, "ann") is False          # another uid
+    assert reg.speaker("n1", "s", ANN, "ann") is False          # another room
+    assert reg.speaker("n2", "r", ANN, "ann") is None           # another node
+    assert reg.speaker("n1", "r", None, "legacy") is True       # a member without a uid
+    assert reg.members("r") == ["ann", "legacy"]                # lists stay nicks
+
+
+def test_a_node_not_known_whole_yet_is_told_apart_from_a_stranger():
+    reg, _ = registry()
+    reg.update("n1", {"r": [["ann", ANN]]}, full=False)        # a change before the whole set
+    assert reg.speaker("n1", "r", ANN, "ann") is True
+    assert reg.speaker("n1", "r", BOB, "bob") is None
+    reg.update("n1", {"r": [["ann", ANN]]}, full=True)
+    assert reg.speaker("n1", "r", BOB, "bob") is False
+    reg.remove("n1")                                            # goodbye or expiry
+    assert reg.speaker("n1", "r", ANN, "ann") is None
+
+
+def test_leaving_and_a_new_uid_under_the_same_nick_change_who_speaks():
+    reg, _ = registry()
+    reg.update("n1", {"r": [["ann", ANN]], "s": [["bob", BOB]]}, full=True)
+    reg.take_changes()
+    other = "c" + "3" * 20
+    assert reg.update("n1", {"r": [["ann", other]]}, full=False) == set()   # same nicks
+    assert reg.speaker("n1", "r", ANN, "ann") is False
+    assert reg.speaker("n1", "r", other, "ann") is True
+    assert reg.update("n1", {"r": []}, full=False) == {"r"}
+    assert reg.speaker("n1", "r", other, "ann") is False
+    reg.update("n1", {}, full=True)                             # s not named: nobody there
+    assert reg.speaker("n1", "s", BOB, "bob") is False and reg.speakers_of("n1") == {}

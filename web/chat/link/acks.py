@@ -18,7 +18,7 @@ message it sequenced (``duplicate``), or sequences it now.  Never twice.
 """
 import time
 
-from .channel import BrokerUnavailable
+from .channel import BrokerUnavailable, NotMember
 
 # How long a quiet publish waits for its message on PUB before asking again,
 # answered.  Far above a healthy ack (ms); within the pair's attempt (1 s).
@@ -50,6 +50,8 @@ class QuietAcks:
         try:
             return self.intake.request("publish", min(QUIET_S, timeout), tag=key, quiet=True,
                                        **fields)
+        except NotMember:
+            raise            # answered: asking again unchanged gets the same answer
         except BrokerUnavailable:
             left = timeout - (time.monotonic() - started)
             if left <= 0:

@@ -15,13 +15,18 @@ from gevent.event import Event
 
 from chatstream import config, wire
 from .acks import QuietAcks
-from .channel import BrokerUnavailable, RequestChannel
+from .channel import BrokerUnavailable, NotMember, RequestChannel
 from .mirror import Mirror, Outcome
 from .presence import ClusterPresence, LocalMembers
 from .rooms import RoomFollowing
 from .transport import TURN_S, TransportClosed, take_turn
 
 log = logging.getLogger(__name__)
+
+# Tries of one publish that the broker refuses ``not_member``, each after this node's
+# whole member set went to it: the first refusal is a broker that never had the
+# set (restarted, taken over), a second one a failover between the two sends.
+REGISTER_ATTEMPTS = 3
 
 
 class LinkState(enum.Enum):
@@ -153,11 +158,26 @@ class BrokerLink:
     def sequence(self, room, nick, text, cid=None, uid=None):
         """Have the broker sequence ``uid``'s message; returns ``(message, duplicate)``.
 
-        Raises :class:`BrokerUnavailable` when it is not sequenced in time.
+        The broker takes a room event only from a connection this node registered
+        in the room: the room's unreported change goes first, on the same socket;
+        a broker that never had it (``not_member``) gets this node's whole member
+        set, then the publish again.  Raises :class:`BrokerUnavailable` when it is
+        not sequenced in time.
         """
-        reply = self.acks.publish(self.ack_timeout_s, room=room, nick=nick, text=text,
-                                  node=self.node, cid=cid, uid=uid)
-        return reply["message"], reply["duplicate"]
+        deadline = time.monotonic() + self.ack_timeout_s
+        for attempt in range(REGISTER_ATTEMPTS):
+            self.local.register(room)
+            reports = self.local.full_reports
+            try:
+                reply = self.acks.publish(max(0.001, deadline - time.monotonic()), room=room,
+                                          nick=nick, text=text, node=self.node, cid=cid, uid=uid)
+                return reply["message"], reply["duplicate"]
+            except NotMember as exc:
+                if attempt == REGISTER_ATTEMPTS - 1 or time.monotonic() >= deadline:
+                    raise
+                log.info("room %s: %s; registering this node's members again", room, exc)
+                if self.local.full_reports == reports:   # none sent meanwhile
+                    self.local.report_all()
 
     def follow(self, room):
         """Make sure this node follows a room's stream before a member joins it.
@@ -173,12 +193,14 @@ class BrokerLink:
         if room not in self.local:
             self.following.stop(room)
 
-    def member_joined(self, room, nick):
+    def member_joined(self, room, nick, uid=None):
+        """A connection (``uid``) joined ``room`` as ``nick``; :meth:`member_left`
+        takes the same three when it leaves."""
         self.following.in_use(room)
-        self.local.joined(room, nick)
+        self.local.joined(room, nick, uid)
 
-    def member_left(self, room, nick):
-        if self.local.left(room, nick):
+    def member_left(self, room, nick, uid=None):
+        if self.local.left(room, nick, uid):
             self.following.left_empty(room)
 
     def view(self, room, since=None, epoch=None):

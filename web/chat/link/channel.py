@@ -19,6 +19,12 @@ class NotActive(BrokerUnavailable):
     """The broker is the passive one of a failover pair (link/failover.py)."""
 
 
+class NotMember(BrokerUnavailable):
+    """The broker refused a room event: its author is not registered there as one of
+    this node's connections (yet: a broker restarted or taken over has not had
+    this node's report; broker_link.py registers and sends it again)."""
+
+
 class NoReply(BrokerUnavailable):
     """The broker took the request but did not answer in time."""
 
@@ -67,7 +73,7 @@ class RequestChannel:
             if tag is not None and self.tags.get(tag) == rid:
                 del self.tags[tag]
         if reply["type"] == "error":
-            refused = NotActive if reply.get("error") == "not_active" else BrokerUnavailable
+            refused = _REFUSALS.get(reply.get("error"), BrokerUnavailable)
             raise refused("broker refused: %s" % reply.get("detail"))
         return reply
 
@@ -106,3 +112,6 @@ class RequestChannel:
                 log.debug("late reply on %s dropped: %s", self.channel, body.get("type"))
             else:
                 result.set(body)
+
+
+_REFUSALS = {"not_active": NotActive, "not_member": NotMember}

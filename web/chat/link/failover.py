@@ -35,7 +35,7 @@ import gevent
 from gevent.queue import Queue
 
 from chatstream import wire
-from .channel import BrokerUnavailable, NoReply, NotActive, RequestChannel
+from .channel import BrokerUnavailable, NoReply, NotActive, NotMember, RequestChannel
 from .transport import CLOSED, TURN_S, QueueReader, TransportClosed, take_turn
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ class FailoverChannel(RequestChannel):
                 return super().request(type_, max(0.001, min(self.transport.attempt_s, left)),
                                        wait_more=lambda: self._wait_more(asked, deadline),
                                        **fields)
+            except NotMember:
+                raise        # the broker serves: the link registers and asks again
             except BrokerUnavailable as exc:
                 if deadline - time.monotonic() <= 0:
                     raise

@@ -1,6 +1,7 @@
 """Who is in each room: this node's members, reported to the broker, and the
 cluster-wide lists the broker sends back."""
 import collections
+import logging
 import random
 import time
 
@@ -8,6 +9,7 @@ import gevent
 
 from chatstream import config, fastjson
 
+log = logging.getLogger(__name__)
 
 # The whole member set, however unchanged, at least this often (anti-entropy).
 FULL_REPORT_MS = 30_000
@@ -17,11 +19,14 @@ FULL_REPORT_MS = 30_000
 
 
 class LocalMembers:
-    """This node's members: room -> nick -> number of connections using it.
+    """This node's members: room -> (nick, uid) -> number of connections using it.
 
     A join or leave marks its room dirty; :meth:`flush` (every presence
     interval) reports the dirty rooms' lists at once, so a burst of joins costs
-    one report, not one per join.  Every report is sent in frames of at most
+    one report, not one per join.  A report names each member as ``[nick, uid]``
+    (the broker sequences a room event only from a uid its node registered in
+    the room), so before a connection's event goes out :meth:`register` sends its
+    room's pending change first, on the same socket.  Every report is sent in frames of at most
     ``max_report_bytes`` of rooms and nicks (``part`` 0, 1 ... with ``more``
     on all but the last), which the broker puts together before applying: the
     broker reads no frame larger than one message.
@@ -36,24 +41,28 @@ class LocalMembers:
         self.node = node
         self.max_report_bytes = max_report_bytes
         self.rooms = collections.defaultdict(collections.Counter)
-        self.dirty = set()      # rooms whose nicks changed since the last report
+        self.dirty = set()      # rooms whose members changed since the last report
         self.stopping = False   # said goodbye: report no more members
+        self.full_reports = 0   # whole member sets sent so far
 
     def __contains__(self, room):
         return room in self.rooms
 
-    def joined(self, room, nick):
+    def joined(self, room, nick, uid=None):
         members = self.rooms[room]
-        members[nick] += 1
-        if members[nick] == 1:
+        members[nick, uid] += 1
+        if members[nick, uid] == 1:
             self.dirty.add(room)
 
-    def left(self, room, nick):
-        """Count one connection fewer; True when the room has no local member left."""
+    def left(self, room, nick, uid=None):
+        """Count one connection fewer (the ``nick`` and ``uid`` it joined with);
+        True when the room has no local member left."""
         members = self.rooms[room]
-        members[nick] -= 1
-        if members[nick] <= 0:
-            del members[nick]
+        if (nick, uid) not in members:
+            log.warning("room %s: %r (uid %s) left without having joined", room, nick, uid)
+        members[nick, uid] -= 1
+        if members[nick, uid] <= 0:
+            del members[nick, uid]
             self.dirty.add(room)
         empty = not members
         if empty:
@@ -61,7 +70,20 @@ class LocalMembers:
         return empty
 
     def nicks(self, room):
-        return sorted(self.rooms.get(room, ()))
+        """The room's local nicks, sorted, each once."""
+        return sorted({nick for nick, _ in self.rooms.get(room, ())})
+
+    def members(self, room):
+        """The room's members as a report names them: ``[nick, uid]``, sorted."""
+        return [[nick, uid] if uid is not None else nick
+                for nick, uid in sorted(self.rooms.get(room, ()), key=_member_order)]
+
+    def register(self, room):
+        """The room's unreported change, reported now: a connection's event that
+        follows on the same socket finds it registered at the broker."""
+        if room in self.dirty:
+            self.dirty.discard(room)
+            self._report({room: self.members(room)})
 
     def flush(self, alive=False):
         """Report the rooms whose nicks changed since the last report (with ``alive``,
@@ -69,14 +91,15 @@ class LocalMembers:
         if not (self.dirty or alive):
             return False
         dirty, self.dirty = self.dirty, set()
-        self._report({room: self.nicks(room) for room in sorted(dirty)})
+        self._report({room: self.members(room) for room in sorted(dirty)})
         return True
 
     def report_all(self):
         """The whole member set: it heals any report that was lost (sent after every
         resync and every ``full_every_ms``)."""
         self.dirty.clear()
-        self._report({room: self.nicks(room) for room in self.rooms}, full=True)
+        self.full_reports += 1
+        self._report({room: self.members(room) for room in self.rooms}, full=True)
 
     def report_forever(self, interval_ms, alive_every_ms, full_every_ms=FULL_REPORT_MS):
         """Changed rooms every ``interval_ms``; at least one report (an empty one when
@@ -111,6 +134,11 @@ class LocalMembers:
         for part, chunk in enumerate(parts):
             self.send("presence", node=self.node, rooms=chunk, full=full, bye=bye,
                       part=part, more=part < len(parts) - 1)
+
+
+def _member_order(member):
+    nick, uid = member
+    return nick, uid or ""
 
 
 def split_report(rooms, max_bytes):

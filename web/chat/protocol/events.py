@@ -131,7 +131,7 @@ class ChatEvents:
             if not sids:
                 self.by_session.pop(session, None)
         for room, nick in conn.rooms.items():
-            self.link.member_left(room, nick)
+            self.link.member_left(room, nick, conn.identity.uid)
             self._announce(room, "%s left" % nick)
 
     def end_session(self, session):
@@ -207,9 +207,9 @@ class ChatEvents:
             raise
         conn.rooms[room] = req["nick"]
         self.sio.enter_room(sid, room)
-        self.link.member_joined(room, req["nick"])
+        self.link.member_joined(room, req["nick"], conn.identity.uid)
         if previous is not None:          # a re-join: count the new nick first, so the
-            self.link.member_left(room, previous)   # room is never left unfollowed
+            self.link.member_left(room, previous, conn.identity.uid)   # room stays followed
         self._announce(room, "%s joined" % req["nick"])
         view = self.link.view(room, req["since"], req["epoch"])
         return {"ok": True, "room": room, "nick": req["nick"], "uid": conn.identity.uid,
@@ -230,7 +230,7 @@ class ChatEvents:
         nick = conn.rooms.pop(room, None)
         if nick is not None:
             self.sio.leave_room(sid, room)
-            self.link.member_left(room, nick)
+            self.link.member_left(room, nick, conn.identity.uid)
             self._announce(room, "%s left" % nick)
         return nick
 
