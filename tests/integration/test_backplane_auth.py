@@ -4,7 +4,8 @@ keys, as scripts/run does).
 
 A peer without a key, or with a well-formed key the broker never authorised,
 reads nothing, gets no reply and injects nothing while the real cluster keeps
-serving; a node's own key speaks for that node only; a keyed peer sending frames over the limit is disconnected with the
+serving; a node's own key speaks for that node only, and only as the connections that
+node registered in the room; a keyed peer sending frames over the limit is disconnected with the
 broker's memory unmoved; without keys the broker binds beyond loopback only
 when told to, and says so loudly.
 """
@@ -65,15 +66,15 @@ def frames_within(sock, seconds):
     return got
 
 
-def publish_frame(room, text, rid=1, nick="admin", node="node1", cid=None):
+def publish_frame(room, text, rid=1, nick="admin", node="node1", cid=None, uid=None):
     return wire.encode("publish", rid=rid, room=room, nick=nick, text=text, node=node,
-                       cid=cid or "rogue-%s" % os.urandom(4).hex())
+                       cid=cid or "rogue-%s" % os.urandom(4).hex(), uid=uid)
 
 
 def room_with_member(cluster, client, node, prefix):
     room = new_room(prefix)
     member = client(cluster.url(node), name="member")
-    member.join(room)
+    member.uid = member.join(room)["uid"]
     return room, member
 
 
@@ -171,7 +172,7 @@ def test_a_keyed_peer_sending_oversize_frames_is_cut_off_and_the_broker_stays_sm
     assert ack["ok"] and ack["seq"] == 1
     limit = config.BROKER_MAX_FRAME_BYTES
     fits = cluster.broker_socket(zctx, zmq.DEALER, "intake")
-    frame = publish_frame(room, "z", rid="fits", nick="n")
+    frame = publish_frame(room, "z", rid="fits", nick="member", uid=member.uid)
     fits.send(frame[:-1] + b" " * (limit - len(frame) - 100) + frame[-1:])   # JSON whitespace
     assert fits.poll(5000) and wire.decode(fits.recv())["type"] == "published"
     assert all_healthy(cluster)
@@ -239,7 +240,7 @@ def test_a_node_key_cannot_speak_for_another_node(make_cluster, client, zctx):
     c.start_nodes(("node1", "node2"))
     room, member = room_with_member(c, client, "node1", "owned")
     watcher = client(c.url("node2"), name="watcher")
-    watcher.join(room)
+    watcher.uid = watcher.join(room)["uid"]
     members = lambda: watcher.call("members", {"room": room})["members"]   # noqa: E731
     wait_until(lambda: "member" in members(), 10, "node1's member listed")
     impostor = c.broker_socket(zctx, zmq.DEALER, "intake", key="node2")
@@ -253,6 +254,84 @@ def test_a_node_key_cannot_speak_for_another_node(make_cluster, client, zctx):
     time.sleep(1.0)       # absence cannot be awaited: a presence round for a change to show
     assert sorted(members()) == ["member", "watcher"]   # no goodbye, no ghost
     assert member.send(room, "still here")["seq"] == 1     # nothing was sequenced for mallory
-    # Under its own name the key is node2's, as always.
-    impostor.send(publish_frame(room, "hello", rid=8, nick="bob", node="node2"))
+    # Under its own name the key is node2's, as always: it speaks as node2's connections.
+    impostor.send(publish_frame(room, "hello", rid=8, nick="watcher", node="node2",
+                                uid=watcher.uid))
     assert impostor.poll(5000) and wire.decode(impostor.recv())["type"] == "published"
+
+
+# Refusals beyond the first in one warning interval are counted, not logged.
+FORGED_PUBLISHES = 30
+
+
+def test_a_node_key_cannot_publish_as_a_uid_that_node_did_not_register_in_the_room(
+        make_cluster, client, zctx):
+    """node2's own key publishing as node1's member (her uid and nick), as a made-up
+    uid, as node2's own member in a room it is not in, and without a uid: each refused
+    ``not_member`` and logged at most once per interval; nothing sequenced or delivered."""
+    c = make_cluster()
+    c.start_broker()
+    c.start_nodes(("node1", "node2"))
+    room, member = room_with_member(c, client, "node1", "forged")
+    other = new_room("other")
+    watcher = client(c.url("node2"), name="watcher")
+    watcher.uid = watcher.join(other)["uid"]
+    impostor = c.broker_socket(zctx, zmq.DEALER, "intake", key="node2")
+    forged = [(member.uid, "member", room), ("a" + "e" * 20, "member", room),
+              (watcher.uid, "watcher", room), (None, "member", room)]
+    for i in range(FORGED_PUBLISHES):
+        uid, nick, where = forged[i % len(forged)]
+        impostor.send(publish_frame(where, "forged %d" % i, rid=i, nick=nick, node="node2",
+                                    uid=uid))
+    replies = [wire.decode(frames[0]) for frames in frames_within(impostor, 3.0)]
+    print("\n%d publishes with node2's key as uids node2 did not register: %s; %d warnings"
+          % (FORGED_PUBLISHES, sorted({r.get("error") or r["type"] for r in replies}),
+             c.broker.log().count("refused: not one of the connections")))
+    assert len(replies) == FORGED_PUBLISHES
+    assert all(r["type"] == "error" and r["error"] == "not_member" for r in replies)
+    assert 1 <= c.broker.log().count("refused: not one of the connections") <= 2   # rate limited
+    assert member.room_messages(room) == []                  # nothing delivered ...
+    assert member.send(room, "the first real message")["seq"] == 1    # ... or sequenced
+
+
+def sent(author, room, cid, deadline_s=20):
+    """The ack of ``cid``, resent (same cid) while the broker is away; never ``not_member``."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        ack = author.send(room, "m %s" % cid, cid=cid, timeout=10)
+        if ack.get("ok") or time.monotonic() > deadline:
+            return ack
+        assert ack.get("error") == "unavailable", ack
+        time.sleep(0.1)
+
+
+def test_honest_members_are_never_refused_across_a_broker_restart_and_a_node_restart(
+        make_cluster, client):
+    """The restarted broker has no registrations: the nodes register again (a full
+    report after the resync, or when refused) and no client hears a refusal; a
+    restarted node's connections are registered before their first message."""
+    c = make_cluster()
+    c.start_broker()
+    c.start_nodes(("node1", "node2"))
+    room = new_room("honest")
+    ann, bob = client(c.url("node1"), name="ann"), client(c.url("node2"), name="bob")
+    for who in (ann, bob):
+        who.join(room)
+    assert sent(ann, room, "a0")["ok"] and sent(bob, room, "b0")["ok"]
+    c.broker.kill()
+    c.start_broker()                       # the same store: same epoch, an empty registry
+    for i in range(1, 6):
+        assert sent(ann, room, "a%d" % i)["ok"] and sent(bob, room, "b%d" % i)["ok"]
+    node1, port = c.nodes["node1"]
+    node1.kill()
+    c.start_node("node1", port=port)
+    cy = client(c.url("node1"), name="cy")
+    cy.join(room)
+    assert sent(cy, room, "c0", deadline_s=0)["ok"]           # at once, first time
+    assert sent(bob, room, "b6", deadline_s=0)["ok"]
+    refusals = [line for p in c.procs for line in p.log().splitlines() if "not_member" in line
+                and "not sequenced" in line]
+    print("\nbroker restart + node restart: %d publishes refused at the broker before the "
+          "node registered again, 0 at a client" % c.broker.log().count("not registered its"))
+    assert refusals == []                                      # no client was refused
+    assert "refused: not one of the connections" not in c.broker.log()

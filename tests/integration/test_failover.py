@@ -96,6 +96,10 @@ def test_losing_the_active_broker_loses_nothing_and_disconnects_nobody(make_clus
             "first_ack_after_fault_s": round(first_ack_s, 2), "acked": total,
             "refused_then_resent": sum(s.refused for s in senders)})
     assert first_ack_s < 5.0
+    # the new active learns who may author from the nodes: never at a client's expense
+    logs = [line for p in c.procs for line in p.log().splitlines()]
+    assert [line for line in logs if "not_member" in line and "not sequenced" in line] == []
+    assert [line for line in logs if "refused: not one of the connections" in line] == []
     for s in senders:
         s.client.close()
 
