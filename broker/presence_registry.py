@@ -7,15 +7,15 @@ off) has its members removed, and the rooms hear who left.
 
 Indexed both ways (node -> room -> nicks for reports and expiry, room -> node
 -> nicks for lists), so a room's list costs the members of that room, not a
-walk over every node.
+walk over every node.  Changes are not published one by one: a report marks
+the rooms it changed dirty, and :meth:`PresenceRegistry.take_changes` (called
+by the broker at most once per ``CHAT_PRESENCE_INTERVAL_MS``) gives each dirty
+room's list once, only if it differs from the list last given.
 
 A report names each member connection as ``[nick, uid]`` (a bare nick: a
 member without a uid, from a node before uids), and the registry keeps, per node
 and room, which uids speak under which nicks: the broker sequences a room event
-only from a uid its node registered there (:meth:`PresenceRegistry.speaker`).  Changes are not published one by one: a report marks
-the rooms it changed dirty, and :meth:`PresenceRegistry.take_changes` (called
-by the broker at most once per ``CHAT_PRESENCE_INTERVAL_MS``) gives each dirty
-room's list once, only if it differs from the list last given.
+only from a uid its node registered there (:meth:`PresenceRegistry.speaker`).
 """
 from chatstream import config
 from chatstream.clock import now_ms

@@ -37,6 +37,8 @@ Bodies by type (besides ``v`` and ``type``):
 - ``publish``   {rid, room, nick, text, node, cid|null, uid, quiet?}: ``uid`` is the
   author's identity (chatstream.rules.uid), copied into the Message; the broker
   sequences a publish without one (a node from before uids) into a Message without one.
+  With CURVE the broker takes it only when ``node`` registered ``uid`` as ``nick`` in
+  ``room`` (its ``presence`` reports), else ``error`` ``not_member``.
   ``quiet: true`` (a node subscribed to the room, with a cid): no ``published``
   reply when the message is new -- the node takes the message on PUB (it carries
   node and cid) as the ack; a duplicate or a refusal is still answered
@@ -45,8 +47,10 @@ Bodies by type (besides ``v`` and ``type``):
   ``presence``); ``text`` is "<nick> joined" or "<nick> left"
   (chatstream.rules.announcement).  The broker publishes it as an
   ``announcement`` on the room's topic, in order with the room's messages
-- ``presence``  node -> broker {node, rooms: {room: [nick]}, full, bye, part,
-  more}: the node's members (changed rooms every presence interval, an empty
+- ``presence``  node -> broker {node, rooms: {room: [[nick, uid]]}, full, bye, part,
+  more}: the node's members, one per connection's nick and uid (a bare nick: a
+  member without a uid); changed rooms every presence interval (a room's change
+  at once before a connection's message in it), an empty
   report as keepalive every heartbeat; ``full``: its whole state, every 30 s and
   after a resync or a stall; ``bye``: the node is stopping), in
   parts of at most one payload's size each (``part`` 0, 1 ...; ``more`` on all
@@ -105,7 +109,8 @@ Bodies by type (besides ``v`` and ``type``):
   seq, events: [Message], gap}: the room's stored events after ``since`` (all of
   them when ``epoch`` is another), oldest first, a page at a time; ``gap`` when
   the next one after ``since`` is no longer stored
-- ``error``     {rid|null, error, detail}
+- ``error``     {rid|null, error, detail}: ``error`` is ``bad_request``, ``not_active``
+  (the passive of a pair), ``not_member`` (see ``publish``) or ``internal``
 
 Message = {id, seq, room, nick, text, ts, node, cid?, uid?} exactly as clients see it
 (every node of this version sends ``uid``; messages stored before it have none).

@@ -79,12 +79,18 @@ def joined(link, uid, nick, room="r"):
     link.member_joined(room, nick, uid)
 
 
-def test_a_connection_that_just_joined_is_registered_before_its_first_message():
-    broker = MemoryBroker()
+def ann_on(broker):
+    """A synced link of node n1 on ``broker`` whose connection ``ann`` just joined r."""
     link = start(broker.transport(peer="n1"))
     broker.heartbeat()
     assert link.wait_synced(2.0)
     joined(link, ANN, "ann")
+    return link
+
+
+def test_a_connection_that_just_joined_is_registered_before_its_first_message():
+    broker = MemoryBroker()
+    link = ann_on(broker)
     message, _ = link.sequence("r", "ann", "at once", cid="c1", uid=ANN)
     assert message["uid"] == ANN
     kinds = [wire.decode(body)["type"] for channel, body in broker.frames_seen
@@ -97,10 +103,7 @@ def test_a_connection_that_just_joined_is_registered_before_its_first_message():
 
 def test_a_restarted_broker_hears_the_members_again_and_refuses_no_honest_message():
     broker = MemoryBroker()
-    link = start(broker.transport(peer="n1"))
-    broker.heartbeat()
-    assert link.wait_synced(2.0)
-    joined(link, ANN, "ann")
+    link = ann_on(broker)
     link.sequence("r", "ann", "before", cid="c1", uid=ANN)
     broker = broker.restart()            # an empty registry; the node has not noticed yet
     message, duplicate = link.sequence("r", "ann", "after", cid="c2", uid=ANN)

@@ -158,20 +158,25 @@ class BrokerLink:
     def sequence(self, room, nick, text, cid=None, uid=None):
         """Have the broker sequence ``uid``'s message; returns ``(message, duplicate)``.
 
-        The broker takes a room event only from a connection this node registered
-        in the room: the room's unreported change goes first, on the same socket;
-        a broker that never had it (``not_member``) gets this node's whole member
-        set, then the publish again.  Raises :class:`BrokerUnavailable` when it is
-        not sequenced in time.
+        Raises :class:`BrokerUnavailable` when it is not sequenced in time.
         """
+        reply = self.as_member(room, lambda timeout: self.acks.publish(
+            timeout, room=room, nick=nick, text=text, node=self.node, cid=cid, uid=uid))
+        return reply["message"], reply["duplicate"]
+
+    def as_member(self, room, request):
+        """``request(timeout)``'s reply, for a room event (a message, an edit, a delete)
+        of one of this node's connections in ``room``.  The broker takes one only from a
+        connection this node registered in the room: the room's unreported change goes
+        first, on the same socket; a broker that never had it (``not_member``: restarted,
+        taken over) gets this node's whole member set, then the request again, all
+        within ``ack_timeout_s``."""
         deadline = time.monotonic() + self.ack_timeout_s
         for attempt in range(REGISTER_ATTEMPTS):
             self.local.register(room)
             reports = self.local.full_reports
             try:
-                reply = self.acks.publish(max(0.001, deadline - time.monotonic()), room=room,
-                                          nick=nick, text=text, node=self.node, cid=cid, uid=uid)
-                return reply["message"], reply["duplicate"]
+                return request(max(0.001, deadline - time.monotonic()))
             except NotMember as exc:
                 if attempt == REGISTER_ATTEMPTS - 1 or time.monotonic() >= deadline:
                     raise
