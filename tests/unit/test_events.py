@@ -77,7 +77,7 @@ def test_a_join_answers_from_the_mirror_and_a_message_reaches_every_node(broker)
     alice, bob = a.connect(), b.connect()
     ack = a.events.on_join(alice, {"room": "r", "nick": "alice"})
     assert ack.pop("uid")[0] == "c"         # a guest without a session
-    assert ack == {"ok": True, "room": "r", "nick": "alice", "node": "n1",
+    assert ack == {"ok": True, "room": "r", "nick": "alice", "node": "n1", "moderator": False,
                    "epoch": broker.sequencer.epoch, "seq": 0, "history": [], "gap": False}
     assert a.events.on_message(alice, {"room": "r", "text": "hi"})["seq"] == 1
     ack = b.events.on_join(bob, {"room": "r", "nick": "bob"})

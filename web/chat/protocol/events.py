@@ -213,7 +213,8 @@ class ChatEvents:
         self._announce(room, "%s joined" % req["nick"])
         view = self.link.view(room, req["since"], req["epoch"])
         return {"ok": True, "room": room, "nick": req["nick"], "uid": conn.identity.uid,
-                "node": self.link.node, **view}
+                "node": self.link.node, "moderator": self.access.is_moderator(conn.identity, room),
+                **view}
 
     @_acked
     def on_leave(self, sid, payload):

@@ -73,6 +73,7 @@ export class Conversation {
     if (this.bySeq.has(m.seq)) return false;
     const item = element("li", "message");
     item.dataset.seq = String(m.seq);
+    if (m.uid) item.dataset.uid = m.uid;   // its author, for the actions on it (moderation.js)
     if (this.isOwn(m)) item.classList.add("own");
     const meta = element("div", "meta");
     const nick = element("bdi", "nick", m.nick);

@@ -13,6 +13,7 @@
 // since guests with the same nick are different people.
 
 import { Conversation } from "./conversation.js";
+import { Moderation, banText } from "./moderation.js";
 import { Outbox } from "./outbox.js";
 import { ScrollBack } from "./scrollback.js";
 import { SearchBox } from "./search.js";
@@ -64,6 +65,8 @@ class RoomPage {
     this.scrollBack = new ScrollBack($("messages"), this.conversation, (payload) =>
       (this.state === State.LIVE
         ? this.socket.timeout(HISTORY_TIMEOUT_MS).emitWithAck("history", payload) : null), room);
+    this.moderation = new Moderation(this.socket, room, $("messages"), $("members"),
+      (text, kind) => this.conversation.addNotice(text, kind));
     this.search = new SearchBox(this.socket, room, (seq) => this.jumpTo(seq));
     this.jumpAfterJoin = /^#seq=\d+$/.test(location.hash) ? Number(location.hash.slice(5)) : null;
     this.setState(State.IDLE);
@@ -158,6 +161,10 @@ class RoomPage {
       }
       return;
     }
+    if (ack.error === "banned") {
+      this.shutOut(banText(room, ack.until));
+      return;
+    }
     if (ack.error === "forbidden") {   // a private room or direct conversation of others
       this.shutOut(ack.detail || "This room is private.");
       return;
@@ -184,6 +191,7 @@ class RoomPage {
     const live = buffered.filter(([kind]) => kind === "message").map(([, m]) => m);
     this.nick = ack.nick;
     this.uid = ack.uid;
+    this.moderation.joined(ack);
     setFieldError($("nick"), $("nick-error"), "");
     if (gap) {
       this.conversation.reset();
@@ -258,6 +266,9 @@ class RoomPage {
       if (reason === "io server disconnect") s.connect();
     });
     s.on("message", (m) => this.onMessage(m));
+    s.on("banned", (e) => {
+      if (e.room === room) this.shutOut(banText(room, e.until));
+    });
     s.on("evicted", (e) => {
       if (e.room === room) this.shutOut("You were removed from this room.");
     });
