@@ -78,6 +78,7 @@ export class Moderation {
       }
       item.querySelector(".meta").append(" ", actions);
     }
+    this.decorateMembers();   // a member's first message makes them bannable from the list
   }
 
   decorateMembers() {
