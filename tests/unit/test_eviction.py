@@ -78,8 +78,9 @@ def test_an_eviction_from_every_room_with_another_reason_says_evicted():
         assert b.events.on_join(alice, {"room": room})["ok"]
     a.link.evict(None, ALICE.uid, "removed")
     wait_for(lambda: b.events.connections[alice].rooms == {})
-    assert sorted(b.emitted.sent, key=lambda sent: sent[2]["room"]) == [(alice, "evicted", {"room": "r1", "reason": "removed"}),
-                                      (alice, "evicted", {"room": "r2", "reason": "removed"})]
+    assert sorted(b.emitted.sent, key=lambda sent: sent[2]["room"]) == [
+        (alice, "evicted", {"room": "r1", "reason": "removed"}),
+        (alice, "evicted", {"room": "r2", "reason": "removed"})]
 
 
 def test_an_evict_comes_to_every_link_and_a_resync_is_told():
