@@ -11,6 +11,7 @@ import time
 import pytest
 
 from harness.client import new_room
+from harness.processes import wait_until
 from harness.cluster import process_errors, start_cluster
 
 from .test_archiver import wait_archived
@@ -19,6 +20,16 @@ from .test_identity import PASSWORD, guest_session, logged_in
 MAX_MEMBERS = 4
 ROOMS_PER_ACCOUNT = 10    # alice owns fewer in this module's other tests
 REMOVAL_S = 1.0      # the contract's "at once" for a removed member, on every node
+
+
+def make_accounts(cluster, names, staff=()):
+    made = cluster.manage("shell", "-c", (
+        "from django.contrib.auth import get_user_model\n"
+        "User = get_user_model()\n"
+        "for name in %r:\n"
+        "    User.objects.create_user(name, password=%r, is_staff=name in %r)\n")
+        % (tuple(names), PASSWORD, tuple(staff)))
+    assert made.returncode == 0, made.stdout + made.stderr
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +44,7 @@ def cluster(tmp_path_factory):
                       nodes=("node1", "node2"), balancer=False)
     try:
         c.start_archiver()      # search reads the archive
-        made = c.manage("shell", "-c", (
-            "from django.contrib.auth import get_user_model\n"
-            "User = get_user_model()\n"
-            "for name in ('alice', 'bob', 'carol', 'dave', 'erin'):\n"
-            "    User.objects.create_user(name, password=%r)\n"
-            "User.objects.create_user('root', password=%r, is_staff=True)\n") % (PASSWORD, PASSWORD))
-        assert made.returncode == 0, made.stdout + made.stderr
+        make_accounts(c, ("alice", "bob", "carol", "dave", "erin", "root"), staff=("root",))
         yield c
     finally:
         c.stop()
@@ -243,3 +248,29 @@ def test_the_bounds_members_per_room_and_rooms_per_account(as_user):
         assert dave.call("create", {"room": new_room(), "private": True, "members": []})["ok"]
     refused(dave.call("create", {"room": new_room(), "private": True, "members": []}),
             "too_many_rooms")
+
+
+def test_a_node_away_from_the_broker_during_a_removal_evicts_on_its_return(make_cluster, client):
+    """The broker is down when alice removes bob: nothing reaches node2 then; once the
+    broker is back, node2's link resyncs and bob's connection there leaves the room."""
+    c = make_cluster({"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"})
+    c.start_broker()
+    c.start_nodes(("node1", "node2"))
+    make_accounts(c, ("alice", "bob"))
+    cookies = {name: {"sessionid": logged_in(c.url("node1"), name).cookies["sessionid"]}
+               for name in ("alice", "bob")}
+    alice = client(c.url("node1"), name="alice", cookies=cookies["alice"])
+    bob = client(c.url("node2"), name="bob", cookies=cookies["bob"])
+    room = new_room("team")
+    assert alice.call("create", {"room": room, "private": True, "members": ["bob"]})["ok"]
+    bob.join(room, nick=False)
+    evicted = threading.Event()
+    bob.sio.on("evicted", lambda data: data["room"] == room and evicted.set())
+    c.broker.kill()
+    wait_until(lambda: c.health(c.url("node2")) == 503, 15, "node2 sees the broker down")
+    assert alice.call("remove", {"room": room, "user": "bob"})["ok"]   # the database changes
+    assert not evicted.is_set()
+    c.start_broker()
+    assert evicted.wait(20), "bob's connection on node2 stayed in the room after the resync"
+    assert not bob.disconnected.is_set()
+    refused(bob.call("join", {"room": room}), "forbidden")

@@ -60,6 +60,15 @@ def test_a_refusal_is_read_again_so_an_invite_elsewhere_counts_at_once():
     assert access.may_read(CAROL, "team")
 
 
+def test_lists_and_guests_are_answered_from_the_cache():
+    db = Database({"team": Private(1, frozenset({1}))})
+    access = rule(db)
+    for _ in range(3):
+        assert access.readable(CAROL, ["team", "lobby"]) == ["lobby"]
+        assert not access.may_read(GUEST, "team")
+    assert db.loads == 1
+
+
 def test_a_room_made_private_is_seen_once_forgotten_and_entries_expire():
     now = [0.0]
     db = Database({})

@@ -16,8 +16,8 @@ what it read in a cache, per room.  Cached answers stay right across nodes becau
 - a change of membership (``create``, ``invite``, ``remove``, the admin) is sent to
   every node through the broker (an ``access`` fan-out) and each forgets that room
   before the removed member's connections are evicted (the evict follows it on the wire);
-- a refusal is never taken from the cache: a member invited a moment ago on another
-  node gets in at once;
+- a refusal of a ``join`` (``history``, ``members``, a search in one room) is never taken
+  from the cache: a member invited a moment ago on another node gets in at once;
 - a node whose link to the broker was broken forgets everything when it resyncs (it
   may have missed changes), and entries expire after ``cache_s`` in any case.
 """
@@ -88,27 +88,29 @@ class MembershipAccess:
 
     def may_read(self, identity, room):
         """True when ``identity`` may join and read ``room``."""
-        return room in self.readable(identity, [room])
+        if _reads(identity, self._entries([room])[room]):
+            return True
+        if identity.user_id is None:
+            return False       # a guest is never a member
+        # never refuse an account from the cache: an invite may not have reached us yet
+        return _reads(identity, self._entries([room], fresh=True)[room])
 
     def readable(self, identity, rooms):
-        """The names among ``rooms`` that ``identity`` may read, in their order."""
+        """The names among ``rooms`` that ``identity`` may read, in their order.
+
+        Lists (``rooms``, ``search``) are answered from the cache: a lobby asks every few
+        seconds, and an invite reaches every node's cache at once anyway."""
         rooms = list(rooms)
         found = self._entries(rooms)
-        refused = [room for room in rooms if not _reads(identity, found[room])]
-        if refused:    # never refuse from the cache: a change may not have reached us yet
-            found.update(self._entries(refused, fresh=True))
         return [room for room in rooms if _reads(identity, found[room])]
 
     def is_moderator(self, identity, room):
         """Staff everywhere; a private room's owner in that room."""
         if identity.staff:
             return True
-        entry = self._entries([room])[room]
-        if entry is None or identity.user_id is None:
-            return False
-        if entry.owner_id != identity.user_id:
-            entry = self._entries([room], fresh=True)[room]
-        return entry is not None and entry.owner_id == identity.user_id
+        entry = self._entries([room])[room]    # an owner never changes: the cache is right
+        return entry is not None and identity.user_id is not None and (
+            entry.owner_id == identity.user_id)
 
     def private(self, room):
         """The room's :class:`Private`, or None when it is public (fresh from the database)."""
