@@ -41,7 +41,9 @@ export class Moderation {
     this.uid = null;
     this.moderator = false;
     this.uids = new Map();   // nick -> the uid of the latest message shown under it
-    new MutationObserver(() => this.decorateMessages()).observe(list, { childList: true });
+    // new messages, and messages that become tombstones (class "deleted", from edits.js)
+    new MutationObserver(() => this.decorateMessages()).observe(list, {
+      childList: true, subtree: true, attributes: true, attributeFilter: ["class"] });
     new MutationObserver(() => this.decorateMembers()).observe(members, { childList: true });
   }
 
@@ -58,11 +60,15 @@ export class Moderation {
     for (const item of this.list.querySelectorAll("li.message[data-uid]")) {
       const uid = item.dataset.uid;
       const nick = item.querySelector(".nick");
-      if (nick && !this.uids.has(nick.textContent)) this.uids.set(nick.textContent, uid);
+      if (nick) this.uids.set(nick.textContent, uid);   // in seq order: the latest stays
+      if (item.classList.contains("deleted")) {
+        item.querySelector(".mod-actions")?.remove();
+        continue;
+      }
       if (item.dataset.moderation === String(this.moderator) || this.uid === null) continue;
       item.dataset.moderation = String(this.moderator);
       item.querySelector(".mod-actions")?.remove();
-      if (uid === this.uid || item.classList.contains("deleted")) continue;
+      if (uid === this.uid) continue;
       const actions = element("span", "mod-actions");
       const seq = Number(item.dataset.seq);
       const report = button("report", "Report", "Report this message to the staff");
