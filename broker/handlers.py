@@ -19,11 +19,12 @@ import itertools
 import logging
 import time
 
-from chatstream import rules, wire
+from chatstream import room_events, rules, wire
 from chatstream.clock import now_ms
 from . import metrics
 from .presence_registry import PresenceFull
 from .reports import ReportError
+from .sequencer import TargetNotFound
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,17 @@ class NotMember(RequestError):
     in that room: the node registers (a presence report) and sends it again."""
     code = "not_member"
     logged = True
+
+
+class Refusal(RequestError):
+    """A well-formed request the room's state refuses (a race between two nodes' changes
+    of one message): its ``error`` is the contract's ``code`` (e.g. ``not_found``), which
+    the node passes on to its client; no fault of anyone's, so not logged as one."""
+    logged = True
+
+    def __init__(self, code, detail):
+        super().__init__(detail)
+        self.code = code
 
 
 def _ruled(rule, value):
@@ -96,7 +108,7 @@ class IntakeHandlers:
         self.by_type = {"publish": self.on_publish, "announce": self.on_announce,
                         "presence": self.on_presence, "revoke": self.on_revoke,
                         "evict": self.on_evict, "access": self.on_access,
-                        "archived": self.on_archived}
+                        "archived": self.on_archived, "change": self.on_change}
 
     def on_publish(self, body, peer=None):
         # The client contract's rules, as the node applied them: a node cannot have
@@ -123,6 +135,41 @@ class IntakeHandlers:
             if body.get("quiet") is True:
                 return None   # the node takes the message on PUB as its ack (wire.py)
         return wire.encode("published", rid=body.get("rid"), message=message, duplicate=duplicate)
+
+    def on_change(self, body, peer=None):
+        """An edit or delete of a message (chatstream/room_events.py): sequenced and
+        published like a message.  The node decided who may make it; the sequencer
+        checks the target is still a live message (:meth:`Sequencer.sequence_change`)."""
+        room = _ruled(rules.room, _field(body, "room", str))
+        kind = _field(body, "kind", str)
+        if kind not in room_events.CHANGES:
+            raise RequestError("kind must be one of %s" % sorted(room_events.CHANGES))
+        target = _field(body, "target", int)
+        epoch = _field(body, "epoch", str)
+        node = self._own_node(_ruled(_node_name, _field(body, "node", str)), peer)
+        uid = _ruled(rules.uid, _field(body, "uid", str))
+        cid = _ruled(rules.cid, _field(body, "cid", str))
+        nick = text = None
+        if kind == room_events.EDIT:
+            nick = _ruled(_clean_nick, _field(body, "nick", str))
+            text = _ruled(rules.text, _field(body, "text", str))
+        if body.get("staff") is True and kind == room_events.DELETE:
+            # A staff member's delete from the Django admin of that node: no connection
+            # in the room to register; the node checked the account's staff flag.
+            log.info("node %s: a staff delete of #%d in %s by uid %s", node, target, room, uid)
+        else:
+            self.own_member(peer, node, room, uid, nick)
+        try:
+            event, duplicate = self.sequencer.sequence_change(
+                room, epoch, kind, target, node, uid, nick=nick, text=text, cid=cid)
+        except TargetNotFound as exc:
+            log.info("node %s: %s refused: %s", node, kind, exc)
+            raise Refusal("not_found", str(exc)) from None
+        if not duplicate:
+            if self.pair is not None:
+                self.pair.replicate(room, epoch, event)
+            self.outbox.publish_message(room, epoch, event)
+        return wire.encode("published", rid=body.get("rid"), message=event, duplicate=duplicate)
 
     def on_announce(self, body, peer=None):
         """"<nick> joined" / "<nick> left" from a node: published to the room as the

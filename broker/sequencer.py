@@ -9,7 +9,7 @@ import collections
 import heapq
 import os
 
-from chatstream import config
+from chatstream import config, room_events
 from chatstream.clock import new_epoch, now_ms
 from chatstream.history import RoomHistory
 from .store import MemoryStore
@@ -19,6 +19,10 @@ DAY_MS = 86_400_000
 # history before anyone wrote there); past this many it forgets them all.
 ABSENT_ROOMS_MAX = 200_000
 _ID_POOL = []
+
+
+class TargetNotFound(LookupError):
+    """An edit or delete of a seq that is not a message of the room (any more)."""
 
 
 def new_id():
@@ -114,18 +118,62 @@ class Sequencer:
             message["cid"] = cid
         if uid is not None:
             message["uid"] = uid
-        evicted = history.append(message)
-        if evicted is not None and "cid" in evicted:
-            cids.pop(evicted["cid"], None)
-        if cid is not None:
-            cids[cid] = message
-        self.changed[room] = message["seq"]
-        self.store.append(room, history.epoch, message, self.history_size)
+        self._add(room, history, message)
         return message, False
 
+    def sequence_change(self, room, epoch, kind, target, node, uid, nick=None, text=None,
+                        cid=None):
+        """Sequence an edit or delete of message ``target`` of ``room``; returns
+        ``(event, duplicate)`` as :meth:`sequence` does (a resent request's ``cid``).
+
+        The node checked who may change the message and found it live (in its mirror or
+        the archive).  Here, where every change of the room is ordered, the target is
+        checked once more wherever the broker still holds it (buffer or store): two
+        deletes, or an edit racing a delete, from two nodes whose mirrors had not heard
+        of each other, must not both pass.  Raises :class:`TargetNotFound`.
+
+        :param epoch: the epoch the target's seq is of (another one: not found).
+        """
+        history = self.find(room)
+        if history is None or history.epoch != epoch or not 1 <= target <= history.seq:
+            raise TargetNotFound("no message #%d in room %s" % (target, room))
+        cids = self.cids[room]
+        if cid is not None and cid in cids:
+            return cids[cid], True
+        current = history.get(target)
+        if current is None:
+            current = self.store.event(room, target)   # beyond the buffer, not yet archived
+        if current is not None and not room_events.is_live_message(current):
+            raise TargetNotFound("#%d of room %s is not a message or is deleted" % (target, room))
+        event = {"id": new_id(), "seq": history.seq + 1, "room": room, "kind": kind,
+                 "target": target, "ts": self.clock_ms(), "node": node, "uid": uid}
+        if kind == room_events.EDIT:
+            event["nick"], event["text"] = nick, text
+        if cid is not None:
+            event["cid"] = cid
+        self._add(room, history, event)
+        return event, False
+
+    def _add(self, room, history, event):
+        """Append a sequenced event to its room (memory, cids, store)."""
+        cids = self.cids[room]
+        evicted = history.append(event)
+        if evicted is not None and "cid" in evicted:
+            cids.pop(evicted["cid"], None)
+        if "cid" in event:
+            cids[event["cid"]] = event
+        if room_events.is_change(event):
+            # a resent publish of the target gets its current state, never a deleted text
+            target = history.get(event["target"])
+            if target is not None and "cid" in target:
+                cids[target["cid"]] = target
+        self.changed[room] = event["seq"]
+        self.store.append(room, history.epoch, event, self.history_size)
+
     def apply(self, room, epoch, message):
-        """A replica's step (broker/replication.py): add a message the active
-        sequenced, with its own seq, id, ts, cid and uid.  Returns False (and
+        """A replica's step (broker/replication.py): add an event the active
+        sequenced, with its own seq, id, ts, cid and uid (an edit or delete changes
+        its target here as it did there).  Returns False (and
         changes nothing) when it does not follow the room's last seq in the
         same epoch: the replica is out of step and needs a catch-up."""
         history = self.find(room)
@@ -137,14 +185,7 @@ class Sequencer:
             self.absent.discard(room)
         if history.epoch != epoch or message["seq"] != history.seq + 1:
             return False
-        evicted = history.append(message)
-        cids = self.cids[room]
-        if evicted is not None and "cid" in evicted:
-            cids.pop(evicted["cid"], None)
-        if "cid" in message:
-            cids[message["cid"]] = message
-        self.changed[room] = message["seq"]
-        self.store.append(room, epoch, message, self.history_size)
+        self._add(room, history, message)
         return True
 
     def names_after(self, after, limit):

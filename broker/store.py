@@ -10,6 +10,11 @@ stay in the store beyond its buffer until the archive holds them: a message is p
 only when it is both out of the buffer and at or below the room's ``archived`` seq.
 The archiver reads them back with :meth:`SqliteStore.events_after`.
 
+An edit or delete (chatstream/room_events.py) also rewrites its target's row, if the
+store still holds it, to the target's current state; a delete also takes the text out
+of the rows of the target's earlier edits.  So a deleted text leaves the store in the
+same commit as the delete is stored.
+
 Why SQLite: it ships with Python, a WAL commit is an append to one file, and
 ``synchronous=NORMAL`` survives ``kill -9`` of the broker (the WAL is in the
 OS page cache; only a power cut can lose the last commits -- set
@@ -22,7 +27,7 @@ import os
 import sqlite3
 import time
 
-from chatstream import fastjson
+from chatstream import fastjson, room_events
 from chatstream.clock import new_epoch, now_ms
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,10 @@ class MemoryStore:
 
     def append(self, room, epoch, message, history_size):
         pass
+
+    def event(self, room, seq):
+        """The stored event ``seq`` of ``room`` in its current state, or None."""
+        return None
 
     def expire(self, before_ms):
         """Drop the messages of rooms silent since before ``before_ms``."""
@@ -107,6 +116,7 @@ class SqliteStore:
         os.makedirs(folder, exist_ok=True)
         self.db = self._open(path, synchronous)
         self.rows = []      # (room, seq, body) staged since the last commit
+        self.changes = []   # (room, edit or delete event) staged since the last commit
         self.touched = {}   # room -> (epoch, seq, history_size) since the last commit
         self.archived = {}  # room -> (epoch, seq) the archiver reported since the last commit
         self.archived_history_size = 0
@@ -232,10 +242,26 @@ class SqliteStore:
         return {"epoch": row[0], "seq": row[1], "history": history}
 
     def append(self, room, epoch, message, history_size):
-        """Stage one sequenced message; durable at the next :meth:`commit`."""
+        """Stage one sequenced event; durable at the next :meth:`commit`."""
         body = fastjson.dumps(message, separators=fastjson.COMPACT)
         self.rows.append((room, message["seq"], body))
         self.touched[room] = (epoch, message["seq"], history_size, message["ts"])
+        if room_events.is_change(message):
+            self.changes.append((room, message))
+
+    def event(self, room, seq):
+        """The event ``seq`` of ``room`` in its current state (staged changes too), or None."""
+        row = self.db.execute("SELECT body FROM messages WHERE room=? AND seq=?",
+                              (room, seq)).fetchone()
+        if row is None:   # staged in this batch?
+            row = next(((body,) for r, s, body in self.rows if r == room and s == seq), None)
+            if row is None:
+                return None
+        event = fastjson.loads(row[0])
+        for changed_room, change in self.changes:
+            if changed_room == room and change["target"] == seq:
+                event = room_events.changed(event, change)
+        return event
 
     def expire(self, before_ms):
         """Delete the messages of rooms with none since ``before_ms``; their
@@ -265,6 +291,8 @@ class SqliteStore:
             self._apply_archived()
             self.db.executemany("INSERT INTO messages (room, seq, body) VALUES (?, ?, ?)",
                                 self.rows)
+            for room, change in self.changes:
+                self._apply_change(room, change)
             for room, (epoch, seq, history_size, last_ms) in self.touched.items():
                 self.db.execute("INSERT INTO rooms (room, epoch, seq, last_ms) VALUES (?, ?, ?, ?) "
                                 "ON CONFLICT(room) DO UPDATE SET epoch=excluded.epoch, "
@@ -278,8 +306,28 @@ class SqliteStore:
                 self.db.execute("ROLLBACK")
             raise
         self.rows = []
+        self.changes = []
         self.touched = {}
         self.archived = {}
+
+    def _apply_change(self, room, change):
+        """Rewrite the rows an edit or delete changes (inside the commit's transaction)."""
+        target = change["target"]
+        row = self.db.execute("SELECT body FROM messages WHERE room=? AND seq=?",
+                              (room, target)).fetchone()
+        if row is not None:
+            state = room_events.changed(fastjson.loads(row[0]), change)
+            self.db.execute("UPDATE messages SET body=? WHERE room=? AND seq=?",
+                            (fastjson.dumps(state, separators=fastjson.COMPACT), room, target))
+        if change["kind"] != room_events.DELETE:
+            return
+        edits = self.db.execute(
+            "SELECT seq, body FROM messages WHERE room=? AND seq>? AND seq<? "
+            "AND json_extract(body, '$.kind')='edit' AND json_extract(body, '$.target')=?",
+            (room, target, change["seq"], target)).fetchall()
+        self.db.executemany("UPDATE messages SET body=? WHERE room=? AND seq=?", [
+            (fastjson.dumps(room_events.redacted(fastjson.loads(body)),
+                            separators=fastjson.COMPACT), room, seq) for seq, body in edits])
 
     def _apply_archived(self):
         if not self.archived:

@@ -96,6 +96,9 @@ MAX_PAYLOAD_BYTES = 16384
 RATE_PER_S = 20.0
 RATE_BURST = 40
 MAX_ROOMS_PER_CONNECTION = 50       # too_many_rooms
+# How long an author may edit a message (edit_window_expired; moderators any time):
+# long enough to fix a typo or a link, short enough that what was read stays as read.
+EDIT_WINDOW_S = 3600
 MAX_CONNECTIONS = 10_000            # per node (connect_error too_many_connections)
 # Packets queued for one client before it counts as not reading and is cut
 # off: bounds a node's memory at this times its connections.

@@ -6,6 +6,7 @@ message after ``seq`` or says ``gap`` -- never a silent partial list.
 """
 from collections import deque
 
+from . import room_events
 from .config import HISTORY_SIZE
 
 
@@ -14,7 +15,11 @@ class SequenceError(ValueError):
 
 
 class RoomHistory:
-    """The last ``size`` messages of one room, in seq order.
+    """The last ``size`` events of one room, in seq order.
+
+    Events are messages, edits and deletes (chatstream/room_events.py); an edit or
+    delete also changes its target here when the buffer holds it, so the buffer is
+    always the room's current state.
 
     :param room: the room name.
     :param epoch: the stream's epoch; seqs only compare within one epoch.
@@ -32,16 +37,24 @@ class RoomHistory:
             raise SequenceError("history does not end at seq %d" % seq)
 
     def append(self, message):
-        """Add the next message; returns the message the buffer evicted, if any."""
+        """Add the next event; returns the event the buffer evicted, if any."""
         if message["seq"] != self.seq + 1:
             raise SequenceError("room %s: expected seq %d, got %d"
                                 % (self.room, self.seq + 1, message["seq"]))
+        if room_events.is_change(message):
+            room_events.apply(self.buffer, message)
         evicted = None
         if self.buffer.maxlen and len(self.buffer) == self.buffer.maxlen:
             evicted = self.buffer[0]
         self.buffer.append(message)
         self.seq = message["seq"]
         return evicted
+
+    def get(self, seq):
+        """The buffered event at ``seq`` in its current state, or None."""
+        if not self.buffer or not self.buffer[0]["seq"] <= seq <= self.seq:
+            return None
+        return self.buffer[seq - self.buffer[0]["seq"]]
 
     def since(self, since=None, epoch=None):
         """Messages a reader that last saw ``(epoch, since)`` is missing.

@@ -7,8 +7,8 @@ ASCII JSON by the stdlib, so every str still travels).  The frames per socket ar
 
 intake (node DEALER -> broker ROUTER, default port 5555)::
 
-    node -> broker   [body]                 body.type in {"publish", "announce", "presence",
-                                                          "revoke", "evict", "access",
+    node -> broker   [body]                 body.type in {"publish", "change", "announce",
+                                                          "presence", "revoke", "evict", "access",
                                                           "archived"}
     broker -> node   [body]                 body.type in {"published", "error"}
 
@@ -42,6 +42,11 @@ Bodies by type (besides ``v`` and ``type``):
   ``quiet: true`` (a node subscribed to the room, with a cid): no ``published``
   reply when the message is new -- the node takes the message on PUB (it carries
   node and cid) as the ack; a duplicate or a refusal is still answered
+- ``change``    {rid, room, kind: "edit"|"delete", target, epoch, node, uid, cid, nick?,
+  text?}: an edit (with ``nick`` and ``text``) or delete of message ``target`` of
+  ``epoch``, decided by the node (author or moderator); the broker sequences it as a
+  room event of its own (chatstream/room_events.py) -- answered ``published``, or
+  ``error`` ``not_found`` when the target is not (or no longer) a message of the room
 - ``published`` {rid, message: Message, duplicate: bool}
 - ``announce``  node -> broker {room, text, node}: no rid, no reply (like
   ``presence``); ``text`` is "<nick> joined" or "<nick> left"
@@ -113,7 +118,11 @@ Bodies by type (besides ``v`` and ``type``):
   (the passive of a pair), ``not_member`` (see ``publish``) or ``internal``
 
 Message = {id, seq, room, nick, text, ts, node, cid?, uid?} exactly as clients see it
-(every node of this version sends ``uid``; messages stored before it have none).
+(every node of this version sends ``uid``; messages stored before it have none); an
+edited one also has ``edited`` (ts), a deleted one is a tombstone {id, seq, room, ts,
+cid?, deleted: true}.  A room event that is an edit or delete travels in the same
+place as a Message: {id, seq, room, kind, target, ts, node, uid, cid, nick?, text?}
+(``message`` and ``messages`` bodies, buffers, snapshots, the store).
 RoomState = {epoch, seq, history: [Message]}.
 """
 from . import fastjson
@@ -133,7 +142,7 @@ CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC, REVOKE_TOPIC, EVICT_TOPIC, AC
 TYPES = frozenset({
     "publish", "published", "announce", "message", "messages", "heartbeat", "presences",
     "snapshot", "history", "error", "presence", "announcement",
-    "archived", "archive_rooms", "archive_events", "revoke", "evict", "access",
+    "archived", "archive_rooms", "archive_events", "revoke", "evict", "access", "change",
 })
 
 

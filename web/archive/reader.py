@@ -2,7 +2,8 @@
 read from the archive, joined with the node's mirror for the newest events the archiver
 has not written yet.  Never from the broker.
 """
-from chat.protocol.history import HistoryUnavailable
+from chat.protocol.history import HistoryUnavailable, current_messages
+from chatstream import room_events
 from .models import Room, RoomEvent
 
 HISTORY_LIMIT = 50       # messages per page unless the client asks for fewer or more
@@ -41,8 +42,8 @@ class ArchiveReader:
         """
         epoch, newest = view["epoch"], view["seq"]
         before = newest + 1 if before is None else min(before, newest + 1)
-        mirrored = {m["seq"]: dict(m, kind=m.get("kind", "message")) for m in view["history"]
-                    if m["seq"] < before}
+        mirrored = {m["seq"]: room_events.as_listed(m) for m in view["history"]
+                    if m["seq"] < before and not room_events.is_change(m)}
         watermark = Room.objects.using(self.using).filter(name=room, epoch=epoch).values_list("seq", flat=True).first()
         oldest_mirrored = min((m["seq"] for m in view["history"]), default=newest + 1)
         if (watermark or 0) + 1 < oldest_mirrored and before > (watermark or 0) + 1:
@@ -54,9 +55,19 @@ class ArchiveReader:
         else:
             rows = self._rows(room, epoch, before, limit)
         merged = {**{row.seq: as_message(row) for row in rows}, **mirrored}
-        messages = [merged[seq] for seq in sorted(merged)[-limit:]]
+        messages = current_messages([merged[seq] for seq in sorted(merged)[-limit:]], view)
         first = not messages or self._is_first(room, epoch, messages[0]["seq"])
         return {"epoch": epoch, "messages": messages, "first": first}
+
+    def message(self, room, epoch, seq):
+        """Archived message ``seq`` of ``(room, epoch)`` in its current state, or None
+        (an ``edit`` or ``delete`` of a message older than the node's mirror)."""
+        row = RoomEvent.objects.using(self.using).filter(
+            room__name=room, epoch=epoch, seq=seq, kind=RoomEvent.Kind.MESSAGE).first()
+        if row is None:
+            return None
+        row.room_name = room
+        return as_message(row)
 
     def _rows(self, room, epoch, before, limit):
         rows = list(RoomEvent.objects.using(self.using).filter(room__name=room, epoch=epoch, seq__lt=before,

@@ -31,7 +31,9 @@ def _row(room, epoch, message):
         uid=message.get("uid") or "", nick=message.get("nick") or "",
         text="" if kind == RoomEvent.Kind.DELETE else message.get("text") or "",
         ts=message["ts"], node=message.get("node") or "", cid=message.get("cid"),
-        target=message.get("target"))
+        target=message.get("target"),
+        # a message read back from the broker's store is in its current state
+        edited_at=message.get("edited"), deleted=bool(message.get("deleted")))
 
 
 def _rooms(names, using):

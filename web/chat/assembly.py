@@ -82,6 +82,7 @@ def build_server():
                     max_rooms=settings.CHAT_MAX_ROOMS_PER_CONNECTION,
                     report_reason_max=settings.CHAT_REPORT_REASON_MAX,
                     ban_minutes_max=settings.CHAT_BAN_MAX_MINUTES,
+                    edit_window_s=settings.CHAT_EDIT_WINDOW_S,
                     request_rates=settings.CHAT_REQUEST_RATES)
     patches.install(sio)
     from archive.reader import ArchiveReader   # its models need the apps loaded

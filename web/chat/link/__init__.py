@@ -19,7 +19,8 @@ The in-memory twins of the transport and the pair, over the real broker code,
 are test equipment: ``harness/twins.py``.
 """
 from .broker_link import BrokerLink, LinkState, Listener
-from .channel import BrokerUnavailable
+from .channel import BrokerUnavailable, Refused
 from .transport import ZmqTransport
 
-__all__ = ["BrokerLink", "BrokerUnavailable", "LinkState", "Listener", "ZmqTransport"]
+__all__ = ["BrokerLink", "BrokerUnavailable", "LinkState", "Listener", "Refused",
+           "ZmqTransport"]

@@ -8,12 +8,13 @@ only once sequenced.  What must reach local connections goes to its
 import enum
 import logging
 import time
+import uuid
 from typing import Protocol
 
 import gevent
 from gevent.event import Event
 
-from chatstream import config, wire
+from chatstream import config, room_events, wire
 from .acks import QuietAcks
 from .channel import BrokerUnavailable, NotMember, RequestChannel
 from .mirror import Mirror, Outcome
@@ -44,8 +45,8 @@ class Listener(Protocol):
     """
 
     def deliver(self, event, data, room):
-        """Emit to this node's members of a room: ``message`` (in seq order),
-        ``presence`` or ``announcement``."""
+        """Emit to this node's members of a room: ``message``, ``edit`` and
+        ``delete`` (in seq order), ``presence`` or ``announcement``."""
 
     def restart_room(self, room):
         """This node cannot continue a room's stream: disconnect its local
@@ -183,6 +184,26 @@ class BrokerLink:
                 log.info("room %s: %s; registering this node's members again", room, exc)
                 if self.local.full_reports == reports:   # none sent meanwhile
                     self.local.report_all()
+
+    def change(self, room, epoch, kind, target, uid, nick=None, text=None, staff=False):
+        """Have the broker sequence an edit (``nick``, ``text``) or delete of message
+        ``target`` of ``(room, epoch)``, decided here to be allowed; returns the event.
+
+        :param staff: a staff member's delete from the Django admin, who is no
+            connection in the room (the broker takes it without one, see on_change).
+        Raises :class:`~chat.link.channel.Refused` (``not_found``) when the broker
+        finds the target gone, :class:`BrokerUnavailable` when it is not sequenced in time.
+        """
+        fields = {"nick": nick, "text": text} if kind == room_events.EDIT else {}
+        # A cid of its own, so a request resent (to the other broker of the pair) is
+        # sequenced once.
+        fields.update(room=room, kind=kind, target=target, epoch=epoch, node=self.node, uid=uid,
+                      cid="e-" + uuid.uuid4().hex)
+        if staff:
+            return self.intake.request("change", self.ack_timeout_s, staff=True,
+                                       **fields)["message"]
+        return self.as_member(room, lambda timeout: self.intake.request(
+            "change", timeout, **fields))["message"]
 
     def follow(self, room):
         """Make sure this node follows a room's stream before a member joins it.
@@ -328,7 +349,7 @@ class BrokerLink:
             return  # held for the fetch in progress, or sent before our unsubscribe took effect
         outcome = self.mirror.apply(message, body["epoch"])
         if outcome is Outcome.APPLIED:
-            self.listener.deliver("message", message, room)
+            self._deliver(message, room)
         elif outcome is Outcome.GAP:
             self._repair(room)
 
@@ -377,7 +398,7 @@ class BrokerLink:
         self.listener.resynced()
         for room, messages in missed.items():   # sequenced while this node was not listening
             for message in messages:
-                self.listener.deliver("message", message, room)
+                self._deliver(message, room)
         for room in broken:
             self.listener.restart_room(room)
 
@@ -397,4 +418,8 @@ class BrokerLink:
         for message in reply["history"]:
             self.acks.settle(message)
             if self.mirror.apply(message, reply["epoch"]) is Outcome.APPLIED:
-                self.listener.deliver("message", message, room)
+                self._deliver(message, room)
+
+    def _deliver(self, event, room):
+        """A room event to local members: ``message``, or the change's ``edit`` / ``delete``."""
+        self.listener.deliver(event.get("kind") or room_events.MESSAGE, event, room)

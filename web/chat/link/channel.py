@@ -29,6 +29,21 @@ class NoReply(BrokerUnavailable):
     """The broker took the request but did not answer in time."""
 
 
+class Refused(Exception):
+    """The broker served the request and refused it by the room's state (an ``error``
+    whose code is the contract's, e.g. ``not_found``): asking again, or asking the other
+    broker of the pair, would get the same answer.  ``code`` and ``detail`` are for the client."""
+
+    def __init__(self, code, detail):
+        super().__init__("%s: %s" % (code, detail))
+        self.code = code
+        self.detail = detail
+
+
+# The broker's error codes that are such verdicts (broker/handlers.py Refusal).
+VERDICTS = frozenset({"not_found"})
+
+
 class RequestChannel:
     """One of the transport's request sockets (``intake`` or ``snapshot``).
 
@@ -73,6 +88,8 @@ class RequestChannel:
             if tag is not None and self.tags.get(tag) == rid:
                 del self.tags[tag]
         if reply["type"] == "error":
+            if reply.get("error") in VERDICTS:
+                raise Refused(reply["error"], reply.get("detail") or "")
             refused = _REFUSALS.get(reply.get("error"), BrokerUnavailable)
             raise refused("broker refused: %s" % reply.get("detail"))
         return reply

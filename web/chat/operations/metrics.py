@@ -62,6 +62,8 @@ GC_SECONDS = Histogram("chat_gc_seconds", "Time the cyclic garbage collector sto
                        buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5), registry=REGISTRY)
 SLOW_CLIENTS_CUT = Counter("chat_slow_clients_cut", "Connections cut for not reading",
                            registry=REGISTRY)
+CHANGES = Counter("chat_changes_accepted", "Edits and deletes sequenced and acknowledged ok",
+                  ["kind"], registry=REGISTRY)
 
 LINK_STATES = ("connecting", "syncing", "live", "down")
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from socketio import exceptions as sio_exceptions
 
-from chatstream import config
+from chatstream import config, room_events
 
 from ..link import BrokerUnavailable
 from ..operations import metrics
@@ -14,6 +14,7 @@ from .acks import acked as _acked
 from .access import PublicRooms
 from .eviction import Evictions
 from .moderation import Moderation
+from .conversation import Conversation
 from .history import HistoryUnavailable, MirrorPages
 from .identity import GuestIdentities
 from .ratelimit import TokenBucket
@@ -32,6 +33,7 @@ class Limits:
     max_rooms: int = config.MAX_ROOMS_PER_CONNECTION   # rooms one connection may be in
     report_reason_max: int = config.REPORT_REASON_MAX  # a report's reason, in characters
     ban_minutes_max: int = config.BAN_MINUTES_MAX      # a ban's minutes (longer: for good)
+    edit_window_s: int = config.EDIT_WINDOW_S          # how long an author may edit a message
     # join, leave, rooms, members: event -> (per second, burst), one bucket each per connection
     request_rates: dict = field(default_factory=lambda: dict(config.REQUEST_RATES))
 
@@ -86,6 +88,7 @@ class ChatEvents:
         self.evictions = Evictions(self)   # a uid's connections leaving a room (ban, removal)
         self.moderation = Moderation(self, moderation, limits.report_reason_max,
                                      limits.ban_minutes_max)   # ban, report, the ban checks
+        self.conversation = Conversation(self, limits.edit_window_s)   # edit, delete
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
         sio.on("join", self.on_join)
@@ -211,7 +214,7 @@ class ChatEvents:
         if previous is not None:          # a re-join: count the new nick first, so the
             self.link.member_left(room, previous, conn.identity.uid)   # room stays followed
         self._announce(room, "%s joined" % req["nick"])
-        view = self.link.view(room, req["since"], req["epoch"])
+        view = room_events.replay(self.link.view(room, req["since"], req["epoch"]), req["since"])
         return {"ok": True, "room": room, "nick": req["nick"], "uid": conn.identity.uid,
                 "node": self.link.node, "moderator": self.access.is_moderator(conn.identity, room),
                 **view}
