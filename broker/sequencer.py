@@ -109,6 +109,7 @@ class Sequencer:
             "id": new_id(),
             "seq": history.seq + 1,
             "room": room,
+            "kind": room_events.MESSAGE,   # every room event says which (PROTOCOL.md)
             "nick": nick,
             "text": text,
             "ts": self.clock_ms(),

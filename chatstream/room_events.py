@@ -17,7 +17,7 @@ MESSAGE, EDIT, DELETE = "message", "edit", "delete"
 CHANGES = frozenset({EDIT, DELETE})
 
 # What a tombstone keeps of its message: its position, and its cid (see above).
-TOMBSTONE_FIELDS = ("id", "seq", "room", "ts", "cid")
+TOMBSTONE_FIELDS = ("id", "seq", "room", "kind", "ts", "cid")
 
 
 def kind(event):

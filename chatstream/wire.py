@@ -117,8 +117,9 @@ Bodies by type (besides ``v`` and ``type``):
 - ``error``     {rid|null, error, detail}: ``error`` is ``bad_request``, ``not_active``
   (the passive of a pair), ``not_member`` (see ``publish``) or ``internal``
 
-Message = {id, seq, room, nick, text, ts, node, cid?, uid?} exactly as clients see it
-(every node of this version sends ``uid``; messages stored before it have none); an
+Message = {id, seq, room, kind: "message", nick, text, ts, node, cid?, uid?} exactly as
+clients see it (every node of this version sends ``uid``; messages stored before it have
+none, nor ``kind``, which the nodes add where the contract lists events); an
 edited one also has ``edited`` (ts), a deleted one is a tombstone {id, seq, room, ts,
 cid?, deleted: true}.  A room event that is an edit or delete travels in the same
 place as a Message: {id, seq, room, kind, target, ts, node, uid, cid, nick?, text?}

@@ -46,7 +46,7 @@ def test_message_fields_follow_the_contract(cluster, client):
     ack = c.send(room, "hello", cid="cid-1")
     assert ack == {"ok": True, "id": ack["id"], "seq": 1}
     (m,) = c.wait_messages(room, 1)
-    assert set(m) == {"id", "seq", "room", "nick", "text", "ts", "node", "cid", "uid"}
+    assert set(m) == {"id", "seq", "room", "kind", "nick", "text", "ts", "node", "cid", "uid"}
     assert (m["room"], m["nick"], m["text"], m["node"], m["cid"]) == (room, "alice", "hello", "node2", "cid-1")
     assert isinstance(m["ts"], int) and m["ts"] > 1_600_000_000_000
 

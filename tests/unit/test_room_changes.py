@@ -54,8 +54,8 @@ def test_a_delete_leaves_a_tombstone_and_takes_the_text_of_earlier_edits_with_it
     event, _ = _delete(s, 1)
     assert event["kind"] == "delete" and event["target"] == 1 and "text" not in event
     tombstone, edit, delete = s.history("r")["history"]
-    assert tombstone == {"id": tombstone["id"], "seq": 1, "room": "r", "ts": tombstone["ts"],
-                         "cid": "c1", "deleted": True}
+    assert tombstone == {"id": tombstone["id"], "seq": 1, "room": "r", "kind": "message",
+                         "ts": tombstone["ts"], "cid": "c1", "deleted": True}
     assert "text" not in edit and edit["kind"] == "edit"
     assert "secret" not in repr(s.history("r")) and "secret" not in repr(s.snapshot())
 
@@ -117,7 +117,7 @@ def test_the_store_holds_the_current_state_across_a_restart(tmp_path):
     history = again.history("r")["history"]
     assert history[0]["text"] == "first, edited" and "edited" in history[0]
     assert history[1]["deleted"] and "text" not in history[1] and "nick" not in history[1]
-    assert [m.get("kind") for m in history] == [None, None, "edit", "delete"]
+    assert [m.get("kind") for m in history] == ["message", "message", "edit", "delete"]
 
 
 def test_a_change_beyond_the_buffer_rewrites_the_stored_target_the_archive_still_lacks(tmp_path):

@@ -53,7 +53,7 @@ def test_message_carries_the_contract_fields():
     s = make()
     message, duplicate = s.sequence("lobby", "ann", "hi there", "node2", "c1")
     assert duplicate is False
-    assert set(message) == {"id", "seq", "room", "nick", "text", "ts", "node", "cid"}
+    assert set(message) == {"id", "seq", "room", "kind", "nick", "text", "ts", "node", "cid"}
     assert (message["room"], message["nick"], message["text"], message["node"],
             message["cid"]) == ("lobby", "ann", "hi there", "node2", "c1")
     assert isinstance(message["id"], str) and message["id"]
