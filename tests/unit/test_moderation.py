@@ -126,12 +126,20 @@ def test_a_message_out_of_the_buffer_is_found_in_the_archive(cluster):
     assert b.events.moderation.on_report(bert, {"room": "r", "seq": 3, "reason": "x"})["error"] == "not_found"
 
 
+def test_bans_are_rate_limited_per_connection(cluster):
+    (a, b), store, clock = cluster
+    a.events.limits.request_rates["ban"] = (0.001, 2)
+    mod = connect(a, "mod")             # its buckets from the limits above
+    answers = [a.events.moderation.on_ban(mod, {"room": "r%d" % i, "uid": ALICE.uid})
+               for i in range(3)]
+    assert [r.get("error") for r in answers] == [None, None, "rate_limited"]
+    assert len(store.banned) == 2
+
+
 def test_reports_are_rate_limited_per_connection(cluster):
     (a, b), store, clock = cluster
     a.events.limits.request_rates["report"] = (0.001, 2)
-    alice = connect(a, "alice")
-    a.events.connections.pop(alice)
-    alice = connect(a, "alice")        # its buckets from the limits above
+    alice = connect(a, "alice")         # its buckets from the limits above
     assert a.events.on_join(alice, {"room": "r"})["ok"]
     seq = a.events.on_message(alice, {"room": "r", "text": "hello"})["seq"]
     answers = [a.events.moderation.on_report(alice, {"room": "r", "seq": seq, "reason": "x"})
