@@ -2,14 +2,38 @@
 a uid's active bans, storing a ban or a report, and a message's author from the archive.
 
 Its in-memory twin is :class:`chat.protocol.moderation.MemoryModeration`.  Every call
-blocks on the database (a greenlet each); none is made per delivered message.
+blocks on the database (a greenlet each); none is made per delivered message.  Socket.IO
+events are not Django requests, so each call closes its greenlet's connections when done,
+except the check every join makes: joins waiting at one moment are answered by one query
+in one long-lived greenlet (a reconnect storm is thousands of joins at once).
 """
+from contextlib import contextmanager
 from datetime import datetime, timezone as dt_timezone
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 
 from archive.models import RoomEvent
+from chat.protocol.identity import NickBatcher
 from .models import Ban, ModAction, Report
+
+
+@contextmanager
+def closing_connections():
+    try:
+        yield
+    finally:
+        connections.close_all()
+
+
+def banned_uids(uids):
+    """The ``uids`` with a ban in force: one query for a batch of joins (NickBatcher's worker,
+    which keeps its connection; a broken one is closed and the query asked once more)."""
+    query = Ban.objects.active().filter(uid__in=list(uids)).values_list("uid", flat=True)
+    try:
+        return set(query)
+    except Exception:              # noqa: BLE001 - a stale connection: a new one, once
+        connections.close_all()
+        return set(query.all())
 
 
 def as_datetime(ms):
@@ -44,15 +68,23 @@ def log_action(kind, actor, room="", target_uid="", seq=None, detail="", actor_u
 class DatabaseModeration:
     """Bans, reports and the moderator log in the nodes' database."""
 
+    def __init__(self):
+        # "taken" is "has a ban in force": the batcher answers any key -> bool question
+        self.checks = NickBatcher(banned_uids)
+
     def bans_of(self, uid):
+        if not self.checks.taken(uid):
+            return {}
         return self.bans_of_many([uid]).get(uid, {})
 
     def bans_of_many(self, uids):
-        return merged(Ban.objects.active().filter(uid__in=list(uids)).only("uid", "room", "until"))
+        with closing_connections():
+            return merged(Ban.objects.active().filter(uid__in=list(uids))
+                          .only("uid", "room", "until"))
 
     def ban(self, room, uid, until, actor, nick=""):
         """A moderator's ban from a connection (``actor`` its Identity), logged."""
-        with transaction.atomic():
+        with closing_connections(), transaction.atomic():
             Ban.objects.create(room=room or "", uid=uid, nick=nick, until=as_datetime(until),
                                by_id=actor.user_id, reason="banned from the chat page")
             log_action(ModAction.Kind.BAN, actor, room=room, target_uid=uid,
@@ -61,7 +93,7 @@ class DatabaseModeration:
     def report(self, room, epoch, seq, author, reporter, reason):
         """A member's report; the same member reporting the same message again is one report."""
         try:
-            with transaction.atomic():
+            with closing_connections(), transaction.atomic():
                 Report.objects.create(room=room, epoch=epoch, seq=seq, author_uid=author["uid"],
                                       author_nick=author["nick"], reporter_uid=reporter.uid,
                                       reporter_id=reporter.user_id, reason=reason)
@@ -70,7 +102,7 @@ class DatabaseModeration:
 
     def message(self, room, epoch, seq):
         """Message ``seq`` of ``room`` in the archive, {uid, nick, deleted}; None if absent."""
-        row = (RoomEvent.objects.filter(room__name=room, epoch=epoch, seq=seq,
-                                        kind=RoomEvent.Kind.MESSAGE)
-               .values("uid", "nick", "deleted").first())
-        return row
+        with closing_connections():
+            return (RoomEvent.objects.filter(room__name=room, epoch=epoch, seq=seq,
+                                             kind=RoomEvent.Kind.MESSAGE)
+                    .values("uid", "nick", "deleted").first())
