@@ -1,6 +1,6 @@
-"""Moderation in Chromium: a moderator (a staff account) bans a member from the member list;
-the banned page stops and says until when, the others see them leave; anyone reports a
-message from its own small form."""
+"""Moderation in Chromium: a moderator (a staff account) deletes a member's message and bans
+them from the member list; the banned page stops and says until when, the others see them
+leave; anyone reports a message from its own small form."""
 import re
 
 import pytest
@@ -50,6 +50,13 @@ def test_a_moderator_bans_from_the_member_list_and_a_member_reports(cluster, con
     ann.page.click(".report-form .send-report")
     expect(ann.page.locator("#messages .notice")).to_contain_text(["Reported"])
     expect(ann.page.locator("#members .ban")).to_have_count(0)        # not a moderator
+
+    # the moderator deletes someone else's message (a member has no such action)
+    expect(ann.page.locator("#messages [data-seq] .mod-delete")).to_have_count(0)
+    troll.send("and more spam")
+    boss.expect_texts(["buy cheap watches", "and more spam"])
+    boss.page.locator("#messages [data-seq]", has_text="and more spam").locator(".mod-delete").click()
+    expect(boss.page.locator("#messages .notice")).to_contain_text(["Message deleted."])
 
     # the moderator bans from the member list
     member = boss.page.locator("#members li", has_text="troll")
