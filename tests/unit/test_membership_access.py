@@ -86,3 +86,18 @@ def test_the_cache_is_bounded():
     assert len(access.entries) <= 25 and len(access.entries) >= 1
     access.readable(ALICE, ["s%d" % i for i in range(5)])
     assert len(access.entries) <= 10
+
+
+def test_a_change_during_a_read_keeps_that_read_out_of_the_cache():
+    db = Database({"team": Private(1, frozenset({1, 2}))})
+    access = rule(db)
+
+    def load_then_change(names):
+        found = db.load(names)
+        db.rooms["team"] = Private(1, frozenset({1}))   # bob removed meanwhile ...
+        access.forget("team")                             # ... and the node told
+        return found
+    access.load = load_then_change
+    assert access.may_read(BOB, "team")                   # this read began before
+    access.load = db.load
+    assert not access.may_read(BOB, "team")

@@ -85,6 +85,7 @@ class MembershipAccess:
         self.load = load
         self.clock = clock
         self.entries = {}     # room -> (expires at, Private or None for a public room)
+        self.generation = 0   # counts forget()s
 
     def may_read(self, identity, room):
         """True when ``identity`` may join and read ``room``."""
@@ -118,6 +119,7 @@ class MembershipAccess:
 
     def forget(self, room=None):
         """Drop what is cached of ``room`` (of every room when None): it changed."""
+        self.generation += 1     # a read in flight may predate this change: not kept
         if room is None:
             self.entries.clear()
         else:
@@ -133,12 +135,15 @@ class MembershipAccess:
             else:
                 missing.append(room)
         if missing:
-            private = self.load(missing)
-            if len(self.entries) + len(missing) > self.max_rooms:
+            generation = self.generation
+            private = self.load(missing)     # may yield to other greenlets (PostgreSQL)
+            keep = generation == self.generation
+            if keep and len(self.entries) + len(missing) > self.max_rooms:
                 self.entries.clear()
             for room in missing:
                 found[room] = private.get(room)
-                self.entries[room] = (now + self.cache_s, found[room])
+                if keep:
+                    self.entries[room] = (now + self.cache_s, found[room])
         return found
 
 

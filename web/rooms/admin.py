@@ -7,16 +7,35 @@ public room's.  A change of members reaches every node at once, as an ``invite``
 """
 from django.conf import settings
 from django.contrib import admin
+from django.db import transaction
 
 from .models import Membership, PrivateRoom
 
 
+def staff(request):
+    """Every staff account moderates (PROTOCOL.md "People"): no per-model permissions."""
+    return request.user.is_active and request.user.is_staff
+
+
 class MembershipInline(admin.TabularInline):
+    """Members: staff add and remove them here."""
     model = Membership
     fields = ["user", "added"]
     readonly_fields = ["added"]
     raw_id_fields = ["user"]      # an account id: a select of every account would not scale
     extra = 1
+
+    def has_view_permission(self, request, obj=None):
+        return staff(request)
+
+    def has_change_permission(self, request, obj=None):
+        return staff(request)
+
+    def has_add_permission(self, request, obj=None):
+        return staff(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return staff(request)
 
 
 @admin.register(PrivateRoom)
@@ -31,6 +50,15 @@ class PrivateRoomAdmin(admin.ModelAdmin):
     def direct(self, room):
         return room.direct
 
+    def has_module_permission(self, request):
+        return staff(request)
+
+    def has_view_permission(self, request, obj=None):
+        return staff(request)
+
+    def has_change_permission(self, request, obj=None):
+        return staff(request)     # the members (the inline); the rest is read-only
+
     def has_add_permission(self, request, obj=None):
         return False      # rooms are made by ``create`` and ``dm``, with their names checked
 
@@ -42,7 +70,9 @@ class PrivateRoomAdmin(admin.ModelAdmin):
         super().save_formset(request, form, formset, change)
         after = set(form.instance.memberships.values_list("user_id", flat=True))
         if before != after:
-            tell_nodes(form.instance.name, removed=before - after)
+            # the admin's view is one transaction: the nodes must read the change, not before it
+            name, removed = form.instance.name, before - after
+            transaction.on_commit(lambda: tell_nodes(name, removed=removed))
 
 
 def tell_nodes(room, removed=()):
