@@ -3,6 +3,7 @@ room of that uid on the others within a second, the banned uid is refused until 
 ends, only moderators ban; a report reaches staff on /ops/ and in the admin, where they
 act on it in one step, and every action is in the moderator log."""
 import re
+import signal
 import threading
 import time
 
@@ -10,6 +11,7 @@ import pytest
 
 from harness.client import new_room
 from harness.cluster import process_errors, start_cluster
+from harness.processes import wait_until
 
 from .test_identity import CSRF_FIELD, PASSWORD, logged_in
 
@@ -136,6 +138,34 @@ def test_a_short_ban_refuses_join_and_message_until_it_ends(cluster, client):
         time.sleep(0.1)
     assert bert.join(room)["ok"]
     assert bert.send(room, "back")["ok"]
+
+
+FOR_GOOD = """
+from moderation.models import Ban
+Ban.objects.create(room=%r, uid=%r)
+"""
+
+
+def test_a_node_whose_broker_was_away_evicts_a_ban_it_missed_once_back(cluster, client):
+    """A ban stored while no eviction could reach node2 (here: made outside any node, so none
+    was sent; the same as one published while node2's link was down) takes effect when
+    node2's link resyncs: it reads its members' bans again."""
+    room = new_room()
+    bert, _ = account(cluster, client, "node2", "bert")
+    watcher = Banned(bert)
+    uid = bert.join(room)["uid"]
+    cluster.broker.signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: cluster.health(cluster.url("node2")) == 503, 15, "node2's link down")
+        done = cluster.manage("shell", "-c", FOR_GOOD % (room, uid))
+        assert done.returncode == 0, done.stderr
+    finally:
+        cluster.broker.signal(signal.SIGCONT)
+    assert watcher.came.wait(15), "no banned event after the resync"
+    assert watcher.events[0][1] == {"room": room, "until": None}
+    assert bert.call("message", {"room": room, "text": "hi"})["error"] == "banned"
+    for node in ("node1", "node2", "node3"):
+        cluster.wait_healthy(node)
 
 
 def test_only_moderators_ban(cluster, client):
