@@ -41,6 +41,7 @@ def test_a_dm_between_two_logged_in_people_started_from_the_lobby(cluster, conte
     room = alma.url.rstrip("/").rsplit("/", 1)[1]
     alma_chat = ChatPage(alma, room)
     alma_chat.expect_connected()
+    expect(alma.locator("h1.room-title")).to_have_text("@boris")
 
     boris = logged_in_lobby(contexts, base, "boris")
     entry = boris.locator('#private-rooms a[data-room="%s"]' % room)
@@ -56,5 +57,6 @@ def test_a_dm_between_two_logged_in_people_started_from_the_lobby(cluster, conte
     cyril = logged_in_lobby(contexts, base, "cyril")
     expect(cyril.locator("#private-rooms-empty")).to_be_visible()
     cyril.goto("%s/r/%s/" % (base, room))
+    expect(cyril.locator("h1.room-title")).to_have_text("#" + room)   # not who talks there
     expect(cyril.locator("#messages .notice")).to_contain_text("private")
     expect(cyril.locator("#messages [data-seq]")).to_have_count(0)

@@ -27,7 +27,12 @@ def lobby(request):
 def room(request, room):
     if not validation.ROOM_RE.fullmatch(room):
         raise Http404("invalid room name")
-    return render(request, "chat/room.html", _context(request, guest_session=True, room=room))
+    partner = None
+    if request.user.is_authenticated:
+        from rooms.directory import direct_partner
+        partner = direct_partner(room, request.user.pk)   # a direct conversation's title
+    return render(request, "chat/room.html", _context(request, guest_session=True, room=room,
+                                                      direct_with=partner))
 
 
 def healthz(request):

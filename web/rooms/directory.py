@@ -152,3 +152,15 @@ class Directory:
                      "with": next((user.get_username() for user in room.members.all()
                                    if user.pk != user_id), None) if room.direct else None}
                     for room in rooms]
+
+
+def direct_partner(room, user_id):
+    """The other account's username when ``room`` is a direct conversation of ``user_id``,
+    else None (the room page's title; nothing is said to anyone else)."""
+    if not names.reserved(room):
+        return None
+    found = (get_user_model().objects.filter(memberships__room__name=room,
+                                             memberships__room__pair__isnull=False,
+                                             memberships__room__memberships__user_id=user_id)
+             .exclude(pk=user_id).values_list("username", flat=True).first())
+    return found

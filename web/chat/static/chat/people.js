@@ -5,6 +5,7 @@
 import { setFieldError } from "./names.js";
 
 const REQUEST_TIMEOUT_MS = 5000;
+const LIST_REFRESH_MS = 10000;   // a new conversation shows within seconds; one query each
 
 const $ = (id) => document.getElementById(id);
 
@@ -47,6 +48,8 @@ export function startPeople(socket) {
   }
   socket.on("connect", load);
   if (socket.connected) load();
+  // someone may start a conversation with you while the lobby is open
+  setInterval(() => { if (socket.connected && !document.hidden) load(); }, LIST_REFRESH_MS);
 
   $("dm-form").addEventListener("submit", (e) => {
     e.preventDefault();
