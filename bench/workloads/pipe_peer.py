@@ -29,6 +29,9 @@ START_DELAY_SECS = 2.0
 PHASE_GAP_SECS = 1.0
 # ZeroMQ queues this many messages per peer before PUB drops: far above any window.
 HWM = 1_000_000
+# A peer's presence report, as often as a node's keepalive (one broker heartbeat): the
+# broker drops the members of a node silent for its node TTL.
+REPORT_EVERY_NS = 1_000_000_000
 
 
 
@@ -57,6 +60,7 @@ class Peer:
             self.wire = wire
             self.rooms = ["pipe-%s-%d" % (args.run, r) for r in range(args.rooms)]
             self.pad = "x" * max(0, args.text_bytes)
+            self.register()
         else:
             self.topics = [("pipe-%s-%d" % (args.run, r)).encode() + b"\x00" for r in range(args.rooms)]
             self.pad = b"x" * max(0, args.msg_bytes - RAW_HEADER.size)
@@ -70,6 +74,13 @@ class Peer:
         self.last = {}        # raw: sender -> last k; broker: room -> last seq
         self.integrity = {"duplicated": 0, "out_of_order": 0, "seq_gaps": 0, "foreign": 0}
         self.k = 0
+
+    def register(self):
+        """This peer's member in every room, as a node reports its connections (and keeps
+        itself alive at the broker): with keys, the broker sequences a publish only from a
+        member its node registered in the room.  On the socket the publishes take, first."""
+        self.out.send(self.wire.encode("presence", node="peer%d" % self.args.id, full=True,
+                                       rooms={room: ["p%d" % self.args.id] for room in self.rooms}))
 
     def send(self, phase, now_ns):
         a = self.args
@@ -171,10 +182,14 @@ class Peer:
         if a.mode == "broker":
             poller.register(self.out, zmq.POLLIN)
         n_fixed = 0
+        next_report = time.monotonic_ns() + REPORT_EVERY_NS
         while True:
             now = time.monotonic_ns()
             if now >= end:
                 break
+            if a.mode == "broker" and now >= next_report:
+                self.register()
+                next_report = now + REPORT_EVERY_NS
             timeout_ms = 10
             if t0 <= now < fixed_end and n_fixed < fixed_count:
                 while n_fixed < fixed_count and t0 + n_fixed * period_ns <= now:
