@@ -86,9 +86,11 @@ def test_logins_flat_out_leave_the_nodes_message_round_trips_shorter_than_a_hash
     print("\nlogins answered during the measurement: %d in %.1f s; message round-trip p50 %.1f ms,"
           " p99 %.1f ms, max %.1f ms" % (logins, measured_s, sorted(round_trips)[len(round_trips) // 2] * 1000,
                                          p99(round_trips) * 1000, max(round_trips) * 1000))
-    assert logins >= 10, "the logins were not served meanwhile (%d)" % logins
     hash_s = one_hash_s()
     print("one hash here: %.0f ms" % (hash_s * 1000))
+    # the streams kept the node hashing: at least a quarter of one hash at a time, on this
+    # machine as loaded as it is now (three streams on two quiet cores make about two)
+    assert logins >= max(3, measured_s / hash_s / 4), "the logins were not served meanwhile (%d)" % logins
     assert p99(round_trips) < hash_s / 2
 
 
