@@ -168,6 +168,31 @@ def test_a_node_whose_broker_was_away_evicts_a_ban_it_missed_once_back(cluster, 
         cluster.wait_healthy(node)
 
 
+def test_a_cluster_wide_ban_from_the_admin_empties_every_room_of_the_uid(cluster, client):
+    rooms = [new_room(), new_room()]
+    cleo, _ = account(cluster, client, "node3", "cleo")
+    watcher = Banned(cleo)
+    for room in rooms:
+        uid = cleo.join(room)["uid"]
+    staff = logged_in(cluster.url("node1"), "mod")
+    add = cluster.url("node1") + "/admin/moderation/ban/add/"
+    token = CSRF_FIELD.search(staff.get(add, timeout=10).text).group(1)
+    done = staff.post(add, data={"room": "", "uid": uid, "nick": "cleo", "until_0": "",
+                                 "until_1": "", "reason": "raid", "csrfmiddlewaretoken": token},
+                      allow_redirects=False, timeout=10)
+    assert done.status_code == 302, done.text[:3000]
+    wait_until(lambda: len(watcher.events) == 2, 5, "banned from both rooms")
+    assert sorted(event["room"] for _, event in watcher.events) == sorted(rooms)
+    refused = cleo.call("join", {"room": new_room()})
+    assert refused["error"] == "banned" and "every room" in refused["detail"], refused
+    modlog = staff.get(cluster.url("node1") + "/admin/moderation/modaction/", timeout=10).text
+    assert logged(modlog, "mod", "Ban", uid)
+    page = staff.get(cluster.url("node1") + "/admin/moderation/ban/", params={"q": uid}, timeout=10)
+    pk = re.search(r"/admin/moderation/ban/(\d+)/change/", page.text).group(1)
+    admin_action(staff, cluster.url("node1") + "/admin/moderation/ban/", "lift", [pk])
+    assert cleo.join(rooms[0])["ok"]
+
+
 def test_only_moderators_ban(cluster, client):
     room = new_room()
     bert, _ = account(cluster, client, "node1", "bert")
