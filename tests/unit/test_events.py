@@ -47,6 +47,8 @@ class Node:
         self.events = ChatEvents(self.sio, self.link, limits=Limits(**limits), sync_timeout_s=0.3,
                                  identities=identities, connection_limit=limit)
         self.manager.end_session = self.events.end_session   # as chat/assembly.py does
+        self.manager.evict_uid = self.events.evictions.evict
+        self.manager.after_resync = self.events.evictions.resynced
         self.sio.manager_initialized = True
         self.manager.initialize()
 

@@ -33,9 +33,7 @@ class EmitRecorder:
 def wired_nodes(broker, count=2):
     nodes = [Node(broker, "n%d" % (i + 1), identities=GuestIdentities(sessions=SESSIONS))
              for i in range(count)]
-    for node in nodes:   # as chat/assembly.py does
-        node.manager.evict_uid = node.events.evictions.evict
-        node.manager.after_resync = node.events.evictions.resynced
+    for node in nodes:
         node.emitted = EmitRecorder(node.sio)
     broker.heartbeat()
     for node in nodes:

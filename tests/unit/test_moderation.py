@@ -33,9 +33,7 @@ def cluster():
     broker, clock = MemoryBroker(), Clock()
     store = MemoryModeration(clock_ms=clock)
     nodes = [Node(broker, "n%d" % i, identities=GuestIdentities(sessions=SESSIONS)) for i in (1, 2)]
-    for node in nodes:   # as chat/assembly.py does, with the shared database
-        node.manager.evict_uid = node.events.evictions.evict
-        node.manager.after_resync = node.events.evictions.resynced
+    for node in nodes:   # the shared database
         moderation = node.events.moderation
         moderation.store = moderation.bans.store = store
         moderation.clock_ms = moderation.bans.clock_ms = clock
