@@ -16,7 +16,7 @@ from harness.client import new_room
 from harness.processes import wait_until
 from harness.cluster import process_errors, start_cluster
 
-from .test_archiver import wait_archived
+from .postgres import PostgresServer
 from .test_identity import PASSWORD, guest_session, logged_in
 
 MAX_MEMBERS = 4
@@ -34,14 +34,27 @@ def make_accounts(cluster, names, staff=()):
     assert made.returncode == 0, made.stdout + made.stderr
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def cluster(request, tmp_path_factory):
+    """Broker, node1, node2 and the archiver on one database: SQLite, or a PostgreSQL
+    server the test starts (tests/integration/postgres.py)."""
+    server = PostgresServer() if request.param == "postgresql" else None
+    try:
+        yield from private_rooms_cluster(tmp_path_factory, server)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def private_rooms_cluster(tmp_path_factory, server):
     env = {"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000",
            "CHAT_PRIVATE_ROOM_MAX_MEMBERS": str(MAX_MEMBERS),
            "CHAT_PRIVATE_ROOMS_PER_ACCOUNT": str(ROOMS_PER_ACCOUNT),
            "CHAT_REQUEST_RATES": "dm=1000/1000,create=1000/1000,invite=1000/1000,"
                                  "remove=1000/1000,join=1000/1000,history=1000/1000,"
                                  "members=1000/1000,rooms=1000/1000,private_rooms=0.1/3"}
+    if server is not None:
+        env["DATABASE_URL"] = server.url
     c = start_cluster(tmp_path_factory.mktemp("private-rooms"), env=env,
                       nodes=("node1", "node2"), balancer=False)
     try:
@@ -117,8 +130,8 @@ def test_a_dm_is_one_room_from_either_side_and_only_its_two_members_read_it(clus
     bob.wait_messages(room, 1)
     bob.wait_presence(room, ["alice", "bob"])      # now in every node's list of rooms
     assert listed(alice, room) and listed(bob, room)
-    wait_archived(cluster, room, [(sent["seq"], "just us quietly")])
-    assert found(bob, "quietly") == [(room, "just us quietly")]
+    wait_until(lambda: found(bob, "quietly") == [(room, "just us quietly")], 30,
+               "the message archived and found", interval=0.6)    # search: 2/s per connection
     assert_kept_out(carol, room, "quietly")
     assert_kept_out(guest, room, "quietly")
     assert bob.call("history", {"room": room})["messages"][0]["text"] == "just us quietly"
