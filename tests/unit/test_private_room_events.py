@@ -33,8 +33,9 @@ class Directory:
     def open_direct(self, user_id, username):
         other = USERS[username]
         room = "dm-%d-%d" % tuple(sorted((user_id, other.user_id)))
+        made = room not in self.rooms
         self.rooms.setdefault(room, Private(None, frozenset({user_id, other.user_id})))
-        return room, SimpleNamespace(pk=other.user_id, get_username=lambda: username)
+        return room, SimpleNamespace(pk=other.user_id, get_username=lambda: username), made
 
     def invite(self, room, username):
         entry = self.rooms[room]

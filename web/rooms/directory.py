@@ -52,8 +52,9 @@ class Directory:
         return {name: found[key] for key, name in keys.items()}
 
     def open_direct(self, user_id, username):
-        """The room of the direct conversation of account ``user_id`` and ``username``'s,
-        made on first use (both members, no owner); the same name from either side."""
+        """``(room, other account, made now)``: the direct conversation of account
+        ``user_id`` and ``username``'s, made on first use (both members, no owner); the
+        same name from either side."""
         other = self.accounts([username])[username]
         if other.pk == user_id:
             raise ContractError("invalid_payload", "a direct conversation is with another "
@@ -62,7 +63,7 @@ class Directory:
         with closing_connections():
             existing = PrivateRoom.objects.filter(pair=pair).values_list("name", flat=True).first()
         if existing is not None:
-            return existing, other
+            return existing, other, False
         for attempt in range(DIRECT_NAME_ATTEMPTS):
             name = names.direct_name(self.secret_key, pair, attempt)
             if self.in_use(name):
@@ -72,14 +73,14 @@ class Directory:
                     room = PrivateRoom.objects.create(name=name, owner=None, pair=pair)
                     Membership.objects.bulk_create([Membership(room=room, user_id=user_id),
                                                     Membership(room=room, user=other)])
-                return name, other
+                return name, other, True
             except IntegrityError:
                 # the other side started it at the same moment: theirs is the one
                 with closing_connections():
                     existing = PrivateRoom.objects.filter(pair=pair).values_list(
                         "name", flat=True).first()
                 if existing is not None:
-                    return existing, other
+                    return existing, other, False
         raise ContractError("unavailable", "no free name for this conversation; try again")
 
     def create(self, owner_id, room, usernames):

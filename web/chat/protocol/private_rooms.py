@@ -114,8 +114,9 @@ class PrivateRoomEvents:
     def on_dm(self, sid, payload):
         identity = self._account(sid, "dm")
         to = username(validation.payload_object(payload), "to")
-        room, other = self.directory.open_direct(identity.user_id, to)
-        self._changed(room)
+        room, other, made = self.directory.open_direct(identity.user_id, to)
+        if made:
+            self._changed(room)
         return {"ok": True, "room": room, "with": other.get_username()}
 
     @acked
