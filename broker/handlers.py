@@ -22,6 +22,7 @@ import time
 from chatstream import room_events, rules, wire
 from chatstream.clock import now_ms
 from . import metrics
+from .fanout import FanoutHandlers
 from .presence_registry import PresenceFull
 from .reports import ReportError
 from .sequencer import TargetNotFound
@@ -109,6 +110,7 @@ class IntakeHandlers:
                         "presence": self.on_presence, "revoke": self.on_revoke,
                         "evict": self.on_evict, "access": self.on_access,
                         "archived": self.on_archived, "change": self.on_change}
+        self.by_type.update(FanoutHandlers(outbox, self.refusals, self._fields).by_type)
 
     def on_publish(self, body, peer=None):
         # The client contract's rules, as the node applied them: a node cannot have
@@ -298,6 +300,12 @@ class IntakeHandlers:
         except PresenceFull as exc:
             raise RequestError("presence from new node %r refused: %s" % (node, exc)) from None
         return None
+
+    def _fields(self, body, peer, **checks):
+        """``{name: check(body[name])}`` of a request from its own node (``checks``:
+        chatstream.rules functions); a missing field or a refusal is a RequestError."""
+        self._own_node(_ruled(_node_name, _field(body, "node", str)), peer)
+        return {name: _ruled(check, body.get(name)) for name, check in checks.items()}
 
     def own_member(self, peer, node, room, uid, nick=None):
         """Refuse (:class:`NotMember`) a room event -- a message, an edit, a delete --

@@ -240,6 +240,8 @@ REQUEST_RATES = {
     "private_rooms": (1.0, 10),
     "ban": (1.0, 10),          # a moderator clearing out a raid bans a handful at once
     "report": (0.2, 5),        # a few reports in a row, then one per 5 s: no flooding staff
+    "read": (10.0, 50),        # a page sends one a second per room at most; 50 rooms at once
+    "typing": (5.0, 20),       # a page sends one per 2 s; only one per 2 s is passed on anyway
 }
 
 # Moderation (PROTOCOL.md "People"): a report's reason is a sentence or two, and a ban's
@@ -249,6 +251,47 @@ BAN_MINUTES_MAX = 525_600
 # uids whose bans a node keeps in memory (the message path asks it, never the database);
 # the least recently used are read again at their next join.
 BAN_CACHE_UIDS = 10_000
+
+# Requests per person (an account; a guest's browser session), across every connection
+# and node of theirs: (sustained per second, burst).  A person has one allowance
+# whatever number of tabs, devices or scripts: 20 tabs do not send 20 times as much.
+# Each is far above what one person does by hand, and at most what one connection
+# may do (REQUEST_RATES, RATE_PER_S), so one tab never notices it.
+PERSON_RATES = {
+    "message": (5.0, 20),    # a fast typist sends one a second; a pasted burst of lines
+    "join": (5.0, 50),       # a reconnect rejoins every room of every tab at once
+    "history": (10.0, 40),   # scrolling back quickly in two tabs
+    "search": (1.0, 10),     # each a full-text query on the database
+    "dm": (0.5, 10),         # opening conversations one after another
+    "create": (0.2, 5),      # rooms are made rarely; a script making many is not a person
+    "report": (0.2, 5),      # a few reports in a row, not a flood for staff to wade through
+}
+# A guest's address (of every guest behind it, e.g. an office's NAT, and of guests
+# without a session, who are new people at each connection) gets this many persons'
+# allowance: a few dozen people behind one address each chat at a person's rate.
+ADDRESS_RATE_FACTOR = 10
+# How often a node tells the others what each person spent (a ``usage`` fan-out), in
+# ms.  A person over their allowance is refused everywhere within about this long;
+# meanwhile each node they use admits at most its own share of one burst.
+USAGE_SHARE_MS = 200
+# Persons a node tracks at once; beyond, the fullest (longest idle) buckets are dropped:
+# a dropped bucket is a full one, so nobody gains by it.
+PERSONS_TRACKED_MAX = 100_000
+
+# --- Unread and typing (nodes only) --------------------------------------------------
+
+# Unread counts are exact up to this; above it `rooms` says UNREAD_MAX + 1 and the lobby
+# "99+": counting stops there, so a huge room costs one bounded query (LIMIT), not a scan.
+UNREAD_MAX = 99
+# Rooms one `rooms` answer counts unread messages in (the account's most recently read
+# first, then the busiest): each is a query, and a lobby lists a few dozen at most.
+UNREAD_ROOMS_MAX = 50
+# Read positions are written to the database at most this often (in ms), every account's
+# moves of the period in one transaction: a page reports one as each message is seen,
+# and a burst of them is one row update.  Meanwhile every node knows it from the fan-out.
+READ_FLUSH_MS = 1000
+# A connection's `typing` is passed on at most once per this period (PROTOCOL.md "People").
+TYPING_INTERVAL_MS = 2000
 
 
 def own_origins(balancer_port=BALANCER_PORT, tls_port=BALANCER_TLS_PORT):
@@ -275,22 +318,30 @@ def handshake_rate(text=""):
         raise ValueError("CHAT_HANDSHAKE_RATE: %r is not per_second/burst or off" % text) from None
 
 
-def request_rates(text="", defaults=None):
-    """REQUEST_RATES with the overrides of ``text``: ``"join=5/50,rooms=2/10"``
-    (event=per second/burst); an unknown event or a bad number raises ValueError."""
+def request_rates(text="", defaults=None, name="CHAT_REQUEST_RATES"):
+    """REQUEST_RATES (or ``defaults``) with the overrides of ``text``:
+    ``"join=5/50,rooms=2/10"`` (event=per second/burst); an unknown event or a bad
+    number raises ValueError naming the variable ``name``."""
     rates = dict(REQUEST_RATES if defaults is None else defaults)
     for item in filter(None, (part.strip() for part in text.split(","))):
         event, _, rate = item.partition("=")
         per_s, _, burst = rate.partition("/")
         if event not in rates:
-            raise ValueError("CHAT_REQUEST_RATES: no request %r (have %s)"
-                             % (event, ", ".join(sorted(rates))))
+            raise ValueError("%s: no request %r (have %s)"
+                             % (name, event, ", ".join(sorted(rates))))
         try:
             rates[event] = (float(per_s), int(burst))
         except ValueError:
-            raise ValueError("CHAT_REQUEST_RATES: %r is not event=per_second/burst"
-                             % item) from None
+            raise ValueError("%s: %r is not event=per_second/burst"
+                             % (name, item)) from None
     return rates
+
+
+def person_rates(text=""):
+    """PERSON_RATES with ``text``'s overrides (as :func:`request_rates`); ``"off"``: none."""
+    if text.strip() == "off":
+        return {}
+    return request_rates(text, PERSON_RATES, name="CHAT_PERSON_RATES")
 
 
 # --- Operations: metrics, /ops/, log format ------------------------------------

@@ -28,6 +28,11 @@ UID_RE = re.compile(r"[agc][0-9a-f]{20}")
 # hex digits of an HMAC of the session key, never the key itself (a login credential).
 SESSION_REF_RE = re.compile(r"s[0-9a-f]{20}")
 GUEST_UID_KINDS = frozenset("gc")
+# Whom a per-person limit counts (a ``usage`` report): an account's or a guest session's
+# uid, or "i" and 20 hex digits of an HMAC of a guest's address (never the address).
+PERSON_KEY_RE = re.compile(r"[agi][0-9a-f]{20}")
+# The requests a ``usage`` report may name: lower-case event names.
+USAGE_EVENT_RE = re.compile(r"[a-z_]{1,16}")
 
 # Categories a nick may not hold: controls (Cc), format characters such as
 # U+200B zero-width space and U+202E right-to-left override (Cf), line and
@@ -88,6 +93,12 @@ def cid(value):
 def uid(value):
     if not isinstance(value, str) or not UID_RE.fullmatch(value):
         raise RuleError("invalid_uid", "uid must be a, g or c and 20 hex digits")
+    return value
+
+
+def person_key(value):
+    if not isinstance(value, str) or not PERSON_KEY_RE.fullmatch(value):
+        raise RuleError("invalid_person", "a person is a, g or i and 20 hex digits")
     return value
 
 

@@ -9,7 +9,7 @@ intake (node DEALER -> broker ROUTER, default port 5555)::
 
     node -> broker   [body]                 body.type in {"publish", "change", "announce",
                                                           "presence", "revoke", "evict", "access",
-                                                          "archived"}
+                                                          "archived", "typing", "read", "usage"}
     broker -> node   [body]                 body.type in {"published", "error"}
 
 publish (broker PUB -> node SUB, default port 5556)::
@@ -21,7 +21,9 @@ publish (broker PUB -> node SUB, default port 5556)::
                      HEARTBEAT_TOPIC for "heartbeat",
                      REVOKE_TOPIC for "revoke" (every node),
                      EVICT_TOPIC for "evict" (every node),
-                     ACCESS_TOPIC for "access" (every node)
+                     ACCESS_TOPIC for "access" (every node),
+                     room_topic(room) for "typing",
+                     READ_TOPIC for "read", USAGE_TOPIC for "usage" (every node)
 
 snapshot (node DEALER -> broker ROUTER, default port 5557)::
 
@@ -79,6 +81,16 @@ Bodies by type (besides ``v`` and ``type``):
   room made, a member invited or removed); no rid, no reply.  The broker publishes
   {room} on ACCESS_TOPIC and every node forgets what it cached of the room's members
   (web/rooms/access.py) before it handles anything published after it
+- ``typing``    node -> broker {room, nick, uid, node}: a member is typing; no rid, no
+  reply.  The broker publishes {room, nick, uid} on the room's topic: not sequenced,
+  not stored, not replicated (a lost one is forgotten)
+- ``read``      node -> broker {uid, room, epoch, seq, node}: an account's read position
+  moved forward; no rid, no reply.  Published as is on READ_TOPIC: every node tells that
+  account's connections and remembers it until its database holds it (web/reading)
+- ``usage``     node -> broker {node, spent: {key: {event: count}}}: what this node let
+  each person do since its last report (at most USAGE_KEYS_PER_FRAME keys; ``key`` a
+  person's uid or a guest address's key, chatstream.rules.person_key); no rid, no reply.
+  Published as is on USAGE_TOPIC: every other node charges it to its per-person limits
 - ``presences`` broker -> node {rooms: {room: [nick]}}: the rooms whose lists
   changed in one presence interval, in one frame (2 or more rooms, at most
   PRESENCE_ROOMS_PER_FRAME and about PRESENCE_NICKS_PER_FRAME nicks): read as
@@ -136,15 +148,23 @@ PRESENCE_TOPIC = b"\x01presence"
 REVOKE_TOPIC = b"\x01revoke"
 EVICT_TOPIC = b"\x01evict"
 ACCESS_TOPIC = b"\x01access"
+READ_TOPIC = b"\x01read"
+USAGE_TOPIC = b"\x01usage"
 # Every node subscribes to these; room topics come and go with local members.
-CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC, REVOKE_TOPIC, EVICT_TOPIC, ACCESS_TOPIC)
+CLUSTER_TOPICS = (HEARTBEAT_TOPIC, PRESENCE_TOPIC, REVOKE_TOPIC, EVICT_TOPIC, ACCESS_TOPIC,
+                  READ_TOPIC, USAGE_TOPIC)
 
 # Request/reply and publish types; anything else is refused by decode().
 TYPES = frozenset({
     "publish", "published", "announce", "message", "messages", "heartbeat", "presences",
     "snapshot", "history", "error", "presence", "announcement",
     "archived", "archive_rooms", "archive_events", "revoke", "evict", "access", "change",
+    "typing", "read", "usage",
 })
+
+# Persons in one ``usage`` frame at most: ~60 bytes each, well under the broker's
+# frame limit (config.BROKER_MAX_FRAME_BYTES); a node with more sends several.
+USAGE_KEYS_PER_FRAME = 200
 
 
 class WireError(ValueError):

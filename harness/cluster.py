@@ -57,6 +57,9 @@ class Cluster:
             # Test clients open thousands of sessions from one address; the per-address
             # handshake rate has its own tests (tests/integration/test_hostile_engine.py).
             "CHAT_HANDSHAKE_RATE": "off",
+            # ... and act as many people from one address; the per-person limits have
+            # their own tests (tests/integration/test_person_limits.py).
+            "CHAT_PERSON_RATES": "off",
             **(env or {}),
         })
         self.env.pop("DJANGO_SECRET_KEY", None)   # the file above, as scripts/run has

@@ -37,6 +37,10 @@ BODIES = {
     "archive_rooms": {"rid": 2, "rooms": {"lobby": ["e1", 3, 1]}, "more": False},
     "archive_events": {"rid": 3, "room": "lobby", "epoch": "e1", "seq": 3, "events": [MESSAGE],
                        "gap": False},
+    "typing": {"room": "lobby", "nick": "ann", "uid": "a0123456789abcdef0123", "node": "node1"},
+    "read": {"uid": "a0123456789abcdef0123", "room": "lobby", "epoch": "e1", "seq": 3,
+             "node": "node1"},
+    "usage": {"node": "node1", "spent": {"a0123456789abcdef0123": {"message": 2}}},
 }
 
 

@@ -15,6 +15,7 @@ from .link.failover import PairTransport
 from .operations import metrics
 from .protocol.events import ChatEvents, Limits
 from .protocol.identity import SessionIdentities
+from .protocol.person_limit import PersonLimits
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +84,25 @@ def build_server():
                     report_reason_max=settings.CHAT_REPORT_REASON_MAX,
                     ban_minutes_max=settings.CHAT_BAN_MAX_MINUTES,
                     edit_window_s=settings.CHAT_EDIT_WINDOW_S,
-                    request_rates=settings.CHAT_REQUEST_RATES)
+                    request_rates=settings.CHAT_REQUEST_RATES,
+                    typing_interval_ms=settings.CHAT_TYPING_INTERVAL_MS,
+                    unread_max=settings.CHAT_UNREAD_MAX,
+                    unread_rooms_max=settings.CHAT_UNREAD_ROOMS_MAX,
+                    read_flush_ms=settings.CHAT_READ_FLUSH_MS)
     patches.install(sio)
     from archive.reader import ArchiveReader   # its models need the apps loaded
     from archive.search import ArchiveSearch
     from moderation.store import DatabaseModeration
+    from reading.positions import ReadPositions
     from rooms.access import MembershipAccess
     access = MembershipAccess(cache_s=settings.CHAT_ACCESS_CACHE_S)
+    person_limits = PersonLimits(settings.CHAT_PERSON_RATES, settings.CHAT_ADDRESS_RATE_FACTOR,
+                                 secret=settings.SECRET_KEY, share_ms=settings.CHAT_USAGE_SHARE_MS)
     events = ChatEvents(sio, link, limits=limits, sync_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
                         identities=SessionIdentities(), connection_limit=sio.eio.limit,
                         history=ArchiveReader(), search=ArchiveSearch(), access=access,
-                        moderation=DatabaseModeration())
+                        moderation=DatabaseModeration(), person_limits=person_limits,
+                        read_positions=ReadPositions())
     manager.end_session = events.end_session   # a logout's connections (protocol/revocation.py)
     manager.evict_uid = events.evictions.evict   # a ban's, a removal's (protocol/eviction.py)
     manager.after_resync = events.evictions.resynced

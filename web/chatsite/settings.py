@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "rooms",
     "chat",
     "moderation",
+    "reading",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -196,6 +197,14 @@ CHAT_ACCESS_CACHE_S = float(env("CHAT_ACCESS_CACHE_S", 60))
 CHAT_REPORT_REASON_MAX = env_int("CHAT_REPORT_REASON_MAX", shared.REPORT_REASON_MAX)
 CHAT_BAN_MAX_MINUTES = env_int("CHAT_BAN_MAX_MINUTES", shared.BAN_MINUTES_MAX)
 CHAT_HANDSHAKE_RATE = shared.handshake_rate(env("CHAT_HANDSHAKE_RATE", ""))   # (per s, burst) or None
+# Per person across connections and nodes (chat/protocol/person_limit.py); unread; typing.
+CHAT_PERSON_RATES = shared.person_rates(env("CHAT_PERSON_RATES", ""))
+CHAT_ADDRESS_RATE_FACTOR = float(env("CHAT_ADDRESS_RATE_FACTOR", shared.ADDRESS_RATE_FACTOR))
+CHAT_USAGE_SHARE_MS = env_int("CHAT_USAGE_SHARE_MS", shared.USAGE_SHARE_MS)
+CHAT_UNREAD_MAX = env_int("CHAT_UNREAD_MAX", shared.UNREAD_MAX)
+CHAT_UNREAD_ROOMS_MAX = env_int("CHAT_UNREAD_ROOMS_MAX", shared.UNREAD_ROOMS_MAX)
+CHAT_READ_FLUSH_MS = env_int("CHAT_READ_FLUSH_MS", shared.READ_FLUSH_MS)
+CHAT_TYPING_INTERVAL_MS = env_int("CHAT_TYPING_INTERVAL_MS", shared.TYPING_INTERVAL_MS)
 # Operations: what /ops/ scrapes ("name=url,..."), how long a scrape may take, its cache.
 CHAT_OPS_TARGETS = shared.ops_targets(env("CHAT_OPS_TARGETS", shared.OPS_TARGETS))
 # The nodes scripts/node found in the balancer; a hand-set CHAT_OPS_TARGETS alone names

@@ -233,6 +233,12 @@ class BrokerLink:
         """A followed room as a join answers it: {epoch, seq, history, gap}."""
         return self.mirror.view(room, since, epoch)
 
+    def position(self, room):
+        """``(epoch, seq)`` of a room as this node mirrors it (seq 0: not followed, or empty)."""
+        if not self.following.is_live(room):
+            return self.mirror.epoch, 0
+        return self.mirror.position(room)
+
     def members(self, room):
         """Cluster-wide nicks in a room, as the broker last reported them."""
         return self.presence.members(room)
@@ -264,6 +270,18 @@ class BrokerLink:
         if not self.intake.send("evict", room=room, uid=uid, reason=reason, until=until,
                                 node=self.node):
             log.warning("broker unreachable: an eviction of %s reached only this node", uid)
+    def fanout(self, type_, **fields):
+        """Have the broker pass a ``typing``, ``read`` or ``usage`` body on to the nodes
+        (chatstream/wire.py; this one too).  Fire-and-forget; False when not sent."""
+        if self.intake is None or not self.intake.send(type_, node=self.node, **fields):
+            log.debug("broker unreachable: %s not passed on", type_)
+            return False
+        return True
+
+    def on_published(self, type_, handler):
+        """Hand the broker's published bodies of ``type_`` to ``handler(body)`` (the
+        chat's own fan-outs: typing, read, usage), in the link's reader greenlet."""
+        self.frame_handlers[type_] = handler
 
     def access_changed(self, room):
         """Tell every node (this one at once) that who may read ``room`` changed; sent

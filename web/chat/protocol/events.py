@@ -17,8 +17,11 @@ from .moderation import Moderation
 from .conversation import Conversation
 from .history import HistoryUnavailable, MirrorPages
 from .identity import GuestIdentities
-from .ratelimit import TokenBucket
+from .person_limit import PersonLimits
+from .ratelimit import RateLimited, TokenBucket
 from .search import SearchEvents
+from .typing_notices import TypingNotices
+from .unread import Unread
 from .validation import ContractError
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,10 @@ class Limits:
     edit_window_s: int = config.EDIT_WINDOW_S          # how long an author may edit a message
     # join, leave, rooms, members: event -> (per second, burst), one bucket each per connection
     request_rates: dict = field(default_factory=lambda: dict(config.REQUEST_RATES))
+    typing_interval_ms: int = config.TYPING_INTERVAL_MS   # a connection's typing passed on
+    unread_max: int = config.UNREAD_MAX                   # unread counts exact up to this
+    unread_rooms_max: int = config.UNREAD_ROOMS_MAX       # rooms a `rooms` answer counts in
+    read_flush_ms: int = config.READ_FLUSH_MS             # read positions written this often
 
 
 class Connection:
@@ -70,11 +77,15 @@ class ChatEvents:
         :class:`~archive.search.ArchiveSearch` on a node; by default an empty one.
     :param moderation: bans, reports and the moderator log in the database
         (:class:`~moderation.store.DatabaseModeration` on a node); by default in memory.
+    :param person_limits: a :class:`~chat.protocol.person_limit.PersonLimits` (requests
+        per person across connections and nodes); by default config.PERSON_RATES.
+    :param read_positions: where accounts' read positions are kept
+        (:class:`reading.positions.ReadPositions` on a node; by default in memory).
     """
 
     def __init__(self, sio, link, limits=Limits(), sync_timeout_s=5.0, identities=None,
                  connection_limit=None, history=None, access=None, search=None,
-                 moderation=None):
+                 moderation=None, person_limits=None, read_positions=None):
         self.sio = sio
         self.link = link
         self.limits = limits
@@ -88,6 +99,9 @@ class ChatEvents:
         self.evictions = Evictions(self)   # a uid's connections leaving a room (ban, removal)
         self.moderation = Moderation(self, moderation, limits.report_reason_max,
                                      limits.ban_minutes_max)   # ban, report, the ban checks
+        self.by_uid = {}        # a person's uid -> its sids here (read, typing: per person)
+        self.person_limits = person_limits or PersonLimits()
+        self.person_limits.start(link)
         self.conversation = Conversation(self, limits.edit_window_s)   # edit, delete
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
@@ -98,6 +112,9 @@ class ChatEvents:
         sio.on("history", self.on_history)
         sio.on("rooms", self.on_rooms)
         self.search = SearchEvents(self, search)
+        self.typing = TypingNotices(self, limits.typing_interval_ms)
+        self.unread = Unread(self, read_positions, limits.unread_max, limits.unread_rooms_max,
+                             limits.read_flush_ms)
 
     def on_connect(self, sid, environ, auth=None):
         limit = self.connection_limit
@@ -122,6 +139,7 @@ class ChatEvents:
                                                        self.limits.rate_burst), identity, requests)
         if identity.session is not None:
             self.by_session.setdefault(identity.session, set()).add(sid)
+        self.by_uid.setdefault(identity.uid, set()).add(sid)
 
     def on_disconnect(self, sid, reason=None):
         conn = self.connections.pop(sid, None)
@@ -133,6 +151,10 @@ class ChatEvents:
             sids.discard(sid)
             if not sids:
                 self.by_session.pop(session, None)
+        sids = self.by_uid.get(conn.identity.uid, set())
+        sids.discard(sid)
+        if not sids:
+            self.by_uid.pop(conn.identity.uid, None)
         for room, nick in conn.rooms.items():
             self.link.member_left(room, nick, conn.identity.uid)
             self._announce(room, "%s left" % nick)
@@ -155,8 +177,16 @@ class ChatEvents:
         """rate_limited when this connection asks for ``event`` faster than its bucket allows."""
         bucket = self._connection(sid).requests.get(event)
         if bucket is not None and not bucket.allow():
-            raise ContractError("rate_limited", "more than %g %s requests/s (burst %d); slow down"
-                                % (bucket.rate_per_s, event, bucket.burst))
+            raise RateLimited("more than %g %s requests/s (burst %d); slow down"
+                              % (bucket.rate_per_s, event, bucket.burst), bucket.retry_after_s())
+
+    def person_limit(self, sid, event):
+        """rate_limited when the person behind ``sid`` (an account, a guest's session or
+        address) asks for ``event`` faster than one person may, on all of their
+        connections and nodes (chat/protocol/person_limit.py)."""
+        conn = self._connection(sid)
+        environ = self.sio.get_environ(sid) or {}
+        self.person_limits.check(conn.identity, event, environ.get("REMOTE_ADDR"))
 
     def _may_read(self, conn, room):
         """forbidden when the connection may not see ``room`` (a private room it is not in)."""
@@ -181,6 +211,7 @@ class ChatEvents:
     @_acked
     def on_join(self, sid, payload):
         self._throttle(sid, "join")
+        self.person_limit(sid, "join")
         conn = self._connection(sid)
         # an account chats as its username, whatever nick it sends
         req = validation.join_request(payload, account=conn.identity.username)
@@ -217,7 +248,7 @@ class ChatEvents:
         view = room_events.replay(self.link.view(room, req["since"], req["epoch"]), req["since"])
         return {"ok": True, "room": room, "nick": req["nick"], "uid": conn.identity.uid,
                 "node": self.link.node, "moderator": self.access.is_moderator(conn.identity, room),
-                **view}
+                **view, **self.unread.join_fields(conn.identity, room, view)}
 
     @_acked
     def on_leave(self, sid, payload):
@@ -261,6 +292,7 @@ class ChatEvents:
         self._may_read(self._connection(sid), req["room"])
         if req["room"] not in self._connection(sid).rooms:
             raise ContractError("not_joined", "join room %s first" % req["room"])
+        self.person_limit(sid, "history")
         view = self.link.view(req["room"])
         try:
             page = self.history.page(req["room"], view, req["before"], req["limit"])
@@ -273,10 +305,10 @@ class ChatEvents:
         self._throttle(sid, "rooms")
         validation.rooms_request(payload)
         active = self.link.active_rooms()
-        readable = set(self.access.readable(self._connection(sid).identity,
-                                            [room for room, _ in active]))
-        return {"ok": True, "rooms": [{"room": room, "members": count}
-                                      for room, count in active if room in readable]}
+        identity = self._connection(sid).identity
+        readable = set(self.access.readable(identity, [room for room, _ in active]))
+        rooms = [{"room": room, "members": count} for room, count in active if room in readable]
+        return {"ok": True, "rooms": self.unread.annotate(identity, rooms)}
 
     @_acked
     def on_message(self, sid, payload):
@@ -288,8 +320,9 @@ class ChatEvents:
         if nick is None:
             raise ContractError("not_joined", "join room %s first" % req["room"])
         if not conn.bucket.allow():
-            raise ContractError("rate_limited", "more than %g messages/s (burst %d)"
-                                % (self.limits.rate_per_s, self.limits.rate_burst))
+            raise RateLimited("more than %g messages/s (burst %d)" % (
+                self.limits.rate_per_s, self.limits.rate_burst), conn.bucket.retry_after_s())
+        self.person_limit(sid, "message")
         try:
             message, _ = self.link.sequence(req["room"], nick, req["text"], req["cid"],
                                             uid=conn.identity.uid)

@@ -56,6 +56,7 @@ class SearchEvents:
     @acked
     def on_search(self, sid, payload):
         self.events._throttle(sid, "search")
+        self.events.person_limit(sid, "search")
         req = validation.search_request(payload, QUERY_CHARS_MAX, SEARCH_LIMIT_MAX, SEARCH_LIMIT)
         identity = self.events._connection(sid).identity
         access = self.events.access

@@ -141,3 +141,15 @@ def search_request(payload, q_max=200, limit_max=50, limit_default=20):
 def rooms_request(payload):
     payload_object({} if payload is None else payload)
     return {}
+
+
+def read_request(payload):
+    payload = payload_object(payload)
+    seq = _typed(payload, "seq", int, "an integer")
+    if seq is None or seq < 0:
+        raise ContractError("invalid_payload", "seq must be a non-negative integer")
+    return {"room": room(payload), "seq": seq}
+
+
+def typing_request(payload):
+    return {"room": room(payload_object(payload))}
