@@ -57,7 +57,7 @@ def test_request_rates_take_overrides_and_name_a_bad_one():
     rates = config.request_rates("rooms=1/3, members=0.5/2")
     assert rates["rooms"] == (1.0, 3) and rates["members"] == (0.5, 2)
     assert rates["join"] == config.REQUEST_RATES["join"]
-    for bad in ("typing=1/2", "rooms=fast"):
+    for bad in ("nonsense=1/2", "rooms=fast"):
         with pytest.raises(ValueError, match="CHAT_REQUEST_RATES"):
             config.request_rates(bad)
 
