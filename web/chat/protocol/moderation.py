@@ -192,6 +192,7 @@ class Moderation:
     def on_report(self, sid, payload):
         events = self.events
         events._throttle(sid, "report")
+        events.person_limit(sid, "report")
         req = report_request(payload, self.reason_max)
         conn = events._connection(sid)
         room, seq = req["room"], req["seq"]

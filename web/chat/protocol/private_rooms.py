@@ -100,6 +100,7 @@ class PrivateRoomEvents:
 
     def _account(self, sid, event):
         self.events._throttle(sid, event)
+        self.events.person_limit(sid, event)
         identity = self.events._connection(sid).identity
         if identity.guest:
             raise ContractError("forbidden", "only accounts have private rooms and direct "

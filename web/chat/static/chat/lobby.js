@@ -1,5 +1,6 @@
 // The lobby: the remembered nickname, the cluster's active rooms with their member
-// counts (the `rooms` request, asked again every few seconds), and a form to enter a room.
+// counts and, logged in, the unread messages in each (the `rooms` request, asked again
+// every few seconds), and a form to enter a room.
 
 import { nickProblem, rememberedNick, rememberNick, roomProblem, setFieldError } from "./names.js";
 import { startPeople } from "./people.js";
@@ -7,6 +8,7 @@ import { startPeople } from "./people.js";
 const ROOMS_REFRESH_MS = 3000;   // a lobby a few seconds behind is fresh enough, and cheap
 const ROOMS_TIMEOUT_MS = 5000;
 const REFUSED_RETRY_MS = 3000;   // a node refused the connection (full): ask again, maybe elsewhere
+const UNREAD_SHOWN_MAX = 99;     // the server's count stops just above it (CHAT_UNREAD_MAX)
 
 const $ = (id) => document.getElementById(id);
 const nickInput = $("nick");
@@ -58,6 +60,17 @@ nickInput.addEventListener("change", () => remember(nickInput.value.trim()));
 
 let shown = null;   // the last list rendered, as JSON, to skip identical redraws
 
+/** An account's unread messages in a room: counts stop at 99 ("99+"); guests have none. */
+function unreadBadge(unread) {
+  const badge = document.createElement("span");
+  badge.className = "unread";
+  badge.hidden = !(unread > 0);
+  badge.dataset.unread = String(unread || 0);
+  badge.textContent = unread > UNREAD_SHOWN_MAX ? UNREAD_SHOWN_MAX + "+" : String(unread || 0);
+  badge.title = badge.textContent + " unread";
+  return badge;
+}
+
 function renderRooms(rooms) {
   const json = JSON.stringify(rooms);
   if (json === shown) return;
@@ -65,7 +78,7 @@ function renderRooms(rooms) {
   const list = $("rooms");
   const focused = list.contains(document.activeElement) ? document.activeElement.dataset.room : null;
   list.textContent = "";
-  for (const { room, members } of rooms) {
+  for (const { room, members, unread } of rooms) {
     const link = document.createElement("a");
     link.href = roomUrl(room);
     link.dataset.room = room;
@@ -76,7 +89,7 @@ function renderRooms(rooms) {
     count.className = "count";
     count.dataset.members = String(members);
     count.textContent = members + (members === 1 ? " person" : " people");
-    link.append(name, count);
+    link.append(name, unreadBadge(unread), count);
     const item = document.createElement("li");
     item.append(link);
     list.append(item);

@@ -15,8 +15,10 @@
 import { Conversation } from "./conversation.js";
 import { Moderation, banText } from "./moderation.js";
 import { Outbox } from "./outbox.js";
+import { ReadMarker } from "./reading.js";
 import { ScrollBack } from "./scrollback.js";
 import { SearchBox } from "./search.js";
+import { TypingIndicator } from "./typing.js";
 import { nickHue, nickProblem, rememberedNick, rememberNick, setFieldError } from "./names.js";
 
 const JOIN_TIMEOUT_MS = 10000;   // no answer by then: the join is sent again
@@ -68,6 +70,9 @@ class RoomPage {
     this.moderation = new Moderation(this.socket, room, $("messages"), $("members"),
       (text, kind) => this.conversation.addNotice(text, kind));
     this.search = new SearchBox(this.socket, room, (seq) => this.jumpTo(seq));
+    const live = () => this.state === State.LIVE;
+    this.typing = new TypingIndicator($("typing"), this.socket, room, live);
+    this.reading = new ReadMarker($("messages"), this.socket, room, live);
     this.jumpAfterJoin = /^#seq=\d+$/.test(location.hash) ? Number(location.hash.slice(5)) : null;
     this.setState(State.IDLE);
     this.bindSocket();
@@ -221,7 +226,7 @@ class RoomPage {
         + (caughtUp ? "; " + caughtUp + " missed message" + (caughtUp === 1 ? "" : "s")
           + " shown above." : "."));
     }
-    this.conversation.scrollToEnd();
+    if (!this.reading.joined(ack, firstJoin)) this.conversation.scrollToEnd();
     this.scrollBack.joined(ack, gap);
     if (this.jumpAfterJoin !== null) {   // opened from another room's search hit
       this.jumpTo(this.jumpAfterJoin);
@@ -291,6 +296,7 @@ class RoomPage {
       return;
     }
     if (this.state !== State.LIVE) return;
+    this.typing.stopped(m.uid);
     if (this.conversation.addMessage(m)) {
       this.lastSeq = Math.max(this.lastSeq, m.seq);
       if (document.hidden) this.setUnread(this.unread + 1);
@@ -393,7 +399,10 @@ class RoomPage {
         this.submitText();
       }
     });
-    text.addEventListener("input", () => this.fitComposer());
+    text.addEventListener("input", (e) => {
+      this.fitComposer();
+      if (e.isTrusted && text.value) this.typing.keyPressed();
+    });
   }
 
   submitText() {
@@ -404,6 +413,7 @@ class RoomPage {
     }
     if (!box.value.trim()) return;
     const item = this.outbox.add(box.value);
+    this.typing.sent();
     box.value = "";
     this.fitComposer();
     this.send(item);
