@@ -9,7 +9,8 @@ import pytest
 from harness.client import new_room
 from harness.cluster import process_errors, start_cluster
 
-from .test_identity import PASSWORD, logged_in
+from .test_identity import logged_in
+from .test_unread import create_accounts
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,11 +28,7 @@ def cluster(tmp_path_factory):
         "CHAT_PERSON_RATES": "message=%d/%d" % (RATE_PER_S, BURST),
         "CHAT_ADDRESS_RATE_FACTOR": str(ADDRESS_FACTOR)})
     try:
-        for name in ("alice", "bob"):
-            made = c.manage("createsuperuser", "--noinput", env={
-                "DJANGO_SUPERUSER_USERNAME": name, "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
-                "DJANGO_SUPERUSER_EMAIL": "%s@example.com" % name})
-            assert made.returncode == 0, made.stdout + made.stderr
+        create_accounts(c, "alice", "bob")
         yield c
     finally:
         c.stop()

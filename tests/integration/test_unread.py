@@ -39,17 +39,22 @@ class PersonClient(ChatClient):
                 self.cond.wait(left)
 
 
+def create_accounts(cluster, *names):
+    """Accounts made with Django's own command, password PASSWORD."""
+    for name in names:
+        made = cluster.manage("createsuperuser", "--noinput", env={
+            "DJANGO_SUPERUSER_USERNAME": name, "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+            "DJANGO_SUPERUSER_EMAIL": "%s@example.com" % name})
+        assert made.returncode == 0, made.stdout + made.stderr
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     c = start_cluster(tmp_path_factory.mktemp("unread"), balancer=False, env={
         "CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000", "CHAT_READ_FLUSH_MS": "200"})
     try:
         c.start_archiver()
-        for name in ("alice", "bob"):
-            made = c.manage("createsuperuser", "--noinput", env={
-                "DJANGO_SUPERUSER_USERNAME": name, "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
-                "DJANGO_SUPERUSER_EMAIL": "%s@example.com" % name})
-            assert made.returncode == 0, made.stdout + made.stderr
+        create_accounts(c, "alice", "bob")
         c.cookies = {name: {"sessionid": logged_in(c.url("node1"), name).cookies["sessionid"]}
                      for name in ("alice", "bob")}
         yield c
