@@ -1,6 +1,7 @@
-"""Direct conversations in Chromium: two logged-in people start one from the lobby by
-username and talk in it; a third account is shut out of its page; an unknown username is
-said so in the lobby."""
+"""Direct conversations and private rooms in Chromium: two logged-in people start a dm
+from the lobby by username and talk in it; a third account is shut out of its page; an
+unknown username is said so in the lobby; a private room made in the lobby is listed in
+its member's lobby."""
 import re
 
 from playwright.sync_api import expect
@@ -60,3 +61,21 @@ def test_a_dm_between_two_logged_in_people_started_from_the_lobby(cluster, conte
     expect(cyril.locator("h1.room-title")).to_have_text("#" + room)   # not who talks there
     expect(cyril.locator("#messages .notice")).to_contain_text("private")
     expect(cyril.locator("#messages [data-seq]")).to_have_count(0)
+
+
+def test_a_private_room_made_in_the_lobby_is_in_its_members_lobby(cluster, contexts):
+    base = cluster.balancer_url
+    accounts(cluster, "greta", "hugo")
+    greta = logged_in_lobby(contexts, base, "greta")
+    greta.click("#private-new summary")
+    greta.fill("#private-name", "dm-not-mine")
+    greta.click("#private-create")
+    expect(greta.locator("#private-error")).to_contain_text("direct conversations")
+    greta.fill("#private-name", "greta-and-hugo")
+    greta.fill("#private-members", " hugo , ")
+    greta.click("#private-create")
+    expect(greta).to_have_url(re.compile(r"/r/greta-and-hugo/$"))
+    ChatPage(greta, "greta-and-hugo").expect_connected()
+    hugo = logged_in_lobby(contexts, base, "hugo")
+    expect(hugo.locator('#private-rooms a[data-room="greta-and-hugo"]')).to_contain_text(
+        "2 members")

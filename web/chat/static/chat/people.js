@@ -1,8 +1,8 @@
 // The lobby's direct conversations and private rooms, for accounts: the account's own
-// list (`private_rooms`) and a form that starts a direct conversation by username (`dm`),
-// which opens its room page.
+// list (`private_rooms`), a form that starts a direct conversation by username (`dm`) and
+// one that creates a private room with its members (`create`); each opens the room's page.
 
-import { setFieldError } from "./names.js";
+import { roomProblem, setFieldError } from "./names.js";
 
 const REQUEST_TIMEOUT_MS = 5000;
 const LIST_REFRESH_MS = 10000;   // a new conversation shows within seconds; one query each
@@ -71,4 +71,32 @@ export function startPeople(socket) {
     });
   });
   input.addEventListener("input", () => { if (!error.hidden) setFieldError(input, error, ""); });
+  createForm(socket);
+}
+
+function createForm(socket) {
+  const name = $("private-name");
+  const error = $("private-error");
+  const button = $("private-create");
+  $("private-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const room = name.value.trim();
+    const problem = roomProblem(room);
+    if (problem) {
+      setFieldError(name, error, problem);
+      name.focus();
+      return;
+    }
+    const members = $("private-members").value.split(",").map((m) => m.trim()).filter(Boolean);
+    button.disabled = true;
+    socket.timeout(REQUEST_TIMEOUT_MS).emit("create", { room, private: true, members }, (err, ack) => {
+      button.disabled = false;
+      if (err || !ack.ok) {
+        setFieldError(name, error, err ? "The server did not answer; try again." : ack.detail);
+        name.focus();
+        return;
+      }
+      location.href = roomUrl(room);
+    });
+  });
 }
