@@ -111,15 +111,20 @@ def members_request(payload):
     return {"room": room(payload_object(payload))}
 
 
-def history_request(payload, limit_max=100, limit_default=50):
-    payload = payload_object(payload)
+def page(payload, limit_max, limit_default):
+    """``before`` (a seq, optional) and ``limit`` (1-``limit_max``) of a paged request."""
     before = _typed(payload, "before", int, "an integer")
     if before is not None and before < 1:
         raise ContractError("invalid_payload", "before must be a positive integer")
     limit = _typed(payload, "limit", int, "an integer")
     if limit is not None and not 1 <= limit <= limit_max:
         raise ContractError("invalid_payload", "limit must be 1-%d" % limit_max)
-    return {"room": room(payload), "before": before, "limit": limit or limit_default}
+    return {"before": before, "limit": limit or limit_default}
+
+
+def history_request(payload, limit_max=100, limit_default=50):
+    payload = payload_object(payload)
+    return {"room": room(payload), **page(payload, limit_max, limit_default)}
 
 
 def search_request(payload, q_max=200, limit_max=50, limit_default=20):
@@ -128,14 +133,8 @@ def search_request(payload, q_max=200, limit_max=50, limit_default=20):
     q = _typed(payload, "q", str, "a string")
     if q is None or not q.strip() or len(q) > q_max:
         raise ContractError("invalid_payload", "q must be 1-%d characters of words to find" % q_max)
-    before = _typed(payload, "before", int, "an integer")
-    if before is not None and before < 1:
-        raise ContractError("invalid_payload", "before must be a positive integer")
-    limit = _typed(payload, "limit", int, "an integer")
-    if limit is not None and not 1 <= limit <= limit_max:
-        raise ContractError("invalid_payload", "limit must be 1-%d" % limit_max)
     return {"q": q, "room": None if payload.get("room") is None else room(payload),
-            "before": before, "limit": limit or limit_default}
+            **page(payload, limit_max, limit_default)}
 
 
 def rooms_request(payload):

@@ -3,6 +3,8 @@
 // Choosing a hit of this room jumps to it (the page loads the history back to it); a hit
 // of another room opens that room's page at it (/r/<room>/#seq=<seq>).
 
+import { element } from "./conversation.js";
+
 const PAUSE_MS = 350;          // typing pauses this long before a search goes out
 const SEARCH_TIMEOUT_MS = 8000;
 const Q_MAX = 200;             // the contract's bound on q
@@ -11,13 +13,6 @@ const SNIPPET_CHARS = 160;
 const dayTimeFormat = new Intl.DateTimeFormat(undefined, {
   month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
 });
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 export class SearchBox {
   /**
