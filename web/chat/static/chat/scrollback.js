@@ -92,7 +92,14 @@ export class ScrollBack {
     const anchor = oldest === null ? null : this.conversation.bySeq.get(oldest);
     const before = anchor ? anchor.getBoundingClientRect().top : 0;
     for (const m of messages) this.conversation.addMessage(m, { quiet: true });
-    if (anchor) this.list.scrollTop += anchor.getBoundingClientRect().top - before;
+    if (!anchor) return;
+    const keep = () => { this.list.scrollTop += anchor.getBoundingClientRect().top - before; };
+    keep();
+    // Other scripts dress new messages after they are added (their observers run after this):
+    // once they have, before the next paint, put the anchor back again, unless the view was
+    // moved on purpose meanwhile (a jump to a search hit).
+    const placed = this.list.scrollTop;
+    requestAnimationFrame(() => { if (this.list.scrollTop === placed) keep(); });
   }
 
   markFirst() {
