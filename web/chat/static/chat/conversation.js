@@ -3,6 +3,7 @@
 // piece isolated for display (<bdi>, dir="auto"): a right-to-left nick or text cannot
 // reorder what is around it.
 
+import { markDeleted, markEdited } from "./edits.js";
 import { nickHue } from "./names.js";
 
 const NEAR_BOTTOM_PX = 80;   // closer than this to the end counts as "reading the latest"
@@ -77,7 +78,7 @@ export class Conversation {
     if (this.isOwn(m)) item.classList.add("own");
     const meta = element("div", "meta");
     const nick = element("bdi", "nick", m.nick);
-    nick.style.setProperty("--hue", String(nickHue(m.nick)));
+    if (m.nick !== undefined) nick.style.setProperty("--hue", String(nickHue(m.nick)));   // a deleted one has none
     meta.append(nick, " ");
     if (isGuest(m)) {
       const badge = element("span", "guest", "guest");
@@ -88,6 +89,8 @@ export class Conversation {
     const text = element("p", "text", m.text);
     text.dir = "auto";
     item.append(meta, text);
+    if (m.deleted) markDeleted(item);
+    else if (m.edited) markEdited(item, m.edited);
     this.place(() => this.insertBySeq(item, m.seq), quiet);
     this.bySeq.set(m.seq, item);
     return true;

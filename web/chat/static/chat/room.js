@@ -13,6 +13,7 @@
 // since guests with the same nick are different people.
 
 import { Conversation } from "./conversation.js";
+import { Edits } from "./edits.js";
 import { Moderation, banText } from "./moderation.js";
 import { Outbox } from "./outbox.js";
 import { ReadMarker } from "./reading.js";
@@ -68,6 +69,8 @@ class RoomPage {
       (this.state === State.LIVE
         ? this.socket.timeout(HISTORY_TIMEOUT_MS).emitWithAck("history", payload) : null), room);
     this.moderation = new Moderation(this.socket, room, $("messages"), $("members"),
+      (text, kind) => this.conversation.addNotice(text, kind));
+    this.edits = new Edits(this.socket, room, this.conversation,
       (text, kind) => this.conversation.addNotice(text, kind));
     this.search = new SearchBox(this.socket, room, (seq) => this.jumpTo(seq));
     const live = () => this.state === State.LIVE;
@@ -197,6 +200,7 @@ class RoomPage {
     this.nick = ack.nick;
     this.uid = ack.uid;
     this.moderation.joined(ack);
+    this.edits.joined(ack);
     setFieldError($("nick"), $("nick-error"), "");
     if (gap) {
       this.conversation.reset();
@@ -204,15 +208,20 @@ class RoomPage {
     }
     this.epoch = ack.epoch;
     const before = this.conversation.bySeq.size;
-    this.conversation.addMessages(ack.history);
+    // after since: the edits and deletes missed, in seq order with the messages
+    const isChange = (m) => m.kind === "edit" || m.kind === "delete";
+    this.conversation.addMessages(ack.history.filter((m) => !isChange(m)));
+    for (const change of ack.history.filter(isChange)) this.edits.apply(change);
     for (const [kind, event] of buffered) {
       if (kind === "message") this.conversation.addMessage(event, { quiet: true });
+      else if (kind === "change") this.edits.apply(event);
       else this.conversation.addAnnouncement(event);
     }
     for (const m of ack.history.concat(live)) this.outbox.delivered(m.cid);
     if (gap) this.outbox.forgetSequenced();
     const caughtUp = this.conversation.bySeq.size - before;
-    this.lastSeq = Math.max(this.lastSeq, ack.seq, ...live.map((m) => m.seq));
+    this.lastSeq = Math.max(this.lastSeq, ack.seq,
+      ...buffered.filter(([kind]) => kind !== "announcement").map(([, e]) => e.seq));
 
     $("node").textContent = ack.node || "?";
     const firstJoin = !this.wasLive;
@@ -271,6 +280,7 @@ class RoomPage {
       if (reason === "io server disconnect") s.connect();
     });
     s.on("message", (m) => this.onMessage(m));
+    for (const name of ["edit", "delete"]) s.on(name, (e) => this.onChange(e));
     s.on("banned", (e) => {
       if (e.room === room) this.shutOut(banText(room, e.until));
     });
@@ -303,6 +313,18 @@ class RoomPage {
     }
     this.outbox.delivered(m.cid);
     this.outbox.deliveredSeq(m.seq);
+  }
+
+  /** An edit or delete (edits.js), in seq order with the messages. */
+  onChange(e) {
+    if (e.room !== room) return;
+    if (this.joinBuffer) {
+      this.joinBuffer.push(["change", e]);
+      return;
+    }
+    if (this.state !== State.LIVE) return;
+    this.edits.apply(e);
+    this.lastSeq = Math.max(this.lastSeq, e.seq);
   }
 
   setUnread(n) {
