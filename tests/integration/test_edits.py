@@ -14,7 +14,7 @@ from harness.processes import wait_until
 
 from .test_archiver import archived
 from .test_failover import FAST
-from .test_identity import PASSWORD, logged_in
+from .test_identity import PASSWORD, form_post, logged_in
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -245,3 +245,34 @@ def test_a_failover_of_the_pair_keeps_edits_and_deletes(make_cluster, tmp_path):
     finally:
         stored.close()
     assert len(bodies) == 5 and "private" not in repr(bodies)   # the replica's store too
+
+
+def _row_id(cluster, room, seq):
+    db = sqlite3.connect(cluster.log_dir / "web.sqlite3", timeout=10)
+    try:
+        return db.execute("SELECT e.id FROM archive_roomevent e JOIN archive_room r ON "
+                          "e.room_id = r.id WHERE r.name = ? AND e.seq = ?", (room, seq)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_staff_delete_a_message_from_the_admin_for_every_member_on_every_node(cluster, watcher):
+    room = new_room()
+    ann = watcher(cluster.url("node1"), "ann")
+    ann.join(room)
+    seq = _sent(ann, room, "a leaked password")
+    wait_until(lambda: archived(cluster, room) == [(seq, "a leaked password")], 30,
+               "the message archived")
+    staff = logged_in(cluster.url("node2"), "staff")
+    changelist = cluster.url("node2") + "/admin/archive/roomevent/"
+    done = form_post(staff, changelist, {"action": "delete_for_everyone", "index": "0",
+                                         "select_across": "0",
+                                         "_selected_action": _row_id(cluster, room, seq)})
+    assert done.status_code == 302, done.text[:2000]
+    gone = ann.wait_change("delete", room, seq + 1)
+    assert gone["target"] == seq and gone["uid"].startswith("a")
+    assert ann.join(room)["history"][0]["deleted"]
+    wait_until(lambda: archived(cluster, room) == [(seq, ""), (seq + 1, "")], 30,
+               "the delete archived")
+    listing = staff.get(changelist, params={"q": room}, timeout=10).text
+    assert "a leaked password" not in listing
