@@ -1,9 +1,12 @@
 """Edits and deletes in Chromium: the author edits a message in place and deletes one after a
 confirmation; every page, on another node too, shows the edited text with class ``edited``
-and the deleted message with class ``deleted`` and no text; a reload shows the same."""
+and the deleted message with class ``deleted`` and no text; a reload shows the same, and a
+page that was away applies the changes it missed when it resumes."""
+import pytest
 from playwright.sync_api import expect
 
-from harness.client import new_room
+from harness.client import ChatClient, new_room
+from harness.cluster import start_cluster
 
 from .chat_page import ChatPage
 
@@ -58,3 +61,34 @@ def test_the_author_edits_in_place_and_deletes_after_a_confirmation(cluster, two
     expect(cat.messages.nth(2)).to_have_class("message deleted")
     assert "a secret" not in cat.page.content()
     expect(cat.page.locator("#messages .edit")).to_have_count(0)
+
+
+@pytest.mark.timeout(240)
+def test_a_page_that_was_away_applies_the_edits_and_deletes_it_missed(tmp_path, contexts):
+    cluster = start_cluster(tmp_path / "away")
+    carl = None
+    try:
+        room = new_room()
+        carl = ChatClient(cluster.url("node1"), name="carl")
+        carl.join(room)
+        first, second = (carl.send(room, text)["seq"] for text in ("draft", "a secret"))
+        bob = ChatPage.open(contexts(), cluster.balancer_url, room, "bob")
+        bob.expect_texts(["draft", "a secret"])
+
+        cluster.balancer.stop()              # every page is cut off, and cannot come back
+        expect(bob.status).to_have_text("reconnecting")
+        assert carl.call("edit", {"room": room, "seq": first, "text": "final"})["ok"]
+        assert carl.call("delete", {"room": room, "seq": second})["ok"]
+        carl.send(room, "after")
+        cluster.start_balancer()
+
+        bob.expect_connected()
+        bob.expect_texts(["final", "", "after"])      # resumed with since: the changes applied
+        expect(bob.messages.nth(0)).to_have_class("message edited")
+        expect(bob.messages.nth(1)).to_have_class("message deleted")
+        assert "a secret" not in bob.page.locator("#messages").inner_text()
+        expect(bob.page.locator("#messages .notice").last).to_contain_text("Reconnected")
+    finally:
+        if carl is not None:
+            carl.close()
+        cluster.stop()

@@ -2,11 +2,13 @@
 hears, in ``join``'s history (current state; after ``since``, the changes themselves), in
 ``history`` from the archive, with the author and window rules and the moderator's right,
 across a failover of the broker pair."""
+import re
 import sqlite3
 import threading
 import time
 
 import pytest
+import requests
 
 from harness.client import ChatClient, new_room
 from harness.cluster import process_errors, start_cluster
@@ -127,6 +129,8 @@ def test_an_edit_and_a_delete_reach_every_member_on_every_node_and_every_history
         (first, "hello", None), (second, None, True)]
     rows = archived(cluster, room)
     assert rows[0] == (first, "hello") and rows[1] == (second, "")
+    counted = requests.get(cluster.url("node1") + "/metrics", timeout=10).text
+    assert re.search(r'^chat_changes_accepted_total\{kind="delete"\} [1-9]', counted, re.M)
 
 
 def test_a_message_only_the_archive_still_holds_is_edited_and_deleted(cluster, watcher):
