@@ -60,6 +60,16 @@ def test_only_the_rooms_asked_are_searched(using):
     assert found(using, "shared", rooms=["nowhere"]) == []
 
 
+def test_many_rooms_are_searched_by_the_shorter_list_of_ids(using, monkeypatch):
+    import archive.search
+    monkeypatch.setattr(archive.search, "NAMES_PER_QUERY", 1)   # every room's id is read
+    write(using, *[message(room, 1, "wide word") for room in "abcde"])
+    assert found(using, "wide", rooms="abcd") == [("d", 1), ("c", 1), ("b", 1), ("a", 1)]
+    assert found(using, "wide", rooms="abcde") == [(room, 1) for room in "edcba"]
+    assert found(using, "wide", rooms="ae") == [("e", 1), ("a", 1)]
+    assert found(using, "wide", rooms=["nowhere", "x"]) == []
+
+
 def test_before_and_limit_page_back_through_the_hits(using):
     write(using, *[message("a", seq, "line %d of the story" % seq) for seq in range(1, 31)])
     assert found(using, "story", limit=5) == [("a", seq) for seq in range(30, 25, -1)]

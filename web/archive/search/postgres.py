@@ -6,8 +6,10 @@ delete's update, retention's deletes) keeps it in step with no code of ours; it 
 nothing for edit and delete events and for deleted messages.  ``to_tsvector`` with an
 explicit configuration is immutable, which a generated column requires.
 """
-from django.db.models import BooleanField
+from django.db.models import BooleanField, F
 from django.db.models.expressions import RawSQL
+
+from ..models import RoomEvent
 
 # English stemming ("messages" finds "message"), as the SQLite side's porter tokenizer.
 # The column's expression names it too: changing it means a migration.
@@ -36,7 +38,18 @@ def ensure(cursor):
     """Nothing to restore: PostgreSQL alters the table in place and keeps the column."""
 
 
-def matching(rows, words):
-    """``rows`` narrowed to those whose text holds every one of ``words``."""
-    return rows.filter(RawSQL('"archive_roomevent"."search" @@ plainto_tsquery(%s::regconfig, %s)',
-                              [CONFIG, " ".join(words)], output_field=BooleanField()))
+def _true(sql, params=()):
+    return RawSQL(sql, list(params), output_field=BooleanField())
+
+
+def hits(using, words, rooms, before, limit):
+    """Up to ``limit`` messages of ``rooms`` (a RoomFilter) holding every one of ``words``,
+    newest first; each with ``room_name``."""
+    rows = RoomEvent.objects.using(using).filter(
+        _true('"archive_roomevent"."search" @@ plainto_tsquery(%s::regconfig, %s)',
+              [CONFIG, " ".join(words)]),
+        _true(rooms.sql('"archive_roomevent"."room_id"')),
+        kind=RoomEvent.Kind.MESSAGE, deleted=False, epoch=F("room__epoch"))
+    if before is not None:
+        rows = rows.filter(seq__lt=before)
+    return rows.annotate(room_name=F("room__name")).order_by("-id")[:limit]
