@@ -34,7 +34,7 @@ class Outbox:
         self.publisher = publisher
         self.items = []     # (socket, frames) to send once the batch is committed
         self.batches = {}   # room topic -> (epoch, [message]) among the items, still open
-        self.sequenced = 0  # messages sequenced into this batch (metrics, commit pacing)
+        self.sequenced = 0  # messages sequenced into this batch (metrics)
 
     def __len__(self):
         return len(self.items)

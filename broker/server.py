@@ -7,6 +7,12 @@ Group commit: the loop handles a batch of queued requests, commits the store
 once, and only then sends what the batch produced (broker/outbox.py: publishes
 and acks, in order).  So nothing is published or acknowledged before it is durable.
 
+Natural batching: a batch is whatever queued while the previous commit and sends
+ran, read to the end in one turn; the loop never waits to make a batch bigger.  At
+a low rate a message is committed and sent alone at once; at a high rate the
+commit and sends take longer, more queues meanwhile, and one commit and one PUB
+frame per room carry it.  A message waits at most for the batch before it.
+
 The broker composes its parts: the sequencer (room state and store), the
 presence registry, the outbox, the request handlers (broker/handlers.py) and,
 in a failover pair, its half of the pair (broker/pair.py).
@@ -24,7 +30,6 @@ from . import catchup, keys, metrics, outbox as outbox_module
 from .bstar import ACTIVE
 from .handlers import IntakeHandlers, RequestError, SnapshotHandlers, announce_departures
 from .outbox import Outbox
-from .pacing import CommitPacer
 from .pair import BrokerPair
 from .peer_link import PeerLink
 from .presence_registry import PresenceRegistry
@@ -68,8 +73,8 @@ class Broker:
         self.queries = SnapshotHandlers(self.sequencer, self.presence)
         self.intake_handlers = self.requests.by_type
         self.snapshot_handlers = self.queries.by_type
-        self.pacer = CommitPacer(config.commit_linger_ms / 1000.0, config.commit_linger_above_per_s)
         self.next_presence = 0.0   # time.monotonic() before which no presence goes out
+        self.next_beat = 0.0       # time.monotonic() of the next heartbeat
         self.next_room_sweep_ms = 0
         # When the intake was last left with requests unread (None: read to the end).
         self.intake_behind_since = None
@@ -173,35 +178,35 @@ class Broker:
         poller.register(self.snapshots, zmq.POLLIN)
         if self.peer_link is not None:
             poller.register(self.peer_link.inbox, zmq.POLLIN)
-        interval = self.config.heartbeat_ms / 1000.0
-        next_beat = time.monotonic()
+        self.next_beat = time.monotonic()
         self.running = True
         while self.running:
-            now = time.monotonic()
-            if now >= next_beat:
-                self.beat()
-                next_beat = now + interval
-            wake = min(next_beat, self.next_presence) if self.presence.dirty else next_beat
-            timeout_ms = max(0, math.ceil((wake - now) * 1000))
-            streaming = self.pair is not None and self.pair.streaming
-            if streaming:
-                timeout_ms = 0     # a catch-up part goes out every turn (_flush)
-            timeout_ms = self.pacer.timeout_ms(len(self.outbox), timeout_ms)
-            try:
-                events = dict(poller.poll(timeout_ms))
-            except zmq.ZMQError as exc:
-                if exc.errno == zmq.EINTR:
-                    continue
-                raise
-            if self.intake in events:
-                self._drain(self.intake, self.intake_handlers)
-            if self.snapshots in events:
-                self._drain(self.snapshots, self.snapshot_handlers)
-            if self.peer_link is not None and self.peer_link.inbox in events:
-                self._hear_peer()
-            # a high rate's batch lingers (broker/pacing.py), never a catch-up's next part
-            if streaming or self.pacer.due(len(self.outbox)):
-                self._flush()
+            self.turn(poller)
+
+    def turn(self, poller):
+        """One turn: the heartbeat when due, a wait for requests (none while some are
+        queued), everything queued read, then one commit and its sends (:meth:`_flush`)."""
+        now = time.monotonic()
+        if now >= self.next_beat:
+            self.beat()
+            self.next_beat = now + self.config.heartbeat_ms / 1000.0
+        wake = min(self.next_beat, self.next_presence) if self.presence.dirty else self.next_beat
+        timeout_ms = max(0, math.ceil((wake - now) * 1000))
+        if self.pair is not None and self.pair.streaming:
+            timeout_ms = 0     # a catch-up part goes out every turn (_flush)
+        try:
+            events = dict(poller.poll(timeout_ms))
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EINTR:
+                return
+            raise
+        if self.intake in events:
+            self._drain(self.intake, self.intake_handlers)
+        if self.snapshots in events:
+            self._drain(self.snapshots, self.snapshot_handlers)
+        if self.peer_link is not None and self.peer_link.inbox in events:
+            self._hear_peer()
+        self._flush()
 
     def _drain(self, sock, handlers, limit=1000, budget_s=DRAIN_BUDGET_S):
         """Handle what is queued on a ROUTER socket, at most ``limit`` requests and
@@ -281,7 +286,6 @@ class Broker:
             raise SystemExit(3)
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         items, sequenced = self.outbox.take()
-        self.pacer.committed(sequenced)
         if sequenced:
             metrics.BATCH_MESSAGES.observe(sequenced)
             metrics.SEQUENCED.inc(sequenced)

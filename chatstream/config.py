@@ -416,13 +416,6 @@ BROKER_STATE_PATH = "var/broker.sqlite3"
 # SQLite synchronous: NORMAL survives kill -9 of the broker; FULL also a power
 # cut, at an fsync per commit.
 BROKER_STATE_SYNC = "NORMAL"
-# Group commit is paced at high rates (broker/pacing.py): from this many sequenced
-# messages per second on, at most one commit per linger; a linger of 0 turns it off.
-# 8 ms amortises the commit over many messages while staying far below a human's notice.
-COMMIT_LINGER_MS = 8
-COMMIT_LINGER_ABOVE_PER_S = 500
-# The longest linger accepted: what a message may wait for its commit, at most.
-MAX_COMMIT_LINGER_MS = 100
 
 
 @dataclass(frozen=True)
@@ -440,8 +433,6 @@ class BrokerConfig:
     log_level: str = LOG_LEVEL
     state_path: str = BROKER_STATE_PATH
     state_sync: str = BROKER_STATE_SYNC
-    commit_linger_ms: int = COMMIT_LINGER_MS
-    commit_linger_above_per_s: int = COMMIT_LINGER_ABOVE_PER_S
     # Presence: a room's list published at most once per interval; caps on reports.
     presence_interval_ms: int = PRESENCE_INTERVAL_MS
     presence_max_rooms: int = PRESENCE_MAX_ROOMS
@@ -546,10 +537,6 @@ def broker_config(environ=None):
     endpoints = broker_endpoints(environ, bind=True)
     role = env_str("CHAT_BROKER_ROLE", "", environ)
     peer_bind, peer = peer_endpoints(role, environ) if role else ("", "")
-    linger_ms = env_int("CHAT_BROKER_LINGER_MS", default.commit_linger_ms, environ)
-    if not 0 <= linger_ms <= MAX_COMMIT_LINGER_MS:
-        raise ValueError("CHAT_BROKER_LINGER_MS must be 0-%d (ms), not %d: a commit waits"
-                         " at most that long at high rates" % (MAX_COMMIT_LINGER_MS, linger_ms))
     return BrokerConfig(
         pair_role=role, peer_bind=peer_bind, peer=peer,
         intake=endpoints["intake"],
@@ -563,9 +550,6 @@ def broker_config(environ=None):
         log_level=env_str("CHAT_LOG_LEVEL", default.log_level, environ),
         state_path=env_str("CHAT_BROKER_STATE", default.state_path, environ),
         state_sync=env_str("CHAT_BROKER_SYNC", default.state_sync, environ).upper(),
-        commit_linger_ms=linger_ms,
-        commit_linger_above_per_s=env_int("CHAT_BROKER_LINGER_ABOVE",
-                                          default.commit_linger_above_per_s, environ),
         presence_interval_ms=env_int("CHAT_PRESENCE_INTERVAL_MS", default.presence_interval_ms,
                                      environ),
         presence_max_rooms=env_int("CHAT_PRESENCE_MAX_ROOMS", default.presence_max_rooms, environ),

@@ -897,3 +897,62 @@ def test_a_bad_access_change_is_refused_and_logged_not_published(fields, peer, c
         broker._flush()
     assert sock.sent == [] and published(broker) == []
     assert "access refused" in caplog.text
+
+
+# --- natural batching: one turn, one commit, nothing waits ---------------------
+
+class TurnPoller:
+    """A poller whose every poll reports the intake readable and records its timeout."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.timeouts = []
+
+    def poll(self, timeout_ms):
+        self.timeouts.append(timeout_ms)
+        return [(self.broker.intake, zmq.POLLIN)]
+
+
+def turning_broker(monkeypatch, clock):
+    """A broker whose intake is a QueuedSocket, counting its commits, on ``clock``."""
+    broker = make_broker()
+    broker.snapshots = QueuedSocket([])
+    commits = []
+    commit = broker.sequencer.commit
+    monkeypatch.setattr(broker.sequencer, "commit", lambda: (commits.append(1), commit()))
+    monkeypatch.setattr(server_module.time, "monotonic", lambda: clock[0])
+    broker.next_beat = clock[0] + 3600   # heartbeats are not what is counted here
+    return broker, commits
+
+
+def test_one_turn_commits_everything_queued_once_and_sends_one_frame_per_room(monkeypatch):
+    clock = [100.0]
+    broker, commits = turning_broker(monkeypatch, clock)
+    broker.intake = QueuedSocket([[PEER, publish_frame(rid=i, room="ab"[i % 2], cid="c%d" % i)]
+                                  for i in range(40)])
+    broker.turn(TurnPoller(broker))
+    assert len(commits) == 1
+    assert len(broker.intake.sent) == 40 * 2                  # 40 acks of two frames
+    frames = published(broker)
+    assert sorted(topic for topic, _ in frames) == [wire.room_topic("a"), wire.room_topic("b")]
+    assert [len(wire.unbatch(body)) for _, body in frames] == [20, 20]
+
+
+def test_at_any_rate_a_message_goes_out_in_the_turn_that_reads_it(monkeypatch):
+    clock = [100.0]
+    broker, commits = turning_broker(monkeypatch, clock)
+    poller = TurnPoller(broker)
+    for turn in range(1000):             # 5 messages a millisecond for 1 s: 5,000 msg/s
+        clock[0] += 0.001
+        broker.intake = QueuedSocket([[PEER, publish_frame(rid=i, cid="t%d-%d" % (turn, i))]
+                                      for i in range(5)])
+        poller.broker = broker
+        broker.turn(poller)
+        assert len(commits) == turn + 1 and not len(broker.outbox)
+        assert len(broker.intake.sent) == 5 * 2
+    assert len(published(broker)) == 1000                    # one frame per turn and room
+    broker.intake = QueuedSocket([[PEER, publish_frame(rid="lone", cid="lone")]])
+    broker.turn(poller)                                      # a lone one after the burst
+    assert published(broker)[-1][1]["message"]["cid"] == "lone"
+    # the wait is for the next request or heartbeat, never shortened to hold a batch
+    assert min(poller.timeouts) > 1000
