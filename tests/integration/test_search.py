@@ -1,9 +1,11 @@
 """``search`` over real processes: messages sent on one node are found from another once
-archived, in every room or one, newest first; the contract's bounds and the per-connection
-rate are refused with their codes."""
+archived, in every room or one, newest first; an edited message by its new text only, a
+deleted one never; the contract's bounds and the per-connection rate are refused with
+their codes."""
 import pytest
 
 from harness.client import new_room
+from harness.processes import wait_until
 
 from .test_archiver import RATES, send, wait_archived
 
@@ -47,3 +49,25 @@ def test_a_search_out_of_bounds_or_too_fast_is_refused(archiving, client):
     answers = [reader.call("search", {"q": "anything"}) for _ in range(12)]
     assert answers[0]["ok"]
     assert answers[-1]["error"] == "rate_limited" and "search" in answers[-1]["detail"]
+
+
+def test_an_edited_message_is_found_by_its_new_text_and_a_deleted_one_not_at_all(archiving, client):
+    room = new_room()
+    author = client(archiving.url("node1"), name="ann")
+    author.join(room)
+    (kept, _), (gone, _) = send(author, room, ["a pelican lands", "a pelican swims"])
+    edit = author.call("edit", {"room": room, "seq": kept, "text": "a cormorant lands"})
+    delete = author.call("delete", {"room": room, "seq": gone})
+    assert edit["ok"] and delete["ok"], (edit, delete)
+    reader = client(archiving.url("node2"), name="bob")
+
+    def found(q):
+        answer = reader.call("search", {"q": q, "room": room})
+        if answer.get("error") == "rate_limited":     # polled faster than a person searches
+            return None
+        return [(h["seq"], h.get("text"), h.get("edited") is not None) for h in answer["hits"]]
+    # Polled at the search rate (2/s); the edit comes before the delete in the archive.
+    wait_until(lambda: found("cormorant") == [(kept, "a cormorant lands", True)], 30,
+               "the edit archived and found", interval=0.5)
+    wait_until(lambda: found("pelican") == [], 30, "the delete archived", interval=0.5)
+    assert found("swims") == [] and found("lands") == [(kept, "a cormorant lands", True)]
