@@ -38,6 +38,11 @@ PEER_PORT = 5559          # broker's ROUTER for broker2's peer DEALER
 BROKER2_PORT_OFFSET = 10  # broker2's ports: 5565-5567 and 5569
 BROKER2_PEER_PORT = PEER_PORT + BROKER2_PORT_OFFSET
 PAIR_ROLES = ("primary", "backup")
+# Rooms over several pairs (chatstream/shards.py): CHAT_BROKER_PAIRS=N adds pairs 2..N
+# on CHAT_BROKER_HOST, pair k's brokers this many ports after pair k-1's (broker3 on
+# 5575-5577, metrics 5578, peer 5579; broker4 10 above), clear of pair one's 5555-5569.
+PAIR_PORT_STRIDE = 20
+BROKER_PAIRS = 1
 
 # --- The stream ----------------------------------------------------------------
 
@@ -529,6 +534,56 @@ def broker2_endpoints(environ=None):
         port = env_int(prefix + "_PORT", port + BROKER2_PORT_OFFSET, env)
         endpoints[socket_name] = env_str(prefix, tcp_endpoint(host, port), env)
     return endpoints
+
+
+@dataclass(frozen=True)
+class BrokerPairEndpoints:
+    """One failover pair as the nodes reach it: its name (what rooms hash over,
+    chatstream/shards.py) and one or two brokers, each ``{"intake", "publish", "snapshot"}``."""
+    name: str
+    brokers: tuple
+
+
+def broker_pairs(environ=None):
+    """The broker pairs every node, the archiver and the tools follow, in order.
+
+    ``CHAT_BROKERS``, when set, is the whole list: pairs separated by ``;``, a pair's
+    two brokers by ``|``, a broker's intake, publish and snapshot endpoints by ``,``
+    (``tcp://h:5555,tcp://h:5556,tcp://h:5557|tcp://h:5565,...;tcp://h:5575,...``).
+    Otherwise pair one is :func:`broker_endpoints` and :func:`broker2_endpoints` (as
+    with one pair), and ``CHAT_BROKER_PAIRS=N`` adds pairs 2..N on ``CHAT_BROKER_HOST``
+    at PAIR_PORT_STRIDE ports each, with a backup when pair one has one.  Pairs are
+    named ``pair1``, ``pair2``... by position: a pair is added at the end of the list.
+    """
+    env = os.environ if environ is None else environ
+    count = env_int("CHAT_BROKER_PAIRS", BROKER_PAIRS, env)
+    if count < 1:
+        raise ValueError("CHAT_BROKER_PAIRS must be at least 1, not %d" % count)
+    listed = env_str("CHAT_BROKERS", "", env).strip()
+    if listed:
+        pairs = [BrokerPairEndpoints("pair%d" % (k + 1), tuple(
+            _broker_endpoints_item(broker) for broker in pair.split("|")))
+            for k, pair in enumerate(p for p in listed.split(";") if p.strip())]
+        if "CHAT_BROKER_PAIRS" in env and count != len(pairs):
+            raise ValueError("CHAT_BROKERS lists %d pairs, CHAT_BROKER_PAIRS says %d"
+                             % (len(pairs), count))
+        return pairs
+    first = tuple(e for e in (broker_endpoints(env), broker2_endpoints(env)) if e is not None)
+    pairs = [BrokerPairEndpoints("pair1", first)]
+    host = env_str("CHAT_BROKER_HOST", BROKER_HOST, env)
+    for k in range(1, count):
+        pairs.append(BrokerPairEndpoints("pair%d" % (k + 1), tuple(
+            {name: tcp_endpoint(host, port + k * PAIR_PORT_STRIDE + backup * BROKER2_PORT_OFFSET)
+             for name, port in BROKER_PORTS.items()}
+            for backup in range(len(first)))))
+    return pairs
+
+
+def _broker_endpoints_item(text):
+    endpoints = [e.strip() for e in text.split(",")]
+    if len(endpoints) != 3 or not all(e.startswith("tcp://") for e in endpoints):
+        raise ValueError("CHAT_BROKERS: %r is not intake,publish,snapshot (tcp:// each)" % text)
+    return dict(zip(BROKER_PORTS, endpoints))
 
 
 def broker_config(environ=None):
