@@ -385,6 +385,24 @@ DRAIN_OVER_S = 10.0
 LOG_FORMAT = "plain"
 
 
+def pair_brokers(k):
+    """Supervisor program names of pair ``k`` (1-based) of scripts/run: ``broker``/``broker2``,
+    ``broker3``/``broker4``...  (primary, backup)."""
+    return ("broker" if k == 1 else "broker%d" % (2 * k - 1)), "broker%d" % (2 * k)
+
+
+def default_ops_targets(environ=None):
+    """OPS_TARGETS, with the brokers of pairs 2..CHAT_BROKER_PAIRS at their default metrics
+    ports (scripts/run's second pair: broker3 on 5578, broker4 on 5588)."""
+    host = env_str("CHAT_BROKER_HOST", BROKER_HOST, environ)
+    extra = []
+    for k in range(2, env_int("CHAT_BROKER_PAIRS", BROKER_PAIRS, environ) + 1):
+        for backup, name in enumerate(pair_brokers(k)):
+            port = BROKER_METRICS_PORT + (k - 1) * PAIR_PORT_STRIDE + backup * BROKER2_PORT_OFFSET
+            extra.append("%s=http://%s:%d" % (name, host, port))
+    return ",".join([OPS_TARGETS] + extra)
+
+
 def ops_targets(text):
     """``[(name, url), ...]`` from "name=url,name=url" (CHAT_OPS_TARGETS)."""
     targets = []

@@ -12,6 +12,7 @@ from .engine.server import ChatServer
 from .engine.sweeps import SlowClientReaper
 from .link import BrokerLink, ZmqTransport
 from .link.failover import PairTransport
+from .link.sharded import ShardedLink
 from .operations import metrics
 from .protocol.events import ChatEvents, Limits
 from .protocol.identity import SessionIdentities
@@ -27,36 +28,45 @@ def current_server():
     return _sio
 
 
-def broker_transport(hwm=None):
-    """The broker's sockets; with broker2 configured, both brokers' (link/failover.py).
+def broker_transport(hwm=None, pair=None):
+    """One pair's broker sockets; with its backup configured, both brokers' (link/failover.py).
 
     :param hwm: each socket's high-water mark (default CHAT_ZMQ_HWM; the archiver's is larger).
+    :param pair: a :class:`chatstream.config.BrokerPairEndpoints` (default: the first pair).
     """
     def zmq_transport(endpoints):
         return ZmqTransport(**endpoints, hwm=hwm or settings.CHAT_ZMQ_HWM,
                             curve_keys=settings.CHAT_CURVE_KEYS,
                             max_frame_bytes=settings.CHAT_NODE_MAX_FRAME_BYTES)
-    primary = zmq_transport({"intake": settings.CHAT_BROKER_INTAKE,
-                             "publish": settings.CHAT_BROKER_PUBLISH,
-                             "snapshot": settings.CHAT_BROKER_SNAPSHOT})
-    if settings.CHAT_BROKER2 is None:
-        return primary
-    return PairTransport(primary, zmq_transport(settings.CHAT_BROKER2))
+    pair = pair or settings.CHAT_BROKER_PAIRS[0]
+    transports = [zmq_transport(endpoints) for endpoints in pair.brokers]
+    return transports[0] if len(transports) == 1 else PairTransport(*transports)
+
+
+def broker_link():
+    """The node's link: one pair's :class:`BrokerLink`, or with several pairs a
+    :class:`ShardedLink` of one link per pair (each room's requests go to its owner)."""
+    def pair_link(pair):
+        return BrokerLink(
+            broker_transport(pair=pair),
+            node=settings.CHAT_NODE_NAME,
+            history_size=settings.CHAT_HISTORY_SIZE,
+            ack_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
+            heartbeat_ms=settings.CHAT_BROKER_HEARTBEAT_MS,
+            dead_after_ms=settings.CHAT_BROKER_DEAD_AFTER_MS,
+            follow_grace_s=settings.CHAT_FOLLOW_GRACE_S,
+            follow_grace_rooms=settings.CHAT_FOLLOW_GRACE_ROOMS,
+        )
+    pairs = settings.CHAT_BROKER_PAIRS
+    if len(pairs) == 1:
+        return pair_link(pairs[0])
+    return ShardedLink({pair.name: pair_link(pair) for pair in pairs})
 
 
 def build_server():
     """Create the process's Socket.IO server and its broker link from settings."""
     global _sio
-    link = BrokerLink(
-        broker_transport(),
-        node=settings.CHAT_NODE_NAME,
-        history_size=settings.CHAT_HISTORY_SIZE,
-        ack_timeout_s=settings.CHAT_ACK_TIMEOUT_MS / 1000.0,
-        heartbeat_ms=settings.CHAT_BROKER_HEARTBEAT_MS,
-        dead_after_ms=settings.CHAT_BROKER_DEAD_AFTER_MS,
-        follow_grace_s=settings.CHAT_FOLLOW_GRACE_S,
-        follow_grace_rooms=settings.CHAT_FOLLOW_GRACE_ROOMS,
-    )
+    link = broker_link()
     manager = LinkManager(link)
     sio = ChatServer(
         async_mode="gevent",

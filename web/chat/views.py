@@ -38,8 +38,11 @@ def room(request, room):
 def healthz(request):
     sio = current_server()
     up = sio is not None and sio.manager.broker_up
-    return JsonResponse({"ok": up, "node": settings.CHAT_NODE_NAME,
-                         "broker": "up" if up else "down"}, status=200 if up else 503)
+    answer = {"ok": up, "node": settings.CHAT_NODE_NAME, "broker": "up" if up else "down"}
+    pair_states = getattr(sio.manager.link, "pair_states", None) if sio is not None else None
+    if pair_states:   # several pairs (chat/link/sharded.py): up while one is; each pair's state
+        answer["pairs"] = {pair: state.value for pair, state in pair_states().items()}
+    return JsonResponse(answer, status=200 if up else 503)
 
 
 def metrics_view(request):

@@ -140,6 +140,9 @@ CHAT_BROKER_PUBLISH = _broker["publish"]
 CHAT_BROKER_SNAPSHOT = _broker["snapshot"]
 # broker2 of the failover pair, {"intake", "publish", "snapshot"} or None (chatstream/config.py)
 CHAT_BROKER2 = shared.broker2_endpoints()
+# Every broker pair the rooms are spread over (CHAT_BROKERS or CHAT_BROKER_PAIRS): the first
+# is the two above; with one, the node runs as a single pair's (chatstream/config.py).
+CHAT_BROKER_PAIRS = shared.broker_pairs()
 CHAT_HISTORY_SIZE = env_int("CHAT_HISTORY_SIZE", shared.HISTORY_SIZE)
 CHAT_ACK_TIMEOUT_MS = env_int("CHAT_ACK_TIMEOUT_MS", shared.ACK_TIMEOUT_MS)
 CHAT_FOLLOW_GRACE_S = env_int("CHAT_FOLLOW_GRACE_S", shared.FOLLOW_GRACE_S)
@@ -206,7 +209,7 @@ CHAT_UNREAD_ROOMS_MAX = env_int("CHAT_UNREAD_ROOMS_MAX", shared.UNREAD_ROOMS_MAX
 CHAT_READ_FLUSH_MS = env_int("CHAT_READ_FLUSH_MS", shared.READ_FLUSH_MS)
 CHAT_TYPING_INTERVAL_MS = env_int("CHAT_TYPING_INTERVAL_MS", shared.TYPING_INTERVAL_MS)
 # Operations: what /ops/ scrapes ("name=url,..."), how long a scrape may take, its cache.
-CHAT_OPS_TARGETS = shared.ops_targets(env("CHAT_OPS_TARGETS", shared.OPS_TARGETS))
+CHAT_OPS_TARGETS = shared.ops_targets(env("CHAT_OPS_TARGETS", shared.default_ops_targets()))
 # The nodes scripts/node found in the balancer; a hand-set CHAT_OPS_TARGETS alone names
 # a cluster of its own (the default file is the scripts/run cluster's).
 CHAT_OPS_TARGETS_FILE = shared.ops_targets_file(os.environ, BASE_DIR.parent)

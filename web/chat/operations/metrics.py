@@ -85,13 +85,24 @@ class NodeState:
         for transport, count in by_transport.items():
             connections.add_metric([transport], count)
         yield connections
+        pairs = getattr(self.link, "pair_states", None)   # several pairs (link/sharded.py)
+        local_rooms = self.link.local_rooms() if pairs else self.link.local.rooms
         yield GaugeMetricFamily("chat_rooms_local", "Rooms with members on this node",
-                                value=len(self.link.local.rooms))
-        state = GaugeMetricFamily("chat_link_state", "1 for the broker link's current state",
+                                value=len(local_rooms))
+        state = GaugeMetricFamily("chat_link_state", "1 for the broker link's current state"
+                                  " (with several pairs, the least advanced pair's)",
                                   labels=["state"])
         for name in LINK_STATES:
             state.add_metric([name], 1 if self.link.state.value == name else 0)
         yield state
+        if pairs:
+            pair_state = GaugeMetricFamily(
+                "chat_link_pair_state", "1 for each broker pair's link state (the pair named)",
+                labels=["pair", "state"])
+            for pair, current in pairs().items():
+                for name in LINK_STATES:
+                    pair_state.add_metric([pair, name], 1 if current.value == name else 0)
+            yield pair_state
         yield GaugeMetricFamily("chat_link_up", "1 while the link follows the broker (live)",
                                 value=1 if self.link.broker_up else 0)
         yield GaugeMetricFamily("chat_heartbeat_age_seconds", "Since the broker was last heard",

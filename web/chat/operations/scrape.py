@@ -61,6 +61,8 @@ def read_target(name, url, timeout_s=config.OPS_SCRAPE_TIMEOUT_S):
                 figures["buckets"][float(s.labels["le"])] = s.value
             elif s.name == "chat_link_state" and s.value == 1:
                 figures["link"] = s.labels["state"]
+            elif s.name == "chat_link_pair_state" and s.value == 1:   # several broker pairs
+                figures.setdefault("pairs", {})[s.labels["pair"]] = s.labels["state"]
             elif s.name == "chat_broker_role" and s.value == 1:
                 figures["role"] = s.labels["role"]
     return figures

@@ -57,9 +57,11 @@ def describe(row, timeout_s):
         return False, "%-8s node    DOWN  (%s; /healthz %s)" % (row["name"], row["error"], status)
     conns = row.get("connections", {})
     ok = row["state"] == "up" and status == 200
+    pairs = row.get("pairs")   # several broker pairs: each one's link
+    link = ", ".join("%s %s" % item for item in pairs.items()) if pairs else row.get("link")
     return ok, ("%-8s node    %-5s /healthz %s, link %s, %d connections (%d ws, %d polling), "
                 "%d rooms, %.1f msg/s, %.1f deliveries/s, ack p99 %s" % (
-                    row["name"], "up" if ok else row["state"].upper(), status, row.get("link"),
+                    row["name"], "up" if ok else row["state"].upper(), status, link,
                     row["connections_total"], conns.get("websocket", 0), conns.get("polling", 0),
                     row.get("rooms", 0), row["accepted_per_s"], row["deliveries_per_s"],
                     "-" if row["ack_p99_ms"] is None else "%s ms" % row["ack_p99_ms"]))
@@ -80,7 +82,8 @@ def main(argv=None):
         fine, lines = supervisor_lines(args.supervisor_conf)
     # --targets names a cluster of its own, as CHAT_OPS_TARGETS does: no default file then
     environ = dict(os.environ, CHAT_OPS_TARGETS=args.targets) if args.targets else os.environ
-    targets = config.env_str("CHAT_OPS_TARGETS", "", environ) or config.OPS_TARGETS
+    targets = (config.env_str("CHAT_OPS_TARGETS", "", environ)
+               or config.default_ops_targets(environ))
     targets_file = args.targets_file or config.ops_targets_file(environ, ROOT)
     sampler = ClusterSampler(config.ops_targets(targets), timeout_s=args.timeout, cache_s=0,
                              targets_file=targets_file)

@@ -53,7 +53,9 @@ function render(sample) {
       cell(tr, r.up ? r.accepted_per_s : "–");
       cell(tr, r.up ? r.deliveries_per_s : "–");
       cell(tr, fmt(r.ack_p99_ms, " ms"));
-      cell(tr, r.up ? `${r.link || "?"}, heard ${fmt(r.heartbeat_age_s && r.heartbeat_age_s.toFixed(1), " s")} ago` : "–");
+      // several broker pairs: each pair's link state
+      const link = r.pairs ? Object.entries(r.pairs).map(([p, s]) => `${p} ${s}`).join(", ") : r.link;
+      cell(tr, r.up ? `${link || "?"}, heard ${fmt(r.heartbeat_age_s && r.heartbeat_age_s.toFixed(1), " s")} ago` : "–");
     } else if (r.kind === "archiver") {
       cell(tr, "");
       cell(tr, "");

@@ -1,0 +1,148 @@
+"""Rooms over several broker pairs: one :class:`~chat.link.BrokerLink` per pair, behind
+the interface the event handlers already use.
+
+Each room belongs to exactly one pair (:func:`chatstream.shards.owner` of its name), so
+its total order stays with one sequencer; a pair that fails over or is down touches only
+its own rooms.  Each pair's link has its own transport, request channels, followed rooms,
+mirror and presence: nothing of one pair's stream reaches another's.
+"""
+import logging
+
+import gevent
+
+from chatstream import shards
+from .broker_link import LinkState
+from .channel import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+# Aggregate link state, least advanced first: a node shows the worst of its pairs'.
+STATE_ORDER = (LinkState.DOWN, LinkState.CONNECTING, LinkState.SYNCING, LinkState.LIVE)
+
+
+class ShardedLink:
+    """Several pairs' links as one link to the event handlers.
+
+    **Routing is generic for room-scoped methods**: any :class:`BrokerLink` method whose
+    first argument (positional, or the keyword ``room``) is the room -- ``follow``,
+    ``release``, ``view``, ``sequence``, ``member_joined``/``member_left``, ``members``,
+    ``announce``, ``evict`` and whatever room-scoped method BrokerLink gains later -- is
+    called on the link of the pair that owns the room, with no change here.  A room of
+    ``None`` (``evict``'s "every room") goes to one live pair: every node follows every
+    pair, so one pair's publication reaches them all.  Methods that are not room-scoped
+    must be defined here (node-wide: merged over the pairs, or sent through one of them).
+
+    :param links: ``{pair name: BrokerLink}`` in the configured order
+        (chatstream.config.broker_pairs).
+    """
+
+    def __init__(self, links):
+        if not links:
+            raise ValueError("a sharded link needs at least one pair")
+        self.links = dict(links)
+        self.pairs = tuple(self.links)
+        first = self.links[self.pairs[0]]
+        self.node = first.node
+        self.ack_timeout_s = first.ack_timeout_s
+        self.listener = None
+
+    def link_for(self, room):
+        """The link of the pair that owns ``room``."""
+        return self.links[shards.owner(room, self.pairs)]
+
+    def pair_of(self, room):
+        """The name of the pair that owns ``room``."""
+        return shards.owner(room, self.pairs)
+
+    def __getattr__(self, name):
+        # Only reached for what is not defined here: BrokerLink's room-scoped methods.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attribute = getattr(self.links[self.pairs[0]], name)
+        if not callable(attribute):
+            raise AttributeError("%s is per pair: ask ShardedLink.links[pair]" % name)
+
+        def routed(*args, **kwargs):
+            room = args[0] if args else kwargs.get("room")
+            link = self.link_for(room) if room is not None else self._one_live()
+            return getattr(link, name)(*args, **kwargs)
+        routed.__name__ = name
+        self.__dict__[name] = routed     # resolved once
+        return routed
+
+    def _one_live(self):
+        """A live pair's link (the first configured if none is: it says it is unreachable)."""
+        for link in self.links.values():
+            if link.broker_up:
+                return link
+        return self.links[self.pairs[0]]
+
+    # lifecycle (every pair)
+
+    def start(self, listener):
+        """Start every pair's link with the same listener (each delivers its own rooms)."""
+        if self.listener is not None:
+            return
+        self.listener = listener
+        for link in self.links.values():
+            link.start(listener)
+
+    def goodbye(self):
+        for link in self.links.values():
+            link.goodbye()
+
+    def close(self):
+        for link in self.links.values():
+            link.close()
+
+    # node-wide state, merged
+
+    @property
+    def broker_up(self):
+        """Some pair is live: the node serves that pair's rooms (/healthz 200).  A pair down
+        everywhere must not take every node out of the balancer: its rooms alone answer
+        ``unavailable``; :meth:`pair_states` says which."""
+        return any(link.broker_up for link in self.links.values())
+
+    @property
+    def state(self):
+        """The least advanced of the pairs' states."""
+        return min((link.state for link in self.links.values()), key=STATE_ORDER.index)
+
+    @property
+    def last_heard(self):
+        """When the longest-silent pair was last heard (monotonic)."""
+        return min(link.last_heard for link in self.links.values())
+
+    def pair_states(self):
+        """``{pair: LinkState}`` in the configured order."""
+        return {pair: link.state for pair, link in self.links.items()}
+
+    def local_rooms(self):
+        """Rooms with members on this node, over every pair."""
+        return set().union(*(link.local.rooms for link in self.links.values()))
+
+    def wait_synced(self, timeout):
+        """True once some pair's mirror holds its snapshot (:meth:`follow` waits for the
+        room's own pair): a pair that is down does not hold up the other pairs' joins."""
+        gevent.wait([link.synced for link in self.links.values()], timeout=timeout, count=1)
+        return any(link.synced.is_set() for link in self.links.values())
+
+    def follow(self, room):
+        """Follow ``room`` on its pair, once that pair's snapshot is installed.
+
+        Raises :class:`BrokerUnavailable` when the pair has none within the ack timeout.
+        """
+        link = self.link_for(room)
+        if not link.wait_synced(self.ack_timeout_s):
+            raise BrokerUnavailable("pair %s not synced" % self.pair_of(room))
+        link.follow(room)
+
+    def active_rooms(self):
+        """[(room, member count)] over every pair, most populated first."""
+        rooms = [item for link in self.links.values() for item in link.active_rooms()]
+        return sorted(rooms, key=lambda item: (-item[1], item[0]))
+
+    def revoke(self, session):
+        """A logout to every node, through one live pair."""
+        self._one_live().revoke(session)
