@@ -1,0 +1,48 @@
+"""deploy.pairs: scripts/run's programs for broker pairs 2..N (var/pairs/pairK.conf)."""
+import configparser
+
+from chatstream import config
+from deploy import pairs, stores
+from harness.processes import ROOT
+
+
+def programs(path):
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";",), strict=False)
+    parser.read(path)
+    return {section.split(":", 1)[1]: dict(parser[section]) for section in parser.sections()}
+
+
+def test_a_second_pair_binds_where_the_nodes_of_chat_broker_pairs_2_connect(tmp_path):
+    [path] = pairs.write(2, ROOT / "supervisord.conf", tmp_path)
+    found = {name: env for name, _, env in stores.broker_programs(path)}
+    assert sorted(found) == ["broker3", "broker4"]
+    [_, pair2] = config.broker_pairs({"CHAT_BROKER_PAIRS": "2", "CHAT_BROKER_PAIR": "1"})
+    for env, endpoints in zip((found["broker3"], found["broker4"]), pair2.brokers):
+        assert {name: env["CHAT_BROKER_%s_BIND" % name.upper()] for name in endpoints} == endpoints
+    assert (found["broker3"]["CHAT_BROKER_ROLE"], found["broker4"]["CHAT_BROKER_ROLE"]) == (
+        "primary", "backup")
+    # each other's peers, a store, a log and metrics port of its own, the cluster's keys
+    assert found["broker3"]["CHAT_BROKER_PEER"] == found["broker4"]["CHAT_BROKER_PEER_BIND"]
+    assert found["broker4"]["CHAT_BROKER_PEER"] == found["broker3"]["CHAT_BROKER_PEER_BIND"]
+    assert (found["broker3"]["CHAT_BROKER_METRICS_PORT"],
+            found["broker4"]["CHAT_BROKER_METRICS_PORT"]) == ("5578", "5588")
+    assert found["broker3"]["CHAT_BROKER_STATE"] != found["broker4"]["CHAT_BROKER_STATE"]
+    assert found["broker3"]["CHAT_KEYS_DIR"] == str(ROOT / "var/keys")
+    sections = programs(path)
+    assert sections["broker4"]["stdout_logfile"] == str(ROOT / "var/log/broker4.log")
+    assert "%(here)s" not in path.read_text()
+
+
+def test_the_default_ops_targets_name_every_pair_s_brokers():
+    targets = dict(config.ops_targets(config.default_ops_targets({"CHAT_BROKER_PAIRS": "2"})))
+    assert (targets["broker3"], targets["broker4"]) == ("http://127.0.0.1:5578",
+                                                        "http://127.0.0.1:5588")
+    assert config.default_ops_targets({}) == config.OPS_TARGETS
+
+
+def test_fewer_pairs_remove_the_programs_of_the_others(tmp_path):
+    pairs.write(3, ROOT / "supervisord.conf", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair2.conf", "pair3.conf"]
+    assert sorted(programs(tmp_path / "pair3.conf")) == ["broker5", "broker6"]
+    pairs.write(1, ROOT / "supervisord.conf", tmp_path)
+    assert list(tmp_path.iterdir()) == []
