@@ -118,6 +118,46 @@ class Cluster:
             self.broker = proc
         return proc
 
+    def start_second_pair(self):
+        """``broker3`` (primary) and ``broker4`` (backup): a second failover pair on ports,
+        stores and metrics of its own, the same keys (every pair admits the same node
+        keys).  Call it after the first pair's brokers: nodes and the archiver started
+        after it spread the rooms over both pairs (CHAT_BROKERS lists them)."""
+        if not hasattr(self, "pair2_env"):
+            names = ("broker3", "broker4")
+            ports = {name: {c: free_port() for c in ("intake", "publish", "snapshot", "peer",
+                                                      "metrics")} for name in names}
+            self.pair2_ports = ports
+            self.pair2_env = {}
+            for name, other, role in (("broker3", "broker4", "primary"),
+                                      ("broker4", "broker3", "backup")):
+                self.pair2_env[name] = {
+                    "CHAT_BROKER_ROLE": role, "CHAT_BROKER_HOST": self.address(name),
+                    "CHAT_BROKER_PEER_BIND": tcp_endpoint(self.address(name), ports[name]["peer"]),
+                    "CHAT_BROKER_PEER": tcp_endpoint(self.address(other), ports[other]["peer"]),
+                    "CHAT_BROKER_STATE": str(self.log_dir / ("%s.sqlite3" % name)),
+                    "CHAT_BROKER_METRICS_PORT": str(ports[name]["metrics"]),
+                    **{"CHAT_BROKER_%s_PORT" % c.upper(): str(ports[name][c])
+                       for c in ("intake", "publish", "snapshot")}}
+            first = [("broker", self.ports)]
+            if hasattr(self, "pair_env"):
+                first.append(("broker2", {c: int(self.env["CHAT_BROKER2_%s_PORT" % c.upper()])
+                                          for c in ("intake", "publish", "snapshot")}))
+            self.env["CHAT_BROKERS"] = ";".join("|".join(
+                ",".join(tcp_endpoint(self.address(name), broker_ports[c])
+                         for c in ("intake", "publish", "snapshot"))
+                for name, broker_ports in pair) for pair in (first, list(ports.items())))
+        return [self.start_pair2_broker(name) for name in ("broker3", "broker4")]
+
+    def start_pair2_broker(self, name):
+        """(Re)start one broker of the second pair (``broker3`` or ``broker4``)."""
+        proc = self.spawn(name, [PYTHON, "-m", "broker"], {**self.env, **self.pair2_env[name]})
+        setattr(self, name, proc)
+        return proc
+
+    def pair2_metrics_url(self, name):
+        return "http://%s:%d" % (self.address(name), self.pair2_ports[name]["metrics"])
+
     def prepare_web(self):
         """The nodes' secret key and database migrations, once per cluster."""
         if self.web_ready:
