@@ -123,7 +123,12 @@ def test_an_eviction_from_every_room_goes_through_one_live_pair(two_pairs):
         True) == 1
 
 
-def test_per_pair_state_is_not_answered_for_the_whole_node(two_pairs):
+def test_a_part_of_the_link_routes_its_room_methods_and_keeps_its_state_per_pair(two_pairs):
     _, [(a, _), _] = two_pairs
+    room = room_of("pair2")
+    assert not a.following.is_live(room)
+    a.follow(room)
+    assert a.following.is_live(room) and a.links["pair2"].following.is_live(room)
+    assert not a.links["pair1"].following.is_live(room)
     with pytest.raises(AttributeError):
-        a.mirror
+        a.local.rooms       # per pair: ShardedLink.local_rooms() merges them

@@ -31,6 +31,8 @@ class ShardedLink:
     ``None`` (``evict``'s "every room") goes to one live pair: every node follows every
     pair, so one pair's publication reaches them all.  Methods that are not room-scoped
     must be defined here (node-wide: merged over the pairs, or sent through one of them).
+    A part of the link (``link.following``, ``link.mirror``) routes its methods the same
+    way (``link.following.is_live(room)``); a plain attribute of a part is per pair.
 
     :param links: ``{pair name: BrokerLink}`` in the configured order
         (chatstream.config.broker_pairs).
@@ -59,15 +61,18 @@ class ShardedLink:
         if name.startswith("_"):
             raise AttributeError(name)
         attribute = getattr(self.links[self.pairs[0]], name)
-        if not callable(attribute):
-            raise AttributeError("%s is per pair: ask ShardedLink.links[pair]" % name)
+        routed = (RoutedPart(self, name) if not callable(attribute)
+                  else self.routing(lambda link: getattr(link, name), name))
+        self.__dict__[name] = routed     # resolved once
+        return routed
 
+    def routing(self, method_of, name):
+        """A function that calls ``method_of(link)`` of the link its room argument routes to."""
         def routed(*args, **kwargs):
             room = args[0] if args else kwargs.get("room")
             link = self.link_for(room) if room is not None else self._one_live()
-            return getattr(link, name)(*args, **kwargs)
+            return method_of(link)(*args, **kwargs)
         routed.__name__ = name
-        self.__dict__[name] = routed     # resolved once
         return routed
 
     def _one_live(self):
@@ -146,3 +151,21 @@ class ShardedLink:
     def revoke(self, session):
         """A logout to every node, through one live pair."""
         self._one_live().revoke(session)
+
+
+class RoutedPart:
+    """A part of every pair's link (``following``, ``mirror`` ...) whose methods take the
+    room first: each call goes to the owner pair's part."""
+
+    def __init__(self, sharded, name):
+        self._sharded, self._name = sharded, name
+
+    def __getattr__(self, method):
+        if method.startswith("_"):
+            raise AttributeError(method)
+        first = getattr(getattr(self._sharded.links[self._sharded.pairs[0]], self._name), method)
+        if not callable(first):
+            raise AttributeError("%s.%s is per pair: ask ShardedLink.links[pair]"
+                                 % (self._name, method))
+        return self._sharded.routing(
+            lambda link: getattr(getattr(link, self._name), method), method)
