@@ -66,7 +66,8 @@ def test_rooms_on_both_pairs_chat_across_nodes(make_cluster):
     # each pair sequenced its own room's ten, and nothing of the other's
     assert sequenced(c.broker_metrics_url) - before["pair1"] == 10
     assert sequenced(c.pair2_metrics_url("broker3")) - before["pair2"] == 10
-    assert a.call("members", {"room": rooms["pair2"]})["members"] == ["ann", "bob"]
+    wait_until(lambda: a.call("members", {"room": rooms["pair2"]})["members"] == ["ann", "bob"],
+               10, "both members of pair2's room, from node1")
     def listed():
         return {r["room"]: r["members"] for r in a.call("rooms", {})["rooms"]}
     wait_until(lambda: [listed().get(room) for room in rooms.values()] == [2, 2], 10,
@@ -130,3 +131,27 @@ def test_a_pair_that_is_down_makes_only_its_own_rooms_unavailable(make_cluster):
     assert 'chat_link_pair_state{pair="pair2",state="down"} 1.0' in metrics
     a.close()
     b.close()
+
+
+def test_the_archiver_follows_every_pair(make_cluster):
+    from .test_archiver import archived, metrics, send, wait_archived
+    c = two_pair_cluster(make_cluster)
+    rooms = {pair: room_on(pair, "archive") for pair in PAIRS}
+    a = ChatClient(c.url("node1"), name="ann")
+    for room in rooms.values():
+        a.join(room)
+    before = {pair: send(a, room, ["%s before %d" % (pair, i) for i in range(5)])
+              for pair, room in rooms.items()}
+    c.start_archiver()
+    after = {pair: send(a, room, ["%s after %d" % (pair, i) for i in range(5)])
+             for pair, room in rooms.items()}
+    for pair, room in rooms.items():
+        wait_archived(c, room, before[pair] + after[pair])
+    wait_until(lambda: metrics(c).get("chat_archive_events_archived_total") == 20, 10,
+               "the archiver's metrics over both pairs")
+    assert archived(c, rooms["pair2"])[0] == (1, "pair2 before 0")
+    # history reads the archive as with one pair: a late joiner pages back in pair2's room
+    page = a.call("history", {"room": rooms["pair2"], "before": 6, "limit": 5})
+    assert page["ok"] and [m["text"] for m in page["messages"]] == [
+        "pair2 before %d" % i for i in range(5)]
+    a.close()
