@@ -34,7 +34,9 @@ DEFAULTS = {
     "ramp": {"nodes": 3, "clients": 60, "rooms": 2, "start": 200.0, "factor": 1.5, "max_rate": 8000.0,
              "max_steps": 12, "refine": 2, "duration": 5.0, "warmup": 1.0, "drain": 3.0, "p99_ms": 250.0},
     "idle": {"nodes": 3, "clients": 3000, "rooms": 300, "hold": 8.0, "settle": 3.0},
-    "pipe": {"peers": 3, "rate": 1000.0, "warmup": 1.0, "duration": 5.0, "flat": 5.0, "window": 200},
+    # pairs: brokers run side by side, each with peers of its own (rooms over broker pairs)
+    "pipe": {"peers": 3, "rate": 1000.0, "warmup": 1.0, "duration": 5.0, "flat": 5.0, "window": 200,
+             "pairs": 1},
     "profile": {"nodes": 3, "clients": 60, "rooms": 2, "rate": 1000.0, "duration": 10.0, "warmup": 2.0,
                 "drain": 5.0},
 }
@@ -222,8 +224,16 @@ def run_pipe(ctx, system_name, p):
     """zmq: the raw proxy; ours (-plain): the broker alone, with (without) CURVE (same peers, frame size)."""
     mode, curve = PIPE_HUBS[system_name]
     log_dir = ctx.log_dir(system_name, "pipe")
-    result = pipe.run(mode, log_dir, peers=p["peers"], rate=p["rate"], warmup=p["warmup"], fixed_s=p["duration"],
-                      flat_s=p["flat"], window=p["window"], progress=ctx.progress, sample=sample, curve=curve)
+    if p.get("pairs", 1) > 1 and mode == "broker":
+        result = pipe.run_pairs(p["pairs"], log_dir, peers=p["peers"], rate=p["rate"], warmup=p["warmup"],
+                                fixed_s=p["duration"], flat_s=p["flat"], window=p["window"],
+                                progress=ctx.progress, sample=sample, curve=curve)
+        ctx.progress("  pipe %s over %d pairs: flat %s msg/s per pair, %.0f msg/s in all"
+                     % (system_name, p["pairs"], " + ".join("%.0f" % r for r in result["pairs"]["flat_messages_per_s"]),
+                        result["flat"]["messages_per_s"]))
+    else:
+        result = pipe.run(mode, log_dir, peers=p["peers"], rate=p["rate"], warmup=p["warmup"], fixed_s=p["duration"],
+                          flat_s=p["flat"], window=p["window"], progress=ctx.progress, sample=sample, curve=curve)
     record = {"params": dict(p), "status": "ok", "pipe": result}
     if result["integrity"]["out_of_order"] or result["integrity"]["duplicated"] or \
             result["fixed"]["lost"] or result["flat"]["lost"]:

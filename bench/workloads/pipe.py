@@ -29,6 +29,8 @@ from pathlib import Path
 from .pipe_peer import PHASE_GAP_SECS, START_DELAY_SECS
 
 PEER_MODULE = "bench.workloads.pipe_peer"
+# Runs side by side wait this long at most for each other's hub to be ready.
+BARRIER_TIMEOUT_S = 60
 
 
 def published_frame_bytes(text_bytes):
@@ -65,12 +67,15 @@ CDF_POINTS = [0, 0.1, 0.5, 1] + list(range(2, 97, 2)) + [97, 98, 99, 99.5, 99.9,
 
 
 def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0, window=200,
-        max_count=2_000_000, rooms=2, text_bytes=0, progress=print, sample=None, hub_env=None, curve=True):
+        max_count=2_000_000, rooms=2, text_bytes=0, progress=print, sample=None, hub_env=None, curve=True,
+        barrier=None):
     """One pipe run; returns a result dict (figures per phase, per-process CPU).
 
     :param mode: ``raw`` (zmq proxy) or ``broker`` (our broker alone).
     :param curve: ``broker`` mode: CURVE between the peers and the broker.
     :param sample: bench.procstat.sample (injected to keep this module's imports small).
+    :param barrier: a ``threading.Barrier`` waited on once the hub is ready, so runs side
+        by side (:func:`run_pairs`) start their phases together.
     """
     from bench.procstat import window_figures
     from harness.cluster import Cluster
@@ -101,6 +106,8 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
             sub_ep = "tcp://127.0.0.1:%d" % cluster.ports["publish"]
             wait_until(lambda: "listening" in hub.log() or _dead(hub), 20, "the broker")
         hub_name = "proxy" if mode == "raw" else "broker"
+        if barrier is not None:
+            barrier.wait(BARRIER_TIMEOUT_S)
         t0_ns = time.monotonic_ns() + int(START_DELAY_SECS * 1e9)
         peer_procs = {}
         for i in range(1, peers + 1):
@@ -170,6 +177,44 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
             "hub_cpu_us_per_message": round(1e6 * server_cpu / sent, 2) if server_cpu and sent else None,
             **figs,
         }
+    return result
+
+
+def run_pairs(pairs, log_dir, rate=1000.0, **kwargs):
+    """``pairs`` broker runs side by side on this machine, as many broker pairs' active
+    brokers would run (each room on one of them): each with peers of its own and
+    ``rate / pairs`` in the fixed phase, all phases at the same moments.  Returns pair
+    one's result with the rates, counts and losses summed over the pairs, and
+    ``pairs``: each pair's flat and fixed rate (latencies and CPU are pair one's)."""
+    import threading
+    barrier = threading.Barrier(pairs)
+    results, errors = [None] * pairs, []
+
+    def one(k):
+        try:
+            results[k] = run("broker", Path(log_dir) / ("pair%d" % (k + 1)), rate=rate / pairs,
+                             barrier=barrier, **kwargs)
+        except BaseException as exc:   # reported below; the barrier lets the others go
+            errors.append(exc)
+            barrier.abort()
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(pairs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    result = dict(results[0], log_dir=str(log_dir))
+    result["pairs"] = {"count": pairs}
+    for phase in ("fixed", "flat"):
+        result["pairs"]["%s_messages_per_s" % phase] = [r[phase]["messages_per_s"] for r in results]
+        result[phase] = dict(results[0][phase])
+        for key in ("sent", "acked", "expected", "delivered", "lost", "messages_per_s", "deliveries_per_s"):
+            result[phase][key] = round(sum(r[phase][key] for r in results), 1)
+        if phase == "fixed":
+            result[phase]["offered_msgs_per_s"] = rate
+    result["integrity"] = {key: sum(r["integrity"].get(key, 0) for r in results)
+                           for key in results[0]["integrity"]}
     return result
 
 
