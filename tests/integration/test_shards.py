@@ -155,3 +155,20 @@ def test_the_archiver_follows_every_pair(make_cluster):
     assert page["ok"] and [m["text"] for m in page["messages"]] == [
         "pair2 before %d" % i for i in range(5)]
     a.close()
+
+
+def test_typing_reaches_the_other_node_in_a_room_of_either_pair(make_cluster):
+    c = two_pair_cluster(make_cluster)
+    b = ChatClient(c.url("node2"), name="bob")
+    typing = []
+    b.sio.on("typing", typing.append)
+    for pair in PAIRS:    # a typist per room: one connection's notices pass once per 2 s
+        room = room_on(pair, "typing")
+        a = ChatClient(c.url("node1"), name="ann-" + pair)
+        a.join(room)
+        b.join(room)
+        assert a.call("typing", {"room": room}) == {"ok": True}
+        wait_until(lambda: [t["room"] for t in typing][-1:] == [room], 10,
+                   "bob to hear ann typing in %s's room" % pair)
+        a.close()
+    b.close()

@@ -132,3 +132,19 @@ def test_a_part_of_the_link_routes_its_room_methods_and_keeps_its_state_per_pair
     assert not a.links["pair1"].following.is_live(room)
     with pytest.raises(AttributeError):
         a.local.rooms       # per pair: ShardedLink.local_rooms() merges them
+
+
+def test_fan_outs_go_through_the_room_s_pair_and_are_heard_from_every_pair(two_pairs):
+    brokers, [(a, _), (b, _)] = two_pairs
+    heard = []
+    b.on_published("typing", heard.append)
+    b.on_published("usage", heard.append)
+    room = room_of("pair2")
+    for link in (a, b):
+        link.follow(room)
+        link.member_joined(room, "ann" if link is a else "bob", UID if link is a else None)
+    assert a.fanout("typing", room=room, nick="ann", uid=UID)
+    wait_for(lambda: [body["type"] for body in heard] == ["typing"], what="typing on node b")
+    assert [b'"typing"' in frame for _, frame in brokers[0].frames_seen].count(True) == 0
+    assert a.fanout("usage", spent={UID: {"message": 1}})
+    wait_for(lambda: [body["type"] for body in heard] == ["typing", "usage"], what="usage on node b")

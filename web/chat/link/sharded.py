@@ -30,7 +30,9 @@ class ShardedLink:
     called on the link of the pair that owns the room, with no change here.  A room of
     ``None`` (``evict``'s "every room") goes to one live pair: every node follows every
     pair, so one pair's publication reaches them all.  Methods that are not room-scoped
-    must be defined here (node-wide: merged over the pairs, or sent through one of them).
+    must be defined here (node-wide: merged over the pairs, or sent through one of them;
+    ``fanout`` and ``on_published`` are): one that is not would be routed by whatever its
+    first argument is.
     A part of the link (``link.following``, ``link.mirror``) routes its methods the same
     way (``link.following.is_live(room)``); a plain attribute of a part is per pair.
 
@@ -151,6 +153,19 @@ class ShardedLink:
     def revoke(self, session):
         """A logout to every node, through one live pair."""
         self._one_live().revoke(session)
+
+    def fanout(self, type_, **fields):
+        """A fan-out body (``typing``, ``read``, ``usage``) through the pair of its ``room``
+        (a room's topic is followed only on its owner pair), else through one live pair
+        (every node follows every pair's cluster topics)."""
+        room = fields.get("room")
+        link = self.link_for(room) if room is not None else self._one_live()
+        return link.fanout(type_, **fields)
+
+    def on_published(self, type_, handler):
+        """``handler`` for the bodies of ``type_`` that any pair publishes."""
+        for link in self.links.values():
+            link.on_published(type_, handler)
 
 
 class RoutedPart:
