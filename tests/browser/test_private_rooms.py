@@ -31,6 +31,8 @@ def logged_in_lobby(contexts, base, username):
 
 def test_a_dm_between_two_logged_in_people_started_from_the_lobby(cluster, contexts):
     base = cluster.balancer_url
+    if cluster.archiver is None:
+        cluster.start_archiver()   # unread counts of rooms a node does not follow: the archive's
     accounts(cluster, "alma", "boris", "cyril")
     alma = logged_in_lobby(contexts, base, "alma")
     alma.fill("#dm-to", "nobody-here")
@@ -44,16 +46,20 @@ def test_a_dm_between_two_logged_in_people_started_from_the_lobby(cluster, conte
     alma_chat.expect_connected()
     expect(alma.locator("h1.room-title")).to_have_text("@boris")
 
+    alma_chat.send("are you there?")
+    alma_chat.expect_texts(["are you there?"])
+
     boris = logged_in_lobby(contexts, base, "boris")
     entry = boris.locator('#private-rooms a[data-room="%s"]' % room)
     expect(entry).to_contain_text("@alma")
+    expect(entry.locator(".unread")).to_have_text("1")         # alma's message, unread
     entry.click()
     boris_chat = ChatPage(boris, room)
     boris_chat.expect_connected()
     boris_chat.send("just between us")
-    alma_chat.expect_texts(["just between us"])
+    alma_chat.expect_texts(["are you there?", "just between us"])
     alma_chat.send("indeed")
-    boris_chat.expect_texts(["just between us", "indeed"])
+    boris_chat.expect_texts(["are you there?", "just between us", "indeed"])
 
     cyril = logged_in_lobby(contexts, base, "cyril")
     expect(cyril.locator("#private-rooms-empty")).to_be_visible()

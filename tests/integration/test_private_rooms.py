@@ -137,7 +137,9 @@ def test_a_dm_is_one_room_from_either_side_and_only_its_two_members_read_it(clus
     assert bob.call("history", {"room": room})["messages"][0]["text"] == "just us quietly"
     mine = alice.call("private_rooms", {})
     assert {"room": room, "direct": True, "with": "bob", "owner": None,
-            "members": ["alice", "bob"]} in mine["rooms"], mine
+            "members": ["alice", "bob"], "unread": 0} in mine["rooms"], mine   # her own
+    theirs = {entry["room"]: entry for entry in bob.call("private_rooms", {})["rooms"]}
+    assert theirs[room]["with"] == "alice" and theirs[room]["unread"] == 1
     assert all(item["room"] != room for item in carol.call("private_rooms", {})["rooms"])
 
 

@@ -236,6 +236,7 @@ class ChatEvents:
             raise ContractError("not_joined", "connection is closing")
         try:
             self.moderation.check(conn.identity, room)   # a ban heard while we fetched
+            self._may_read(conn, room)                   # a removal heard meanwhile
         except ContractError:
             self.link.release(room)
             raise

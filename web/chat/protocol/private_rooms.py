@@ -156,7 +156,12 @@ class PrivateRoomEvents:
     def on_private_rooms(self, sid, payload=None):
         identity = self._account(sid, "private_rooms")
         validation.rooms_request(payload)
-        return {"ok": True, "rooms": self.directory.of_account(identity.user_id)}
+        rooms = self.directory.of_account(identity.user_id)
+        counted = self.events.unread.annotate(identity, [{"room": entry["room"], "members": 0}
+                                                         for entry in rooms])
+        unread = {entry["room"]: entry["unread"] for entry in counted if "unread" in entry}
+        return {"ok": True, "rooms": [dict(entry, unread=unread[entry["room"]])
+                                      if entry["room"] in unread else entry for entry in rooms]}
 
 
 def room_in_use(link, room):

@@ -4,11 +4,11 @@
 
 import { nickProblem, rememberedNick, rememberNick, roomProblem, setFieldError } from "./names.js";
 import { startPeople } from "./people.js";
+import { unreadBadge } from "./reading.js";
 
 const ROOMS_REFRESH_MS = 3000;   // a lobby a few seconds behind is fresh enough, and cheap
 const ROOMS_TIMEOUT_MS = 5000;
 const REFUSED_RETRY_MS = 3000;   // a node refused the connection (full): ask again, maybe elsewhere
-const UNREAD_SHOWN_MAX = 99;     // the server's count stops just above it (CHAT_UNREAD_MAX)
 
 const $ = (id) => document.getElementById(id);
 const nickInput = $("nick");
@@ -59,17 +59,6 @@ nickInput.addEventListener("change", () => remember(nickInput.value.trim()));
 // the active rooms
 
 let shown = null;   // the last list rendered, as JSON, to skip identical redraws
-
-/** An account's unread messages in a room: counts stop at 99 ("99+"); guests have none. */
-function unreadBadge(unread) {
-  const badge = document.createElement("span");
-  badge.className = "unread";
-  badge.hidden = !(unread > 0);
-  badge.dataset.unread = String(unread || 0);
-  badge.textContent = unread > UNREAD_SHOWN_MAX ? UNREAD_SHOWN_MAX + "+" : String(unread || 0);
-  badge.title = badge.textContent + " unread";
-  return badge;
-}
 
 function renderRooms(rooms) {
   const json = JSON.stringify(rooms);

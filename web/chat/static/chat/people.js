@@ -3,6 +3,7 @@
 // one that creates a private room with its members (`create`); each opens the room's page.
 
 import { roomProblem, setFieldError } from "./names.js";
+import { unreadBadge } from "./reading.js";
 
 const REQUEST_TIMEOUT_MS = 5000;
 const LIST_REFRESH_MS = 10000;   // a new conversation shows within seconds; one query each
@@ -16,7 +17,7 @@ function roomUrl(room) {
 function render(rooms) {
   const list = $("private-rooms");
   list.textContent = "";
-  for (const { room, direct, with: other, members } of rooms) {
+  for (const { room, direct, with: other, members, unread } of rooms) {
     const link = document.createElement("a");
     link.href = roomUrl(room);
     link.dataset.room = room;
@@ -28,7 +29,7 @@ function render(rooms) {
     about.className = "count";
     about.textContent = direct ? "direct" : "private · " + members.length
       + (members.length === 1 ? " member" : " members");
-    link.append(name, about);
+    link.append(name, unreadBadge(unread), about);
     const item = document.createElement("li");
     item.append(link);
     list.append(item);

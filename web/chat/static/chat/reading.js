@@ -5,6 +5,18 @@
 // other tabs and devices hear it (the server's `read` event) and move along.
 
 const READ_SEND_MS = 1000;
+const UNREAD_SHOWN_MAX = 99;     // the server's count stops just above it (CHAT_UNREAD_MAX)
+
+/** An account's unread messages in a room: counts stop at 99 ("99+"); guests have none. */
+export function unreadBadge(unread) {
+  const badge = document.createElement("span");
+  badge.className = "unread";
+  badge.hidden = !(unread > 0);
+  badge.dataset.unread = String(unread || 0);
+  badge.textContent = unread > UNREAD_SHOWN_MAX ? UNREAD_SHOWN_MAX + "+" : String(unread || 0);
+  badge.title = badge.textContent + " unread";
+  return badge;
+}
 
 export class ReadMarker {
   /**
