@@ -253,6 +253,14 @@ REQUEST_RATES = {
 # `minutes` at most a year (longer is "for good": no `minutes`).
 REPORT_REASON_MAX = 500
 BAN_MINUTES_MAX = 525_600
+
+# Private rooms (PROTOCOL.md "People"): a private room is a team, a bigger audience is a
+# public room; what one account owns bounds what it makes the database and lobbies hold.
+PRIVATE_ROOM_MAX_MEMBERS = 100     # owner included
+PRIVATE_ROOMS_PER_ACCOUNT = 20     # direct conversations do not count
+# How long a node trusts the private-room membership it read when no change reached it:
+# changes are pushed to every node, so this only bounds the harm of one lost on the wire.
+ACCESS_CACHE_S = 60.0
 # uids whose bans a node keeps in memory (the message path asks it, never the database);
 # the least recently used are read again at their next join.
 BAN_CACHE_UIDS = 10_000

@@ -190,12 +190,10 @@ CHAT_ALLOWED_ORIGINS = [o.strip() for o in env("CHAT_ALLOWED_ORIGINS", ",".join(
 CHAT_TRUSTED_PROXIES = [p for p in env("CHAT_TRUSTED_PROXIES", ",".join(shared.TRUSTED_PROXIES)).split(",") if p]
 CHAT_HALF_OPEN_TIMEOUT_S = float(env("CHAT_HALF_OPEN_TIMEOUT_S", shared.HALF_OPEN_TIMEOUT_S))
 CHAT_REQUEST_RATES = shared.request_rates(env("CHAT_REQUEST_RATES", ""))
-# Private rooms (rooms/directory.py, rooms/access.py): members of one room (its owner
-# included), rooms one account owns, and how long a node trusts its cached membership
-# when no change reached it (changes are pushed to every node at once).
-CHAT_PRIVATE_ROOM_MAX_MEMBERS = env_int("CHAT_PRIVATE_ROOM_MAX_MEMBERS", 100)
-CHAT_PRIVATE_ROOMS_PER_ACCOUNT = env_int("CHAT_PRIVATE_ROOMS_PER_ACCOUNT", 20)
-CHAT_ACCESS_CACHE_S = float(env("CHAT_ACCESS_CACHE_S", 60))
+# Private rooms (rooms/directory.py, rooms/access.py; the reasons in chatstream/config.py).
+CHAT_PRIVATE_ROOM_MAX_MEMBERS = env_int("CHAT_PRIVATE_ROOM_MAX_MEMBERS", shared.PRIVATE_ROOM_MAX_MEMBERS)
+CHAT_PRIVATE_ROOMS_PER_ACCOUNT = env_int("CHAT_PRIVATE_ROOMS_PER_ACCOUNT", shared.PRIVATE_ROOMS_PER_ACCOUNT)
+CHAT_ACCESS_CACHE_S = float(env("CHAT_ACCESS_CACHE_S", shared.ACCESS_CACHE_S))
 # Moderation (chat/protocol/moderation.py): a report's reason in characters, a ban's minutes.
 CHAT_REPORT_REASON_MAX = env_int("CHAT_REPORT_REASON_MAX", shared.REPORT_REASON_MAX)
 CHAT_BAN_MAX_MINUTES = env_int("CHAT_BAN_MAX_MINUTES", shared.BAN_MINUTES_MAX)

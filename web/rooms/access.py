@@ -25,9 +25,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-# How long a node trusts what it read of a room's membership when no change reached it:
-# changes are pushed to every node, so this only bounds the harm of one lost on the wire.
-ACCESS_CACHE_S = 60.0
+from chatstream import config
+
 # Rooms remembered per node; beyond it the cache starts again (a flood of names asked).
 ACCESS_CACHE_ROOMS = 20_000
 # Names per query when many are asked at once (``search`` over every archived room):
@@ -78,7 +77,7 @@ class MembershipAccess:
     :param load: ``load(rooms) -> {room: Private}`` (the database; a dict in unit tests).
     """
 
-    def __init__(self, cache_s=ACCESS_CACHE_S, max_rooms=ACCESS_CACHE_ROOMS, load=load,
+    def __init__(self, cache_s=config.ACCESS_CACHE_S, max_rooms=ACCESS_CACHE_ROOMS, load=load,
                  clock=time.monotonic):
         self.cache_s = cache_s
         self.max_rooms = max_rooms

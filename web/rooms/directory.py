@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from chat.protocol.validation import ContractError
-from chatstream import rules
+from chatstream import config, rules
 
 from . import names
 from .access import closing_connections
@@ -17,8 +17,6 @@ from .models import Membership, PrivateRoom, pair_key
 # A direct conversation's name is tried this many times (names.direct_name's attempt)
 # before giving up: each try is an unguessable name, so a second is already a fluke.
 DIRECT_NAME_ATTEMPTS = 4
-PRIVATE_ROOM_MAX_MEMBERS = 100     # members of one private room, its owner included
-PRIVATE_ROOMS_PER_ACCOUNT = 20     # private rooms one account owns (``create``)
 
 
 class Directory:
@@ -32,8 +30,8 @@ class Directory:
     """
 
     def __init__(self, secret_key, in_use=lambda room: False,
-                 max_members=PRIVATE_ROOM_MAX_MEMBERS,
-                 rooms_per_account=PRIVATE_ROOMS_PER_ACCOUNT):
+                 max_members=config.PRIVATE_ROOM_MAX_MEMBERS,
+                 rooms_per_account=config.PRIVATE_ROOMS_PER_ACCOUNT):
         self.secret_key = secret_key
         self.in_use = in_use
         self.max_members = max_members
