@@ -42,10 +42,11 @@ WAIT_S = 3.0    # bound on any single wait for the server
 class WireClient:
     """The client end of a socketpair whose server end runs gevent-websocket's handler."""
 
-    def __init__(self, sio):
+    def __init__(self, sio, wsgi=None):
+        """:param wsgi: the pywsgi server its handler serves for (a new one by default)."""
         server_end, self.sock = gevent.socket.socketpair()
-        wsgi = pywsgi.WSGIServer(("127.0.0.1", 0), sio.handle_request,
-                                 handler_class=WebSocketHandler, log=None)
+        wsgi = wsgi or pywsgi.WSGIServer(("127.0.0.1", 0), sio.handle_request,
+                                         handler_class=WebSocketHandler, log=None)
         self.serving = gevent.spawn(WebSocketHandler(server_end, ("127.0.0.1", 1), wsgi).handle)
         self.sock.sendall(UPGRADE)
         self.buffer = b""
@@ -542,8 +543,23 @@ def test_a_node_at_max_sessions_refuses_the_handshake_and_half_open_sessions_exp
     assert handshake()[0].startswith("200")
 
 
+def test_a_websocket_tells_one_shared_app_of_its_close_not_a_new_class_each_time(sio):
+    """gevent-websocket's own current_app defines a class per call: cyclic garbage per
+    dropped connection (test_connection_garbage counts it)."""
+    from geventwebsocket.websocket import WebSocket
+    from chat.engine.frames import NO_APP
+    stream = SimpleNamespace(read=None, write=None)
+    handler = SimpleNamespace(server=SimpleNamespace(application=sio.handle_request))
+    theirs = WebSocket({}, stream, handler)
+    assert type(theirs.current_app) is not type(theirs.current_app)
+    ours = geventwebsocket_handler.WebSocket({}, stream, handler)
+    assert ours.current_app is NO_APP and ours.current_app.on_close("closed") is None
+
+
 PROOFS = {
     "socketio.Server._engineio_server_class": test_the_node_server_runs_engineio_on_the_chat_engine_server,
+    "geventwebsocket.websocket.WebSocket.current_app":
+        test_a_websocket_tells_one_shared_app_of_its_close_not_a_new_class_each_time,
     "engineio.server.socket.Socket":
         test_a_real_connection_gets_a_chat_socket_and_leaves_its_request_as_a_wsconn,
     "engineio.socket.Socket._websocket_handler":

@@ -37,11 +37,28 @@ class MessageTooBig(WebSocketError):
     """A frame or message over the limit (the connection was closed with 1009)."""
 
 
+class NoApp:
+    """The application gevent-websocket tells of a closing websocket: nobody listens.
+
+    The library's own answer defines a new class at every call (``current_app``'s
+    ``MockApp``), twice per connection: a class is a reference cycle, so every dropped
+    connection left garbage that only a collection of the oldest generation frees."""
+
+    __slots__ = ()
+
+    def on_close(self, *reason):
+        pass
+
+
+NO_APP = NoApp()
+
+
 class BoundedWebSocket(WebSocket):
     """gevent-websocket's WebSocket refusing frames and messages over ``max_message_bytes``."""
 
     __slots__ = ("_received",)       # bytes of the current message so far
     max_message_bytes = 1_000_000    # the server's max_http_buffer_size (patches.install)
+    current_app = NO_APP             # one for every connection (see NoApp)
 
     def __init__(self, environ, stream, handler):
         super().__init__(environ, stream, handler)

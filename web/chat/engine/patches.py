@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 
 from geventwebsocket import handler as geventwebsocket_handler
 
-from .frames import BoundedWebSocket
+from .frames import NO_APP, BoundedWebSocket
 from .room_index import IndexedRooms
 from .server import ChatEngineServer, ChatServer, ChatSockets
 from .socket import ChatSocket
@@ -149,6 +149,11 @@ PATCHES = (
                        and BoundedWebSocket.max_message_bytes == sio.eio.max_http_buffer_size
                        and _calls("geventwebsocket.handler.WebSocketHandler.upgrade_connection",
                                   "WebSocket"))),
+    Patch("geventwebsocket.websocket.WebSocket.current_app", "frames.BoundedWebSocket.current_app",
+          "the library defines a class per call, twice per connection: cyclic garbage per"
+          " dropped connection, freed only by a full collection",
+          lambda sio: (geventwebsocket_handler.WebSocket.current_app is NO_APP
+                       and _calls("geventwebsocket.websocket.WebSocket.receive", "current_app"))),
     Patch("socketio.server.Server._handle_eio_connect", "ChatServer._handle_eio_connect",
           "keeps the strings of a session's environ, not the request's objects (idle RSS)",
           lambda sio: (type(sio)._handle_eio_connect is ChatServer._handle_eio_connect

@@ -51,7 +51,7 @@ class Connection:
     def __init__(self, bucket, identity, requests=None):
         self.rooms = {}   # room -> nick
         self.bucket = bucket
-        self.requests = requests or {}   # event -> TokenBucket (Limits.request_rates)
+        self.requests = requests or {}   # event -> TokenBucket (Limits.request_rates), on first use
         self.identity = identity   # chat.protocol.identity.Identity, read once when it connected
 
 
@@ -133,10 +133,8 @@ class ChatEvents:
             log.exception("connection refused: its session could not be read")
             raise sio_exceptions.ConnectionRefusedError("unavailable", {
                 "error": "unavailable", "detail": "the session cannot be read now; try again"})
-        requests = {event: TokenBucket(per_s, burst)
-                    for event, (per_s, burst) in self.limits.request_rates.items()}
         self.connections[sid] = Connection(TokenBucket(self.limits.rate_per_s,
-                                                       self.limits.rate_burst), identity, requests)
+                                                       self.limits.rate_burst), identity)
         if identity.session is not None:
             self.by_session.setdefault(identity.session, set()).add(sid)
         self.by_uid.setdefault(identity.uid, set()).add(sid)
@@ -175,8 +173,16 @@ class ChatEvents:
 
     def _throttle(self, sid, event):
         """rate_limited when this connection asks for ``event`` faster than its bucket allows."""
-        bucket = self._connection(sid).requests.get(event)
-        if bucket is not None and not bucket.allow():
+        requests = self._connection(sid).requests
+        bucket = requests.get(event)
+        if bucket is None:
+            # made on first use, full as it would be by then: most connections ask for few
+            # kinds of request, and a bucket per kind was most of an idle connection's objects
+            rate = self.limits.request_rates.get(event)
+            if rate is None:
+                return
+            bucket = requests[event] = TokenBucket(*rate)
+        if not bucket.allow():
             raise RateLimited("more than %g %s requests/s (burst %d); slow down"
                               % (bucket.rate_per_s, event, bucket.burst), bucket.retry_after_s())
 
