@@ -15,6 +15,7 @@ import socket
 import gevent
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.urls import get_resolver
 
 log = logging.getLogger("chat.runnode")
 
@@ -152,7 +153,7 @@ class Command(BaseCommand):
         name, host, port = settings.CHAT_NODE_NAME, settings.CHAT_NODE_HOST, settings.CHAT_NODE_PORT
         from chatsite.wsgi import application as django_app
         from chat.assembly import build_app, build_server
-        from chat.operations import drain, gcwatch
+        from chat.operations import drain, gcwatch, looplag
         handler_class = _require_websocket_handler()
         sio = build_server()
         handler_class.bad_input = sio.eio.bad_input
@@ -173,9 +174,12 @@ class Command(BaseCommand):
         log.info("node %s serving on http://%s:%d/", name, host, port)
         # Everything loaded so far (Django, the libraries) lives as long as the process:
         # keep it out of the cyclic collector's full passes, which otherwise walk it all.
+        # The URLconf (the views and what they import) would only load on the first page.
+        get_resolver().url_patterns
         gc.collect()
         gc.freeze()
         gcwatch.install(full_after=settings.CHAT_GC_FULL_AFTER)
+        looplag.start()
         server.serve_forever()
         log.info("node %s stopped", name)
         _exit_now()
