@@ -1,6 +1,6 @@
 """Edits and deletes over real processes: sequenced room events every member on every node
 hears, in ``join``'s history (current state; after ``since``, the changes themselves), in
-``history`` from the archive, with the author and window rules and the moderator's right,
+``history`` and ``search`` from the archive, with the author and window rules and the moderator's right,
 across a failover of the broker pair."""
 import re
 import sqlite3
@@ -16,7 +16,8 @@ from harness.processes import wait_until
 
 from .test_archiver import archived
 from .test_failover import FAST
-from .test_identity import PASSWORD, form_post, logged_in
+from .test_identity import form_post, logged_in
+from .test_unread import create_accounts
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -60,10 +61,7 @@ def cluster(tmp_path_factory):
                            "CHAT_EDIT_WINDOW_S": str(EDIT_WINDOW_S),
                            "CHAT_HISTORY_SIZE": str(HISTORY_SIZE)})
     try:
-        made = c.manage("createsuperuser", "--noinput", env={
-            "DJANGO_SUPERUSER_USERNAME": "staff", "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
-            "DJANGO_SUPERUSER_EMAIL": "staff@example.com"})
-        assert made.returncode == 0, made.stdout + made.stderr
+        create_accounts(c, "staff")
         c.start_archiver()
         yield c
     finally:
@@ -129,6 +127,10 @@ def test_an_edit_and_a_delete_reach_every_member_on_every_node_and_every_history
         (first, "hello", None), (second, None, True)]
     rows = archived(cluster, room)
     assert rows[0] == (first, "hello") and rows[1] == (second, "")
+    # search: an edited message by its current text only, a deleted one never
+    found = {q: [hit["seq"] for hit in bob.call("search", {"q": q, "room": room})["hits"]]
+             for q in ("hello", "helo", "secret")}
+    assert found == {"hello": [first], "helo": [], "secret": []}
     counted = requests.get(cluster.url("node1") + "/metrics", timeout=10).text
     assert re.search(r'^chat_changes_accepted_total\{kind="delete"\} [1-9]', counted, re.M)
 

@@ -3,7 +3,6 @@
 // piece isolated for display (<bdi>, dir="auto"): a right-to-left nick or text cannot
 // reorder what is around it.
 
-import { markDeleted, markEdited } from "./edits.js";
 import { nickHue } from "./names.js";
 
 const NEAR_BOTTOM_PX = 80;   // closer than this to the end counts as "reading the latest"
@@ -12,12 +11,36 @@ const dayTimeFormat = new Intl.DateTimeFormat(undefined, {
   month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
 });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+const editedFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
 export function element(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+/** Show a message element as edited at ``ts`` (its text is set by the caller). */
+export function markEdited(item, ts) {
+  item.classList.add("edited");
+  let label = item.querySelector(".edited-label");
+  if (!label) {
+    label = element("span", "edited-label", "edited");
+    item.querySelector(".meta").append(" ", label);
+  }
+  label.title = "edited " + editedFormat.format(new Date(ts));
+}
+
+/** Show a message element as a tombstone: no text, no nick, no actions. */
+export function markDeleted(item) {
+  item.classList.remove("edited");
+  item.classList.add("deleted");
+  for (const gone of item.querySelectorAll(".guest, .edited-label, .edit-actions, form")) {
+    gone.remove();
+  }
+  for (const emptied of item.querySelectorAll(".nick, .text")) emptied.textContent = "";
+  item.querySelector(".text").hidden = false;
+  item.setAttribute("aria-label", "deleted message");
 }
 
 /** A guest's message: its uid is of kind g (a browser session) or c (one connection). */

@@ -6,49 +6,20 @@
 //
 // Hooks: the page calls joined(ack) after each join and apply(event) for each `edit` /
 // `delete` (live, or in a resumed join's history); conversation.js marks messages that come
-// already changed (markEdited, markDeleted). A change of a message not shown (never loaded,
+// already changed (its markEdited, markDeleted). A change of a message not shown (never loaded,
 // or on a history page still on its way) is kept and applied if the message shows up, so
 // neither a missing target breaks the page nor does a page that raced it bring the old text back.
 
+import { element, markDeleted, markEdited } from "./conversation.js";
+
 const ACTION_TIMEOUT_MS = 8000;
 const PENDING_MAX = 500;   // changes of messages not shown, kept for a history page in flight
-const editedFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function button(className, text, title) {
   const node = element("button", className, text);
   node.type = "button";
   if (title) node.title = title;
   return node;
-}
-
-/** Show a message element as edited at ``ts`` (its text is set by the caller). */
-export function markEdited(item, ts) {
-  item.classList.add("edited");
-  let label = item.querySelector(".edited-label");
-  if (!label) {
-    label = element("span", "edited-label", "edited");
-    item.querySelector(".meta").append(" ", label);
-  }
-  label.title = "edited " + editedFormat.format(new Date(ts));
-}
-
-/** Show a message element as a tombstone: no text, no nick, no actions. */
-export function markDeleted(item) {
-  item.classList.remove("edited");
-  item.classList.add("deleted");
-  for (const gone of item.querySelectorAll(".guest, .edited-label, .edit-actions, form")) {
-    gone.remove();
-  }
-  for (const emptied of item.querySelectorAll(".nick, .text")) emptied.textContent = "";
-  item.querySelector(".text").hidden = false;
-  item.setAttribute("aria-label", "deleted message");
 }
 
 export class Edits {
