@@ -18,6 +18,7 @@ from ..link import BrokerUnavailable, Refused
 from ..operations import metrics
 from . import validation
 from .acks import acked
+from .history import current_messages
 from .validation import ContractError
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ class Conversation:
         if target is None and seq <= view["seq"]:
             find = getattr(self.events.history, "message", None)   # None: no archive
             target = find(room, epoch, seq) if find is not None else None
+            if target is not None:   # with the mirror's changes the archive has not written yet
+                target = current_messages([target], view)[0]
         if target is None or not room_events.is_live_message(target):
             raise ContractError("not_found", "room %s has no message #%d (or it was deleted); "
                                 "reload the room" % (room, seq))
