@@ -164,7 +164,8 @@ class Cluster:
         for name in sorted(n for n, role in roles.items() if role != "passive"):
             self.ctl("stop", name)
             if roles[name] == "active":
-                taking_over = pair.wait_role(brokers, "active", but=name)
+                same_pair = {n: b for n, b in brokers.items() if n in pair.partners(name)}
+                taking_over = pair.wait_role(same_pair, "active", but=name)
                 print("%s stopped: %s took over" % (name, taking_over), flush=True)
             with pair.caught_up(brokers[name], alone=roles[name] != "active"):
                 self.ctl("start", name)

@@ -47,6 +47,16 @@ def brokers(conf_path, environ):
     return found
 
 
+def partners(name):
+    """The programs of ``name``'s failover pair (scripts/run's names: ``broker`` and
+    ``broker2``, ``broker3`` and ``broker4`` ...); a name outside them is a pair alone."""
+    found = re.fullmatch(r"broker(\d*)", name)
+    if found is None:
+        return (name,)
+    k = (int(found.group(1) or 1) + 1) // 2
+    return config.pair_brokers(k)
+
+
 def role(broker):
     """``active``, ``passive``, ``primary``, ``backup`` (broker/bstar.py), or None
     when its metrics do not answer."""

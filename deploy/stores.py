@@ -1,9 +1,9 @@
 """The cluster's data: every broker's store and the nodes' database, where they live.
 
 What ``scripts/backup`` copies and ``scripts/restore`` puts back.  The brokers are
-supervisord.conf's programs that run ``-m broker`` (``broker``, ``broker2``, more
-pairs when the file has them), each at its ``CHAT_BROKER_STATE`` (relative to the
-program's ``directory``); the database is ``DATABASE_URL``'s when set, else the
+supervisord.conf's programs that run ``-m broker`` (``broker``, ``broker2``, and pairs
+2..N in the files it includes, as scripts/run writes them), each at its
+``CHAT_BROKER_STATE`` (relative to the program's ``directory``); the database is ``DATABASE_URL``'s when set, else the
 SQLite file at ``CHAT_DATABASE_PATH`` (relative to the repository), which also holds
 the archive's tables when they exist.  Any of them can be named on the command line
 instead (a cluster not run by supervisor, or a copy restored into another folder).
@@ -44,6 +44,10 @@ def broker_programs(conf_path):
     here = str(conf_path.resolve().parent)
     parser = configparser.RawConfigParser(inline_comment_prefixes=(";",), strict=False)
     parser.read(conf_path)
+    # the files its [include] names: scripts/run's broker pairs 2..N (var/pairs/), added nodes
+    included = parser.get("include", "files", fallback="").replace("%(here)s", here).split()
+    parser.read(sorted(str(path) for pattern in included
+                       for path in Path(pattern).parent.glob(Path(pattern).name)))
     found = []
     for section in parser.sections():
         if not section.startswith("program:"):

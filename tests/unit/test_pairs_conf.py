@@ -46,3 +46,18 @@ def test_fewer_pairs_remove_the_programs_of_the_others(tmp_path):
     assert sorted(programs(tmp_path / "pair3.conf")) == ["broker5", "broker6"]
     pairs.write(1, ROOT / "supervisord.conf", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_backups_and_upgrades_see_the_brokers_of_every_pair(tmp_path):
+    from deploy import pair
+    conf = tmp_path / "supervisord.conf"
+    conf.write_text((ROOT / "supervisord.conf").read_text())
+    pairs.write(2, conf)
+    found = stores.broker_stores(conf, {})
+    assert sorted(found) == ["broker", "broker2", "broker3", "broker4"]
+    assert found["broker3"] == str(tmp_path / "var/broker3.sqlite3")
+    assert sorted(pair.brokers(conf, {})) == ["broker", "broker2", "broker3", "broker4"]
+    assert pair.brokers(conf, {})["broker4"].metrics_url == "http://127.0.0.1:5588"
+    # an upgrade waits for the stopped active's own partner to take over, not another pair's
+    assert [pair.partners(name) for name in ("broker2", "broker3")] == [
+        ("broker", "broker2"), ("broker3", "broker4")]
