@@ -29,9 +29,10 @@ from .processes import free_port
 CLONE_NEWNET = 0x40000000
 NETNS_DIR = "/run/netns"
 # Where each process of a cluster runs: broker and broker2 on hosts of their
-# own, node1 and node2 together, node3 alone, HAProxy alone, clients alone.
+# own, node1 and node2 together, node3 alone, HAProxy alone, clients alone; a second
+# broker pair (Cluster.start_second_pair) on two more hosts.
 PLACES = {"broker": "a", "broker2": "b", "node1": "c", "node2": "c", "node3": "d",
-          "balancer": "e", "clients": "f"}
+          "balancer": "e", "clients": "f", "broker3": "g", "broker4": "h"}
 HOSTS = tuple(sorted(set(PLACES.values())))
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -68,7 +69,7 @@ def _setns(fd):
 class Hosts:
     """Namespaces ``chat-<tag>-<host>`` on one bridge; :meth:`create`, then :meth:`destroy`.
 
-    :param names: the hosts (``a``..``f`` by default).
+    :param names: the hosts (``a``..``h`` by default).
     """
 
     def __init__(self, names=HOSTS):

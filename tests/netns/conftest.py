@@ -1,4 +1,4 @@
-"""Fixtures of the multi-host tests: hosts a-f in network namespaces (harness/netns.py).
+"""Fixtures of the multi-host tests: hosts a-h in network namespaces (harness/netns.py).
 
 Every test here runs with its thread in the clients' host ``f``, so the tests of
 tests/integration that these modules import run unchanged against a cluster whose
@@ -23,7 +23,7 @@ FAST = {"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000",
 
 @pytest.fixture(scope="package")
 def hosts():
-    """Hosts a-f on one bridge, deleted (with anything still running in them) afterwards."""
+    """Hosts a-h on one bridge, deleted (with anything still running in them) afterwards."""
     why = netns.unavailable()
     if why and os.geteuid() == 0:
         pytest.fail("the multi-host tests cannot run as root here: %s" % why, pytrace=False)
