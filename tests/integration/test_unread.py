@@ -183,3 +183,20 @@ def test_the_read_fanout_keeps_up_with_a_burst_of_reads(cluster, person):
     assert done == [True] * 50
     alice2.wait_got("read", lambda r: r == {"room": room, "seq": 50})
     wait_until(lambda: _stored(cluster, "alice", room) == 50, 10, "the last position written")
+
+
+def test_a_direct_conversation_lists_its_unread_messages(cluster, person):
+    alice, bob = person("node1", "alice"), person("node2", "bob")
+    room = bob.call("dm", {"to": "alice"})["room"]
+    bob.join(room, nick=False)
+    for i in range(2):
+        bob.send(room, "psst %d" % i)
+
+    def listed():
+        ack = alice.call("private_rooms", {})
+        assert ack["ok"], ack
+        return {r["room"]: r.get("unread") for r in ack["rooms"]}.get(room)
+    wait_until(lambda: listed() == 2, 10, "2 unread in alice's direct conversation")
+    alice.join(room, nick=False)
+    assert alice.call("read", {"room": room, "seq": 2})["read"] == 2
+    assert listed() == 0

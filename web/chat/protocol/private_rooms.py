@@ -164,11 +164,7 @@ class PrivateRoomEvents:
         identity = self._account(sid, "private_rooms")
         validation.rooms_request(payload)
         rooms = self.directory.of_account(identity.user_id)
-        counted = self.events.unread.annotate(identity, [{"room": entry["room"], "members": 0}
-                                                         for entry in rooms])
-        unread = {entry["room"]: entry["unread"] for entry in counted if "unread" in entry}
-        return {"ok": True, "rooms": [dict(entry, unread=unread[entry["room"]])
-                                      if entry["room"] in unread else entry for entry in rooms]}
+        return {"ok": True, "rooms": self.events.unread.annotate(identity, rooms, add_recent=False)}
 
 
 def room_in_use(link, room):

@@ -121,16 +121,18 @@ class Unread:
             self._remember(identity.uid, room, view["epoch"], read)
         return {"read": min(read, view["seq"])}
 
-    def annotate(self, identity, rooms):
-        """``rooms``' entries [{room, members}] with ``unread`` for an account: the rooms it
-        read recently that have no members are listed too (members 0)."""
+    def annotate(self, identity, rooms, add_recent=True):
+        """``rooms``' entries [{room, ...}] with ``unread`` for an account; with
+        ``add_recent`` (``rooms``), the rooms it read recently that have no members are
+        listed too (members 0)."""
         if identity.guest:
             return rooms
         listed = {entry["room"] for entry in rooms}
         recent = [room for room in self.positions.recent(identity.user_id, self.rooms_max)
                   if room not in listed]
-        rooms = rooms + [{"room": room, "members": 0}
-                         for room in self.events.access.readable(identity, recent)]
+        if add_recent:
+            rooms = rooms + [{"room": room, "members": 0}
+                             for room in self.events.access.readable(identity, recent)]
         counted = [entry["room"] for entry in rooms][:self.rooms_max]
         # recently read rooms first: the account's own conversations before the busiest
         counted = ([room for room in counted if room in recent or
