@@ -2,8 +2,9 @@
 
 ``typing`` (to the room's nodes), ``read`` (an account's read position, to every node)
 and ``usage`` (what each person spent of their per-person limits, to every node) are
-checked like every intake request -- a node speaks only for itself, and what it names
-follows the contract's rules -- then published at once, never stored nor replicated:
+checked like every intake request -- a node speaks only for itself, what it names
+follows the contract's rules, and a typist is one of the connections the node registered
+in the room (as the author of a room event is) -- then published at once, never stored nor replicated:
 a lost one costs a typing notice, a moment's delay of a read mark on another tab (the
 database still has it), or a moment of a person's allowance.  Fire-and-forget, as
 ``announce``: a refusal is logged (at most every few seconds), never answered.
@@ -23,17 +24,20 @@ class FanoutHandlers:
     :param refusals: the intake's :class:`broker.handlers.RefusalLog`.
     :param checked: ``checked(body, peer)`` -> the body's fields by the intake's rules
         (broker/handlers.py ``IntakeHandlers._fields``), raising RequestError.
+    :param member: ``member(peer, node, room, uid, nick)`` raises unless ``uid`` under ``nick``
+        is one of ``node``'s connections in ``room`` (``IntakeHandlers.own_member``; it logs).
     """
 
-    def __init__(self, outbox, refusals, checked):
+    def __init__(self, outbox, refusals, checked, member=None):
         self.outbox = outbox
         self.refusals = refusals
         self.checked = checked
+        self.member = member
         self.by_type = {"typing": self.on_typing, "read": self.on_read, "usage": self.on_usage}
 
     def on_typing(self, body, peer=None):
         fields = self._checked(body, peer, room=rules.room, nick=rules.clean_nick, uid=rules.uid)
-        if fields is not None:
+        if fields is not None and self._member(peer, body["node"], fields):
             self.outbox.publish(wire.room_topic(fields["room"]), wire.encode("typing", **fields))
 
     def on_read(self, body, peer=None):
@@ -47,6 +51,15 @@ class FanoutHandlers:
         if fields is not None:   # the node's name: it skips its own report
             self.outbox.publish(wire.USAGE_TOPIC, wire.encode("usage", node=body["node"],
                                                               **fields))
+
+    def _member(self, peer, node, fields):
+        if self.member is None:
+            return True
+        try:
+            self.member(peer, node, fields["room"], fields["uid"], fields["nick"])
+        except Exception:   # noqa: BLE001 - NotMember, counted and logged by own_member
+            return False
+        return True
 
     def _checked(self, body, peer, **fields):
         try:

@@ -110,7 +110,8 @@ class IntakeHandlers:
                         "presence": self.on_presence, "revoke": self.on_revoke,
                         "evict": self.on_evict, "access": self.on_access,
                         "archived": self.on_archived, "change": self.on_change}
-        self.by_type.update(FanoutHandlers(outbox, self.refusals, self._fields).by_type)
+        self.by_type.update(FanoutHandlers(outbox, self.refusals, self._fields,
+                                           self.own_member).by_type)
 
     def on_publish(self, body, peer=None):
         # The client contract's rules, as the node applied them: a node cannot have

@@ -82,8 +82,9 @@ Bodies by type (besides ``v`` and ``type``):
   {room} on ACCESS_TOPIC and every node forgets what it cached of the room's members
   (web/rooms/access.py) before it handles anything published after it
 - ``typing``    node -> broker {room, nick, uid, node}: a member is typing; no rid, no
-  reply.  The broker publishes {room, nick, uid} on the room's topic: not sequenced,
-  not stored, not replicated (a lost one is forgotten)
+  reply.  Taken only from a connection (uid under nick) the node registered in the room,
+  as a room event's author; the broker publishes {room, nick, uid} on the room's topic:
+  not sequenced, not stored, not replicated (a lost one is forgotten)
 - ``read``      node -> broker {uid, room, epoch, seq, node}: an account's read position
   moved forward; no rid, no reply.  Published as is on READ_TOPIC: every node tells that
   account's connections and remembers it until its database holds it (web/reading)

@@ -123,3 +123,27 @@ def test_the_broker_refuses_a_bad_usage_report(spent):
     from broker.fanout import _spent
     with pytest.raises(rules.RuleError):
         _spent(spent)
+
+
+def test_the_broker_passes_typing_on_only_from_a_connection_the_node_registered():
+    from broker.fanout import FanoutHandlers
+    from broker.handlers import RefusalLog
+    from chatstream import wire
+    published = []
+
+    class Outbox:
+        def publish(self, topic, frame):
+            published.append((topic, wire.decode(frame)["uid"]))
+
+    def checked(body, peer, **checks):
+        return {name: check(body[name]) for name, check in checks.items()}
+
+    def member(peer, node, room, uid, nick):
+        if (node, room, uid, nick) != ("n1", "r", ALICE.uid, "alice"):
+            raise ValueError("not_member")
+
+    handlers = FanoutHandlers(Outbox(), RefusalLog(), checked, member)
+    body = {"node": "n1", "room": "r", "nick": "alice", "uid": ALICE.uid}
+    for typed in (body, dict(body, uid=GUEST.uid), dict(body, nick="mallory"), dict(body, room="s")):
+        handlers.by_type["typing"](typed, "n1")
+    assert published == [(wire.room_topic("r"), ALICE.uid)]

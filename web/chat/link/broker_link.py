@@ -272,7 +272,11 @@ class BrokerLink:
             log.warning("broker unreachable: an eviction of %s reached only this node", uid)
     def fanout(self, type_, **fields):
         """Have the broker pass a ``typing``, ``read`` or ``usage`` body on to the nodes
-        (chatstream/wire.py; this one too).  Fire-and-forget; False when not sent."""
+        (chatstream/wire.py; this one too).  Fire-and-forget; False when not sent.  About a
+        ``room``: its unreported members go first, as before a room event (the broker takes
+        a typing notice only from a connection this node registered there)."""
+        if "room" in fields and self.local is not None:
+            self.local.register(fields["room"])
         if self.intake is None or not self.intake.send(type_, node=self.node, **fields):
             log.debug("broker unreachable: %s not passed on", type_)
             return False
