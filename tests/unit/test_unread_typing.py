@@ -108,3 +108,19 @@ def test_typing_reaches_the_rooms_other_nodes_once_per_interval(broker):  # noqa
     assert emits.of("typing") == [("typing", {"room": "r", "nick": "alice", "uid": ALICE.uid},
                                    "r", (alice_too,))]
     assert a.events.typing.on_typing(alice, {"room": "s"})["error"] == "not_joined"
+
+
+def test_rooms_counts_the_accounts_own_rooms_first_when_it_cannot_count_all(broker):  # noqa: F811
+    [a] = nodes(broker, 1, unread_rooms_max=1)
+    alice, bob, carol, dave = connect(a, "alice"), connect(a, "bob"), connect(a), connect(a)
+    a.events.on_join(alice, {"room": "mine"})
+    for sid, nick in ((bob, None), (carol, "carol"), (dave, "dave")):
+        a.events.on_join(sid, {"room": "busy", "nick": nick})   # busier: listed first
+    send(a, bob, "busy", ["b"])
+    a.events.on_join(bob, {"room": "mine"})
+    send(a, bob, "mine", ["m1", "m2"])
+    assert a.events.unread.on_read(alice, {"room": "mine", "seq": 1})["read"] == 1
+    a.events.unread.flush()
+    wait_for(lambda: a.link.active_rooms() == [("busy", 3), ("mine", 2)])
+    rooms = {r["room"]: r.get("unread") for r in a.events.on_rooms(alice, {})["rooms"]}
+    assert rooms == {"busy": None, "mine": 1}

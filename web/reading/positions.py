@@ -62,9 +62,10 @@ class ReadPositions:
     def unread(self, uid, rooms, limit):
         """{room: unread count} for the account ``uid``, each at most ``limit``.
 
-        :param rooms: {room: (epoch, read seq, mirror)}: the room's current epoch (None:
-            the archive's), the account's position in it, and the node's mirror of it
-            ({epoch, seq, history}) or None when this node does not follow it.
+        :param rooms: {room: (epoch, (read epoch, read seq), mirror)}: the room's current
+            epoch (None: the archive's), the account's position (of another epoch: nothing
+            read), and the node's mirror of the room ({epoch, seq, history}) or None when
+            this node does not follow it.
         """
         with _database():
             archived = {name: (epoch, seq) for name, epoch, seq in Room.objects.filter(
@@ -73,10 +74,11 @@ class ReadPositions:
                     for room, (epoch, read, mirror) in rooms.items()}
 
     @staticmethod
-    def _count(room, uid, epoch, read, mirror, archived, limit):
+    def _count(room, uid, epoch, position, mirror, archived, limit):
         events = mirror["history"] if mirror is not None else []
         if epoch is None:
             epoch = archived[0] if archived else None
+        read = position[1] if position[0] == epoch else 0
         deleted = {m.get("target") for m in events if m.get("kind") == "delete"}
         mirrored = [m for m in events if m.get("kind", "message") == "message"]
         watermark = archived[1] if archived and archived[0] == epoch else 0

@@ -47,8 +47,9 @@ class MemoryPositions:
 
     def unread(self, uid, rooms, limit):
         counts = {}
-        for room, (epoch, read, mirror) in rooms.items():
+        for room, (epoch, (read_epoch, read), mirror) in rooms.items():
             events = mirror["history"] if mirror else []
+            read = read if read_epoch == epoch else 0
             deleted = {m.get("target") for m in events if m.get("kind") == "delete"}
             counts[room] = min(limit, sum(
                 1 for m in events if m.get("kind", "message") == "message" and m["seq"] > read
@@ -128,26 +129,24 @@ class Unread:
         if identity.guest:
             return rooms
         listed = {entry["room"] for entry in rooms}
-        recent = [room for room in self.positions.recent(identity.user_id, self.rooms_max)
-                  if room not in listed]
+        recent = self.positions.recent(identity.user_id, self.rooms_max)
         if add_recent:
-            rooms = rooms + [{"room": room, "members": 0}
-                             for room in self.events.access.readable(identity, recent)]
-        counted = [entry["room"] for entry in rooms][:self.rooms_max]
-        # recently read rooms first: the account's own conversations before the busiest
-        counted = ([room for room in counted if room in recent or
-                    (identity.uid, room) in self.known] + counted)[:self.rooms_max]
+            rooms = rooms + [{"room": room, "members": 0} for room in self.events.access.readable(
+                identity, [room for room in recent if room not in listed])]
+        # the account's own conversations (recently read) are counted before the busiest
+        mine = set(recent)
+        names = [entry["room"] for entry in rooms]
+        counted = list(dict.fromkeys([room for room in names if room in mine] + names))
+        counted = counted[:self.rooms_max]
         stored = self.positions.load(identity.user_id, counted)
         asked = {}
-        for room in dict.fromkeys(counted):
+        for room in counted:
             mirror = self.events.link.view(room) if self.events.link.position(room)[1] else None
-            epoch = mirror["epoch"] if mirror is not None else None
-            position = stored.get(room)
-            read = position[1] if position is not None and (epoch is None or position[0] == epoch) else 0
+            read = stored.get(room, (None, 0))
             known = self.known.get((identity.uid, room))
-            if known is not None and (epoch is None or known[0] == epoch):
-                read = max(read, known[1])
-            asked[room] = (epoch, read, mirror)
+            if known is not None and (known[0] != read[0] or known[1] > read[1]):
+                read = known   # heard since: newer than the database (or of the newer epoch)
+            asked[room] = (mirror["epoch"] if mirror is not None else None, read, mirror)
         counts = self.positions.unread(identity.uid, asked, self.unread_max + 1)
         return [dict(entry, unread=counts[entry["room"]]) if entry["room"] in counts else entry
                 for entry in rooms]
