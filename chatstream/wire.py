@@ -45,8 +45,9 @@ Bodies by type (besides ``v`` and ``type``):
   reply when the message is new -- the node takes the message on PUB (it carries
   node and cid) as the ack; a duplicate or a refusal is still answered
 - ``change``    {rid, room, kind: "edit"|"delete", target, epoch, node, uid, cid, nick?,
-  text?}: an edit (with ``nick`` and ``text``) or delete of message ``target`` of
-  ``epoch``, decided by the node (author or moderator); the broker sequences it as a
+  text?, staff?}: an edit (with ``nick`` and ``text``) or delete of message ``target`` of
+  ``epoch``, decided by the node (author or moderator; ``staff: true`` on a delete from the
+  Django admin, whose ``uid`` is no connection in the room); the broker sequences it as a
   room event of its own (chatstream/room_events.py) -- answered ``published``, or
   ``error`` ``not_found`` when the target is not (or no longer) a message of the room
 - ``published`` {rid, message: Message, duplicate: bool}

@@ -77,3 +77,17 @@ def test_an_edit_reaches_every_node_as_an_edit_event_and_only_its_author_may_mak
     history = b.events.on_join(b.connect(), {"room": "r", "nick": "cat"})["history"]
     assert history == [{"id": history[0]["id"], "seq": 1, "room": "r", "kind": "message",
                         "ts": history[0]["ts"], "deleted": True}]
+
+
+def test_edits_and_deletes_share_the_message_budget_and_a_message_s_text_rules():
+    a, = live_nodes(MemoryBroker(), 1, rate_per_s=0.001, rate_burst=3)
+    ann = a.connect()
+    a.events.on_join(ann, {"room": "r", "nick": "ann"})
+    seq = a.events.on_message(ann, {"room": "r", "text": "one"})["seq"]
+    edits = a.events.conversation
+    assert edits.on_edit(ann, {"room": "r", "seq": seq, "text": "x" * 2001})["error"] == "invalid_text"
+    assert edits.on_edit(ann, {"room": "r", "seq": seq, "text": "uno"})["ok"]
+    assert edits.on_delete(ann, {"room": "r", "seq": seq})["ok"]
+    refused = a.events.on_message(ann, {"room": "r", "text": "two"})     # the budget is spent
+    assert refused["error"] == "rate_limited"
+    assert edits.on_edit(ann, {"room": "r", "seq": seq, "text": "x"})["error"] == "rate_limited"
