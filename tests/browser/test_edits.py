@@ -9,6 +9,7 @@ from harness.client import ChatClient, new_room
 from harness.cluster import start_cluster
 
 from .chat_page import ChatPage
+from .test_moderation import log_in, staff  # noqa: F401 - staff is a fixture
 
 
 def _message(chat, text):
@@ -92,3 +93,20 @@ def test_a_page_that_was_away_applies_the_edits_and_deletes_it_missed(tmp_path, 
         if carl is not None:
             carl.close()
         cluster.stop()
+
+
+def test_a_moderator_edits_anyone_s_message_in_place(cluster, contexts, staff):  # noqa: F811
+    base, room = cluster.balancer_url, new_room()
+    ann = ChatPage.open(contexts(), base, room, "ann")
+    boss = log_in(contexts(), base, room, staff)
+    ann.send("visit spam.example")
+    boss.expect_texts(["visit spam.example"])
+    expect(boss.page.locator("#messages [data-seq] .delete")).to_have_count(0)   # moderation.js's
+    boss.page.locator("#messages [data-seq] .edit").click()
+    box = boss.page.locator(".edit-form .edit-text")
+    box.fill("[link removed]")
+    boss.page.locator(".edit-form .save-edit").click()
+    for chat in (ann, boss):
+        chat.expect_texts(["[link removed]"])
+        expect(chat.messages.first).to_have_class(
+            "message own edited" if chat is ann else "message edited")
