@@ -7,6 +7,7 @@ defaults are these constants.  Every ``CHAT_*`` variable is listed in
 docs/CONFIGURATION.md.
 """
 import os
+import re
 from dataclasses import dataclass
 
 # --- Where the broker is -------------------------------------------------------
@@ -397,6 +398,13 @@ def pair_brokers(k):
     """Supervisor program names of pair ``k`` (1-based) of scripts/run: ``broker``/``broker2``,
     ``broker3``/``broker4``...  (primary, backup)."""
     return ("broker" if k == 1 else "broker%d" % (2 * k - 1)), "broker%d" % (2 * k)
+
+
+def broker_pair(name):
+    """The pair (1-based) of a broker program named as scripts/run names them (``broker``
+    and ``broker2``: 1, ``broker3`` and ``broker4``: 2 ...); None for another name."""
+    found = re.fullmatch(r"broker(\d*)", name)
+    return (int(found.group(1) or 1) + 1) // 2 if found else None
 
 
 def default_ops_targets(environ=None):

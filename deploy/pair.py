@@ -50,11 +50,8 @@ def brokers(conf_path, environ):
 def partners(name):
     """The programs of ``name``'s failover pair (scripts/run's names: ``broker`` and
     ``broker2``, ``broker3`` and ``broker4`` ...); a name outside them is a pair alone."""
-    found = re.fullmatch(r"broker(\d*)", name)
-    if found is None:
-        return (name,)
-    k = (int(found.group(1) or 1) + 1) // 2
-    return config.pair_brokers(k)
+    k = config.broker_pair(name)
+    return (name,) if k is None else config.pair_brokers(k)
 
 
 def role(broker):

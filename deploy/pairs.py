@@ -6,9 +6,10 @@ broker2's section with the program names (pair 2: ``broker3`` primary, ``broker4
 backup), ports (chatstream.config.PAIR_PORT_STRIDE above pair one's), store and log of
 its own; the same CURVE keys folder, so every pair admits the same node keys and the
 nodes trust one broker key.  Files of pairs above N are removed: the cluster started
-next runs N pairs.
+next runs N pairs.  Prometheus finds their brokers in ``var/targets/brokers.json``.
 """
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -59,11 +60,19 @@ def pair_sections(config_text, k, here):
     return "\n".join(sections)
 
 
-def write(count, conf_path=ROOT / "supervisord.conf", out_dir=None):
-    """Write ``pairK.conf`` for K = 2..count and remove the others; returns the paths written."""
+def write(count, conf_path=ROOT / "supervisord.conf", out_dir=None, targets=None):
+    """Write ``pairK.conf`` for K = 2..count and remove the others, and Prometheus's list
+    of their brokers (``targets``, default ``var/targets/brokers.json``: deploy/prometheus.yml);
+    returns the programs' paths written."""
     conf_path = Path(conf_path)
     here = conf_path.resolve().parent
     out_dir = Path(out_dir) if out_dir else here / "var" / "pairs"
+    targets = Path(targets) if targets else here / "var" / "targets" / "brokers.json"
+    targets.parent.mkdir(parents=True, exist_ok=True)
+    targets.write_text(json.dumps([{"targets": [
+        "%s:%d" % (config.BROKER_HOST, config.BROKER_METRICS_PORT + (k - 1) * config.PAIR_PORT_STRIDE
+                   + backup * config.BROKER2_PORT_OFFSET)
+        for k in range(2, count + 1) for backup in (0, 1)]}] if count > 1 else []) + "\n")
     out_dir.mkdir(parents=True, exist_ok=True)
     text = conf_path.read_text()
     written = []

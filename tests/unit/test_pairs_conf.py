@@ -1,5 +1,6 @@
 """deploy.pairs: scripts/run's programs for broker pairs 2..N (var/pairs/pairK.conf)."""
 import configparser
+import json
 
 from chatstream import config
 from deploy import pairs, stores
@@ -13,7 +14,7 @@ def programs(path):
 
 
 def test_a_second_pair_binds_where_the_nodes_of_chat_broker_pairs_2_connect(tmp_path):
-    [path] = pairs.write(2, ROOT / "supervisord.conf", tmp_path)
+    [path] = pairs.write(2, ROOT / "supervisord.conf", tmp_path, tmp_path / "brokers.json")
     found = {name: env for name, _, env in stores.broker_programs(path)}
     assert sorted(found) == ["broker3", "broker4"]
     [_, pair2] = config.broker_pairs({"CHAT_BROKER_PAIRS": "2", "CHAT_BROKER_PAIR": "1"})
@@ -41,11 +42,14 @@ def test_the_default_ops_targets_name_every_pair_s_brokers():
 
 
 def test_fewer_pairs_remove_the_programs_of_the_others(tmp_path):
-    pairs.write(3, ROOT / "supervisord.conf", tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair2.conf", "pair3.conf"]
-    assert sorted(programs(tmp_path / "pair3.conf")) == ["broker5", "broker6"]
-    pairs.write(1, ROOT / "supervisord.conf", tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    targets = tmp_path / "brokers.json"
+    pairs.write(3, ROOT / "supervisord.conf", tmp_path / "pairs", targets)
+    assert sorted(p.name for p in (tmp_path / "pairs").iterdir()) == ["pair2.conf", "pair3.conf"]
+    assert sorted(programs(tmp_path / "pairs/pair3.conf")) == ["broker5", "broker6"]
+    assert json.loads(targets.read_text()) == [{"targets": [
+        "127.0.0.1:5578", "127.0.0.1:5588", "127.0.0.1:5598", "127.0.0.1:5608"]}]
+    pairs.write(1, ROOT / "supervisord.conf", tmp_path / "pairs", targets)
+    assert list((tmp_path / "pairs").iterdir()) == [] and json.loads(targets.read_text()) == []
 
 
 def test_backups_and_upgrades_see_the_brokers_of_every_pair(tmp_path):
@@ -61,3 +65,11 @@ def test_backups_and_upgrades_see_the_brokers_of_every_pair(tmp_path):
     # an upgrade waits for the stopped active's own partner to take over, not another pair's
     assert [pair.partners(name) for name in ("broker2", "broker3")] == [
         ("broker", "broker2"), ("broker3", "broker4")]
+
+
+def test_the_dashboard_counts_each_pair_s_rooms_once():
+    from chat.operations import scrape
+    rows = [{"kind": "broker", "name": name, "rooms_in_memory": rooms}
+            for name, rooms in (("broker", 10), ("broker2", 9), ("broker3", 7), ("broker4", 7))]
+    assert scrape.rooms_in_memory(rows + [{"kind": "node", "name": "node1"}]) == 17
+    assert scrape.rooms_in_memory(rows[:2]) == 10

@@ -147,7 +147,7 @@ class ClusterSampler:
                   "messages_per_s": round(sum(r["accepted_per_s"] for r in nodes), 2),
                   "deliveries_per_s": round(sum(r["deliveries_per_s"] for r in nodes), 2),
                   "ack_p99_ms": None if p99 is None else round(p99 * 1000, 2),
-                  "rooms": max([r.get("rooms_in_memory", 0) for r in rows if r["kind"] == "broker"] or [0]),
+                  "rooms": rooms_in_memory(rows),
                   "nodes_up": sum(1 for r in nodes if r["state"] == "up"), "nodes": len(nodes),
                   **_archive_lag(rows),
                   "down": sorted(r["name"] for r in rows if r["state"] != "up")}
@@ -164,6 +164,17 @@ def _archive_lag(rows):
         return {"archive_lag_events": None, "archive_lag_s": None}
     return {"archive_lag_events": int(max(r.get("archive_lag_events", 0) for r in archivers)),
             "archive_lag_s": round(max(r.get("archive_lag_s", 0.0) for r in archivers), 2)}
+
+
+def rooms_in_memory(rows):
+    """Rooms the brokers hold: each pair's both brokers hold the same rooms (the larger
+    count), the pairs different ones (summed; chatstream.config.broker_pair)."""
+    per_pair = {}
+    for r in rows:
+        if r["kind"] == "broker":
+            pair = config.broker_pair(r["name"]) or r["name"]
+            per_pair[pair] = max(per_pair.get(pair, 0), r.get("rooms_in_memory", 0))
+    return sum(per_pair.values())
 
 
 def _state(figures):
