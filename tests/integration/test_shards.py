@@ -172,3 +172,36 @@ def test_typing_reaches_the_other_node_in_a_room_of_either_pair(make_cluster):
                    "bob to hear ann typing in %s's room" % pair)
         a.close()
     b.close()
+
+
+def test_a_room_moved_by_a_new_pair_resumes_with_one_gap_and_its_archive_kept(make_cluster):
+    """What adding a pair does today (docs/SCALING.md, "Changing the list of pairs"): every
+    node restarted with the new list, a room that now hashes to the new pair starts again
+    there in its epoch; a resume hears gap once, and what the old pair acknowledged stays
+    in the archive."""
+    from .test_archiver import archived, send, wait_archived
+    c = make_cluster(FAST)
+    c.start_pair()
+    c.start_node("node1")
+    c.start_archiver()
+    room = room_on("pair2", "moved")            # pair1's while it is the only pair
+    a = ChatClient(c.url("node1"), name="ann")
+    old_epoch = a.join(room)["epoch"]
+    before = send(a, room, ["before %d" % i for i in range(3)])
+    wait_archived(c, room, before)
+    a.close()
+    c.nodes["node1"][0].stop()
+    c.archiver.stop()
+    c.start_second_pair()                       # every reader restarted with both pairs
+    c.start_node("node1")
+    c.start_archiver()
+    a = ChatClient(c.url("node1"), name="ann")
+    resumed = a.join(room, since=3, epoch=old_epoch)
+    assert resumed["gap"] and resumed["epoch"] != old_epoch and resumed["seq"] == 0
+    again = a.join(room, since=0, epoch=resumed["epoch"])     # the page reloaded: no gap now
+    assert not again["gap"]
+    after = send(a, room, ["after %d" % i for i in range(2)])
+    assert [seq for seq, _ in after] == [1, 2]
+    wait_until(lambda: sorted(archived(c, room)) == sorted(before + after), 30,
+               "both epochs' events in the archive")
+    a.close()
