@@ -63,6 +63,7 @@ class Websockets:
         self.sio = build_server()
         self.wsgi = pywsgi.WSGIServer(("127.0.0.1", 0), self.sio.handle_request,
                                       handler_class=WebSocketHandler, log=None)
+        self.sio.on("hello", lambda sid, data: {"ok": data})
         self.finished = gevent.spawn(lambda: None)
         self.finished.join()
 
@@ -72,6 +73,8 @@ class Websockets:
             client = WireClient(self.sio, self.wsgi)
             client.send("40")                    # Socket.IO CONNECT; the server joins "room"
             assert client.receive().startswith("40")
+            client.send('421["hello",1]')        # an event, handled in a greenlet, acked
+            assert client.receive() == '431[{"ok":1}]'
             # the request's greenlet ends once the WsConn has the connection; the client's
             # reference to it (and its spawning stack) is the test's, not the node's
             client.serving.join(WAIT_S)
