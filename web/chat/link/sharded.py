@@ -32,8 +32,7 @@ class ShardedLink:
     pair, so one pair's publication reaches them all.  Methods that are not room-scoped
     must be defined here (node-wide: merged over the pairs, or sent through one of them;
     ``fanout`` and ``on_published`` are): one that is not would be routed by whatever its
-    first argument is.
-    A part of the link (``link.following``, ``link.mirror``) routes its methods the same
+    first argument is.  A part of the link (``link.following``, ``link.mirror``) routes its methods the same
     way (``link.following.is_live(room)``); a plain attribute of a part is per pair.
 
     :param links: ``{pair name: BrokerLink}`` in the configured order
