@@ -7,19 +7,10 @@ Django runs in this process on the archive's tables only (conftest's ``archive_d
 """
 import pytest
 
-from .test_archive_writer import EPOCH, events, message
+from .test_archive_search import write as _write
+from .test_archive_writer import EPOCH, events, message, using  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def using(archive_db):
-    return archive_db
-
-
-def _write(using, *batch):
-    from archive.writer import write
-    write(list(batch), using=using)
 
 
 def _reader(using):
