@@ -1,5 +1,6 @@
 """Unread and typing (PROTOCOL.md "People") over real processes: a broker, three nodes,
-the archiver and two accounts, each account on several nodes at once."""
+the archiver and two accounts, each account on several nodes at once; on SQLite and on a
+real PostgreSQL server (tests/integration/postgres.py)."""
 import threading
 import time
 
@@ -9,6 +10,7 @@ from harness.client import ChatClient, new_room
 from harness.cluster import process_errors, start_cluster
 from harness.processes import wait_until
 
+from .postgres import PostgresServer
 from .test_identity import PASSWORD, logged_in
 
 pytestmark = pytest.mark.timeout(120)
@@ -48,10 +50,20 @@ def create_accounts(cluster, *names):
         assert made.returncode == 0, made.stdout + made.stderr
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = start_cluster(tmp_path_factory.mktemp("unread"), balancer=False, env={
-        "CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000", "CHAT_READ_FLUSH_MS": "200"})
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def cluster(request, tmp_path_factory):
+    """Three nodes and the archiver, with accounts alice and bob, on each database."""
+    server = PostgresServer() if request.param == "postgresql" else None
+    env = {"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000", "CHAT_READ_FLUSH_MS": "200"}
+    if server is not None:
+        env["DATABASE_URL"] = server.url
+    try:
+        c = start_cluster(tmp_path_factory.mktemp("unread-" + request.param), balancer=False,
+                          env=env)
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
     try:
         c.start_archiver()
         create_accounts(c, "alice", "bob")
@@ -60,6 +72,8 @@ def cluster(tmp_path_factory):
         yield c
     finally:
         c.stop()
+        if server is not None:
+            server.stop()
     errors = process_errors(c)
     assert not errors, "tracebacks or errors in process logs:\n%s" % errors
 

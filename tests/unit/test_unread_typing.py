@@ -124,3 +124,33 @@ def test_rooms_counts_the_accounts_own_rooms_first_when_it_cannot_count_all(brok
     wait_for(lambda: a.link.active_rooms() == [("busy", 3), ("mine", 2)])
     rooms = {r["room"]: r.get("unread") for r in a.events.on_rooms(alice, {})["rooms"]}
     assert rooms == {"busy": None, "mine": 1}
+
+
+def test_a_read_waiting_on_the_database_never_moves_a_position_back(broker):  # noqa: F811
+    """PostgreSQL lets other greenlets run while a query waits: a read of 2 that waits on
+    the database while a read of 3 goes through leaves 3, in memory and in the batch."""
+    import gevent
+
+    from chat.protocol.unread import MemoryPositions
+
+    class SlowFirstLoad(MemoryPositions):
+        slow = False
+
+        def load(self, user_id, rooms):
+            if self.slow:                # the next load waits, once
+                self.slow = False
+                gevent.sleep(0.2)
+            return super().load(user_id, rooms)
+
+    [a] = nodes(broker, 1)
+    a.events.unread.positions = SlowFirstLoad()
+    alice, bob = connect(a, "alice"), connect(a, "bob")
+    for sid in (alice, bob):
+        a.events.on_join(sid, {"room": "r"})
+    send(a, bob, "r", ["one", "two", "three"])
+    a.events.unread.positions.slow = True
+    slow = gevent.spawn(a.events.unread.on_read, alice, {"room": "r", "seq": 2})
+    gevent.sleep(0.05)
+    assert a.events.unread.on_read(alice, {"room": "r", "seq": 3})["read"] == 3
+    assert slow.get(timeout=5) == {"ok": True, "read": 3}
+    assert a.events.unread.pending[(1, "r")][1] == 3

@@ -48,16 +48,24 @@ class ReadPositions:
 
     @staticmethod
     def _save(positions, now):
+        def forward(user_id, room, epoch, seq):
+            return ReadPosition.objects.filter(
+                Q(seq__lt=seq) | ~Q(epoch=epoch), user_id=user_id, room=room).update(
+                epoch=epoch, seq=seq, updated=now)
+
         missing = []
         with transaction.atomic():
             for (user_id, room), (epoch, seq) in positions.items():
-                forward = Q(seq__lt=seq) | ~Q(epoch=epoch)
-                if not ReadPosition.objects.filter(forward, user_id=user_id, room=room).update(
-                        epoch=epoch, seq=seq, updated=now):
-                    missing.append(ReadPosition(user_id=user_id, room=room, epoch=epoch, seq=seq,
-                                                updated=now))
-            # absent, or already at or beyond: an insert that conflicts is the latter
-            ReadPosition.objects.bulk_create(missing, ignore_conflicts=True)
+                if not forward(user_id, room, epoch, seq):
+                    missing.append((user_id, room, epoch, seq))
+            # absent, or already at or beyond: an insert that conflicts is the latter, or
+            # another node's insert of the same row at the same moment (PostgreSQL: each saw
+            # no row), which the forward update after it then moves on if it is behind
+            ReadPosition.objects.bulk_create(
+                [ReadPosition(user_id=user_id, room=room, epoch=epoch, seq=seq, updated=now)
+                 for user_id, room, epoch, seq in missing], ignore_conflicts=True)
+            for row in missing:
+                forward(*row)
 
     def unread(self, uid, rooms, limit):
         """{room: unread count} for the account ``uid``, each at most ``limit``.

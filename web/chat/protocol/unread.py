@@ -94,20 +94,20 @@ class Unread:
             raise ContractError("not_joined", "join room %s first" % room)
         epoch, latest = self.events.link.position(room)
         seq = min(req["seq"], latest)
-        known = self._known(identity, room, epoch)
-        if seq > known:
-            self._remember(identity.uid, room, epoch, seq)
-            self.pending[(identity.user_id, room)] = (epoch, seq)
+        self._load(identity, room, epoch)       # may wait on the database: other reads run
+        if self._advance(identity.uid, room, epoch, seq):   # checked and set at once
+            key = (identity.user_id, room)
+            pending = self.pending.get(key)
+            if pending is None or pending[0] != epoch or pending[1] < seq:
+                self.pending[key] = (epoch, seq)
             self._flush_soon()
             self.events.link.fanout("read", uid=identity.uid, room=room, epoch=epoch, seq=seq)
-        return {"ok": True, "read": max(seq, known)}
+        return {"ok": True, "read": self._heard(identity.uid, room, epoch)}
 
     def on_published(self, body):
         """A ``read`` from the broker (this node's own too): tell the account's connections."""
         uid, room, epoch, seq = body["uid"], body["room"], body["epoch"], body["seq"]
-        old = self.known.get((uid, room))
-        if old is None or old[0] != epoch or old[1] < seq:
-            self._remember(uid, room, epoch, seq)
+        self._advance(uid, room, epoch, seq)
         for sid in list(self.events.by_uid.get(uid, ())):
             self.events.sio.emit("read", {"room": room, "seq": seq}, to=sid)
 
@@ -115,12 +115,8 @@ class Unread:
         """What ``join``'s ack adds: ``read`` for an account (guests: nothing)."""
         if identity.guest:
             return {}
-        stored = self.positions.load(identity.user_id, [room]).get(room)
-        read = stored[1] if stored is not None and stored[0] == view["epoch"] else 0
-        read = max(read, self._known(identity, room, view["epoch"], database=False))
-        if read:
-            self._remember(identity.uid, room, view["epoch"], read)
-        return {"read": min(read, view["seq"])}
+        self._load(identity, room, view["epoch"], always=True)
+        return {"read": min(self._heard(identity.uid, room, view["epoch"]), view["seq"])}
 
     def annotate(self, identity, rooms, add_recent=True):
         """``rooms``' entries [{room, ...}] with ``unread`` for an account; with
@@ -163,24 +159,34 @@ class Unread:
                 self.pending.setdefault(key, position)
             raise
 
-    def _known(self, identity, room, epoch, database=True):
-        """The furthest position of ``identity`` in ``room`` this node knows (0: none)."""
-        known = self.known.get((identity.uid, room))
-        if known is not None and known[0] == epoch:
-            return known[1]
-        if not database:
-            return 0
+    def _load(self, identity, room, epoch, always=False):
+        """Take the database's position into what this node knows, when it knows none of
+        this epoch (``always``: in any case).  The wait for the database lets other
+        greenlets run, so what is known is compared again after it (:meth:`_advance`)."""
+        if not always and self._heard(identity.uid, room, epoch):
+            return
         stored = self.positions.load(identity.user_id, [room]).get(room)
-        seq = stored[1] if stored is not None and stored[0] == epoch else 0
-        if seq:
-            self._remember(identity.uid, room, epoch, seq)
-        return seq
+        if stored is not None and stored[0] == epoch:
+            self._advance(identity.uid, room, epoch, stored[1])
 
-    def _remember(self, uid, room, epoch, seq):
+    def _heard(self, uid, room, epoch):
+        """The furthest position of ``uid`` in ``room`` of ``epoch`` known here (0: none)."""
+        known = self.known.get((uid, room))
+        return known[1] if known is not None and known[0] == epoch else 0
+
+    def _advance(self, uid, room, epoch, seq):
+        """Remember ``(epoch, seq)`` when it is further than what is known (or of another
+        epoch); True when it moved.  Never waits, so check and change are one step."""
+        known = self.known.get((uid, room))
+        if known is not None and known[0] == epoch and known[1] >= seq:
+            return False
+        if seq <= 0 and known is None:
+            return False
         self.known.pop((uid, room), None)
         self.known[(uid, room)] = (epoch, seq)
         while len(self.known) > REMEMBERED_MAX:
             del self.known[next(iter(self.known))]
+        return True
 
     def _flush_soon(self):
         if self.flusher is None or self.flusher.dead:
