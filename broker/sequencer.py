@@ -43,8 +43,11 @@ class Sequencer:
 
     :param epoch: the epoch of every room this sequencer creates (default:
         the store's, or a new one).
-    :param history_size: messages kept per room (the replay buffer and the
-        window inside which a repeated ``cid`` is recognised).
+    :param history_size: messages kept per room (the replay buffer).
+    :param cid_window_ms: how long a repeated ``cid`` is recognised after its event
+        left the buffer (inside the buffer it always is), at most ``cid_window_max``
+        cids per room (an id and a seq each): a resend after a late ack, however busy
+        the room, is answered with the first event, never sequenced twice.
     :param clock_ms: returns Unix milliseconds (injectable for tests).
     :param store: where sequenced messages are made durable (see store.py);
         its saved rooms are loaded from it on first use.
@@ -54,15 +57,19 @@ class Sequencer:
 
     def __init__(self, epoch=None, history_size=config.HISTORY_SIZE, clock_ms=now_ms, store=None,
                  rooms_in_memory=config.BROKER_ROOMS_IN_MEMORY,
-                 room_ttl_ms=config.ROOM_TTL_DAYS * DAY_MS):
+                 room_ttl_ms=config.ROOM_TTL_DAYS * DAY_MS,
+                 cid_window_ms=config.CID_WINDOW_S * 1000, cid_window_max=config.CID_WINDOW_MAX):
         self.store = store or MemoryStore()
         self.epoch = epoch or self.store.epoch() or new_epoch()
         self.history_size = history_size
         self.clock_ms = clock_ms
         self.rooms_in_memory = rooms_in_memory
         self.room_ttl_ms = room_ttl_ms
+        self.cid_window_ms = cid_window_ms
+        self.cid_window_max = cid_window_max
         self.rooms = collections.OrderedDict()   # room -> RoomHistory, least recently used first
         self.cids = {}           # room -> {cid: message} for buffered messages
+        self.left_cids = {}      # room -> OrderedDict {cid: (ts, id, seq)} of events out of the buffer
         self.changed = {}        # room -> seq, since the last take_changes()
         self.absent = set()      # rooms the store was asked for and had nothing of
 
@@ -89,7 +96,7 @@ class Sequencer:
         history = self.find(name)
         if history is None:
             history = self.rooms[name] = RoomHistory(name, self.epoch, size=self.history_size)
-            self.cids[name] = {}
+            self._forget_cids(name)
             self.absent.discard(name)
         return history
 
@@ -102,9 +109,9 @@ class Sequencer:
         snapshots carry it; a message from a node that sends none has none.
         """
         history = self.room(room)
-        cids = self.cids[room]
-        if cid is not None and cid in cids:
-            return cids[cid], True
+        seen = self._seen(room, cid)
+        if seen is not None:
+            return seen, True
         message = {
             "id": new_id(),
             "seq": history.seq + 1,
@@ -138,9 +145,9 @@ class Sequencer:
         history = self.find(room)
         if history is None or history.epoch != epoch or not 1 <= target <= history.seq:
             raise TargetNotFound("no message #%d in room %s" % (target, room))
-        cids = self.cids[room]
-        if cid is not None and cid in cids:
-            return cids[cid], True
+        seen = self._seen(room, cid)
+        if seen is not None:
+            return seen, True
         current = history.get(target)
         if current is None:
             current = self.store.event(room, target)   # beyond the buffer, not yet archived
@@ -155,12 +162,39 @@ class Sequencer:
         self._add(room, history, event)
         return event, False
 
+    def _seen(self, room, cid):
+        """The event ``cid`` was sequenced as in ``room``, if it is recognised: the
+        buffered event itself, or ``{id, seq, room, cid}`` of one that left the buffer
+        within the window (an ack needs no more).  None otherwise."""
+        if cid is None:
+            return None
+        found = self.cids[room].get(cid)
+        if found is not None:
+            return found
+        left = self.left_cids.get(room)
+        entry = left.get(cid) if left else None
+        if entry is None or entry[0] < self.clock_ms() - self.cid_window_ms:
+            return None
+        return {"id": entry[1], "seq": entry[2], "room": room, "cid": cid}
+
+    def _forget_cids(self, room):
+        self.cids[room] = {}
+        self.left_cids.pop(room, None)
+
     def _add(self, room, history, event):
         """Append a sequenced event to its room (memory, cids, store)."""
         cids = self.cids[room]
         evicted = history.append(event)
         if evicted is not None and "cid" in evicted:
             cids.pop(evicted["cid"], None)
+            left = self.left_cids.get(room)
+            if left is None:
+                left = self.left_cids[room] = collections.OrderedDict()
+            left[evicted["cid"]] = (evicted["ts"], evicted["id"], evicted["seq"])
+            left.move_to_end(evicted["cid"])     # a cid used again long after: newest
+            oldest_ms = event["ts"] - self.cid_window_ms
+            while left and (len(left) > self.cid_window_max or next(iter(left.values()))[0] < oldest_ms):
+                left.popitem(last=False)
         if "cid" in event:
             cids[event["cid"]] = event
         if room_events.is_change(event):
@@ -182,7 +216,7 @@ class Sequencer:
             if message["seq"] != 1:
                 return False
             history = self.rooms[room] = RoomHistory(room, epoch, size=self.history_size)
-            self.cids[room] = {}
+            self._forget_cids(room)
             self.absent.discard(room)
         if history.epoch != epoch or message["seq"] != history.seq + 1:
             return False
@@ -213,6 +247,7 @@ class Sequencer:
         for name in [n for n in self.rooms if n > after and (upto is None or n <= upto)]:
             del self.rooms[name]
             del self.cids[name]
+            self.left_cids.pop(name, None)
         if not self.store.durable:     # memory is all there is
             for room, state in states.items():
                 history = self.rooms[room] = RoomHistory.from_state(room, state,
@@ -235,6 +270,7 @@ class Sequencer:
             while len(self.rooms) > self.rooms_in_memory:
                 name, _ = self.rooms.popitem(last=False)
                 del self.cids[name]
+                self.left_cids.pop(name, None)
 
     def expire(self):
         """Rooms without a message for ``room_ttl_ms`` lose their messages,
@@ -246,7 +282,7 @@ class Sequencer:
         for name in idle:
             history = self.rooms[name]
             self.rooms[name] = RoomHistory(name, history.epoch, history.seq, self.history_size)
-            self.cids[name] = {}
+            self._forget_cids(name)
         stored = self.store.expire(cutoff)
         return max(len(idle), stored)
 

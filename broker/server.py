@@ -62,7 +62,7 @@ class Broker:
         self.sequencer = sequencer or Sequencer(
             history_size=config.history_size, store=open_store(config),
             rooms_in_memory=config.rooms_in_memory,
-            room_ttl_ms=config.room_ttl_days * DAY_MS)
+            room_ttl_ms=config.room_ttl_days * DAY_MS, cid_window_ms=config.cid_window_s * 1000)
         self.presence = presence or PresenceRegistry(node_ttl_ms=config.node_ttl_ms,
                                                      max_nodes=config.presence_max_nodes)
         self.outbox = Outbox()

@@ -51,6 +51,14 @@ BROKER_PAIRS = 1
 # window inside which a resent cid is recognised.  50 covers a reconnect of a
 # few seconds in a busy room while a snapshot of many rooms stays small.
 HISTORY_SIZE = 50
+# How long a resent cid is still recognised after its message left the replay buffer:
+# a node resends a publish whose ack is late (after 1 s, until the ack timeout) and a
+# client may retry after `unavailable`; in a busy room the 50 buffered messages are a
+# fraction of a second, and an ack a loaded broker answers in 2 s would be sequenced
+# twice.  30 s is six ack timeouts; at most CID_WINDOW_MAX cids per room are kept
+# beyond the buffer (an id and a seq each), which bounds the memory of a flat-out room.
+CID_WINDOW_S = 30
+CID_WINDOW_MAX = 20_000
 # Broker heartbeat period.  1 s keeps broker-down detection within a few
 # seconds while costing one tiny PUB frame per second.
 HEARTBEAT_MS = 1000
@@ -478,6 +486,7 @@ class BrokerConfig:
     presence_max_nicks: int = PRESENCE_MAX_NICKS
     presence_max_nodes: int = PRESENCE_MAX_NODES
     room_ttl_days: int = ROOM_TTL_DAYS
+    cid_window_s: int = CID_WINDOW_S
     rooms_in_memory: int = BROKER_ROOMS_IN_MEMORY
     # CURVE (broker/keys.py): the keys folder, or each file named on its own
     # ("" = its place in keys_dir); on when the files exist.
@@ -645,6 +654,7 @@ def broker_config(environ=None):
         presence_max_nicks=env_int("CHAT_PRESENCE_MAX_NICKS", default.presence_max_nicks, environ),
         presence_max_nodes=env_int("CHAT_PRESENCE_MAX_NODES", default.presence_max_nodes, environ),
         room_ttl_days=env_int("CHAT_ROOM_TTL_DAYS", default.room_ttl_days, environ),
+        cid_window_s=env_int("CHAT_CID_WINDOW_S", default.cid_window_s, environ),
         rooms_in_memory=env_int("CHAT_BROKER_ROOMS_IN_MEMORY", default.rooms_in_memory, environ),
         keys_dir=env_str("CHAT_KEYS_DIR", default.keys_dir, environ),
         secret_key=env_str(KEY_FILES["broker_secret"][0], default.secret_key, environ),

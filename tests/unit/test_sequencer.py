@@ -21,8 +21,8 @@ class FakeClock:
         return self.now
 
 
-def make(history_size=50, epoch="E1"):
-    return Sequencer(epoch=epoch, history_size=history_size, clock_ms=FakeClock())
+def make(history_size=50, epoch="E1", **window):
+    return Sequencer(epoch=epoch, history_size=history_size, clock_ms=FakeClock(), **window)
 
 
 def send(seq, room="r", cid=None, text="hello"):
@@ -116,12 +116,25 @@ def test_cid_is_remembered_while_its_message_is_buffered():
     assert duplicate is True and again == first
 
 
-def test_cid_is_forgotten_once_its_message_is_evicted():
+def test_cid_left_the_buffer_is_recognised_within_the_window_with_its_id_and_seq():
     s = make(history_size=3)
+    first, _ = send(s, cid="x")        # seq 1
+    for _ in range(100):                # seq 1 long out of the buffer, a busy room
+        send(s)
+    assert [m["seq"] for m in s.history("r")["history"]] == [99, 100, 101]
+    again, duplicate = send(s, cid="x")
+    assert duplicate is True            # a resend after a late ack: never sequenced twice
+    assert (again["id"], again["seq"], again["cid"]) == (first["id"], 1, "x")
+    assert "text" not in again          # an ack needs no more
+    assert s.history("r")["seq"] == 101
+
+
+def test_cid_is_forgotten_once_its_message_is_out_of_the_buffer_and_the_window():
+    s = make(history_size=3, cid_window_ms=1000)
     first, _ = send(s, cid="x")        # seq 1
     for _ in range(3):                  # seqs 2..4 evict seq 1
         send(s)
-    assert [m["seq"] for m in s.history("r")["history"]] == [2, 3, 4]
+    s.clock_ms.now += 1001              # past the window
     again, duplicate = send(s, cid="x")
     assert duplicate is False
     assert again["seq"] == 5 and again["id"] != first["id"]
@@ -129,8 +142,16 @@ def test_cid_is_forgotten_once_its_message_is_evicted():
     assert send(s, cid="x") == (again, True)
 
 
+def test_the_window_beyond_the_buffer_keeps_at_most_cid_window_max_cids_per_room():
+    s = make(history_size=2, cid_window_max=10)
+    sent = [send(s, cid="c%d" % i)[0] for i in range(30)]
+    assert len(s.left_cids["r"]) == 10
+    assert send(s, cid="c20")[0]["seq"] == sent[20]["seq"]   # among the newest 10 that left (c18..c27)
+    assert send(s, cid="c5")[1] is False                      # beyond them: a new message
+
+
 def test_eviction_forgets_only_the_evicted_cid():
-    s = make(history_size=3)
+    s = make(history_size=3, cid_window_ms=0)
     send(s, cid="a")   # 1
     b, _ = send(s, cid="b")   # 2
     send(s, cid="c")   # 3
