@@ -39,6 +39,20 @@ def cluster(request, tmp_path_factory):
     check_logs(c.procs, allowed_log_errors(request.node))
 
 
+@pytest.fixture(scope="module")
+def archiving_cluster(request, tmp_path_factory):
+    """The module's cluster with the archiver too (history pages, search, unread counts of
+    rooms a node does not follow), and message rates high enough for a test to fill rooms."""
+    c = start_cluster(tmp_path_factory.mktemp("cluster"),
+                      env={"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"})
+    try:
+        c.start_archiver()
+        yield c
+    finally:
+        c.stop()
+    check_logs(c.procs, allowed_log_errors(request.node))
+
+
 @pytest.fixture
 def contexts(browser):
     """Factory of fresh browser contexts (separate storage: separate people).

@@ -8,25 +8,15 @@ import pytest
 from playwright.sync_api import expect
 
 from harness.client import ChatClient, new_room
-from harness.cluster import start_cluster
-from harness.processes import allowed_log_errors, check_logs
 
 from .chat_page import ChatPage
 
 pytestmark = pytest.mark.timeout(240)
 
 
-@pytest.fixture(scope="module")
-def archived(request, tmp_path_factory):
-    """Broker, nodes, HAProxy and the archiver; a writer's rates high enough to fill rooms."""
-    c = start_cluster(tmp_path_factory.mktemp("cluster"),
-                      env={"CHAT_RATE_PER_S": "10000", "CHAT_RATE_BURST": "10000"})
-    try:
-        c.start_archiver()
-        yield c
-    finally:
-        c.stop()
-    check_logs(c.procs, allowed_log_errors(request.node))
+@pytest.fixture
+def archived(archiving_cluster):
+    return archiving_cluster
 
 
 @pytest.fixture
