@@ -66,27 +66,28 @@ def archive_databases(tmp_path_factory):
     from django.core.management import call_command
 
     from .postgres import PostgresServer, binaries
-    server = PostgresServer() if binaries() is not None else None
-    folder = tmp_path_factory.mktemp("archive")
-    aliases = {"default": {"ENGINE": "django.db.backends.sqlite3",
-                           "NAME": str(folder / "web.sqlite3")}}
-    if server is not None:
-        import dj_database_url
-        aliases["postgresql"] = dj_database_url.parse(server.url)
     assert not settings.configured, "another test configured Django in this process"
-    # The browser tests' Playwright (sync API, one browser for the session) keeps an asyncio
-    # loop running in this thread, which Django's async-safety check takes for async code.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    settings.configure(INSTALLED_APPS=["archive"], DATABASES=aliases, USE_TZ=True,
-                       DEFAULT_AUTO_FIELD="django.db.models.BigAutoField")
-    django.setup()
-    for alias in aliases:
-        call_command("migrate", "archive", database=alias, verbosity=0)
-    try:
+    server = PostgresServer() if binaries() is not None else None
+    try:     # the server stops whatever fails below
+        folder = tmp_path_factory.mktemp("archive")
+        aliases = {"default": {"ENGINE": "django.db.backends.sqlite3",
+                               "NAME": str(folder / "web.sqlite3")}}
+        if server is not None:
+            import dj_database_url
+            aliases["postgresql"] = dj_database_url.parse(server.url)
+        # The browser tests' Playwright (sync API, one browser for the session) keeps an asyncio
+        # loop running in this thread, which Django's async-safety check takes for async code.
+        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        settings.configure(INSTALLED_APPS=["archive"], DATABASES=aliases, USE_TZ=True,
+                           DEFAULT_AUTO_FIELD="django.db.models.BigAutoField")
+        django.setup()
+        for alias in aliases:
+            call_command("migrate", "archive", database=alias, verbosity=0)
         yield set(aliases)
     finally:
-        from django.db import connections
-        connections.close_all()
+        if settings.configured:
+            from django.db import connections
+            connections.close_all()
         if server is not None:
             server.stop()
 
