@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 ROOM_TOPIC_PREFIXES = [c.encode() for c in string.ascii_letters + string.digits + "_-"]
 # Events written in one transaction at most: a catch-up of many rooms is several
 # batches, each commit short enough for the nodes' readers of the same database.
-BATCH_EVENTS = 1000
+BATCH_EVENTS = 2000
 # A batch that failed (database away or locked) is tried again after this long, whole.
 RETRY_PAUSE_S = 1.0
 # A catch-up the broker did not answer (down, failing over) is asked again after this.
@@ -45,8 +45,8 @@ CATCHUP_RETRY_S = 0.5
 # loop and the writer busy without queueing every room's backlog in memory.
 CATCHUPS_IN_FLIGHT = 8
 # Rooms or events asked for in one archive_rooms / archive_events request (the broker
-# caps it too).
-PAGE = 200
+# caps it too, broker/handlers.py ARCHIVE_PAGE).
+PAGE = 1000
 # An idle writer looks this often whether retention is due (it prunes between batches).
 RETENTION_CHECK_S = 60.0
 
@@ -78,7 +78,8 @@ class Archiver:
         self.request_timeout_s = request_timeout_s
         self.batch_events = batch_events
         self.retention = retention
-        self.queue = Queue()
+        self.queue = Queue()           # lists of events, as they came (a frame, a page)
+        self.queued = 0                # events in the queue
         self.broker_instance = None
         self.syncing = None
         self.snapshots = self.intake = None
@@ -112,15 +113,15 @@ class Archiver:
     @property
     def lag_events(self):
         """Events received and not yet written (those of rooms being caught up too)."""
-        return (len(self.writing) + self.queue.qsize()
+        return (len(self.writing) + self.queued
                 + sum(len(held) for held in self.streams.held.values()))
 
     def lag_s(self):
         """How long the oldest event received and not yet written has waited since the
         broker sequenced it (0 when none waits)."""
         queued = self.queue.queue
-        oldest = [events[0] for events in (self.writing, [queued[0]] if queued else [])
-                  if events and events[0] is not None]
+        oldest = [events[0] for events in (self.writing, queued[0] if queued else None)
+                  if events]
         oldest += [held[0] for held in self.streams.held.values() if held]
         if not oldest:
             return 0.0
@@ -162,8 +163,10 @@ class Archiver:
     handlers = {"message": _on_message, "heartbeat": _on_heartbeat}
 
     def _queue(self, events):
-        for event in events:
-            self.queue.put(event)
+        # A list at a time, not an event at a time: the queue's cost stays per frame.
+        self.queued += len(events)
+        for start in range(0, len(events), self.batch_events):
+            self.queue.put(events[start:start + self.batch_events])
 
     # catching up
 
@@ -240,17 +243,21 @@ class Archiver:
                 continue
             if first is None:
                 return
-            batch = [first]
-            while len(batch) < self.batch_events and not self.queue.empty():
-                event = self.queue.get()
-                if event is None:
+            batch = list(first)
+            while not self.queue.empty():
+                events = self.queue.peek()
+                if events is not None and len(batch) + len(events) > self.batch_events:
+                    break
+                self.queue.get()
+                if events is None:
                     self._write(batch)
                     return
-                batch.append(event)
+                batch += events
             self._write(batch)
 
     def _write(self, batch):
         self.writing = batch
+        self.queued -= len(batch)
         while True:
             try:
                 done = self.write(batch)
