@@ -21,6 +21,7 @@ import time
 
 from chatstream import room_events, rules, wire
 from chatstream.clock import now_ms
+from chatstream.config import ARCHIVER_NAME, HISTORY_SIZE, SNAPSHOT_ROOMS_PER_REQUEST
 from . import metrics
 from .fanout import FanoutHandlers
 from .presence_registry import PresenceFull
@@ -29,9 +30,11 @@ from .sequencer import TargetNotFound
 
 log = logging.getLogger(__name__)
 
-# Rooms or events in one archive_rooms / archive_events reply at most: ~2 KB each
-# at most, well under a node's frame limit.
-ARCHIVE_PAGE = 200
+# Rooms or events in one archive_rooms / archive_events reply at most: as many messages
+# as the largest snapshot reply holds, so a page of the largest messages stays under the
+# archiver's frame limit (a node's, chatstream/config.py), and a catch-up of a long
+# backlog is few round-trips.
+ARCHIVE_PAGE = SNAPSHOT_ROOMS_PER_REQUEST * HISTORY_SIZE
 
 # Refused announcements are warned about at most this often: enough to see a
 # misbehaving node in the log, too rarely for one to fill it.
@@ -55,6 +58,23 @@ class NotMember(RequestError):
     in that room: the node registers (a presence report) and sends it again."""
     code = "not_member"
     logged = True
+
+
+class NotArchiver(RequestError):
+    """An archive request (``archive_rooms``, ``archive_events``, ``archived``) under a
+    key other than the archiver's: the store's backlog is the whole conversation of every
+    room, private ones too, and a watermark lets the store drop what the archive lacks,
+    so no node's key reads one or moves the other."""
+    code = "forbidden"
+
+
+def archiver_only(type_, peer, archiver):
+    """Raise :class:`NotArchiver` unless ``peer`` (the CURVE ``User-Id``; None on plain
+    sockets, which carry no name) is ``archiver``."""
+    if peer is not None and peer != archiver:
+        raise NotArchiver("forbidden: %s is for the archiver's key (%r) only, not node %r's; "
+                          "run the archiver under its own key (scripts/keys add-node %s)"
+                          % (type_, archiver, peer, archiver))
 
 
 class Refusal(RequestError):
@@ -240,6 +260,7 @@ class IntakeHandlers:
         """The archiver's watermarks {room: [epoch, seq]}: the store may let those
         messages go once out of the buffer.  Fire-and-forget, as ``announce``."""
         try:
+            archiver_only("archived", peer, self.config.archiver)
             self._own_node(_ruled(_node_name, _field(body, "node", str)), peer)
             rooms = _watermarks(_field(body, "rooms", dict))
         except RequestError as exc:
@@ -345,12 +366,14 @@ class SnapshotHandlers:
     :param sequencer: the room state.
     :param presence: the cluster's presence registry.
     :param instance: this broker's instance name, set once it is bound.
+    :param archiver: the name of the archiver's key: the archive requests are its alone.
     """
 
-    def __init__(self, sequencer, presence, instance=None):
+    def __init__(self, sequencer, presence, instance=None, archiver=ARCHIVER_NAME):
         self.sequencer = sequencer
         self.presence = presence
         self.instance = instance
+        self.archiver = archiver
         self.by_type = {"snapshot": self.on_snapshot, "history": self.on_history,
                         "archive_rooms": self.on_archive_rooms,
                         "archive_events": self.on_archive_events}
@@ -375,6 +398,7 @@ class SnapshotHandlers:
 
     def on_archive_rooms(self, body, peer=None):
         """The stored rooms with events the archive lacks, a page at a time by name."""
+        archiver_only("archive_rooms", peer, self.archiver)
         after = _field(body, "after", str, optional=True) or ""
         limit = min(_field(body, "limit", int, optional=True) or ARCHIVE_PAGE, ARCHIVE_PAGE)
         if self.sequencer.store.durable:
@@ -388,6 +412,7 @@ class SnapshotHandlers:
     def on_archive_events(self, body, peer=None):
         """A room's stored events after ``since`` (the archiver's catch-up, beyond the
         buffer); ``gap`` when the store no longer has the next one (or another epoch)."""
+        archiver_only("archive_events", peer, self.archiver)
         room = _field(body, "room", str)
         if not wire.ROOM_RE.fullmatch(room):
             raise RequestError("invalid room name")

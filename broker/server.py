@@ -70,7 +70,7 @@ class Broker:
             config, self.sequencer, self.presence,
             ReportAssembler(config.presence_max_rooms, config.presence_max_nicks,
                             config.presence_max_nodes), self.outbox)
-        self.queries = SnapshotHandlers(self.sequencer, self.presence)
+        self.queries = SnapshotHandlers(self.sequencer, self.presence, archiver=config.archiver)
         self.intake_handlers = self.requests.by_type
         self.snapshot_handlers = self.queries.by_type
         self.next_presence = 0.0   # time.monotonic() before which no presence goes out

@@ -373,6 +373,9 @@ def person_rates(text=""):
 BROKER_METRICS_PORT = 5558
 # The archiver's (manage.py runarchiver), on loopback: beside the broker pair's ports.
 ARCHIVER_METRICS_PORT = 5560
+# The name of the archiver's key (authorized_nodes/archiver.key, its CHAT_NODE_NAME): the
+# broker answers the archive requests (the store's backlog, watermarks) under it only.
+ARCHIVER_NAME = "archiver"
 
 # What /ops/ and scripts/status scrape, "name=url" by comma: the default cluster
 # of scripts/run (supervisord.conf).  A name starting with "broker" is a broker, one
@@ -505,6 +508,8 @@ class BrokerConfig:
     pair_role: str = ""
     peer_bind: str = ""
     peer: str = ""
+    # The archiver's key name (ARCHIVER_NAME).
+    archiver: str = ARCHIVER_NAME
 
 
 # --- Reading the environment ------------------------------------------------------
@@ -668,6 +673,7 @@ def broker_config(environ=None):
         metrics_host=env_str("CHAT_BROKER_HOST", default.metrics_host, environ),
         metrics_port=env_int("CHAT_BROKER_METRICS_PORT", default.metrics_port, environ),
         log_format=env_str("CHAT_LOG_FORMAT", default.log_format, environ),
+        archiver=env_str("CHAT_ARCHIVER_NAME", default.archiver, environ),
     )
 
 

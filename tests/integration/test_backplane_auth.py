@@ -260,6 +260,36 @@ def test_a_node_key_cannot_speak_for_another_node(make_cluster, client, zctx):
     assert impostor.poll(5000) and wire.decode(impostor.recv())["type"] == "published"
 
 
+def test_the_archive_requests_are_the_archiver_s_key_s_alone(cluster, client, zctx):
+    """A node's key asking for the store's backlog (archive_rooms, archive_events) gets
+    ``forbidden`` and reads nothing; its ``archived`` report moves no watermark; the
+    archiver's own key is answered."""
+    room, author = room_with_member(cluster, client, "node1", "vault")
+    assert author.send(room, "for the archive only")["ok"]
+    node = cluster.broker_socket(zctx, zmq.DEALER, "snapshot", key="node1")
+    node.send(wire.encode("archive_rooms", rid="r", after="", limit=10))
+    node.send(wire.encode("archive_events", rid="e", room=room, since=0))
+    replies = [wire.decode(frames[0]) for frames in frames_within(node, 3.0)]
+    assert [(r["type"], r["error"]) for r in replies] == [("error", "forbidden")] * 2
+    assert all("for the archiver's key ('archiver') only, not node 'node1'" in r["detail"]
+               for r in replies)
+    assert "for the archive only" not in str(replies)
+    keys.add_node(cluster.keys_dir, "archiver")     # read at the archiver's first handshake
+    archiver = cluster.broker_socket(zctx, zmq.DEALER, "snapshot", key="archiver")
+    archiver.send(wire.encode("archive_events", rid="e", room=room, since=0))
+    assert archiver.poll(5000)
+    reply = wire.decode(archiver.recv())
+    assert [m["text"] for m in reply["events"]] == ["for the archive only"]
+    # A watermark from a node's key would let the store drop what the archive lacks.
+    reporter = cluster.broker_socket(zctx, zmq.DEALER, "intake", key="node1")
+    reporter.send(wire.encode("archived", node="node1", rooms={room: [reply["epoch"], 1]}))
+    wait_until(lambda: "archived is for the archiver's key" in cluster.broker.log(), 10,
+               "the node's archived report refused")
+    archiver.send(wire.encode("archive_rooms", rid="r", after="", limit=1000))
+    assert archiver.poll(5000)
+    assert wire.decode(archiver.recv())["rooms"][room] == [reply["epoch"], 1, 0]
+
+
 # Refusals beyond the first in one warning interval are counted, not logged.
 FORGED_PUBLISHES = 30
 
