@@ -127,7 +127,8 @@ Bodies by type (besides ``v`` and ``type``):
 - ``archive_events`` request {rid, room, since, epoch, limit?}; reply {rid, room, epoch,
   seq, events: [Message], gap}: the room's stored events after ``since`` (all of
   them when ``epoch`` is another), oldest first, a page at a time; ``gap`` when
-  the next one after ``since`` is no longer stored
+  the next one after ``since`` is no longer stored.  These three are the archiver's
+  key's alone (CHAT_ARCHIVER_NAME); another key gets ``error`` ``forbidden``
 - ``error``     {rid|null, error, detail}: ``error`` is ``bad_request``, ``not_active``
   (the passive of a pair), ``not_member`` (see ``publish``) or ``internal``
 
