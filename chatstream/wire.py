@@ -130,7 +130,8 @@ Bodies by type (besides ``v`` and ``type``):
   the next one after ``since`` is no longer stored.  These three are the archiver's
   key's alone (CHAT_ARCHIVER_NAME); another key gets ``error`` ``forbidden``
 - ``error``     {rid|null, error, detail}: ``error`` is ``bad_request``, ``not_active``
-  (the passive of a pair), ``not_member`` (see ``publish``) or ``internal``
+  (the passive of a pair), ``not_member`` (see ``publish``), ``forbidden`` (an archive
+  request from a key not the archiver's) or ``internal``
 
 Message = {id, seq, room, kind: "message", nick, text, ts, node, cid?, uid?} exactly as
 clients see it (every node of this version sends ``uid``; messages stored before it have
