@@ -2,9 +2,9 @@
 
 One archiver's writer asks :class:`Retention` between its own batches (never inside
 one), a batch of old events at a time until none is left, then again a day later; a
-batch is short, so the writers of the other pairs' rooms wait little for it.  A room keeps its position (the watermark in
-:class:`~archive.models.Room`): the archiver goes on from there, and ``history`` pages end
-at the oldest event kept.  The search index follows the rows (archive/search/).
+batch is short, so the writers of the other pairs' rooms wait little for it.  A room
+keeps its position (the watermark in :class:`~archive.models.Room`): the archiver goes
+on from there, and ``history`` pages end at the oldest event kept.  The search index follows the rows (archive/search/).
 """
 import logging
 import time

@@ -5,6 +5,7 @@ import socketio
 from django.conf import settings
 
 from chatstream import fastjson
+from . import running
 from .edge import EdgeApp, OriginPolicy
 from .engine import patches
 from .engine.manager import LinkManager
@@ -19,14 +20,6 @@ from .protocol.identity import SessionIdentities
 from .protocol.person_limit import PersonLimits
 
 log = logging.getLogger(__name__)
-
-_sio = None
-
-
-def current_server():
-    """The Socket.IO server of this process, or None outside a node (e.g. tests)."""
-    return _sio
-
 
 def broker_transport(hwm=None, pair=None):
     """One pair's broker sockets; with its backup configured, both brokers' (link/failover.py).
@@ -65,7 +58,6 @@ def broker_link():
 
 def build_server():
     """Create the process's Socket.IO server and its broker link from settings."""
-    global _sio
     link = broker_link()
     manager = LinkManager(link)
     sio = ChatServer(
@@ -123,7 +115,7 @@ def build_server():
     # Start the broker link now, not at the first client: /healthz depends on it.
     sio.manager_initialized = True
     manager.initialize()
-    _sio = sio
+    running.set_server(sio)
     return sio
 
 

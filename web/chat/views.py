@@ -4,7 +4,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from django.shortcuts import render
 
-from .assembly import current_server
+from .running import current_server
 from .operations import metrics
 from .protocol import validation
 

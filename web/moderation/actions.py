@@ -26,7 +26,7 @@ class ActionFailed(Exception):
 
 
 def _link():
-    from chat.assembly import current_server   # the node's server; None outside a node
+    from chat.running import current_server   # the node's server; None outside a node
     sio = current_server()
     return None if sio is None else sio.manager.link
 

@@ -79,7 +79,7 @@ def tell_nodes(room, removed=()):
     """Every node forgets ``room``'s cached members, and the ``removed`` accounts'
     connections leave it, as the ``remove`` event does.  Outside a node (a management
     command) there is no link: nodes see the change when their cache expires."""
-    from chat.assembly import current_server
+    from chat.running import current_server
     from chat.protocol.identity import account_uid
     sio = current_server()
     if sio is None:

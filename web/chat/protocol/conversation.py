@@ -129,7 +129,7 @@ def delete_as_staff(room, epoch, seq, uid):
     sequenced through this node's broker link like a client's (every node sees it).
     Returns the delete's seq; raises ContractError (not_found, unavailable) or
     RuntimeError outside a node."""
-    from chat.assembly import current_server   # the node's server; None outside a node
+    from chat.running import current_server   # the node's server; None outside a node
     sio = current_server()
     if sio is None:
         raise RuntimeError("not a chat node: no broker link to sequence the delete")

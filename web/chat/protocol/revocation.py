@@ -17,7 +17,7 @@ from .identity import session_ref
 
 def end_connections(sender, request, user, **kwargs):
     """``user_logged_out``'s receiver: end the session's connections everywhere."""
-    from chat.assembly import current_server   # the node's server; None outside a node
+    from chat.running import current_server   # the node's server; None outside a node
     sio = current_server()
     session = getattr(request, "session", None)
     key = session.session_key if session is not None else None
