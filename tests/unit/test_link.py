@@ -225,15 +225,18 @@ def test_a_burst_of_frames_is_read_in_turns_that_let_the_rest_of_the_node_run():
     turns, 500 queued announcements were handled in one go, every other greenlet waiting.
     (A turn lasts ``turn_s``, 20 ms; here 0, so that 500 cheap frames make many turns.)"""
     broker, ((a, _), (b, rec_b)) = synced_links()
-    b.turn_s = 0                         # a turn per frame: each is seen to yield
+    b.turn_s = b.notices.turn_s = 0      # a turn per frame: each is seen to yield
     b.follow("r")
     for n in range(500):                 # all queued for b before its reader runs
         a.announce("r", "u%d joined" % n)
     seen = []
 
+    def read():                          # emitted, or waiting in the notice lane
+        return len(rec_b.announcements()) + len(b.notices)
+
     def ticker():
         while len(rec_b.announcements()) < 500:
-            seen.append(len(rec_b.announcements()))
+            seen.append(read())
             gevent.sleep(0)
 
     ticking = gevent.spawn(ticker)
@@ -264,3 +267,49 @@ def test_a_resync_asks_for_the_followed_rooms_in_small_batches():
         b.sequence(room, "bob", "after " + room)
     wait_for(lambda: len(rec_a.messages()) == 10)
     assert rec_a.restarted == []
+
+
+def test_a_message_behind_a_storm_of_announcements_and_lists_is_delivered_before_them():
+    """A reconnect storm puts thousands of announcements and member lists in the PUB
+    stream ahead of a message: the reader only queues them in the notice lane, so the
+    message reaches members before any of them is emitted (counts, not times; the
+    reader's turn is made endless, so nothing else runs amid the burst).  Then the lane
+    emits every announcement in order and each room's newest list once."""
+    broker, ((a, _), (b, rec_b)) = synced_links()
+    b.follow("r")
+    b.turn_s = 3600
+    for n in range(5000):                # queued for b's reader, which has not run yet
+        b.transport.queues["publish"].put([wire.room_topic("r"), wire.encode(
+            "announcement", room="r", text="u%d joined" % n, ts=n)])
+        b.transport.queues["publish"].put([wire.PRESENCE_TOPIC, wire.encode(
+            "presences", rooms={"r%d" % (n % 10): ["u%d" % n]})])
+    waiting, deliver = [], rec_b.deliver   # the reader's calls; the lane holds its own
+
+    def deliver_room_event(event, data, room):
+        waiting.append(len(b.notices))
+        deliver(event, data, room)
+
+    rec_b.deliver = deliver_room_event
+    a.sequence("r", "ann", "through the storm")
+    wait_for(lambda: rec_b.messages(), what="the message on b")
+    first = [event for event, _, _ in rec_b.delivered].index("message")
+    assert first == 0, rec_b.delivered[:first]
+    assert waiting == [5000 + 10]        # every announcement waited; one list per room
+    wait_for(lambda: len(rec_b.announcements()) == 5000, what="the storm's announcements")
+    assert rec_b.announcements() == ["u%d joined" % n for n in range(5000)]
+    lists = [(data["room"], data["members"]) for event, data, _ in rec_b.delivered
+             if event == "presence"]
+    assert sorted(lists) == sorted(("r%d" % k, ["u%d" % (4990 + k)]) for k in range(10))
+
+
+def test_announcements_beyond_the_lanes_bound_are_dropped_and_counted():
+    from chat.link.notices import NoticeLane
+    emitted = []
+    lane = NoticeLane(lambda event, data, room: emitted.append(data["text"]), max_announcements=3)
+    for n in range(5):
+        lane.announce("r", {"room": "r", "text": "u%d joined" % n, "ts": n})
+    lane.presence("r", ["u0"])             # a list is state, never dropped
+    assert lane.emit_waiting() == 4 and lane.dropped == 2
+    assert emitted == ["u0 joined", "u1 joined", "u2 joined"]
+    lane.announce("r", {"room": "r", "text": "u5 joined", "ts": 5})   # room again
+    assert lane.emit_waiting() == 1 and emitted[-1] == "u5 joined"

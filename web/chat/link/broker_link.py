@@ -18,6 +18,7 @@ from chatstream import config, room_events, wire
 from .acks import QuietAcks
 from .channel import BrokerUnavailable, NotMember, RequestChannel
 from .mirror import Mirror, Outcome
+from .notices import NoticeLane
 from .presence import ClusterPresence, LocalMembers
 from .rooms import RoomFollowing
 from .transport import TURN_S, TransportClosed, take_turn
@@ -41,7 +42,8 @@ class Listener(Protocol):
     """What must reach local connections; the client manager implements it.
 
     The link knows nothing of Socket.IO: it calls these from its reader
-    greenlet, in the broker's order.
+    greenlet, in the broker's order; announcements and member lists come from
+    the notice lane's greenlet, behind the room events (link/notices.py).
     """
 
     def deliver(self, event, data, room):
@@ -105,6 +107,7 @@ class BrokerLink:
         self.broker_instance = None  # the broker instance the mirror was synced with
         self.last_heard = 0.0
         self.listener = self.intake = self.snapshots = self.local = self.acks = None
+        self.notices = None   # announcements and member lists waiting (link/notices.py)
         self.greenlets = []
         self.frame_handlers = {name: getattr(self, "_on_" + name) for name in
                                ("message", "heartbeat", "presence", "announcement", "revoke",
@@ -127,8 +130,10 @@ class BrokerLink:
         self.intake, self.snapshots = (channel(self.transport, c) for c in ("intake", "snapshot"))
         self.local = LocalMembers(self.intake.send, self.node)
         self.acks = QuietAcks(self.node, self.intake, self.following)
+        self.notices = NoticeLane(listener.deliver, self.turn_s)
         self.greenlets = [gevent.spawn(f) for f in (self._read_forever, self._watch_heartbeats,
-                                                    self._report_presence_forever)]
+                                                    self._report_presence_forever,
+                                                    self.notices.run_forever)]
         log.info("node %s: broker intake %s, publish %s, snapshot %s", self.node,
                  *(self.transport.endpoint(c) for c in ("intake", "publish", "snapshot")))
 
@@ -377,12 +382,12 @@ class BrokerLink:
 
     def _on_presence(self, body):
         room, members = body["room"], body["members"]
-        self.presence.update(room, members)
-        self.listener.deliver("presence", {"room": room, "members": members}, room)
+        self.presence.update(room, members)   # members() answers it at once; the emit waits
+        self.notices.presence(room, members)
 
     def _on_announcement(self, body):
         announcement = {"room": body["room"], "text": body["text"], "ts": body["ts"]}
-        self.listener.deliver("announcement", announcement, body["room"])
+        self.notices.announce(body["room"], announcement)
 
     def _on_revoke(self, body):
         session = body.get("session")
