@@ -25,6 +25,11 @@ from .transport import TURN_S, TransportClosed, take_turn
 
 log = logging.getLogger(__name__)
 
+# Frames one turn of the reader handles before it counts as behind: from then on in the
+# turn, announcements and member lists wait in the notice lane (link/notices.py) and the
+# room events behind them go first.  Far above a quiet node's frames per turn.
+BEHIND_AFTER_FRAMES = 32
+
 # Tries of one publish that the broker refuses ``not_member``, each after this node's
 # whole member set went to it: the first refusal is a broker that never had the
 # set (restarted, taken over), a second one a failover between the two sends.
@@ -42,8 +47,9 @@ class Listener(Protocol):
     """What must reach local connections; the client manager implements it.
 
     The link knows nothing of Socket.IO: it calls these from its reader
-    greenlet, in the broker's order; announcements and member lists come from
-    the notice lane's greenlet, behind the room events (link/notices.py).
+    greenlet, in the broker's order; announcements and member lists, while the
+    reader is behind, from the notice lane's greenlet after the room events
+    (link/notices.py).
     """
 
     def deliver(self, event, data, room):
@@ -108,6 +114,7 @@ class BrokerLink:
         self.last_heard = 0.0
         self.listener = self.intake = self.snapshots = self.local = self.acks = None
         self.notices = None   # announcements and member lists waiting (link/notices.py)
+        self.turn_frames = 0  # frames the reader handled in its current turn
         self.greenlets = []
         self.frame_handlers = {name: getattr(self, "_on_" + name) for name in
                                ("message", "heartbeat", "presence", "announcement", "revoke",
@@ -312,7 +319,9 @@ class BrokerLink:
             except Exception:
                 log.exception("broker link error")
                 gevent.sleep(0.1)
-            turn = take_turn(turn, self.turn_s)
+            started, self.turn_frames = take_turn(turn, self.turn_s), self.turn_frames + 1
+            if started != turn:
+                turn, self.turn_frames = started, 0
 
     def handle_frames(self, frames):
         """Handle one message from the broker's PUB socket."""
@@ -382,12 +391,13 @@ class BrokerLink:
 
     def _on_presence(self, body):
         room, members = body["room"], body["members"]
-        self.presence.update(room, members)   # members() answers it at once; the emit waits
-        self.notices.presence(room, members)
+        self.presence.update(room, members)   # members() answers it at once; the emit may wait
+        self.notices.presence(room, members, at_once=self.turn_frames < BEHIND_AFTER_FRAMES)
 
     def _on_announcement(self, body):
         announcement = {"room": body["room"], "text": body["text"], "ts": body["ts"]}
-        self.notices.announce(body["room"], announcement)
+        self.notices.announce(body["room"], announcement,
+                              at_once=self.turn_frames < BEHIND_AFTER_FRAMES)
 
     def _on_revoke(self, body):
         session = body.get("session")

@@ -4,8 +4,10 @@ the rooms' events.
 In a reconnect storm the broker publishes a "joined" announcement per client and a
 member list per changed room: many times the chat's own traffic, in the same PUB
 stream.  Emitted as they are read, they held the link's reader, and every message and
-ack behind them in the stream waited seconds.  So the reader only queues them here and
-goes on to the messages; this lane's greenlet emits them in turns of its own.
+ack behind them in the stream waited seconds.  So once the reader is behind (it has
+read many frames in one turn), it only queues them here and goes on to the messages;
+this lane's greenlet emits them in turns of its own.  While the reader keeps up and
+nothing waits here, they are emitted at once, in the stream's order.
 
 Neither is numbered nor replayed (docs/PROTOCOL.md), so coming after a later message is
 within the contract.  A room's member list is its state, not an event: a newer one
@@ -54,8 +56,12 @@ class NoticeLane:
     def __len__(self):
         return len(self.waiting)
 
-    def announce(self, room, announcement):
-        """Queue an ``announcement`` for ``room``'s local members."""
+    def announce(self, room, announcement, at_once=False):
+        """Queue an ``announcement`` for ``room``'s local members; with ``at_once`` (the
+        reader keeps up), emit it now when nothing waits before it."""
+        if at_once and not self.waiting:
+            self.deliver("announcement", announcement, room)
+            return
         if self.announcements >= self.max_announcements:
             self.dropped += 1
             return
@@ -63,8 +69,12 @@ class NoticeLane:
         self.waiting.append(("announcement", announcement, room))
         self.ready.set()
 
-    def presence(self, room, members):
-        """Queue ``room``'s member list; one still waiting is replaced, in its place."""
+    def presence(self, room, members, at_once=False):
+        """Queue ``room``'s member list, replacing one still waiting, in its place; with
+        ``at_once``, emit it now when nothing waits."""
+        if at_once and not self.waiting:
+            self.deliver("presence", {"room": room, "members": members}, room)
+            return
         if room not in self.lists:
             self.waiting.append(("presence", None, room))
         self.lists[room] = members
