@@ -10,6 +10,8 @@
 ``mirror``         the followed rooms' streams, merged from snapshots and live
                    messages by (epoch, seq)
 ``presence``       this node's members (reported) and the cluster's (received)
+``notices``        announcements and member lists waiting behind the room
+                   events while the reader is behind (a storm's joins)
 ``transport``      the three ZeroMQ sockets (``zmq.green``)
 ``failover``       both brokers of the failover pair as one transport; requests
                    resent to the other broker (same cid) within the ack timeout
