@@ -7,7 +7,8 @@ Starts one load generator (bench/loadgen, storm mode) per node URL (default http
 split evenly in contiguous blocks, client i in room <prefix>-r<i % rooms>), waits until
 all joined (set-up rate per node: joins/s from its first to its last join), holds
 --hold s while a probe client (python-socketio) sends a message every second into a room
-with members on every node and records its ack latency, every node's /healthz is polled
+with members on every node and records its ack latency and its delivery to a listening
+client on another node, every node's /healthz is polled
 every 250 ms (failures, answers over 1 s, "broker": "down") and its /metrics every second
 (chat_link_up, chat_link_state, chat_connections), and unrequested disconnects are
 counted; then drops every socket at once (no close frame) and times until all are
@@ -163,9 +164,11 @@ def run(args, urls, log_dir):
         result["listen_overflows"] = {"connect": (listen_overflows() or 0) - (overflows or 0)}
         if not result["all_joined"]:
             return result
-        probe_url = next((n["url"] for n in reversed(nodes) if n["name"] != args.sigterm), urls[0])
+        serving = [n["url"] for n in reversed(nodes) if n["name"] != args.sigterm] or urls[:1]
         phases.name = "hold"
-        probe = Probe(probe_url, room, phases, args.probe_period).start()
+        # the listener on another node where there is one: its deliveries cross the broker
+        probe = Probe(serving[0], room, phases, args.probe_period,
+                      listen_url=serving[1] if len(serving) > 1 else serving[0]).start()
         ledger.add("probe", probe.proc.pid)
         before = [g.unrequested() for g in gens]
         say("holding %g s" % args.hold)
@@ -267,8 +270,11 @@ def table(r):
     lines.append(row % ("all", "", r["params"]["clients"], s.get("rate"), s.get("until_last_s"),
                         re_.get("until_last_s"), "", "", ""))
     for phase, p in sorted(r.get("probe", {}).items()):
-        lines.append("probe %-9s acked %d, p50 %s ms, max %s ms, errors %s" % (
-            phase, p["acked"], p["p50_ms"], p["max_ms"], p["errors"] or "none"))
+        lines.append("probe %-9s acked %d, p50 %s ms, p99 %s ms, max %s ms, errors %s; delivered %d,"
+                     " p50 %s ms, p99 %s ms, max %s ms" % (
+                         phase, p["acked"], p["p50_ms"], p["p99_ms"], p["max_ms"],
+                         p["errors"] or "none", p["delivered"], p["delivery_p50_ms"],
+                         p["delivery_p99_ms"], p["delivery_max_ms"]))
     lines.extend(cpu_lines(r.get("cpu", {})))
     lines.append("accept queue overflows (kernel, whole host): %s" % r.get("listen_overflows"))
     if r.get("sigterm"):

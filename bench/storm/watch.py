@@ -147,16 +147,18 @@ SLOW_ACK_MS = 50   # the issue's target for a probe ack during the hold
 class Probe:
     """The probe client (bench/storm/probe.py, a process of its own) in ``room``: a
     message every ``period`` s; each ack's latency is recorded under the phase it
-    came in."""
+    came in, and with ``listen_url`` each message's delivery to a client there."""
 
-    def __init__(self, url, room, phases, period=1.0, timeout=5.0):
+    def __init__(self, url, room, phases, period=1.0, timeout=5.0, listen_url=None):
         self.phases, self.timeout = phases, timeout
         self.acks = {}         # phase -> [latency s]
+        self.deliveries = {}   # phase -> [send to receipt at the listener, s]
         self.slow = {}         # phase -> [(Unix time sent, latency ms)] of acks over SLOW_ACK_MS
         self.errors = {}       # phase -> {code: count}
+        listen = ["--listen-url", listen_url] if listen_url else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.storm.probe", "--url", url, "--room", room, "--period",
-             str(period), "--timeout", str(timeout)], stdin=subprocess.PIPE,
+             str(period), "--timeout", str(timeout), *listen], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True)
         ready = self.proc.stdout.readline()   # joined, or the process ended
         if not ready.strip():
@@ -175,6 +177,9 @@ class Probe:
             except ValueError:
                 continue
             phase = self.phases.name
+            if "delivery_ms" in sample:
+                self.deliveries.setdefault(phase, []).append(sample["delivery_ms"] / 1000)
+                continue
             if sample.get("error"):
                 errors = self.errors.setdefault(phase, {})
                 errors[sample["error"]] = errors.get(sample["error"], 0) + 1
@@ -194,11 +199,19 @@ class Probe:
             self.thread.join(2)
 
     def summary(self):
-        phases = set(self.acks) | set(self.errors)
-        return {phase: {"acked": len(self.acks.get(phase, [])), "errors": self.errors.get(phase, {}),
-                        "p50_ms": ms(quantile(self.acks.get(phase, []), 0.5)),
-                        "max_ms": ms(max(self.acks.get(phase, []), default=None)),
-                        "slow": self.slow.get(phase, [])[:100]} for phase in phases}
+        phases = set(self.acks) | set(self.errors) | set(self.deliveries)
+        out = {}
+        for phase in phases:
+            acks, deliveries = self.acks.get(phase, []), self.deliveries.get(phase, [])
+            out[phase] = {"acked": len(acks), "errors": self.errors.get(phase, {}),
+                          "p50_ms": ms(quantile(acks, 0.5)), "p99_ms": ms(quantile(acks, 0.99)),
+                          "max_ms": ms(max(acks, default=None)),
+                          "delivered": len(deliveries),
+                          "delivery_p50_ms": ms(quantile(deliveries, 0.5)),
+                          "delivery_p99_ms": ms(quantile(deliveries, 0.99)),
+                          "delivery_max_ms": ms(max(deliveries, default=None)),
+                          "slow": self.slow.get(phase, [])[:100]}
+        return out
 
 
 # processes: found by the port they listen on, signalled by pid

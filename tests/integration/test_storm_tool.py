@@ -23,6 +23,7 @@ def test_small_storm_connects_holds_drops_rejoins_and_stops_a_node(tmp_path):
     assert r["hold_joined"] == 300 and r["hold_unrequested"] == [0, 0], why
     assert r["probe_room_on_every_node"]
     assert r["probe"]["hold"]["acked"] >= 2 and not r["probe"]["hold"]["errors"], r["probe"]
+    assert r["probe"]["hold"]["delivered"] >= 2, r["probe"]   # heard on the other node
     assert r["all_rejoined"], why
     assert [s["joins"] for s in r["reconnect_per_node"]] == [150, 150], why
     assert r["reconnect"]["until_last_s"] < 20
