@@ -68,7 +68,7 @@ CDF_POINTS = [0, 0.1, 0.5, 1] + list(range(2, 97, 2)) + [97, 98, 99, 99.5, 99.9,
 
 def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0, window=200,
         max_count=2_000_000, rooms=2, text_bytes=0, progress=print, sample=None, hub_env=None, curve=True,
-        barrier=None):
+        barrier=None, on_hub=None):
     """One pipe run; returns a result dict (figures per phase, per-process CPU).
 
     :param mode: ``raw`` (zmq proxy) or ``broker`` (our broker alone).
@@ -76,6 +76,9 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
     :param sample: bench.procstat.sample (injected to keep this module's imports small).
     :param barrier: a ``threading.Barrier`` waited on once the hub is ready, so runs side
         by side (:func:`run_pairs`) start their phases together.
+    :param on_hub: ``broker`` mode: called with the harness's Cluster once the broker is
+        ready (e.g. to start the archiver, bench/studies/archive_rate.py); what it returns,
+        if callable, is called after the phases, before any process stops.
     """
     from bench.procstat import window_figures
     from harness.cluster import Cluster
@@ -86,7 +89,7 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
     log_dir.mkdir(parents=True, exist_ok=True)
     run_id = os.urandom(4).hex()
     msg_bytes = published_frame_bytes(text_bytes)
-    started, hub = [], None
+    started, hub, after_phases = [], None, None
     env = base_env()
     keys = []
     try:
@@ -105,6 +108,7 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
             send_ep = "tcp://127.0.0.1:%d" % cluster.ports["intake"]
             sub_ep = "tcp://127.0.0.1:%d" % cluster.ports["publish"]
             wait_until(lambda: "listening" in hub.log() or _dead(hub), 20, "the broker")
+            after_phases = on_hub(cluster) if on_hub is not None else None
         hub_name = "proxy" if mode == "raw" else "broker"
         if barrier is not None:
             barrier.wait(BARRIER_TIMEOUT_S)
@@ -140,6 +144,8 @@ def run(mode, log_dir, peers=3, rate=1000.0, warmup=1.0, fixed_s=5.0, flat_s=5.0
             while proc.alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
         s["after"] = sample({hub_name: hub})
+        if callable(after_phases):
+            after_phases()
         dead_peers = [n for n, p in peer_procs.items() if p.alive() or p.popen.returncode != 0]
     finally:
         for proc in reversed(started):
