@@ -113,7 +113,8 @@ class ArchiverAlongside:
         if self.profile_s:
             import subprocess
             self.profiler = subprocess.Popen(
-                [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--nonblocking", "-p", str(self.proc.pid), "-r", "100",
+                [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--nonblocking", "-p", str(self.proc.pid),
+                 "-r", "100",
                  "-d", str(int(self.profile_s)), "-f", "raw", "-o", str(self.log_dir / "archiver.pyspy.txt")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.t_hub = time.monotonic()

@@ -29,6 +29,11 @@ COLUMNS = ("room_id", "epoch", "seq", "kind", "message_id", "uid", "nick", "text
 INSERT_SQL = "INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (room_id, epoch, seq) DO NOTHING" % (
     RoomEvent._meta.db_table, ", ".join(COLUMNS), ", ".join(["%s"] * len(COLUMNS)))
 WATERMARK_SQL = "UPDATE %s SET epoch = %%s, seq = %%s WHERE id = %%s" % Room._meta.db_table
+ROOMS_SQL = "SELECT id, name, epoch, seq FROM %s WHERE name IN (%%s)" % Room._meta.db_table
+NEW_ROOM_SQL = ("INSERT INTO %s (name, epoch, seq) VALUES (%%s, '', 0) ON CONFLICT (name) DO NOTHING"
+                % Room._meta.db_table)
+# Room names in one query at most (within every database's bound on parameters).
+ROOMS_PER_QUERY = 500
 
 # PostgreSQL's type of each of COLUMNS, for the arrays of UNNEST_SQL.
 TYPES = ("bigint", "text", "bigint", "text", "text", "text", "text", "text", "bigint", "text",
@@ -60,13 +65,28 @@ def _values(room_id, epoch, message, kind):
             message.get("edited"), bool(message.get("deleted")))
 
 
-def _rooms(names, using):
-    """{name: Room} for ``names``, made where missing."""
-    rooms = Room.objects.using(using).in_bulk(names, field_name="name")
-    missing = [Room(name=name) for name in names if name not in rooms]
+class RoomRow:
+    """A room's id, name and watermark as read in the batch's transaction."""
+    __slots__ = ("id", "name", "epoch", "seq")
+
+    def __init__(self, id, name, epoch, seq):
+        self.id, self.name, self.epoch, self.seq = id, name, epoch, seq
+
+
+def _rooms(cursor, names):
+    """{name: RoomRow} for ``names``, made where missing."""
+    def read():
+        found = {}
+        for start in range(0, len(names), ROOMS_PER_QUERY):
+            part = names[start:start + ROOMS_PER_QUERY]
+            cursor.execute(ROOMS_SQL % ", ".join(["%s"] * len(part)), part)
+            found.update((row[1], RoomRow(*row)) for row in cursor.fetchall())
+        return found
+    rooms = read()
+    missing = [(name,) for name in names if name not in rooms]
     if missing:
-        Room.objects.using(using).bulk_create(missing, ignore_conflicts=True)
-        rooms = Room.objects.using(using).in_bulk(names, field_name="name")
+        cursor.executemany(NEW_ROOM_SQL, missing)
+        rooms = read()
     return rooms
 
 
@@ -78,8 +98,8 @@ def write(events, using="default"):
     """
     if not events:
         return Written(0, {})
-    with transaction.atomic(using=using):
-        rooms = _rooms(sorted({message["room"] for _, message in events}), using)
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        rooms = _rooms(cursor, sorted({message["room"] for _, message in events}))
         rows, changes, moved = [], [], set()
         for epoch, message in events:
             room = rooms[message["room"]]
@@ -93,10 +113,9 @@ def write(events, using="default"):
                                       message["ts"], message.get("target")))
             room.epoch, room.seq = epoch, seq
             moved.add(room)
-        with connections[using].cursor() as cursor:
-            _insert(cursor, rows, connections[using].vendor)
-            _apply_changes(changes, using)
-            cursor.executemany(WATERMARK_SQL, [(room.epoch, room.seq, room.id) for room in moved])
+        _insert(cursor, rows, connections[using].vendor)
+        _apply_changes(changes, using)
+        cursor.executemany(WATERMARK_SQL, [(room.epoch, room.seq, room.id) for room in moved])
     return Written(len(rows), {room.name: (room.epoch, room.seq) for room in rooms.values()})
 
 
