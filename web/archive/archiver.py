@@ -86,6 +86,7 @@ class Archiver:
         self.greenlets = []
         self.archived = 0              # events written (new ones)
         self.writing = []              # the batch being written
+        self.arriving = []             # the events of the frame being read
 
     def start(self):
         """Connect and follow the broker."""
@@ -143,11 +144,16 @@ class Archiver:
                         handler(self, body)
             except Exception:
                 log.exception("archiver: bad frame from the broker")
+            finally:
+                # The frame's events go to the writer together (the streams' positions
+                # already moved past them, so even a frame broken halfway queues them).
+                arrived, self.arriving = self.arriving, []
+                self._queue(arrived)
             turn = take_turn(turn, self.turn_s)
 
     def _on_message(self, body):
         events, needs = self.streams.offer(body["epoch"], body["message"])
-        self._queue(events)
+        self.arriving += events
         if needs:
             self._catch_up(body["message"]["room"])
 
