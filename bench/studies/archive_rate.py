@@ -16,7 +16,8 @@ The archiver's ``/metrics`` is read every ``SAMPLE_EVERY_S``:
   archiver's write rate is what it wrote from the phase's start until its backlog was
   gone, over that time.  When it keeps up, its backlog at the phase's end is a batch or
   two and the rate equals the broker's (a lower bound of what it could write); when it
-  does not, the rate is its own and the drain after the phase says by how much.
+  does not, the rate is its own and the drain after the phase says by how much (the drain's
+  rate is the archiver's with the peers and the broker idle).
 
 Every process is started on free loopback ports and stopped by pid; the PostgreSQL server
 too.  Results: one JSON line per database on stdout and in var/bench/archive.jsonl.
@@ -193,13 +194,17 @@ def run_one(db, log_dir, steady_rate, steady_s, flat_s, peers, rooms, text_bytes
     at_end = min((s for s in samples if s[0] >= t_end), default=samples[-1], key=lambda s: s[0])
     gone = next((s for s in samples if s[0] >= t_end and s[2] <= DRAINED_EVENTS), samples[-1])
     written = gone[1] - at_start[1]
+    behind = at_end[2] > DRAINED_EVENTS
     sent = sum(result[p]["sent"] for p in ("fixed", "flat"))
     return {
         "db": db, "peers": peers, "rooms": rooms, "text_bytes": text_bytes,
         "broker_flat_msgs_per_s": result["flat"]["messages_per_s"],
         "archiver_msgs_per_s": round(written / max(1e-9, gone[0] - at_start[0]), 1),
         "backlog_at_flat_end": int(at_end[2]),
-        "drain_after_flat_s": round(max(0.0, gone[0] - t_end), 2),
+        # what it wrote of its backlog once the peers stopped: its rate with the cores to itself
+        "drain_after_flat_s": round(gone[0] - t_end, 2) if behind else 0.0,
+        "drain_msgs_per_s": round((gone[1] - at_end[1]) / max(1e-9, gone[0] - at_end[0]), 1)
+        if behind else None,
         "broker_cpu_us_per_msg": result["flat"]["hub_cpu_us_per_message"],
         # with the PostgreSQL server's: what writing an event costs the host
         "archive_cpu_us_per_event": round(1e6 * (cpu_drained - cpu_start) / max(1, samples[-1][1]
