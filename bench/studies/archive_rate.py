@@ -201,6 +201,9 @@ def run_one(db, log_dir, steady_rate, steady_s, flat_s, peers, rooms, text_bytes
         "broker_flat_msgs_per_s": result["flat"]["messages_per_s"],
         "archiver_msgs_per_s": round(written / max(1e-9, gone[0] - at_start[0]), 1),
         "backlog_at_flat_end": int(at_end[2]),
+        # its rate above is then the broker's, as far as scrapes delayed by a busy archiver
+        # (their time is when the answer came) let it show
+        "kept_up": not behind,
         # what it wrote of its backlog once the peers stopped: its rate with the cores to itself
         "drain_after_flat_s": round(gone[0] - t_end, 2) if behind else 0.0,
         "drain_msgs_per_s": round((gone[1] - at_end[1]) / max(1e-9, gone[0] - at_end[0]), 1)
