@@ -331,7 +331,10 @@ def test_a_rolling_upgrade_under_a_stream_loses_nothing_and_leaves_everyone_conn
                 "acked": len(acked), "lost": 0, "duplicated": 0, "clients_connected": len(clients),
                 "longest_ack_pause_nodes_s": round(nodes_s, 2),
                 "longest_ack_pause_s": round(pause_s, 2)})
-        assert nodes_s < 2.0, nodes_s
+        # 0.4-0.6 s on a quiet machine (docs/FAULTS.md); a client left to find out by
+        # itself would wait out a ping timeout (20 s) or an ack timeout (5 s), so the
+        # bound sits below those, with room for a machine busy with other suites.
+        assert nodes_s < 4.5, nodes_s
         assert pause_s < 10.0, pause_s
     finally:
         for c in clients:
