@@ -49,6 +49,19 @@ def test_a_delete_the_archive_has_not_written_yet_makes_its_target_not_found():
     assert refused.value.code == "not_found"
 
 
+def test_a_message_the_mirror_has_not_applied_yet_is_waited_for():
+    """The client's ack came before this node's mirror applied its message: a delete sent
+    right behind it finds the message once the mirror has it, within CATCH_UP_S."""
+    import gevent
+    views = {"now": _view(_message(4))}
+    events = SimpleNamespace(link=SimpleNamespace(view=lambda room: views["now"]), limits=Limits(),
+                             history=SimpleNamespace(message=lambda r, e, seq: None),
+                             sio=SimpleNamespace(on=lambda *args: None))
+    found = Conversation(events, edit_window_s=3600)
+    gevent.spawn_later(0.05, views.update, now=_view(_message(4), _message(5)))
+    assert found.find("r", 5) == ("E", _message(5))
+
+
 @pytest.mark.parametrize("seq", [6, 5])    # beyond the room; a change, not a message
 def test_what_is_not_a_message_of_the_room_is_not_found(seq):
     edit = {"id": "e", "seq": 5, "room": "r", "kind": "edit", "target": 4, "text": "x",

@@ -12,6 +12,8 @@ Every node hears the event and sends its members ``edit`` / ``delete``.
 import logging
 import time
 
+import gevent
+
 from chatstream import room_events
 
 from ..link import BrokerUnavailable, Refused
@@ -40,6 +42,13 @@ def edit_request(payload):
 def delete_request(payload):
     payload = validation.payload_object(payload)
     return {"room": validation.room(payload), "seq": _target(payload)}
+
+
+# How long an edit, delete or report of a seq beyond what this node's mirror has waits
+# for the mirror to reach it: the message is on its way on the broker's stream (ms); a
+# seq that never comes (a client's guess) is refused after this.
+CATCH_UP_S = 1.0
+CATCH_UP_STEP_S = 0.005
 
 
 class Conversation:
@@ -99,7 +108,7 @@ class Conversation:
     def find(self, room, seq):
         """``(epoch, message)``: message ``seq`` of ``room`` in its current state, from
         the node's mirror or else the archive; not_found unless it is a live message."""
-        view = self.events.link.view(room)
+        view = self.view_with(room, seq)
         epoch = view["epoch"]
         target = next((e for e in view["history"] if e["seq"] == seq), None)
         if target is None and seq <= view["seq"]:
@@ -111,6 +120,18 @@ class Conversation:
             raise ContractError("not_found", "room %s has no message #%d (or it was deleted); "
                                 "reload the room" % (room, seq))
         return epoch, target
+
+    def view_with(self, room, seq):
+        """The node's view of ``room``, once it reaches ``seq`` (at most ``CATCH_UP_S``):
+        a client's ack can come before this node's mirror has the message (an answered
+        publish, a room being fetched), and a delete sent right behind its message must
+        find it."""
+        view = self.events.link.view(room)
+        deadline = time.monotonic() + CATCH_UP_S
+        while view["seq"] < seq and time.monotonic() < deadline:
+            gevent.sleep(CATCH_UP_STEP_S)
+            view = self.events.link.view(room)
+        return view
 
     def sequence(self, room, epoch, kind, seq, uid, nick=None, text=None):
         """Have the broker sequence the change; the contract's refusal when it cannot."""

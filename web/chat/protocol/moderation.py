@@ -208,8 +208,9 @@ class Moderation:
 
     def find(self, room, seq):
         """``(epoch, {uid, nick})`` of message ``seq`` of a followed room: from the mirror,
-        else the archive; not_found unless it is a message that is not deleted."""
-        view = self.events.link.view(room)
+        else the archive; not_found unless it is a message that is not deleted.  A seq
+        beyond the mirror is waited for, as an edit's (Conversation.view_with)."""
+        view = self.events.conversation.view_with(room, seq)
         epoch = view["epoch"]
         found = None
         for item in view["history"]:
