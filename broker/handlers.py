@@ -12,14 +12,16 @@ key the request came with (broker/keys.py binds each authorised key to one
 node name): a request that names another node (publish, presence, goodbye,
 announce, revoke, evict) is refused, and so is a room event whose author (uid and nick)
 is not one of the connections that node registered in that room
-(:meth:`IntakeHandlers.own_member`).
+(:meth:`IntakeHandlers.own_member`).  A node registers a connection's uid only with
+the uid's proof (chatstream/uid_proofs.py), which the broker checks once, when the uid
+is first registered in a room: a node's CURVE key alone registers nobody.
 """
 import functools
 import itertools
 import logging
 import time
 
-from chatstream import room_events, rules, wire
+from chatstream import room_events, rules, uid_proofs, wire
 from chatstream.clock import now_ms
 from chatstream.config import ARCHIVER_NAME, HISTORY_SIZE, SNAPSHOT_ROOMS_PER_REQUEST
 from . import metrics
@@ -126,6 +128,10 @@ class IntakeHandlers:
         self.refusals = RefusalLog()
         self.strangers = RefusalLog()    # uids a node never registered in the room: suspicious
         self.unregistered = RefusalLog(level=logging.INFO)   # a node not re-registered yet
+        self.unproven = RefusalLog()     # members without a valid uid proof: dropped
+        # The uid proof key (bytes; broker/keys.py reads it when CURVE is on): members of a
+        # CURVE peer's reports need their uid's proof.  None: plain sockets, no names to bind.
+        self.uid_proof_key = None
         self.by_type = {"publish": self.on_publish, "announce": self.on_announce,
                         "presence": self.on_presence, "revoke": self.on_revoke,
                         "evict": self.on_evict, "access": self.on_access,
@@ -280,8 +286,12 @@ class IntakeHandlers:
         if len(rooms) > cfg.presence_max_rooms:
             raise RequestError("presence of %d rooms; a report holds at most %d"
                                % (len(rooms), cfg.presence_max_rooms))
-        # names, nicks and uids are checked when first reported
+        # names, nicks and uids are checked when first reported, proofs when a uid is
+        # first registered in the room: once per registration, never per message
+        proof_key = self.uid_proof_key if peer is not None else None
+        proofs = _field(body, "proofs", dict, optional=True) or {}
         held, speaking = self.presence.rooms_of(node), self.presence.speakers_of(node)
+        unproven = {}
         for room, members in rooms.items():
             known = held.get(room)
             if known is None:
@@ -293,7 +303,7 @@ class IntakeHandlers:
                 raise RequestError("presence of %d nicks in room %s; at most %d per room"
                                    % (len(members), room, cfg.presence_max_nicks))
             uids = speaking.get(room, ())
-            for member in members:
+            for index, member in enumerate(members):
                 if member.__class__ is str:
                     nick, uid = member, None
                 elif isinstance(member, list) and len(member) == 2:
@@ -303,8 +313,14 @@ class IntakeHandlers:
                                        % room)
                 if nick not in known:
                     _ruled(rules.clean_nick, nick)
-                if uid is not None and uid not in uids:
-                    _ruled(rules.uid, uid)
+                if uid is None or uid not in uids:
+                    if uid is not None:
+                        _ruled(rules.uid, uid)
+                    if proof_key is not None and (
+                            uid is None or not uid_proofs.verify(proof_key, uid, proofs.get(uid))):
+                        unproven.setdefault(room, set()).add(index)
+        if unproven:
+            rooms = self._without_unproven(node, rooms, unproven, proofs)
         part = _field(body, "part", int, optional=True) or 0
         try:
             rooms = self.reports.add(node, rooms, part, body.get("more") is True)
@@ -322,6 +338,28 @@ class IntakeHandlers:
         except PresenceFull as exc:
             raise RequestError("presence from new node %r refused: %s" % (node, exc)) from None
         return None
+
+    def _without_unproven(self, node, rooms, unproven, proofs):
+        """``rooms`` without the members at ``unproven``'s {room: indexes}: not registered,
+        so they cannot speak, and not listed (a stolen key's ghosts); logged, rate limited.
+        The rest of the report stands: one bad member does not unlist a node."""
+        count = sum(len(indexes) for indexes in unproven.values())
+        metrics.UNPROVEN_MEMBERS.inc(count)
+        room, indexes = next(iter(unproven.items()))
+        member = rooms[room][min(indexes)]
+        if not proofs:
+            self.unproven.note(
+                "node %s: %d members (e.g. %r in %s) dropped from its report: it sends no uid "
+                "proofs (a node older than this broker, or one without the uid proof key): "
+                "they cannot speak until it does", node, count, member, room)
+        else:
+            self.unproven.note(
+                "node %s: %d members (e.g. %r in %s) dropped from its report: no uid or a "
+                "wrong uid proof (another uid proof key than this broker's, or a CURVE key "
+                "used without the proof key)", node, count, member, room)
+        return {room: ([m for i, m in enumerate(members) if i not in unproven[room]]
+                       if room in unproven else members)
+                for room, members in rooms.items()}
 
     def _fields(self, body, peer, **checks):
         """``{name: check(body[name])}`` of a request from its own node (``checks``:

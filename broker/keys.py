@@ -30,7 +30,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from chatstream import config as shared, rules
+from chatstream import config as shared, rules, uid_proofs
 from chatstream.config import AUTHORIZED_PEERS, LOCAL_NODES
 
 log = logging.getLogger(__name__)
@@ -119,13 +119,16 @@ def retire_shared_node_key(keys_dir):
 
 
 def init(keys_dir=shared.KEYS_DIR, nodes=LOCAL_NODES):
-    """The development set in ``keys_dir``: a broker pair (also the pair's peer key)
-    and one authorised key pair per node of ``nodes``; an older set's shared node
-    key is retired.  Makes only what is missing."""
+    """The development set in ``keys_dir``: a broker pair (also the pair's peer key),
+    one authorised key pair per node of ``nodes`` and the uid proof key; an older
+    set's shared node key is retired.  Makes only what is missing."""
     keys_dir = Path(keys_dir)
     made = []
     if not (keys_dir / "broker.key_secret").exists():
         made += create(keys_dir, "broker")
+    proof_key = keys_dir / shared.KEY_FILES["uid_proof"][1]
+    if uid_proofs.make_key(proof_key):
+        made.append(proof_key)
     for name in nodes:
         made += add_node(keys_dir, name)
     retire_shared_node_key(keys_dir)
@@ -146,6 +149,14 @@ def server_files(cfg):
         "broker_secret": shared.key_path("broker_secret", cfg.keys_dir, cfg.secret_key),
         "authorized_nodes": shared.key_path("authorized_nodes", cfg.keys_dir, cfg.authorized_nodes),
     })
+
+
+def uid_proof_key(cfg):
+    """The uid proof key (bytes) of a BrokerConfig with CURVE on: the broker takes a
+    member's uid only with its proof (chatstream/uid_proofs.py).  Missing is an error,
+    never a silent "accept every uid": :class:`uid_proofs.ProofKeyError`."""
+    path, _ = shared.key_path("uid_proof", cfg.keys_dir, cfg.uid_proof_key)
+    return uid_proofs.read_key(path)
 
 
 def is_local_endpoint(endpoint):

@@ -37,6 +37,10 @@ DUPLICATES = Counter("chat_broker_duplicates", "Messages resent with a cid alrea
 ANNOUNCES_REFUSED = Counter("chat_broker_announces_refused",
                             "Announcements from nodes refused (bad room, text or node)",
                             registry=REGISTRY)
+UNPROVEN_MEMBERS = Counter("chat_broker_unproven_members",
+                           "Members of presence reports dropped: no uid, or no valid uid "
+                           "proof (chatstream/uid_proofs.py)",
+                           registry=REGISTRY)
 NOT_MEMBER = Counter("chat_broker_not_member",
                      "Room events refused: the author is not one of its node's registered "
                      "connections in the room (or the node has not re-registered yet)",

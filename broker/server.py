@@ -124,6 +124,7 @@ class Broker:
             if self.curve is None:
                 keys.check_plain(endpoints, cfg.insecure)
             else:
+                self.requests.uid_proof_key = keys.uid_proof_key(cfg)
                 self.auth = keys.start_authenticator(self.context, self.curve["authorized_nodes"])
         self.intake = self._socket(zmq.ROUTER, cfg.intake)
         self.snapshots = self._socket(zmq.ROUTER, cfg.snapshot)

@@ -165,6 +165,8 @@ SECRET_KEY_FILE = "var/secret_key"
 #   nodes/NAME.key              its public key              -> the broker's authorized_nodes/
 #   authorized_nodes/NAME.key   the node keys the broker accepts, each for the node
 #                               its file is named after (nothing else connects)
+#   uid_proof.secret            the uid proof key (chatstream/uid_proofs.py): not a
+#                               CURVE key; every node host and broker host
 # Under var/ (git-ignored) so a clone never carries keys.
 KEYS_DIR = "var/keys"
 KEY_FILES = {   # name -> (variable naming the file, its name in CHAT_KEYS_DIR)
@@ -172,6 +174,7 @@ KEY_FILES = {   # name -> (variable naming the file, its name in CHAT_KEYS_DIR)
     "authorized_nodes": ("CHAT_AUTHORIZED_NODES", "authorized_nodes"),
     "broker_public": ("CHAT_BROKER_PUBLIC_KEY", "broker.key"),
     "node_secret": ("CHAT_NODE_SECRET_KEY", "nodes/{node}.key_secret"),
+    "uid_proof": ("CHAT_UID_PROOF_KEY", "uid_proof.secret"),
 }
 # The nodes of scripts/run (supervisord.conf): scripts/keys init makes a key for each.
 LOCAL_NODES = ("node1", "node2", "node3")
@@ -496,6 +499,8 @@ class BrokerConfig:
     keys_dir: str = KEYS_DIR
     secret_key: str = ""
     authorized_nodes: str = ""
+    # The uid proof key's file ("" = its place in keys_dir): required with CURVE.
+    uid_proof_key: str = ""
     # Without keys the broker binds loopback only, unless this is set.
     insecure: bool = False
     max_frame_bytes: int = BROKER_MAX_FRAME_BYTES
@@ -665,6 +670,7 @@ def broker_config(environ=None):
         secret_key=env_str(KEY_FILES["broker_secret"][0], default.secret_key, environ),
         authorized_nodes=env_str(KEY_FILES["authorized_nodes"][0], default.authorized_nodes,
                                  environ),
+        uid_proof_key=env_str(KEY_FILES["uid_proof"][0], default.uid_proof_key, environ),
         insecure=env_str("CHAT_BROKER_INSECURE", "0", environ) == "1",
         # A node accepting larger payloads needs a broker that reads them.
         max_frame_bytes=env_int("CHAT_BROKER_MAX_FRAME_BYTES", env_int(

@@ -36,7 +36,8 @@ def test_create_never_overwrites_a_key(tmp_path):
 def test_init_makes_the_development_set_once_with_a_key_per_node(tmp_path):
     made = keys.init(tmp_path)
     names = sorted(p.relative_to(tmp_path).as_posix() for p in made)
-    assert names == sorted(["authorized_peers/broker.key", "broker.key", "broker.key_secret"]
+    assert names == sorted(["authorized_peers/broker.key", "broker.key", "broker.key_secret",
+                            "uid_proof.secret"]
                            + ["authorized_nodes/%s.key" % n for n in config.LOCAL_NODES]
                            + ["nodes/%s.key%s" % (n, s) for n in config.LOCAL_NODES
                               for s in ("", "_secret")])
@@ -47,9 +48,12 @@ def test_init_makes_the_development_set_once_with_a_key_per_node(tmp_path):
         authorized, own = tmp_path / "authorized_nodes" / (n + ".key"), tmp_path / "nodes" / (n + ".key")
         assert authorized.read_bytes() == own.read_bytes()
         assert mode(tmp_path / ("nodes/%s.key_secret" % n)) == 0o600
+    assert mode(tmp_path / "uid_proof.secret") == 0o600
     secret = (tmp_path / "broker.key_secret").read_bytes()
+    proof_key = (tmp_path / "uid_proof.secret").read_bytes()
     assert keys.init(tmp_path) == []
     assert (tmp_path / "broker.key_secret").read_bytes() == secret
+    assert (tmp_path / "uid_proof.secret").read_bytes() == proof_key
 
 
 def test_init_retires_an_older_sets_shared_node_key_and_says_so(tmp_path, caplog):

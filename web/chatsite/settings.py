@@ -168,6 +168,11 @@ CHAT_KEYS_DIR = env("CHAT_KEYS_DIR", shared.KEYS_DIR)
 CHAT_CURVE_KEYS = shared.curve_files({
     name: shared.key_path(name, CHAT_KEYS_DIR, env(shared.KEY_FILES[name][0], ""), CHAT_NODE_NAME)
     for name in ("broker_public", "node_secret")})
+# The uid proof key's file (chatstream/uid_proofs.py), read by the node's identities: with
+# CURVE the broker registers a connection's uid only with its proof, so a CURVE key alone
+# speaks for nobody.  None without CURVE (the broker then checks no names at all).
+CHAT_UID_PROOF_KEY_FILE = shared.key_path(
+    "uid_proof", CHAT_KEYS_DIR, env(shared.KEY_FILES["uid_proof"][0], ""))[0] if CHAT_CURVE_KEYS else None
 # The archiver (manage.py runarchiver, CHAT_NODE_NAME=archiver: its key is that name's)
 # subscribes to every room: room for a burst of the whole cluster's traffic while a
 # batch is written (a SUB socket drops past it, and the archiver catches up from the

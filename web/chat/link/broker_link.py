@@ -231,11 +231,11 @@ class BrokerLink:
         if room not in self.local:
             self.following.stop(room)
 
-    def member_joined(self, room, nick, uid=None):
-        """A connection (``uid``) joined ``room`` as ``nick``; :meth:`member_left`
-        takes the same three when it leaves."""
+    def member_joined(self, room, nick, uid=None, proof=None):
+        """A connection (``uid``, with its uid ``proof`` for the broker) joined ``room``
+        as ``nick``; :meth:`member_left` takes the same first three when it leaves."""
         self.following.in_use(room)
-        self.local.joined(room, nick, uid)
+        self.local.joined(room, nick, uid, proof)
 
     def member_left(self, room, nick, uid=None):
         if self.local.left(room, nick, uid):

@@ -7,12 +7,15 @@ import time
 
 import gevent
 
-from chatstream import config, fastjson
+from chatstream import config, fastjson, uid_proofs
 
 log = logging.getLogger(__name__)
 
 # The whole member set, however unchanged, at least this often (anti-entropy).
 FULL_REPORT_MS = 30_000
+# A member's uid (21 characters) and its proof in a report's ``proofs``, as JSON
+# ("<uid>":"<proof>",), counted per member: a uid in several rooms is counted each time.
+PROOF_ENTRY_BYTES = 21 + uid_proofs.PROOF_HEX_DIGITS + 6
 # Each node's first periodic whole set comes at a random point of its period: nodes
 # started together would send theirs in the same instant, and every publish would
 # wait behind them at the broker.
@@ -25,8 +28,10 @@ class LocalMembers:
     interval) reports the dirty rooms' lists at once, so a burst of joins costs
     one report, not one per join.  A report names each member as ``[nick, uid]``
     (the broker sequences a room event only from a uid its node registered in
-    the room), so before a connection's event goes out :meth:`register` sends its
-    room's pending change first, on the same socket.  Every report is sent in frames of at most
+    the room) and carries ``proofs``, {uid: proof} of its members' uids (the broker
+    registers no uid without its proof, chatstream/uid_proofs.py; a separate field, so
+    a broker older than the node ignores it), so before a connection's event goes out
+    :meth:`register` sends its room's pending change first, on the same socket.  Every report is sent in frames of at most
     ``max_report_bytes`` of rooms and nicks (``part`` 0, 1 ... with ``more``
     on all but the last), which the broker puts together before applying: the
     broker reads no frame larger than one message.
@@ -44,15 +49,20 @@ class LocalMembers:
         self.dirty = set()      # rooms whose members changed since the last report
         self.stopping = False   # said goodbye: report no more members
         self.full_reports = 0   # whole member sets sent so far
+        self.proofs = {}        # uid -> [its proof, memberships holding it]
 
     def __contains__(self, room):
         return room in self.rooms
 
-    def joined(self, room, nick, uid=None):
+    def joined(self, room, nick, uid=None, proof=None):
         members = self.rooms[room]
         members[nick, uid] += 1
         if members[nick, uid] == 1:
             self.dirty.add(room)
+        if proof is not None:
+            held = self.proofs.setdefault(uid, [proof, 0])
+            held[0] = proof
+            held[1] += 1
 
     def left(self, room, nick, uid=None):
         """Count one connection fewer (the ``nick`` and ``uid`` it joined with);
@@ -64,6 +74,11 @@ class LocalMembers:
         if members[nick, uid] <= 0:
             del members[nick, uid]
             self.dirty.add(room)
+        held = self.proofs.get(uid)
+        if held is not None:
+            held[1] -= 1
+            if held[1] <= 0:
+                del self.proofs[uid]
         empty = not members
         if empty:
             del self.rooms[room]
@@ -130,10 +145,17 @@ class LocalMembers:
         if self.stopping:
             return
         self.stopping = bye
-        parts = list(split_report(rooms, self.max_report_bytes))
+        proofs = self.proofs
+        parts = list(split_report(rooms, self.max_report_bytes,
+                                  PROOF_ENTRY_BYTES if proofs else 0))
         for part, chunk in enumerate(parts):
+            fields = {}
+            if proofs:
+                fields["proofs"] = {member[1]: proofs[member[1]][0] for members in chunk.values()
+                                    for member in members
+                                    if member.__class__ is list and member[1] in proofs}
             self.send("presence", node=self.node, rooms=chunk, full=full, bye=bye,
-                      part=part, more=part < len(parts) - 1)
+                      part=part, more=part < len(parts) - 1, **fields)
 
 
 def _member_order(member):
@@ -141,10 +163,13 @@ def _member_order(member):
     return nick, uid or ""
 
 
-def split_report(rooms, max_bytes):
+def split_report(rooms, max_bytes, member_extra_bytes=0):
     """{room: [nick]} as chunks of at most ``max_bytes`` of JSON each; a room
     too large for one chunk continues in the next (the broker joins its lists).
-    Always at least one chunk, possibly empty."""
+    Always at least one chunk, possibly empty.
+
+    :param member_extra_bytes: what else each member adds to its chunk's frame
+        (its uid's entry in ``proofs``)."""
     chunk, size = {}, 0
     for room, nicks in rooms.items():
         room_bytes = len(fastjson.dumpb(room)) + 4      # "room":[], separators
@@ -154,7 +179,7 @@ def split_report(rooms, max_bytes):
         listed = chunk[room] = []
         size += room_bytes
         for nick in nicks:
-            nick_bytes = len(fastjson.dumpb(nick)) + 1
+            nick_bytes = len(fastjson.dumpb(nick)) + 1 + member_extra_bytes
             if size + nick_bytes > max_bytes and (listed or len(chunk) > 1):
                 if not listed:
                     del chunk[room]

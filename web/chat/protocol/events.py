@@ -248,7 +248,7 @@ class ChatEvents:
             raise
         conn.rooms[room] = req["nick"]
         self.sio.enter_room(sid, room)
-        self.link.member_joined(room, req["nick"], conn.identity.uid)
+        self.link.member_joined(room, req["nick"], conn.identity.uid, conn.identity.proof)
         if previous is not None:          # a re-join: count the new nick first, so the
             self.link.member_left(room, previous, conn.identity.uid)   # room stays followed
         self._announce(room, "%s joined" % req["nick"])

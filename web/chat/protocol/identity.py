@@ -19,6 +19,11 @@ an HMAC of the session key): a logout names it to every node (chat/protocol/revo
 and each ends the connections opened with it.
 
 Rotating SECRET_KEY changes every uid (and ends every login session).
+
+With CURVE, each identity made here also carries its uid's ``proof``
+(chatstream/uid_proofs.py, under the uid proof key, not SECRET_KEY): the node registers
+the connection at the broker with it, and the broker registers no uid without one, so a
+node's CURVE key alone (without this node's keys and sessions) cannot speak as anyone.
 """
 import hashlib
 import hmac
@@ -26,7 +31,7 @@ import itertools
 import logging
 import secrets
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
 import gevent
@@ -34,6 +39,7 @@ from django.http.cookie import parse_cookie
 from gevent.event import AsyncResult, Event
 
 from accounts.names import skeleton
+from chatstream import uid_proofs
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +51,14 @@ class Identity:
     """A connection's identity: ``username`` is the account's, None for a guest;
     ``session`` the :func:`session_ref` of an account's login session (None for a guest);
     ``user_id`` the account's primary key and ``staff`` its ``is_staff``, as read when
-    the connection was made (a guest: None, False)."""
+    the connection was made (a guest: None, False); ``proof`` the uid's proof for the
+    broker (None without CURVE)."""
     uid: str
     username: str = None
     session: str = None
     user_id: int = None
     staff: bool = False
+    proof: str = None
 
     @property
     def guest(self):
@@ -117,15 +125,30 @@ def _database():
 
 
 class SessionIdentities:
-    """Accounts and guests from the Django session in a handshake's cookie."""
+    """Accounts and guests from the Django session in a handshake's cookie.
 
-    def __init__(self, secret_key=None):
+    :param uid_proof_key: the uid proof key (bytes); by default read from
+        ``CHAT_UID_PROOF_KEY_FILE`` (none without CURVE: identities carry no proof).
+    """
+
+    def __init__(self, secret_key=None, uid_proof_key=None):
         from django.conf import settings
         self.secret_key = secret_key or settings.SECRET_KEY
         self.cookie_name = settings.SESSION_COOKIE_NAME
         self.nicks = NickBatcher(_taken_skeletons)
+        if uid_proof_key is None and settings.CHAT_UID_PROOF_KEY_FILE:
+            uid_proof_key = uid_proofs.read_key(settings.CHAT_UID_PROOF_KEY_FILE)
+        self.uid_proof_key = uid_proof_key
 
     def identify(self, environ):
+        """The connection's :class:`Identity`, with its uid's proof when this node has
+        the key: the one place a node vouches for a uid, having read its session."""
+        identity = self._identify(environ)
+        if self.uid_proof_key is None:
+            return identity
+        return replace(identity, proof=uid_proofs.prove(self.uid_proof_key, identity.uid))
+
+    def _identify(self, environ):
         from importlib import import_module
 
         from django.conf import settings
