@@ -56,8 +56,13 @@ class Peer:
             self.out.curve_serverkey, self.out.curve_publickey, self.out.curve_secretkey = curve
         self.out.connect(args.send)
         if args.mode == "broker":
-            from chatstream import wire
+            from chatstream import config, uid_proofs, wire
             self.wire = wire
+            # a connection's uid, with its proof when the broker checks them (keys)
+            self.uid = "c%020x" % args.id
+            self.proofs = ({self.uid: uid_proofs.prove(uid_proofs.read_key(
+                os.path.join(args.keys, config.KEY_FILES["uid_proof"][1])), self.uid)}
+                if args.keys else {})
             self.rooms = ["pipe-%s-%d" % (args.run, r) for r in range(args.rooms)]
             self.pad = "x" * max(0, args.text_bytes)
             self.register()
@@ -80,7 +85,8 @@ class Peer:
         itself alive at the broker): with keys, the broker sequences a publish only from a
         member its node registered in the room.  On the socket the publishes take, first."""
         self.out.send(self.wire.encode("presence", node="peer%d" % self.args.id, full=True,
-                                       rooms={room: ["p%d" % self.args.id] for room in self.rooms}))
+                                       rooms={room: [["p%d" % self.args.id, self.uid]]
+                                              for room in self.rooms}, proofs=self.proofs))
 
     def send(self, phase, now_ns):
         a = self.args
@@ -95,7 +101,8 @@ class Peer:
             # quiet, as a node sends it (web/chat/link/acks.py): its own message on PUB is the ack
             self.out.send(self.wire.encode("publish", rid=k, room=self.rooms[k % len(self.rooms)],
                                            nick="p%d" % a.id, text=text, node="peer%d" % a.id,
-                                           cid="p%d-%s-%d" % (a.id, a.run, k), quiet=True))
+                                           uid=self.uid, cid="p%d-%s-%d" % (a.id, a.run, k),
+                                           quiet=True))
         self.sent[phase] += 1
 
     def on_delivery(self, phase, sender, k, t_send, now_ns, order_key, order_value):

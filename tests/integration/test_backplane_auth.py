@@ -5,7 +5,7 @@ keys, as scripts/run does).
 A peer without a key, or with a well-formed key the broker never authorised,
 reads nothing, gets no reply and injects nothing while the real cluster keeps
 serving; a node's own key speaks for that node only, and only as the connections that
-node registered in the room; a keyed peer sending frames over the limit is disconnected with the
+node registered in the room, each with its uid's proof (which the CURVE key alone cannot make); a keyed peer sending frames over the limit is disconnected with the
 broker's memory unmoved; without keys the broker binds beyond loopback only
 when told to, and says so loudly.
 """
@@ -20,9 +20,11 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from broker import keys
-from chatstream import config, wire
+from chatstream import config, uid_proofs, wire
 from harness.client import new_room
 from harness.processes import wait_until
+
+from .test_identity import PASSWORD, logged_in
 
 # Long enough for several heartbeats (1 s) and a message stream to reach a peer
 # that can read; a rogue peer must still have nothing after it.
@@ -365,3 +367,76 @@ def test_honest_members_are_never_refused_across_a_broker_restart_and_a_node_res
           "node registered again, 0 at a client" % c.broker.log().count("not registered its"))
     assert refusals == []                                      # no client was refused
     assert "refused: not one of the connections" not in c.broker.log()
+
+
+def test_a_node_key_without_the_uid_proof_key_cannot_register_or_speak_as_an_account(
+        make_cluster, client, zctx):
+    """node2's CURVE key alone (a copied key file, as row 5's attacker held) registering
+    and publishing as a real account (alice, logged in on node1), as a guest session's uid
+    and as an invented connection: no proof, or a made-up one, registers nobody, so every
+    publish is refused ``not_member`` and nothing is sequenced or delivered.  With the uid
+    proof key as well (a whole node host) the same frames pass: the proof is what counts."""
+    c = make_cluster()
+    c.start_broker()
+    c.start_nodes(("node1", "node2"))
+    made = c.manage("createsuperuser", "--noinput", env={
+        "DJANGO_SUPERUSER_USERNAME": "alice", "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+        "DJANGO_SUPERUSER_EMAIL": "alice@example.com"})
+    assert made.returncode == 0, made.stdout + made.stderr
+    http = logged_in(c.url("node1"), "alice")
+    room = new_room("proof")
+    alice = client(c.url("node1"), name="alice", cookies={"sessionid": http.cookies["sessionid"]})
+    alice.uid = alice.join(room)["uid"]
+    assert alice.uid.startswith("a")
+    impostor = c.broker_socket(zctx, zmq.DEALER, "intake", key="node2")
+    forged = [("alice", alice.uid), ("guest", "g" + "1" * 20), ("ghost", "c" + "2" * 20)]
+    members = {room: [[nick, uid] for nick, uid in forged]}
+    for proofs in ({}, {uid: "0" * uid_proofs.PROOF_HEX_DIGITS for _, uid in forged}):
+        impostor.send(wire.encode("presence", node="node2", rooms=members, full=True,
+                                  proofs=proofs))
+        for i, (nick, uid) in enumerate(forged):
+            impostor.send(publish_frame(room, "forged as %s" % nick, rid=i, nick=nick,
+                                        node="node2", uid=uid))
+        replies = [wire.decode(frames[0]) for frames in frames_within(impostor, 3.0)]
+        print("\nnode2's key, %s: %s" % ("proofs made up" if proofs else "no proofs",
+                                        [r.get("error") or r["type"] for r in replies]))
+        assert [r.get("error") for r in replies] == ["not_member"] * len(forged)
+    log = c.broker.log()
+    assert log.count("dropped from its report") == 1      # logged, once per interval
+    assert alice.room_messages(room) == []                          # nothing delivered ...
+    assert alice.send(room, "the first real message")["seq"] == 1   # ... or sequenced
+    # The proof key is what node2's key lacked: a whole node host holds it, and passes.
+    proof_key = uid_proofs.read_key(c.keys_dir / "uid_proof.secret")
+    impostor.send(wire.encode("presence", node="node2", rooms=members, full=True,
+                              proofs={uid: uid_proofs.prove(proof_key, uid) for _, uid in forged}))
+    impostor.send(publish_frame(room, "as alice", rid=9, nick="alice", node="node2",
+                                uid=alice.uid))
+    assert impostor.poll(5000) and wire.decode(impostor.recv())["type"] == "published"
+
+
+def test_honest_accounts_and_guests_on_every_node_are_registered_with_their_proofs(
+        make_cluster, client):
+    """An account and a guest session on each node send at once, and each sees the
+    other's message: no member of a real node was dropped for its proof."""
+    c = make_cluster()
+    c.start_broker()
+    c.start_nodes(("node1", "node2"))
+    made = c.manage("createsuperuser", "--noinput", env={
+        "DJANGO_SUPERUSER_USERNAME": "bob", "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+        "DJANGO_SUPERUSER_EMAIL": "bob@example.com"})
+    assert made.returncode == 0, made.stdout + made.stderr
+    room = new_room("proven")
+    people = []
+    for node in ("node1", "node2"):
+        bob = logged_in(c.url(node), "bob")
+        guest = requests.Session()
+        assert guest.get(c.url(node) + "/r/lobby/", timeout=10).status_code == 200
+        for name, http in (("bob-" + node, bob), ("guest-" + node, guest)):
+            who = client(c.url(node), name=name, cookies={"sessionid": http.cookies["sessionid"]})
+            who.join(room, nick=False if http is bob else name)
+            people.append(who)
+    for i, who in enumerate(people):
+        assert who.send(room, "hello %d" % i)["ok"]
+    for who in people:
+        assert len(who.wait_messages(room, len(people))) == len(people)
+    assert "dropped from its report" not in c.broker.log()
