@@ -184,7 +184,9 @@ class IntakeHandlers:
             text = _ruled(rules.text, _field(body, "text", str))
         if body.get("staff") is True and kind == room_events.DELETE:
             # A staff member's delete from the Django admin of that node: no connection
-            # in the room to register; the node checked the account's staff flag.
+            # in the room to register; the node checked the account's staff flag, and
+            # vouches for the uid with its proof, as for a registration.
+            self.own_proof(peer, node, uid, body.get("proof"))
             log.info("node %s: a staff delete of #%d in %s by uid %s", node, target, room, uid)
         else:
             self.own_member(peer, node, room, uid, nick)
@@ -366,6 +368,17 @@ class IntakeHandlers:
         chatstream.rules functions); a missing field or a refusal is a RequestError."""
         self._own_node(_ruled(_node_name, _field(body, "node", str)), peer)
         return {name: _ruled(check, body.get(name)) for name, check in checks.items()}
+
+    def own_proof(self, peer, node, uid, proof):
+        """Refuse (:class:`NotMember`) a request naming ``uid`` outside any registration
+        (a staff delete) unless ``proof`` is its uid proof: a CURVE key alone has none."""
+        if peer is None or self.uid_proof_key is None:
+            return
+        if not uid_proofs.verify(self.uid_proof_key, uid, proof):
+            metrics.NOT_MEMBER.inc()
+            self.strangers.note("node %s: a request as uid %s without its uid proof refused",
+                                node, uid)
+            raise NotMember("not_member: node %s sent no valid uid proof for %s" % (node, uid))
 
     def own_member(self, peer, node, room, uid, nick=None):
         """Refuse (:class:`NotMember`) a room event -- a message, an edit, a delete --

@@ -5,8 +5,9 @@ keys, as scripts/run does).
 A peer without a key, or with a well-formed key the broker never authorised,
 reads nothing, gets no reply and injects nothing while the real cluster keeps
 serving; a node's own key speaks for that node only, and only as the connections that
-node registered in the room, each with its uid's proof (which the CURVE key alone cannot make); a keyed peer sending frames over the limit is disconnected with the
-broker's memory unmoved; without keys the broker binds beyond loopback only
+node registered in the room, each with its uid's proof (which the CURVE key alone cannot
+make); a keyed peer sending frames over the limit is disconnected with the broker's memory
+unmoved; without keys the broker binds beyond loopback only
 when told to, and says so loudly.
 """
 import os

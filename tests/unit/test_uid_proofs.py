@@ -175,3 +175,19 @@ def test_a_nodes_connections_speak_with_their_proofs_also_after_a_broker_restart
     with pytest.raises(NotMember):
         link.sequence("r", "bob", "unproven", cid="c3", uid=BOB)
     link.close()
+
+
+def test_a_staff_delete_needs_the_staff_uids_proof():
+    broker = proving_broker()
+    node = broker.transport(peer="n1")
+    report(node, [["ann", ANN]], {ANN: uid_proofs.prove(KEY, ANN)})
+    message = publish(node, ANN, "ann")["message"]
+    epoch = broker.broker.sequencer.rooms["r"].epoch
+
+    def staff_delete(proof, cid):
+        return ask(node, "change", room="r", kind="delete", target=message["seq"], epoch=epoch,
+                   node="n1", uid=BOB, cid=cid, staff=True,
+                   **({} if proof is None else {"proof": proof}))
+    assert staff_delete(None, "d1")["error"] == "not_member"
+    assert staff_delete("0" * 32, "d2")["error"] == "not_member"
+    assert staff_delete(uid_proofs.prove(KEY, BOB), "d3")["type"] == "published"

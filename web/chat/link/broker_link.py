@@ -197,12 +197,14 @@ class BrokerLink:
                 if self.local.full_reports == reports:   # none sent meanwhile
                     self.local.report_all()
 
-    def change(self, room, epoch, kind, target, uid, nick=None, text=None, staff=False):
+    def change(self, room, epoch, kind, target, uid, nick=None, text=None, staff=False,
+               proof=None):
         """Have the broker sequence an edit (``nick``, ``text``) or delete of message
         ``target`` of ``(room, epoch)``, decided here to be allowed; returns the event.
 
         :param staff: a staff member's delete from the Django admin, who is no
             connection in the room (the broker takes it without one, see on_change).
+        :param proof: with ``staff``, ``uid``'s uid proof (chatstream/uid_proofs.py).
         Raises :class:`~chat.link.channel.Refused` (``not_found``) when the broker
         finds the target gone, :class:`BrokerUnavailable` when it is not sequenced in time.
         """
@@ -212,7 +214,7 @@ class BrokerLink:
         fields.update(room=room, kind=kind, target=target, epoch=epoch, node=self.node, uid=uid,
                       cid="e-" + uuid.uuid4().hex)
         if staff:
-            return self.intake.request("change", self.ack_timeout_s, staff=True,
+            return self.intake.request("change", self.ack_timeout_s, staff=True, proof=proof,
                                        **fields)["message"]
         return self.as_member(room, lambda timeout: self.intake.request(
             "change", timeout, **fields))["message"]

@@ -31,8 +31,8 @@ class LocalMembers:
     the room) and carries ``proofs``, {uid: proof} of its members' uids (the broker
     registers no uid without its proof, chatstream/uid_proofs.py; a separate field, so
     a broker older than the node ignores it), so before a connection's event goes out
-    :meth:`register` sends its room's pending change first, on the same socket.  Every report is sent in frames of at most
-    ``max_report_bytes`` of rooms and nicks (``part`` 0, 1 ... with ``more``
+    :meth:`register` sends its room's pending change first, on the same socket.
+    Every report is sent in frames of at most ``max_report_bytes`` of rooms and nicks (``part`` 0, 1 ... with ``more``
     on all but the last), which the broker puts together before applying: the
     broker reads no frame larger than one message.
 

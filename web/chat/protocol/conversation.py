@@ -14,7 +14,7 @@ import time
 
 import gevent
 
-from chatstream import room_events
+from chatstream import room_events, uid_proofs
 
 from ..link import BrokerUnavailable, Refused
 from ..operations import metrics
@@ -154,9 +154,12 @@ def delete_as_staff(room, epoch, seq, uid):
     sio = current_server()
     if sio is None:
         raise RuntimeError("not a chat node: no broker link to sequence the delete")
+    from django.conf import settings
+    key_file = settings.CHAT_UID_PROOF_KEY_FILE     # the broker takes the uid with its proof
+    proof = uid_proofs.prove(uid_proofs.read_key(key_file), uid) if key_file else None
     try:
         return sio.manager.link.change(room, epoch, room_events.DELETE, seq, uid,
-                                       staff=True)["seq"]
+                                       staff=True, proof=proof)["seq"]
     except Refused as exc:
         raise ContractError(exc.code, exc.detail) from None
     except BrokerUnavailable as exc:
