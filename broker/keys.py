@@ -3,7 +3,8 @@
 ``python -m broker.keys`` (``scripts/keys``) makes key pairs with
 ``zmq.auth.create_certificates``, secret files readable by their owner only::
 
-    scripts/keys init [DIR] [--nodes N..]  # a development set, idempotent (scripts/run)
+    scripts/keys init [DIR] [--nodes N..]  # a development set and the uid proof key,
+                                           # idempotent (scripts/run)
     scripts/keys add-node NAME [DIR]       # node NAME's pair in DIR/nodes/, authorised
     scripts/keys broker NAME --out DIR     # DIR/NAME.key, DIR/NAME.key_secret
     scripts/keys node NAME --out DIR       # the same, for node NAME on another host
@@ -365,9 +366,10 @@ def main(argv=None):
     if args.command == "node":
         print("authorise it for node %s: copy %s into the broker host's %s/ under that name "
               "(the broker lets it speak for %s only); give %s (as %s/%s.key_secret, or named "
-              "by CHAT_NODE_SECRET_KEY) and the broker's broker.key to the node host"
+              "by CHAT_NODE_SECRET_KEY), the broker's broker.key and the uid proof key %s (0600) "
+              "to the node host"
               % (args.name, made[0], shared.KEY_FILES["authorized_nodes"][1], args.name, made[1],
-                 NODE_KEYS, args.name))
+                 NODE_KEYS, args.name, shared.KEY_FILES["uid_proof"][1]))
     elif args.command == "broker":
         print("%s stays on the broker host; %s goes to every node host" % (made[1], made[0]))
     return 0

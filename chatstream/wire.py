@@ -45,9 +45,10 @@ Bodies by type (besides ``v`` and ``type``):
   reply when the message is new -- the node takes the message on PUB (it carries
   node and cid) as the ack; a duplicate or a refusal is still answered
 - ``change``    {rid, room, kind: "edit"|"delete", target, epoch, node, uid, cid, nick?,
-  text?, staff?}: an edit (with ``nick`` and ``text``) or delete of message ``target`` of
-  ``epoch``, decided by the node (author or moderator; ``staff: true`` on a delete from the
-  Django admin, whose ``uid`` is no connection in the room); the broker sequences it as a
+  text?, staff?, proof?}: an edit (with ``nick`` and ``text``) or delete of message
+  ``target`` of ``epoch``, decided by the node (author or moderator; ``staff: true`` on a
+  delete from the Django admin, whose ``uid`` is no connection in the room, with the uid's
+  ``proof``, chatstream/uid_proofs.py); the broker sequences it as a
   room event of its own (chatstream/room_events.py) -- answered ``published``, or
   ``error`` ``not_found`` when the target is not (or no longer) a message of the room
 - ``published`` {rid, message: Message, duplicate: bool}
@@ -55,9 +56,11 @@ Bodies by type (besides ``v`` and ``type``):
   ``presence``); ``text`` is "<nick> joined" or "<nick> left"
   (chatstream.rules.announcement).  The broker publishes it as an
   ``announcement`` on the room's topic, in order with the room's messages
-- ``presence``  node -> broker {node, rooms: {room: [[nick, uid]]}, full, bye, part,
-  more}: the node's members, one per connection's nick and uid (a bare nick: a
-  member without a uid); changed rooms every presence interval (a room's change
+- ``presence``  node -> broker {node, rooms: {room: [[nick, uid]]}, proofs: {uid: proof},
+  full, bye, part, more}: the node's members, one per connection's nick and uid (a bare
+  nick: a member without a uid), with the proof of each uid of the frame
+  (chatstream/uid_proofs.py; with CURVE the broker drops a member without a valid one,
+  and a broker before proofs ignores the field); changed rooms every presence interval (a room's change
   at once before a connection's message in it), an empty
   report as keepalive every heartbeat; ``full``: its whole state, every 30 s and
   after a resync or a stall; ``bye``: the node is stopping), in
