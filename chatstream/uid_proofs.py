@@ -14,9 +14,10 @@ Stdlib only: the broker and the nodes both use it.
 """
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
+
+from chatstream import secret_files
 
 KEY_BYTES = 32          # 256 bits: HMAC-SHA256's own strength
 PROOF_HEX_DIGITS = 32   # 128 bits: nobody without K forges one, online or off
@@ -42,15 +43,7 @@ def verify(key, uid, proof):
 
 def make_key(path):
     """Make ``path`` holding a new random key (mode 0600) unless it exists; True if made."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_hex(KEY_BYTES) + "\n")
-    return True
+    return secret_files.create(path, secrets.token_hex(KEY_BYTES) + "\n")
 
 
 def read_key(path):

@@ -370,6 +370,13 @@ def test_honest_members_are_never_refused_across_a_broker_restart_and_a_node_res
     assert "refused: not one of the connections" not in c.broker.log()
 
 
+def make_account(cluster, username):
+    made = cluster.manage("createsuperuser", "--noinput", env={
+        "DJANGO_SUPERUSER_USERNAME": username, "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+        "DJANGO_SUPERUSER_EMAIL": "%s@example.com" % username})
+    assert made.returncode == 0, made.stdout + made.stderr
+
+
 def test_a_node_key_without_the_uid_proof_key_cannot_register_or_speak_as_an_account(
         make_cluster, client, zctx):
     """node2's CURVE key alone (a copied key file, as row 5's attacker held) registering
@@ -380,10 +387,7 @@ def test_a_node_key_without_the_uid_proof_key_cannot_register_or_speak_as_an_acc
     c = make_cluster()
     c.start_broker()
     c.start_nodes(("node1", "node2"))
-    made = c.manage("createsuperuser", "--noinput", env={
-        "DJANGO_SUPERUSER_USERNAME": "alice", "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
-        "DJANGO_SUPERUSER_EMAIL": "alice@example.com"})
-    assert made.returncode == 0, made.stdout + made.stderr
+    make_account(c, "alice")
     http = logged_in(c.url("node1"), "alice")
     room = new_room("proof")
     alice = client(c.url("node1"), name="alice", cookies={"sessionid": http.cookies["sessionid"]})
@@ -422,10 +426,7 @@ def test_honest_accounts_and_guests_on_every_node_are_registered_with_their_proo
     c = make_cluster()
     c.start_broker()
     c.start_nodes(("node1", "node2"))
-    made = c.manage("createsuperuser", "--noinput", env={
-        "DJANGO_SUPERUSER_USERNAME": "bob", "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
-        "DJANGO_SUPERUSER_EMAIL": "bob@example.com"})
-    assert made.returncode == 0, made.stdout + made.stderr
+    make_account(c, "bob")
     room = new_room("proven")
     people = []
     for node in ("node1", "node2"):

@@ -1,16 +1,17 @@
 """Django's SECRET_KEY for the nodes: from the environment, or from a file made once.
 
-Stdlib only, so scripts/setup and the test harness can run it before Django is set up:
+Stdlib and chatstream only, so scripts/setup and the test harness can run it before Django is set up:
 
     python web/chatsite/secret_key.py var/secret_key   # makes the file (0600) unless it exists
 
 Every node of a cluster must use the same key: it signs the session data and
 derives the ``uid`` of accounts and guests (chat/protocol/identity.py).
 """
-import os
 import secrets
 import sys
 from pathlib import Path
+
+from chatstream import secret_files
 
 KEY_BYTES = 50   # Django's own startproject key has 50 characters; this is more entropy
 
@@ -34,15 +35,7 @@ def read(environ, default_file):
 
 def ensure(path):
     """Make ``path`` with a new random key (mode 0600) unless it exists; True if made."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as out:
-        out.write(secrets.token_urlsafe(KEY_BYTES) + "\n")
-    return True
+    return secret_files.create(path, secrets.token_urlsafe(KEY_BYTES) + "\n")
 
 
 def main(argv):
