@@ -116,7 +116,9 @@ class ChatSocket(engineio_socket.Socket):
         queued, self.queue = self.queue, conn
         while not queued.empty():        # the OPEN packet, what the upgrade held back
             pkt = queued.get_nowait()
-            if pkt is not None:
+            # but the probe's NOOP, there when no poll was pending to take it: it means
+            # "end this poll", nothing on a websocket (engine.io sends it to a pending poll only)
+            if pkt is not None and pkt.packet_type != engineio_packet.NOOP:
                 conn.put(pkt)
         self.conn = conn
         self.poll_connection = None
