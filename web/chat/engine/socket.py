@@ -57,17 +57,19 @@ class ChatSocket(engineio_socket.Socket):
         round (up to ``ping_timeout`` later) and answer the poll meanwhile.  Closed
         here, the request gets 400 (engineio's answer to ``EngineIOError``).  A poll that
         races its session's upgrade waits for it (``UPGRADE_WAIT_S``): upgraded, it is 400.
-        A second websocket while one probes is 400 at once, as engine.io closes it; engineio
-        let it probe too, and it held the session's upgrade state for up to a ping period."""
+        A second websocket while one probes is 400, as engine.io closes it, once the probe is
+        done (or ``UPGRADE_WAIT_S``): engineio let it probe too, holding the session's upgrade
+        state for up to a ping period, and refused at once its close could reach the client
+        before the first one's ``3probe``."""
         if not self.check_ping_timeout():
             raise SocketIsClosedError()
         upgrade = "upgrade" in environ.get("HTTP_CONNECTION", "").lower()
-        if self.upgrading and upgrade:
-            return SECOND_UPGRADE
-        if self.upgrading and not upgrade:
+        if self.upgrading:
             deadline = time.monotonic() + UPGRADE_WAIT_S
             while self.upgrading and time.monotonic() < deadline:
                 gevent.sleep(UPGRADE_WAIT_STEP_S)
+            if upgrade:
+                return SECOND_UPGRADE
             if self.upgraded:
                 return UPGRADED_POLL
         self.poll_connection = environ.get(TCP_SOCKET_KEY)
